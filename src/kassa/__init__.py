@@ -1,0 +1,1 @@
+"""Kassa: a self-hosted crypto payment and withdrawal gateway."""

@@ -1,0 +1,1 @@
+"""Customer accounts: the host service's users and their USD balances."""

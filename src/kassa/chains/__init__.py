@@ -1,0 +1,1 @@
+"""Chain adapters: per-blockchain clients for watching deposits and broadcasting transfers."""

@@ -1,0 +1,72 @@
+"""Clocks. Money code never reads the process's wall clock directly.
+
+`DatabaseClock` asks the database inside the current unit of work, so every process sharing a
+PostgreSQL server agrees on "now" (and on SQLite there is one process anyway). `ManualClock` is
+for tests and for the devnet's scenario clock: it only moves when told to.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection, text
+
+
+class Clock(Protocol):
+    @property
+    def server_side(self) -> bool:
+        """True when the database itself is the clock (stored functions may call now())."""
+        ...
+
+    def now(self, conn: Connection) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+
+class DatabaseClock:
+    server_side = True
+
+    def now(self, conn: Connection) -> datetime:
+        if conn.dialect.name == "postgresql":
+            value = conn.execute(text("SELECT now()")).scalar_one()
+        else:
+            raw = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            value = datetime.fromisoformat(str(raw))
+        return as_utc(value)
+
+
+class ManualClock:
+    """A clock that moves only when told. Thread-safe."""
+
+    server_side = False
+
+    def __init__(self, start: datetime) -> None:
+        self._now = as_utc(start)
+        self._lock = threading.Lock()
+
+    def now(self, conn: Connection | None = None) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta(0):
+            raise ValueError("a manual clock never moves backwards")
+        with self._lock:
+            self._now += delta
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        when = as_utc(when)
+        with self._lock:
+            if when < self._now:
+                raise ValueError("a manual clock never moves backwards")
+            self._now = when
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes from the database are UTC; aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,78 @@
+"""Column types that keep money exact on both databases.
+
+`Amount` holds any integer in -(2**256-1) … 2**256-1 (wei included). PostgreSQL stores it as
+NUMERIC(78,0). SQLite has only 64-bit integers and would silently turn anything larger into a
+REAL, so there it is stored as canonical decimal TEXT and all arithmetic happens in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Numeric, String
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+AMOUNT_LIMIT = 2**256 - 1
+
+
+class Amount(TypeDecorator[int]):
+    """An exact integer amount of minor units (satoshi, wei, sun, micro-USD)."""
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(80))
+        return dialect.type_descriptor(Numeric(78, 0, asdecimal=True))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if type(value) is not int:
+            raise TypeError(f"amounts are ints of minor units, got {type(value).__name__}")
+        if abs(value) > AMOUNT_LIMIT:
+            raise ValueError("amount outside ±(2**256-1)")
+        if dialect.name == "sqlite":
+            return str(value)
+        return Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            if value != value.to_integral_value():
+                raise ValueError(f"non-integral amount {value} in the database")
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return int(value)
+        raise TypeError(f"unexpected stored amount {value!r}")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes. SQLite stores naive UTC text in one fixed format, so
+    lexical order is time order and range queries work."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

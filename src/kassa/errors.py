@@ -1,0 +1,39 @@
+"""Domain errors with stable codes.
+
+Every error a user or operator can provoke is a `KassaError` subclass with a stable `code`
+(snake_case, never renamed once released). The API maps codes to HTTP statuses in one table
+(`kassa.api.problems`); domain packages never know about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KassaError(Exception):
+    """Base of all domain errors. `detail` is a sentence a support agent can read."""
+
+    code: ClassVar[str] = "kassa_error"
+    title: ClassVar[str] = "Request failed"
+    recorded: ClassVar[bool] = False
+    """True for refusals raised after the refusal itself was recorded (under an idempotency
+    key, or with a consequence such as an expired hold): the unit of work commits them."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(KassaError):
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(KassaError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class InvalidRequest(KassaError):
+    code = "invalid_request"
+    title = "Invalid request"

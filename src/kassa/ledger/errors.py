@@ -1,0 +1,92 @@
+"""Ledger refusals. Each has a stable code; the API maps codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from kassa.errors import Conflict, InvalidRequest, KassaError, NotFound
+
+
+class InsufficientFunds(KassaError):
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+    recorded = True
+
+
+class AccountFrozen(KassaError):
+    code = "account_frozen"
+    title = "Account frozen"
+    recorded = True
+
+
+class AccountNotFound(NotFound):
+    code = "ledger_account_not_found"
+    title = "Ledger account not found"
+
+
+class TransactionNotFound(NotFound):
+    code = "transaction_not_found"
+    title = "Transaction not found"
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+    title = "Hold not found"
+
+
+class HoldAlreadyResolved(Conflict):
+    code = "hold_already_resolved"
+    title = "Hold already resolved"
+    recorded = True
+
+
+class HoldExpired(Conflict):
+    code = "hold_expired"
+    title = "Hold expired"
+    recorded = True
+
+
+class CaptureExceedsHold(InvalidRequest):
+    code = "capture_exceeds_hold"
+    title = "Capture exceeds hold"
+    recorded = True
+
+
+class UnbalancedTransaction(InvalidRequest):
+    code = "unbalanced_transaction"
+    title = "Unbalanced transaction"
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    title = "Transaction already reversed"
+    recorded = True
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    code = "invalid_idempotency_key"
+    title = "Invalid idempotency key"
+
+
+class LedgerInvariantBroken(KassaError):
+    """A bug or tampering, never a user error: the ledger refuses to continue."""
+
+    code = "ledger_invariant_broken"
+    title = "Ledger invariant broken"
+
+
+#: Refusals that are stored under an idempotency key and replayed on retries.
+REPLAYABLE: dict[str, type[KassaError]] = {
+    cls.code: cls
+    for cls in (
+        InsufficientFunds,
+        AccountFrozen,
+        HoldAlreadyResolved,
+        HoldExpired,
+        CaptureExceedsHold,
+        AlreadyReversed,
+    )
+}

@@ -1,0 +1,190 @@
+"""Idempotency keys, enforced by the unique constraint on (scope, key).
+
+A money-moving operation first *claims* its key by inserting the record with no outcome. On
+PostgreSQL a concurrent claim of the same key blocks on the unique index until the first
+transaction ends, then sees the stored outcome; on SQLite writers are serialised. The record is
+completed with the outcome (`ok` + resource id, or a refusal code + detail) in the same
+transaction as the effect, so a committed record always has an outcome and a rolled-back
+operation leaves no record. Same key + same request → the stored outcome, refusals included;
+same key + different request → `IdempotencyKeyReused`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from kassa.errors import KassaError
+from kassa.ledger.errors import (
+    REPLAYABLE,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    LedgerInvariantBroken,
+)
+from kassa.ledger.tables import idempotency_record
+
+OK = "ok"
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A caller's key within its scope (an API key id, or 'system' for chain-derived keys)."""
+
+    scope: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not self.key or len(self.key) > MAX_KEY_LENGTH:
+            raise InvalidIdempotencyKey(
+                f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters, got {len(self.key)}"
+            )
+        if not all("!" <= ch <= "~" for ch in self.key):
+            raise InvalidIdempotencyKey(
+                "an idempotency key uses printable ASCII without spaces (for example a UUID)"
+            )
+        if not self.scope or len(self.scope) > 100:
+            raise InvalidIdempotencyKey("an idempotency scope has 1 to 100 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What is being asked, reduced to a fingerprint that replays must match."""
+
+    key: IdempotencyKey
+    operation: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: IdempotencyKey, operation: str, params: Mapping[str, Any]) -> Request:
+        return cls(key, operation, fingerprint(operation, params))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    outcome: str
+    resource_id: str | None
+    detail: str | None
+
+    def raise_if_refused(self) -> None:
+        if self.outcome != OK:
+            raise REPLAYABLE[self.outcome](self.detail or self.outcome)
+
+    @property
+    def resource_uuid(self) -> uuid.UUID:
+        """The created resource of a successful outcome."""
+        self.raise_if_refused()
+        if self.resource_id is None:
+            raise LedgerInvariantBroken("a successful idempotent outcome names its resource")
+        return uuid.UUID(self.resource_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: int
+
+
+def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        {"operation": operation, "params": params},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOutcome:
+    """Insert the key, or return the outcome stored under it by an earlier request."""
+    values = {
+        "scope": request.key.scope,
+        "key": request.key.key,
+        "operation": request.operation,
+        "fingerprint": request.fingerprint,
+        "created_at": now,
+    }
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(idempotency_record)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(idempotency_record.c.id)
+    )
+    record_id = conn.execute(statement).scalar_one_or_none()
+    if record_id is not None:
+        return Claim(record_id)
+    row = conn.execute(
+        select(
+            idempotency_record.c.operation,
+            idempotency_record.c.fingerprint,
+            idempotency_record.c.outcome,
+            idempotency_record.c.resource_id,
+            idempotency_record.c.detail,
+        ).where(
+            idempotency_record.c.scope == request.key.scope,
+            idempotency_record.c.key == request.key.key,
+        )
+    ).one()
+    return replayed(
+        request, row.operation, row.fingerprint, row.outcome, row.resource_id, row.detail
+    )
+
+
+def replayed(
+    request: Request,
+    operation: str,
+    stored_fingerprint: str,
+    outcome: str | None,
+    resource_id: str | None,
+    detail: str | None,
+) -> StoredOutcome:
+    """Check a stored record against the new request and return its outcome."""
+    if operation != request.operation or stored_fingerprint != request.fingerprint:
+        raise IdempotencyKeyReused(
+            f"idempotency key {request.key.key!r} was already used for a different request "
+            f"({operation}); use a new key for a new request"
+        )
+    if outcome is None:
+        # Only visible inside the transaction that claimed it: one unit of work reused a key.
+        raise LedgerInvariantBroken(f"idempotency key {request.key.key!r} claimed twice")
+    return StoredOutcome(outcome, resource_id, detail)
+
+
+def complete(
+    conn: Connection, claimed: Claim, outcome: str, resource_id: str | None, detail: str | None
+) -> None:
+    conn.execute(
+        update(idempotency_record)
+        .where(idempotency_record.c.id == claimed.record_id)
+        .values(outcome=outcome, resource_id=resource_id, detail=detail)
+    )
+
+
+def complete_refused(conn: Connection, claimed: Claim, error: KassaError) -> None:
+    if error.code not in REPLAYABLE:
+        raise LedgerInvariantBroken(f"refusal {error.code} cannot be stored for replay")
+    complete(conn, claimed, error.code, None, error.detail)
+
+
+def complete_refused_by_key(conn: Connection, request: Request, error: KassaError) -> None:
+    """Store a refusal on a record claimed inside a stored function (we only know its key)."""
+    if error.code not in REPLAYABLE:
+        raise LedgerInvariantBroken(f"refusal {error.code} cannot be stored for replay")
+    conn.execute(
+        update(idempotency_record)
+        .where(
+            idempotency_record.c.scope == request.key.scope,
+            idempotency_record.c.key == request.key.key,
+        )
+        .values(outcome=error.code, detail=error.detail)
+    )

@@ -1,0 +1,368 @@
+"""The journal: the one place balances change.
+
+Design
+------
+Every change to a ledger account goes through `post`: a list of `Line`s, each moving an
+account's posted sums (a signed posting: + debit, − credit) and/or its pending sums (holds).
+Posted lines must sum to zero per asset and pending debits must equal pending credits per
+asset; a transaction with posted lines has at least two postings. Postings and transactions
+are append-only (database triggers refuse UPDATE and DELETE); corrections are reversals.
+
+Within the caller's database transaction, `post`:
+1. claims the idempotency key, if one is given (a replay returns the stored outcome);
+2. locks every touched account row in ascending id order (no deadlocks between entries);
+3. checks, before writing anything, that no account that may not go negative has its available
+   balance (posted − pending outgoing) reduced below zero — unless the entry is a forced
+   reversal, which may, leaving the account frozen until credits cover it;
+4. inserts the transaction and its postings and updates the four running sums per account;
+5. completes the idempotency record.
+
+Two implementations share these rules: `PortableJournal` (SQLAlchemy Core; used on SQLite, and
+runnable on PostgreSQL) and `PostgresJournal`, which does steps 1–5 in one round trip through the
+stored function `kassa_post_entry` (migration 0001). The property tests run both.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+
+from kassa.errors import KassaError
+from kassa.ledger import idempotency
+from kassa.ledger.errors import (
+    AccountFrozen,
+    AccountNotFound,
+    InsufficientFunds,
+    LedgerInvariantBroken,
+    UnbalancedTransaction,
+)
+from kassa.ledger.idempotency import OK, Request, StoredOutcome
+from kassa.ledger.model import NormalSide, TransactionKind
+from kassa.ledger.tables import ledger_account, ledger_posting, ledger_transaction
+from kassa.money import Money, asset
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One account's share of an entry, in minor units of the account's asset."""
+
+    account_id: int
+    posted: int = 0
+    """Signed posting: positive debits the account, negative credits it; 0 for none."""
+    pending_debits: int = 0
+    """Change of the account's pending debits (+ reserve, − release)."""
+    pending_credits: int = 0
+    """Change of the account's pending credits."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    lines: Sequence[Line]
+    kind: TransactionKind
+    memo: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    reverses_id: uuid.UUID | None = None
+    hold_id: uuid.UUID | None = None
+    metadata: Mapping[str, Any] | None = None
+    force: bool = False
+    """Only for reversals: may take non-negative accounts below zero (they become frozen)."""
+    transaction_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def has_postings(self) -> bool:
+        return any(line.posted for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The entry was applied; `transaction_id` is None when it only moved pending sums."""
+
+    transaction_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    stored: StoredOutcome
+
+
+PostResult = Posted | Replayed
+
+
+class Journal(Protocol):
+    def post(
+        self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
+    ) -> PostResult:
+        """Apply `entry` (or return the stored outcome of `request`'s key). Raises
+        InsufficientFunds / AccountFrozen after storing the refusal under the key."""
+        ...
+
+
+def journal_for(conn: Connection) -> Journal:
+    if conn.dialect.name == "postgresql":
+        return POSTGRES_JOURNAL
+    return PORTABLE_JOURNAL
+
+
+def _validate_shape(entry: Entry) -> None:
+    if not entry.lines:
+        raise UnbalancedTransaction("an entry needs at least one line")
+    for line in entry.lines:
+        for value in (line.posted, line.pending_debits, line.pending_credits):
+            if type(value) is not int:
+                raise TypeError("ledger lines carry int minor units")
+    if entry.has_postings and sum(1 for line in entry.lines if line.posted) < 2:
+        raise UnbalancedTransaction("a journal transaction needs at least two postings")
+    if entry.force and entry.kind is not TransactionKind.REVERSAL:
+        raise LedgerInvariantBroken("only reversals may force an account below zero")
+
+
+def available(
+    normal_side: str, debits: int, credits: int, debits_pending: int, credits_pending: int
+) -> int:
+    """Posted balance on the normal side minus pending outgoing."""
+    if normal_side == NormalSide.CREDIT:
+        return credits - debits - debits_pending
+    return debits - credits - credits_pending
+
+
+def refusal(code: str, account_code: str, asset_code: str, before: int, after: int) -> KassaError:
+    """The error for an entry that would take `account_code` from `before` to `after`."""
+    unit = asset(asset_code)
+    have = Money(before, unit)
+    need = Money(before - after, unit)
+    if before < 0:
+        return AccountFrozen(
+            f"account {account_code} is frozen: its balance is {have} after a reversal; "
+            "nothing can leave it until credits cover the shortfall"
+        )
+    return InsufficientFunds(f"account {account_code} has {have} available; this needs {need}")
+
+
+class PortableJournal:
+    """SQLAlchemy Core implementation; runs on SQLite and PostgreSQL."""
+
+    def post(
+        self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
+    ) -> PostResult:
+        if now is None:
+            raise LedgerInvariantBroken("the portable journal needs an explicit time")
+        _validate_shape(entry)
+        claimed = None
+        if request is not None:
+            result = idempotency.claim(conn, request, now)
+            if isinstance(result, StoredOutcome):
+                return Replayed(result)
+            claimed = result
+        try:
+            transaction_id = self._apply(conn, entry, now)
+        except (InsufficientFunds, AccountFrozen) as refused:
+            if claimed is not None:
+                idempotency.complete_refused(conn, claimed, refused)
+            raise
+        if claimed is not None:
+            resource = str(transaction_id) if transaction_id else None
+            idempotency.complete(conn, claimed, OK, resource, None)
+        return Posted(transaction_id)
+
+    def _apply(self, conn: Connection, entry: Entry, now: datetime) -> uuid.UUID | None:
+        ids = sorted({line.account_id for line in entry.lines})
+        rows = {
+            row.id: row
+            for row in conn.execute(
+                select(ledger_account)
+                .where(ledger_account.c.id.in_(ids))
+                .order_by(ledger_account.c.id)
+                .with_for_update()
+            )
+        }
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise AccountNotFound(f"ledger accounts {missing} do not exist")
+
+        deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        posted_per_asset: dict[str, int] = defaultdict(int)
+        pending_per_asset: dict[str, int] = defaultdict(int)
+        for line in entry.lines:
+            d = deltas[line.account_id]
+            d[0] += max(line.posted, 0)
+            d[1] += max(-line.posted, 0)
+            d[2] += line.pending_debits
+            d[3] += line.pending_credits
+            account_asset = rows[line.account_id].asset
+            posted_per_asset[account_asset] += line.posted
+            pending_per_asset[account_asset] += line.pending_debits - line.pending_credits
+        unbalanced = {a: s for a, s in posted_per_asset.items() if s} | {
+            f"{a} (pending)": s for a, s in pending_per_asset.items() if s
+        }
+        if unbalanced:
+            raise UnbalancedTransaction(f"entry does not balance: {unbalanced}")
+
+        new_sums: dict[int, tuple[int, int, int, int]] = {}
+        for account_id in ids:
+            row = rows[account_id]
+            d = deltas[account_id]
+            sums = (
+                row.debits_posted + d[0],
+                row.credits_posted + d[1],
+                row.debits_pending + d[2],
+                row.credits_pending + d[3],
+            )
+            if sums[2] < 0 or sums[3] < 0:
+                raise LedgerInvariantBroken(f"pending sums of account {row.code} would go negative")
+            before = available(
+                row.normal_side,
+                row.debits_posted,
+                row.credits_posted,
+                row.debits_pending,
+                row.credits_pending,
+            )
+            after = available(row.normal_side, *sums)
+            if not row.allow_negative and after < 0 and after < before and not entry.force:
+                code = AccountFrozen.code if before < 0 else InsufficientFunds.code
+                raise refusal(code, row.code, row.asset, before, after)
+            new_sums[account_id] = sums
+
+        transaction_id = None
+        if entry.has_postings:
+            transaction_id = entry.transaction_id
+            conn.execute(
+                insert(ledger_transaction).values(
+                    id=transaction_id,
+                    kind=str(entry.kind),
+                    memo=entry.memo,
+                    actor=entry.actor,
+                    reason=entry.reason,
+                    reverses_id=entry.reverses_id,
+                    hold_id=entry.hold_id,
+                    metadata_json=_metadata_json(entry.metadata),
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                insert(ledger_posting),
+                [
+                    {
+                        "transaction_id": transaction_id,
+                        "account_id": line.account_id,
+                        "asset": rows[line.account_id].asset,
+                        "amount": line.posted,
+                    }
+                    for line in entry.lines
+                    if line.posted
+                ],
+            )
+        conn.execute(
+            update(ledger_account)
+            .where(ledger_account.c.id == bindparam("account_id"))
+            .values(
+                debits_posted=bindparam("dp"),
+                credits_posted=bindparam("cp"),
+                debits_pending=bindparam("dpend"),
+                credits_pending=bindparam("cpend"),
+            ),
+            [
+                {"account_id": i, "dp": s[0], "cp": s[1], "dpend": s[2], "cpend": s[3]}
+                for i, s in new_sums.items()
+            ],
+        )
+        return transaction_id
+
+
+_POST_ENTRY_SQL = text(
+    """
+    SELECT outcome, resource_id, stored_operation, stored_fingerprint, replayed,
+           refused_account_code, refused_asset, available_before, available_after
+    FROM kassa_post_entry(
+        :txn_id, :kind, :memo, :actor, :reason, :reverses_id, :hold_id, :metadata,
+        :account_ids, :posted, :pending_debits, :pending_credits, :force, :now,
+        :idem_scope, :idem_key, :idem_operation, :idem_fingerprint)
+    """
+)
+
+
+class PostgresJournal:
+    """One round trip per entry through the stored function `kassa_post_entry`."""
+
+    def post(
+        self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
+    ) -> PostResult:
+        _validate_shape(entry)
+        has_postings = entry.has_postings
+        row = conn.execute(
+            _POST_ENTRY_SQL,
+            {
+                "txn_id": entry.transaction_id if has_postings else None,
+                "kind": str(entry.kind),
+                "memo": entry.memo,
+                "actor": entry.actor,
+                "reason": entry.reason,
+                "reverses_id": entry.reverses_id,
+                "hold_id": entry.hold_id,
+                "metadata": _metadata_json(entry.metadata),
+                "account_ids": [line.account_id for line in entry.lines],
+                "posted": [Decimal(line.posted) for line in entry.lines],
+                "pending_debits": [Decimal(line.pending_debits) for line in entry.lines],
+                "pending_credits": [Decimal(line.pending_credits) for line in entry.lines],
+                "force": entry.force,
+                "now": now,
+                "idem_scope": request.key.scope if request else None,
+                "idem_key": request.key.key if request else None,
+                "idem_operation": request.operation if request else None,
+                "idem_fingerprint": request.fingerprint if request else None,
+            },
+        ).one()
+        if row.replayed:
+            if request is None:
+                raise LedgerInvariantBroken("a replay without an idempotency key")
+            return Replayed(
+                idempotency.replayed(
+                    request,
+                    row.stored_operation,
+                    row.stored_fingerprint,
+                    row.outcome,
+                    row.resource_id,
+                    None if row.outcome == OK else self._stored_detail(conn, request),
+                )
+            )
+        if row.outcome == OK:
+            return Posted(entry.transaction_id if has_postings else None)
+        error = refusal(
+            row.outcome,
+            row.refused_account_code,
+            row.refused_asset,
+            int(row.available_before),
+            int(row.available_after),
+        )
+        if request is not None:
+            idempotency.complete_refused_by_key(conn, request, error)
+        raise error
+
+    @staticmethod
+    def _stored_detail(conn: Connection, request: Request) -> str | None:
+        from kassa.ledger.tables import idempotency_record as rec
+
+        detail: str | None = conn.execute(
+            select(rec.c.detail).where(
+                rec.c.scope == request.key.scope, rec.c.key == request.key.key
+            )
+        ).scalar_one_or_none()
+        return detail
+
+
+def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
+    if not metadata:
+        return None
+    return json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+
+
+PORTABLE_JOURNAL = PortableJournal()
+POSTGRES_JOURNAL = PostgresJournal()

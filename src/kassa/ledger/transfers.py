@@ -1,0 +1,203 @@
+"""Posting money: transfers, multi-leg transactions, reversals, operator adjustments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from kassa.clock import DatabaseClock
+from kassa.errors import InvalidRequest
+from kassa.ledger import idempotency
+from kassa.ledger.errors import (
+    AlreadyReversed,
+    LedgerInvariantBroken,
+    TransactionNotFound,
+    UnbalancedTransaction,
+)
+from kassa.ledger.idempotency import Request, StoredOutcome
+from kassa.ledger.journal import Entry, Line, PostResult, Replayed, journal_for
+from kassa.ledger.model import JournalTransaction, Posting, TransactionKind
+from kassa.ledger.tables import ledger_posting, ledger_transaction
+from kassa.money import Money, asset
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One posting of a multi-leg transaction: + debits `account_id`, − credits it."""
+
+    account_id: int
+    amount: Money
+
+
+def post(
+    conn: Connection,
+    legs: Sequence[Leg],
+    *,
+    kind: TransactionKind,
+    now: datetime | None,
+    request: Request | None,
+    memo: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> uuid.UUID:
+    """Post a balanced multi-leg transaction. Returns its id (the stored one on a replay).
+    `now` None means the database clock (PostgreSQL only)."""
+    if len(legs) < 2:
+        raise UnbalancedTransaction("a journal transaction needs at least two postings")
+    totals: dict[str, int] = {}
+    for leg in legs:
+        if leg.amount.is_zero:
+            raise UnbalancedTransaction("a posting moves a non-zero amount")
+        code = str(leg.amount.asset.code)
+        totals[code] = totals.get(code, 0) + leg.amount.amount
+    if any(totals.values()):
+        raise UnbalancedTransaction(f"postings do not sum to zero per asset: {totals}")
+    entry = Entry(
+        lines=[Line(leg.account_id, posted=leg.amount.amount) for leg in legs],
+        kind=kind,
+        memo=memo,
+        actor=actor,
+        reason=reason,
+        metadata=metadata,
+    )
+    return _transaction_id(journal_for(conn).post(conn, entry, now, request))
+
+
+def transfer(
+    conn: Connection,
+    *,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: Money,
+    now: datetime | None,
+    request: Request | None,
+    kind: TransactionKind = TransactionKind.TRANSFER,
+    memo: str | None = None,
+    actor: str | None = None,
+) -> uuid.UUID:
+    """Debit one account and credit the other with `amount`. A user (credit-normal) paying
+    revenue is a debit of the user and a credit of revenue."""
+    if not amount.is_positive:
+        raise UnbalancedTransaction("a transfer moves a positive amount")
+    return post(
+        conn,
+        [Leg(debit_account_id, amount), Leg(credit_account_id, -amount)],
+        kind=kind,
+        now=now,
+        request=request,
+        memo=memo,
+        actor=actor,
+    )
+
+
+def reverse(
+    conn: Connection,
+    transaction_id: uuid.UUID,
+    *,
+    now: datetime | None,
+    request: Request | None,
+    reason: str,
+    actor: str | None = None,
+) -> uuid.UUID:
+    """Post the mirror image of a transaction. May take user accounts below zero (a chain
+    reorg or chargeback took the money back); such an account is frozen until covered."""
+    original = get_transaction(conn, transaction_id)
+    entry = Entry(
+        lines=[Line(p.account_id, posted=-p.amount.amount) for p in original.postings],
+        kind=TransactionKind.REVERSAL,
+        reason=reason,
+        actor=actor,
+        reverses_id=transaction_id,
+        force=True,
+    )
+    already = conn.execute(
+        select(ledger_transaction.c.id).where(ledger_transaction.c.reverses_id == transaction_id)
+    ).scalar_one_or_none()
+    if already is None:
+        return _transaction_id(journal_for(conn).post(conn, entry, now, request))
+    # Already reversed: a retry of the same request gets the stored reversal back; any other
+    # request is refused (and the refusal stored under its key).
+    error = AlreadyReversed(f"transaction {transaction_id} was already reversed by {already}")
+    if request is None:
+        raise error
+    outcome = idempotency.claim(conn, request, now or DatabaseClock().now(conn))
+    if isinstance(outcome, StoredOutcome):
+        return _transaction_id(Replayed(outcome))
+    idempotency.complete_refused(conn, outcome, error)
+    raise error
+
+
+def _transaction_id(result: PostResult) -> uuid.UUID:
+    if isinstance(result, Replayed):
+        return result.stored.resource_uuid
+    if result.transaction_id is None:
+        raise LedgerInvariantBroken("a posted transaction has an id")
+    return result.transaction_id
+
+
+def get_transaction(conn: Connection, transaction_id: uuid.UUID) -> JournalTransaction:
+    row = conn.execute(
+        select(ledger_transaction).where(ledger_transaction.c.id == transaction_id)
+    ).first()
+    if row is None:
+        raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+    postings = tuple(
+        Posting(p.id, p.transaction_id, p.account_id, Money(p.amount, asset(p.asset)))
+        for p in conn.execute(
+            select(ledger_posting)
+            .where(ledger_posting.c.transaction_id == transaction_id)
+            .order_by(ledger_posting.c.id)
+        )
+    )
+    return JournalTransaction(
+        id=row.id,
+        kind=TransactionKind(row.kind),
+        memo=row.memo,
+        actor=row.actor,
+        reason=row.reason,
+        reverses_id=row.reverses_id,
+        hold_id=row.hold_id,
+        created_at=row.created_at,
+        postings=postings,
+    )
+
+
+def adjust(
+    conn: Connection,
+    *,
+    account_id: int,
+    amount: Money,
+    direction: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+    request: Request | None,
+) -> uuid.UUID:
+    """An operator's manual credit or debit of an account, against the house adjustments
+    account. A debit is refused like any spend if the balance cannot cover it."""
+    if not amount.is_positive:
+        raise UnbalancedTransaction("an adjustment moves a positive amount")
+    if not reason.strip() or not actor.strip():
+        raise InvalidRequest("an adjustment needs a reason and an actor")
+    if direction not in ("credit", "debit"):
+        raise InvalidRequest("an adjustment is a 'credit' or a 'debit'")
+    from kassa.ledger import house
+
+    offset = house.adjustments(conn, amount.asset, now)
+    target = Leg(account_id, amount if direction == "debit" else -amount)
+    return post(
+        conn,
+        [target, Leg(offset.id, -target.amount)],
+        kind=TransactionKind.ADJUSTMENT,
+        now=now,
+        request=request,
+        actor=actor,
+        reason=reason,
+        memo=f"operator {direction}: {reason}",
+    )

@@ -1,0 +1,1 @@
+"""Payout worker: turns approved withdrawal requests into on-chain transfers."""

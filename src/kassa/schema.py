@@ -1,0 +1,8 @@
+"""Imports every table module so `metadata` knows the whole schema (Alembic, schema tests)."""
+
+from kassa.accounts import tables as _accounts  # noqa: F401
+from kassa.apikeys import tables as _apikeys  # noqa: F401
+from kassa.db.metadata import metadata
+from kassa.ledger import tables as _ledger  # noqa: F401
+
+__all__ = ["metadata"]
