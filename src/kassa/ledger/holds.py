@@ -15,12 +15,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from kassa.errors import KassaError
 from kassa.ledger import idempotency
 from kassa.ledger.errors import (
+    AccountFrozen,
     CaptureExceedsHold,
     HoldAlreadyResolved,
     HoldExpired,
     HoldNotFound,
+    InsufficientFunds,
     UnbalancedTransaction,
 )
 from kassa.ledger.idempotency import OK, Claim, Request, StoredOutcome
@@ -67,9 +70,10 @@ def _replay(conn: Connection, stored: StoredOutcome) -> Hold:
     return get_hold(conn, stored.resource_uuid)
 
 
-def _refuse(conn: Connection, claimed: Claim | None, error: Exception) -> None:
-    if claimed is not None and hasattr(error, "code"):
-        idempotency.complete_refused(conn, claimed, error)  # type: ignore[arg-type]
+def _refuse(conn: Connection, claimed: Claim | None, error: KassaError) -> None:
+    """Store a refusal under the caller's key, so a retry gets the same answer."""
+    if claimed is not None:
+        idempotency.complete_refused(conn, claimed, error)
 
 
 def create_hold(
@@ -112,7 +116,7 @@ def create_hold(
     )
     try:
         journal_for(conn).post(conn, entry, now, None)
-    except Exception as refused:
+    except (InsufficientFunds, AccountFrozen) as refused:
         _refuse(conn, claimed, refused)
         raise
     conn.execute(

@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from kassa.errors import KassaError
 from kassa.ledger import idempotency
@@ -46,7 +47,12 @@ from kassa.ledger.errors import (
 )
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.model import NormalSide, TransactionKind
-from kassa.ledger.tables import ledger_account, ledger_posting, ledger_transaction
+from kassa.ledger.tables import (
+    idempotency_record,
+    ledger_account,
+    ledger_posting,
+    ledger_transaction,
+)
 from kassa.money import Money, asset
 
 
@@ -296,30 +302,14 @@ class PostgresJournal:
         self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
     ) -> PostResult:
         _validate_shape(entry)
-        has_postings = entry.has_postings
-        row = conn.execute(
-            _POST_ENTRY_SQL,
-            {
-                "txn_id": entry.transaction_id if has_postings else None,
-                "kind": str(entry.kind),
-                "memo": entry.memo,
-                "actor": entry.actor,
-                "reason": entry.reason,
-                "reverses_id": entry.reverses_id,
-                "hold_id": entry.hold_id,
-                "metadata": _metadata_json(entry.metadata),
-                "account_ids": [line.account_id for line in entry.lines],
-                "posted": [Decimal(line.posted) for line in entry.lines],
-                "pending_debits": [Decimal(line.pending_debits) for line in entry.lines],
-                "pending_credits": [Decimal(line.pending_credits) for line in entry.lines],
-                "force": entry.force,
-                "now": now,
-                "idem_scope": request.key.scope if request else None,
-                "idem_key": request.key.key if request else None,
-                "idem_operation": request.operation if request else None,
-                "idem_fingerprint": request.fingerprint if request else None,
-            },
-        ).one()
+        try:
+            row = conn.execute(_POST_ENTRY_SQL, self._params(entry, now, request)).one()
+        except IntegrityError as failed:
+            # Same refusal as the portable journal; the transaction is aborted either way.
+            if "ledger accounts missing" in str(failed.orig):
+                ids = sorted({line.account_id for line in entry.lines})
+                raise AccountNotFound(f"some of ledger accounts {ids} do not exist") from failed
+            raise
         if row.replayed:
             if request is None:
                 raise LedgerInvariantBroken("a replay without an idempotency key")
@@ -334,7 +324,7 @@ class PostgresJournal:
                 )
             )
         if row.outcome == OK:
-            return Posted(entry.transaction_id if has_postings else None)
+            return Posted(entry.transaction_id if entry.has_postings else None)
         error = refusal(
             row.outcome,
             row.refused_account_code,
@@ -347,9 +337,31 @@ class PostgresJournal:
         raise error
 
     @staticmethod
-    def _stored_detail(conn: Connection, request: Request) -> str | None:
-        from kassa.ledger.tables import idempotency_record as rec
+    def _params(entry: Entry, now: datetime | None, request: Request | None) -> dict[str, Any]:
+        return {
+            "txn_id": entry.transaction_id if entry.has_postings else None,
+            "kind": str(entry.kind),
+            "memo": entry.memo,
+            "actor": entry.actor,
+            "reason": entry.reason,
+            "reverses_id": entry.reverses_id,
+            "hold_id": entry.hold_id,
+            "metadata": _metadata_json(entry.metadata),
+            "account_ids": [line.account_id for line in entry.lines],
+            "posted": [Decimal(line.posted) for line in entry.lines],
+            "pending_debits": [Decimal(line.pending_debits) for line in entry.lines],
+            "pending_credits": [Decimal(line.pending_credits) for line in entry.lines],
+            "force": entry.force,
+            "now": now,
+            "idem_scope": request.key.scope if request else None,
+            "idem_key": request.key.key if request else None,
+            "idem_operation": request.operation if request else None,
+            "idem_fingerprint": request.fingerprint if request else None,
+        }
 
+    @staticmethod
+    def _stored_detail(conn: Connection, request: Request) -> str | None:
+        rec = idempotency_record
         detail: str | None = conn.execute(
             select(rec.c.detail).where(
                 rec.c.scope == request.key.scope, rec.c.key == request.key.key

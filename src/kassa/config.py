@@ -1,0 +1,76 @@
+"""Settings, read once at an entry point (CLI command, app factory) and passed down.
+
+Sources, strongest first: `KASSA_*` environment variables, then an optional TOML file (given
+with `--config` or `KASSA_CONFIG_FILE`), then defaults. The embedded default is a SQLite file in
+the data directory; a `postgresql+psycopg://…` URL selects PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KASSA_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and state live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/kassa.sqlite3"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    hold_sweep_interval_seconds: int = Field(
+        default=15, ge=1, description="How often the worker expires due holds"
+    )
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kassa.sqlite3').resolve()}"
+
+
+_CONFIG_FILE: Path | None = None
+
+
+class _FileSettings(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _CONFIG_FILE is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Environment over file over defaults; `overrides` (from CLI flags) over everything."""
+    global _CONFIG_FILE
+    path = config_file or (
+        Path(os.environ["KASSA_CONFIG_FILE"]) if os.environ.get("KASSA_CONFIG_FILE") else None
+    )
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    _CONFIG_FILE = path
+    try:
+        loaded = _FileSettings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE = None
+    return Settings.model_validate(loaded.model_dump())
