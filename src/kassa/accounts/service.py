@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kassa.accounts.errors import CustomerAccountExists, CustomerAccountNotFound, InvalidExternalId
 from kassa.accounts.tables import customer_account
@@ -63,11 +65,6 @@ def create(
     claimed = None if request is None else idempotency.claim(conn, request, now)
     if isinstance(claimed, StoredOutcome):
         return get(conn, claimed.resource_uuid)
-    existing = conn.execute(
-        select(customer_account.c.id).where(customer_account.c.external_id == external_id)
-    ).first()
-    if existing is not None:
-        raise CustomerAccountExists(f"an account for external id {external_id!r} already exists")
     account_id = uuid.uuid4()
     ledger = open_account(
         conn,
@@ -79,8 +76,12 @@ def create(
         owner=str(account_id),
         now=now,
     )
-    conn.execute(
-        insert(customer_account).values(
+    # The unique external id decides a race between two creates (a concurrent insert waits
+    # for the other transaction, then does nothing); the refusal rolls back the ledger account.
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted = conn.execute(
+        insert(customer_account)
+        .values(
             id=account_id,
             external_id=external_id,
             ledger_account_id=ledger.id,
@@ -88,7 +89,11 @@ def create(
             metadata_json=json.dumps(dict(metadata), sort_keys=True) if metadata else None,
             created_at=now,
         )
-    )
+        .on_conflict_do_nothing(index_elements=["external_id"])
+        .returning(customer_account.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        raise CustomerAccountExists(f"an account for external id {external_id!r} already exists")
     if claimed is not None:
         idempotency.complete(conn, claimed, OK, str(account_id), None)
     return get(conn, account_id)

@@ -1,0 +1,96 @@
+"""Who is calling: Bearer API keys, scopes, and the per-account fence.
+
+Authentication runs in its own short transaction, finished before the route opens its own (two
+nested transactions would queue behind each other on SQLite's single writer lock).
+
+A key bound to a customer account sees only that account and its holds. Anything else answers
+404 exactly as if it did not exist — a 403 would confirm to the caller that the other id exists.
+Account-wide actions (creating accounts) answer 403 to a bound key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
+
+from kassa.accounts import service as accounts
+from kassa.accounts.errors import CustomerAccountNotFound
+from kassa.accounts.service import CustomerAccount
+from kassa.api.context import Ctx
+from kassa.apikeys import service as apikeys
+from kassa.apikeys.errors import Forbidden, Unauthenticated
+from kassa.apikeys.service import ApiKey, Scope
+from kassa.ledger import holds
+from kassa.ledger.errors import HoldNotFound
+from kassa.ledger.model import Hold
+
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="kassa_<prefix>_<secret>",
+    description="An API key from `kassa keys create` (or the bootstrap admin key).",
+)
+
+
+def authenticated(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> ApiKey:
+    if credentials is None:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
+    with ctx.database.transaction() as conn:
+        return apikeys.authenticate(conn, credentials.credentials)
+
+
+def require(scope: Scope) -> Callable[[ApiKey], ApiKey]:
+    def dependency(key: Annotated[ApiKey, Depends(authenticated)]) -> ApiKey:
+        if not key.allows(scope):
+            raise Forbidden(f"this API key lacks the {scope.value!r} scope")
+        return key
+
+    return dependency
+
+
+AnyKey = Annotated[ApiKey, Depends(authenticated)]
+Reader = Annotated[ApiKey, Depends(require(Scope.ACCOUNTS_READ))]
+Writer = Annotated[ApiKey, Depends(require(Scope.ACCOUNTS_WRITE))]
+Admin = Annotated[ApiKey, Depends(require(Scope.ADMIN))]
+
+
+def refuse_if_bound(key: ApiKey, action: str) -> None:
+    if key.customer_account_id is not None:
+        raise Forbidden(f"a key bound to one customer account cannot {action}")
+
+
+def customer_for(conn: Connection, key: ApiKey, external_id: str) -> CustomerAccount:
+    """The customer account `key` may touch under `external_id`, else account_not_found."""
+    missing = CustomerAccountNotFound(f"no account with external id {external_id!r}")
+    try:
+        account = accounts.get_by_external_id(conn, external_id)
+    except CustomerAccountNotFound:
+        raise missing from None
+    if key.customer_account_id is not None and account.id != key.customer_account_id:
+        raise missing
+    return account
+
+
+def hold_for(conn: Connection, key: ApiKey, hold_id: str) -> Hold:
+    """The hold `key` may touch, else hold_not_found (malformed ids included)."""
+    missing = HoldNotFound(f"hold {hold_id} does not exist")
+    try:
+        parsed = uuid.UUID(hold_id)
+    except ValueError:
+        raise missing from None
+    try:
+        hold = holds.get_hold(conn, parsed)
+    except HoldNotFound:
+        raise missing from None
+    if key.customer_account_id is not None:
+        owner = accounts.get(conn, key.customer_account_id)
+        # The debit side of a hold is the customer whose funds it reserves; it never changes.
+        if hold.debit_account_id != owner.ledger_account_id:
+            raise missing
+    return hold

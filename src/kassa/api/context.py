@@ -1,0 +1,27 @@
+"""What every route needs: the database and the clock, fixed when the app is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kassa.clock import Clock
+from kassa.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    database: Database
+    clock: Clock
+
+
+def app_context(request: Request) -> AppContext:
+    context = request.app.state.kassa
+    if not isinstance(context, AppContext):
+        raise TypeError("create_app sets app.state.kassa to an AppContext")
+    return context
+
+
+Ctx = Annotated[AppContext, Depends(app_context)]

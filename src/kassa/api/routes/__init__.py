@@ -1,0 +1,1 @@
+"""Route modules, one per resource; `app.py` mounts them all under /v1."""

@@ -1,0 +1,91 @@
+"""Holds on a customer's USD balance: reserve, then capture (all or part) or void.
+
+A hold debits the customer's ledger account and, on capture, credits house revenue. Unresolved
+holds expire (the worker sweeps them; a capture after expiry is refused and expires it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from kassa.api.auth import Reader, Writer, customer_for, hold_for
+from kassa.api.context import Ctx
+from kassa.api.idempotency import Idem
+from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
+from kassa.ledger import holds, house
+from kassa.money import USD
+
+router = APIRouter(prefix="/v1", tags=["holds"])
+
+
+@router.post("/accounts/{external_id}/holds", status_code=201)
+def create_hold(
+    external_id: str, body: HoldCreateIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> HoldOut:
+    amount = body.amount.to_money(USD)
+    request = idem.request(
+        "holds.create",
+        {
+            "external_id": external_id,
+            "amount": amount.amount,
+            "asset": amount.asset.code.value,
+            "expires_in_seconds": body.expires_in_seconds,
+            "memo": body.memo,
+        },
+    )
+    with ctx.database.transaction() as conn:
+        now = ctx.clock.now(conn)
+        account = customer_for(conn, caller, external_id)
+        hold = holds.create_hold(
+            conn,
+            debit_account_id=account.ledger_account_id,
+            credit_account_id=house.revenue(conn, USD, now).id,
+            amount=amount,
+            now=now,
+            request=request,
+            expires_at=now + timedelta(seconds=body.expires_in_seconds),
+            memo=body.memo,
+            actor=caller.actor,
+        )
+    return HoldOut.of(hold)
+
+
+@router.get("/holds/{hold_id}")
+def get_hold(hold_id: str, caller: Reader, ctx: Ctx) -> HoldOut:
+    with ctx.database.transaction() as conn:
+        return HoldOut.of(hold_for(conn, caller, hold_id))
+
+
+@router.post("/holds/{hold_id}/capture")
+def capture_hold(
+    hold_id: str, caller: Writer, idem: Idem, ctx: Ctx, body: CaptureIn | None = None
+) -> HoldOut:
+    with ctx.database.transaction() as conn:
+        hold = hold_for(conn, caller, hold_id)
+        amount = (
+            None if body is None or body.amount is None else body.amount.to_money(hold.amount.asset)
+        )
+        request = idem.request(
+            "holds.capture",
+            {"hold_id": str(hold.id), "amount": None if amount is None else amount.amount},
+        )
+        captured = holds.capture_hold(
+            conn,
+            hold.id,
+            now=ctx.clock.now(conn),
+            request=request,
+            amount=amount,
+            actor=caller.actor,
+        )
+    return HoldOut.of(captured)
+
+
+@router.post("/holds/{hold_id}/void")
+def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> HoldOut:
+    with ctx.database.transaction() as conn:
+        hold = hold_for(conn, caller, hold_id)
+        request = idem.request("holds.void", {"hold_id": str(hold.id)})
+        voided = holds.void_hold(conn, hold.id, now=ctx.clock.now(conn), request=request)
+    return HoldOut.of(voided)

@@ -1,0 +1,339 @@
+"""The `kassa` command for operators.
+
+`kassa up` is the all-in-one default: migrate, make sure an admin key exists, then serve the API
+and run the hold-expiry worker in one process. `serve` and `worker` are the same two halves for
+deployments that run them separately; they never migrate and refuse to start on a database that
+is not at the code's migration head (run `kassa migrate` first).
+
+Settings come from `load_settings`: KASSA_* environment variables over the `--config` TOML file
+over defaults. Tokens are printed once, to stdout alone, so `TOKEN=$(kassa keys create …)` works;
+everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shlex
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+
+from kassa.accounts import service as accounts
+from kassa.apikeys import service as apikeys
+from kassa.apikeys.service import ApiKey
+from kassa.clock import DatabaseClock
+from kassa.config import Settings, load_settings
+from kassa.db import Database
+from kassa.db.migrate import current_revision, head_revision, upgrade
+from kassa.errors import KassaError
+from kassa.worker import run_worker
+
+BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
+
+app = typer.Typer(
+    name="kassa",
+    help="Kassa: self-hosted crypto payment gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def say(message: str = "") -> None:
+    typer.echo(message, err=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML settings file (KASSA_* variables override it)"),
+    ] = None,
+) -> None:
+    ctx.obj = config
+
+
+def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:
+    config: Path | None = ctx.find_root().obj
+    try:
+        return load_settings(config, **overrides)
+    except FileNotFoundError as error:
+        fail(str(error), 2)
+    except ValidationError as error:
+        fail(f"invalid settings: {error}", 2)
+
+
+@contextmanager
+def database_of(settings: Settings, *, pool_size: int | None = None) -> Iterator[Database]:
+    database = Database.from_url(settings.db_url, pool_size=pool_size or settings.db_pool_size)
+    try:
+        yield database
+    except KassaError as error:
+        fail(error.detail)
+    finally:
+        database.dispose()
+
+
+def shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def require_head(database: Database) -> str:
+    """The current revision, or exit: serving an old schema would corrupt money."""
+    current, head = current_revision(database.engine), head_revision()
+    if current != head:
+        fail(
+            f"the database {shown_url(str(database.engine.url))} is at migration "
+            f"{current or '(none)'} but this Kassa needs {head}; run `kassa migrate` first"
+        )
+    return current or ""
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic logs its context at INFO on every revision check (each /v1/health).
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def local_url(host: str, port: int) -> str:
+    """A URL a local curl can reach even when the server listens on every interface."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - mapping the wildcard to loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Upgrade the database to the latest migration."""
+    settings = settings_of(ctx)
+    with database_of(settings, pool_size=1) as database:
+        upgrade(database.engine)
+        revision = current_revision(database.engine)
+    say(f"database {shown_url(settings.db_url)} is at migration {revision}")
+    typer.echo(revision)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+) -> None:
+    """Serve the HTTP API (does not migrate)."""
+    settings = settings_of(ctx, host=host, port=port)
+    with database_of(settings) as database:
+        require_head(database)
+        setup_logging()
+        _serve(settings, database)
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run the hold-expiry worker loop only (does not migrate)."""
+    settings = settings_of(ctx)
+    with database_of(settings, pool_size=2) as database:
+        require_head(database)
+        setup_logging()
+        stop = threading.Event()
+        stop_on_signals(stop)
+        run_worker(settings, stop, database=database)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+) -> None:
+    """All in one: migrate, ensure an admin key, serve the API and run the worker."""
+    settings = settings_of(ctx, host=host, port=port)
+    with database_of(settings) as database:
+        upgrade(database.engine)
+        revision = require_head(database)
+        token = bootstrap_admin(settings, database)
+        url = local_url(settings.host, settings.port)
+        key_file = settings.data_dir / BOOTSTRAP_KEY_FILE
+        say(f"Kassa on {shown_url(settings.db_url)} (migration {revision})")
+        if token is not None:
+            say("\nA bootstrap admin key was created. It is shown only this once:\n")
+            typer.echo(token)
+            say(f"\nIt is also saved in {key_file} (mode 0600). Store it, then delete the file.")
+        credential = f"$(cat {shlex.quote(str(key_file))})" if key_file.exists() else "$KASSA_KEY"
+        say(f"\nAPI: {url}/v1   docs: {url}/docs")
+        say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
+        setup_logging()
+        stop = threading.Event()
+        # uvicorn re-raises the signal that stopped it once it has shut down; with this handler
+        # in place that ends the worker gracefully instead of killing the process mid-sweep.
+        stop_on_signals(stop)
+        sweeper = threading.Thread(
+            target=run_worker,
+            args=(settings, stop),
+            kwargs={"database": database},
+            name="kassa-hold-expiry",
+            daemon=True,
+        )
+        sweeper.start()
+        try:
+            _serve(settings, database)
+        finally:
+            stop.set()
+            sweeper.join(timeout=10)
+
+
+def _serve(settings: Settings, database: Database) -> None:
+    import uvicorn  # only the serving commands need it
+
+    from kassa.api import create_app
+
+    uvicorn.run(create_app(settings, database=database), host=settings.host, port=settings.port)
+
+
+def bootstrap_admin(settings: Settings, database: Database) -> str | None:
+    """Create the first admin key on a brand-new installation and return its token.
+
+    The key file is written before the key is committed: if writing fails, no key exists that
+    nobody could ever read.
+    """
+    with database.transaction() as conn:
+        created = apikeys.ensure_bootstrap_admin(conn, DatabaseClock().now(conn))
+        if created is None:
+            return None
+        _key, token = created
+        write_secret(settings.data_dir / BOOTSTRAP_KEY_FILE, token)
+    return token
+
+
+def write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # O_CREAT's mode does not apply to an existing file
+        handle.write(text + "\n")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    scope: Annotated[
+        list[str], typer.Option(help="accounts:read, accounts:write or admin (repeatable)")
+    ],
+    account: Annotated[
+        str | None, typer.Option(help="Bind the key to this customer account (external id)")
+    ] = None,
+) -> None:
+    """Create a key and print its token (once)."""
+    with database_of(settings_of(ctx), pool_size=1) as database:
+        require_head(database)
+        with database.transaction() as conn:
+            account_id = None if account is None else accounts.get_by_external_id(conn, account).id
+            key, token = apikeys.create_key(
+                conn,
+                name=name,
+                scopes=scope,
+                customer_account_id=account_id,
+                now=DatabaseClock().now(conn),
+            )
+    bound = f", bound to account {account}" if account else ""
+    say(f"created key {key.prefix} ({key.name}; {' '.join(sorted(key.scopes))}{bound})")
+    say("the token below is shown only this once:")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """List keys (never their secrets)."""
+    with database_of(settings_of(ctx), pool_size=1) as database:
+        require_head(database)
+        with database.transaction() as conn:
+            rows = [(key, _account_label(conn, key)) for key in apikeys.list_keys(conn)]
+    typer.echo(f"{'PREFIX':<14}{'STATUS':<10}{'SCOPES':<30}{'ACCOUNT':<24}NAME")
+    for key, label in rows:
+        status = "revoked" if key.revoked_at else "active"
+        scopes = " ".join(sorted(key.scopes))
+        typer.echo(f"{key.prefix:<14}{status:<10}{scopes:<30}{label:<24}{key.name}")
+
+
+def _account_label(conn: Connection, key: ApiKey) -> str:
+    if key.customer_account_id is None:
+        return "-"
+    return accounts.get(conn, key.customer_account_id).external_id
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context, prefix: Annotated[str, typer.Argument(help="The key's prefix")]
+) -> None:
+    """Revoke a key; requests with it are refused from now on."""
+    with database_of(settings_of(ctx), pool_size=1) as database:
+        require_head(database)
+        with database.transaction() as conn:
+            key = apikeys.revoke_key(conn, prefix, DatabaseClock().now(conn))
+    say(f"key {key.prefix} ({key.name}) revoked at {key.revoked_at:%Y-%m-%d %H:%M:%S}Z")
+
+
+# --------------------------------------------------------------------------- bench
+
+
+@bench_app.command(
+    "ledger",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench_ledger(ctx: typer.Context) -> None:
+    """Ledger benchmark; arguments go to kassa.bench.ledger (try --help)."""
+    try:
+        # Imported lazily: the benchmark is optional and heavy.
+        module = importlib.import_module("kassa.bench.ledger")
+    except ModuleNotFoundError as error:
+        if error.name not in ("kassa.bench", "kassa.bench.ledger"):
+            raise
+        fail("the ledger benchmark (kassa.bench.ledger) is not part of this installation")
+    entry: Callable[[list[str] | None], int] = module.main
+    raise typer.Exit(entry(list(ctx.args)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,67 @@
+"""Background work: expiring holds whose time has come.
+
+Each batch is its own short transaction, so a large backlog never holds one long transaction
+(or SQLite's writer lock) open. The loop survives database errors: it logs them and tries again
+at the next tick, because a worker that dies silently leaves funds reserved forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kassa.clock import Clock, DatabaseClock
+from kassa.config import Settings
+from kassa.db import Database
+from kassa.ledger.holds import expire_due_holds
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+
+
+def sweep_expired_holds(database: Database, clock: Clock, *, batch_size: int = BATCH_SIZE) -> int:
+    """Expire every hold that is due now; return how many were expired."""
+    total = 0
+    while True:
+        with database.transaction() as conn:
+            expired = expire_due_holds(conn, now=clock.now(conn), limit=batch_size)
+        total += len(expired)
+        if len(expired) < batch_size:
+            return total
+
+
+def sweep_forever(
+    database: Database, clock: Clock, interval_seconds: float, stop: threading.Event
+) -> None:
+    """Sweep now and then every `interval_seconds` until `stop` is set."""
+    log.info("hold-expiry worker started (every %ss)", interval_seconds)
+    while not stop.is_set():
+        try:
+            count = sweep_expired_holds(database, clock)
+        except Exception:
+            log.exception("hold sweep failed; retrying in %ss", interval_seconds)
+        else:
+            if count:
+                log.info("expired %d hold(s)", count)
+            else:
+                log.debug("no holds due")
+        stop.wait(interval_seconds)
+    log.info("hold-expiry worker stopped")
+
+
+def run_worker(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """The worker loop with its own database unless one is shared (as `kassa up` does)."""
+    owned = database is None
+    db = database or Database.from_url(settings.db_url, pool_size=2)
+    try:
+        sweep_forever(db, clock or DatabaseClock(), settings.hold_sweep_interval_seconds, stop)
+    finally:
+        if owned:
+            db.dispose()
