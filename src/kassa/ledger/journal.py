@@ -67,6 +67,8 @@ class Line:
     """Change of the account's pending debits (+ reserve, − release)."""
     pending_credits: int = 0
     """Change of the account's pending credits."""
+    asset: str | None = None
+    """The asset the caller means; when given, the account must be in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,12 @@ class PortableJournal:
         missing = [i for i in ids if i not in rows]
         if missing:
             raise AccountNotFound(f"ledger accounts {missing} do not exist")
+        for line in entry.lines:
+            if line.asset is not None and line.asset != rows[line.account_id].asset:
+                raise UnbalancedTransaction(
+                    f"account {rows[line.account_id].code} holds {rows[line.account_id].asset}, "
+                    f"not {line.asset}"
+                )
 
         deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         posted_per_asset: dict[str, int] = defaultdict(int)
@@ -289,7 +297,7 @@ _POST_ENTRY_SQL = text(
            refused_account_code, refused_asset, available_before, available_after
     FROM kassa_post_entry(
         :txn_id, :kind, :memo, :actor, :reason, :reverses_id, :hold_id, :metadata,
-        :account_ids, :posted, :pending_debits, :pending_credits, :force, :now,
+        :account_ids, :assets, :posted, :pending_debits, :pending_credits, :force, :now,
         :idem_scope, :idem_key, :idem_operation, :idem_fingerprint)
     """
 )
@@ -305,10 +313,13 @@ class PostgresJournal:
         try:
             row = conn.execute(_POST_ENTRY_SQL, self._params(entry, now, request)).one()
         except IntegrityError as failed:
-            # Same refusal as the portable journal; the transaction is aborted either way.
-            if "ledger accounts missing" in str(failed.orig):
+            # Same refusals as the portable journal; the transaction is aborted either way.
+            message = str(failed.orig)
+            if "kassa: ledger accounts missing" in message:
                 ids = sorted({line.account_id for line in entry.lines})
                 raise AccountNotFound(f"some of ledger accounts {ids} do not exist") from failed
+            if "kassa: entry does not balance" in message or "kassa: asset mismatch" in message:
+                raise UnbalancedTransaction(message.split("\n", 1)[0]) from failed
             raise
         if row.replayed:
             if request is None:
@@ -348,6 +359,7 @@ class PostgresJournal:
             "hold_id": entry.hold_id,
             "metadata": _metadata_json(entry.metadata),
             "account_ids": [line.account_id for line in entry.lines],
+            "assets": [line.asset for line in entry.lines],
             "posted": [Decimal(line.posted) for line in entry.lines],
             "pending_debits": [Decimal(line.pending_debits) for line in entry.lines],
             "pending_credits": [Decimal(line.pending_credits) for line in entry.lines],

@@ -59,7 +59,10 @@ def post(
     if any(totals.values()):
         raise UnbalancedTransaction(f"postings do not sum to zero per asset: {totals}")
     entry = Entry(
-        lines=[Line(leg.account_id, posted=leg.amount.amount) for leg in legs],
+        lines=[
+            Line(leg.account_id, posted=leg.amount.amount, asset=str(leg.amount.asset.code))
+            for leg in legs
+        ],
         kind=kind,
         memo=memo,
         actor=actor,
@@ -85,6 +88,8 @@ def transfer(
     revenue is a debit of the user and a credit of revenue."""
     if not amount.is_positive:
         raise UnbalancedTransaction("a transfer moves a positive amount")
+    if debit_account_id == credit_account_id:
+        raise UnbalancedTransaction("a transfer moves money between two different accounts")
     return post(
         conn,
         [Leg(debit_account_id, amount), Leg(credit_account_id, -amount)],
@@ -107,9 +112,13 @@ def reverse(
 ) -> uuid.UUID:
     """Post the mirror image of a transaction. May take user accounts below zero (a chain
     reorg or chargeback took the money back); such an account is frozen until covered."""
-    original = get_transaction(conn, transaction_id)
+    # Lock the original first: a concurrent reversal waits here, then sees this one.
+    original = get_transaction(conn, transaction_id, for_update=True)
     entry = Entry(
-        lines=[Line(p.account_id, posted=-p.amount.amount) for p in original.postings],
+        lines=[
+            Line(p.account_id, posted=-p.amount.amount, asset=str(p.amount.asset.code))
+            for p in original.postings
+        ],
         kind=TransactionKind.REVERSAL,
         reason=reason,
         actor=actor,
@@ -141,10 +150,13 @@ def _transaction_id(result: PostResult) -> uuid.UUID:
     return result.transaction_id
 
 
-def get_transaction(conn: Connection, transaction_id: uuid.UUID) -> JournalTransaction:
-    row = conn.execute(
-        select(ledger_transaction).where(ledger_transaction.c.id == transaction_id)
-    ).first()
+def get_transaction(
+    conn: Connection, transaction_id: uuid.UUID, *, for_update: bool = False
+) -> JournalTransaction:
+    statement = select(ledger_transaction).where(ledger_transaction.c.id == transaction_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = conn.execute(statement).first()
     if row is None:
         raise TransactionNotFound(f"transaction {transaction_id} does not exist")
     postings = tuple(

@@ -3,7 +3,8 @@
 Besides the tables, this installs what the models cannot express:
 - append-only triggers on ledger_transaction and ledger_posting (both databases);
 - on PostgreSQL, a deferred constraint trigger that refuses, at commit, any journal transaction
-  whose postings do not sum to zero per asset or that has fewer than two postings;
+  whose postings do not sum to zero per asset or that has fewer than two postings, and a
+  trigger that refuses postings added to a journal transaction after it was committed;
 - on PostgreSQL, `kassa_post_entry`, the one-round-trip journal entry (see kassa.ledger.journal).
 
 Revision ID: 0001
@@ -383,6 +384,28 @@ POSTGRES_UP = [
         AFTER INSERT ON ledger_transaction DEFERRABLE INITIALLY DEFERRED
         FOR EACH ROW EXECUTE FUNCTION kassa_check_balanced()
     """,
+    # A posting joins only the journal transaction inserted by the same (sub)transaction: a
+    # committed transaction cannot gain postings later (the balance check above ran for it).
+    # Statement-level with a transition table, so a 1,000-posting batch is checked in one join.
+    """
+    CREATE FUNCTION kassa_check_posting_joins_new_transaction() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM inserted i
+                   JOIN ledger_posting p ON p.id = i.id
+                   JOIN ledger_transaction t ON t.id = i.transaction_id
+                   WHERE t.xmin <> p.xmin) THEN
+            RAISE EXCEPTION 'kassa: postings can only be added with their journal transaction'
+                USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_posting_joins_new_transaction
+        AFTER INSERT ON ledger_posting REFERENCING NEW TABLE AS inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION kassa_check_posting_joins_new_transaction()
+    """,
     # The journal entry in one round trip. Mirrors PortableJournal._apply line for line:
     # claim the idempotency key; lock accounts in id order; refuse (without writing) an entry
     # that takes a non-negative account's available balance below zero unless forced; insert
@@ -391,7 +414,7 @@ POSTGRES_UP = [
     CREATE FUNCTION kassa_post_entry(
         p_txn_id uuid, p_kind text, p_memo text, p_actor text, p_reason text,
         p_reverses_id uuid, p_hold_id uuid, p_metadata text,
-        p_account_ids bigint[], p_posted numeric[], p_pending_debits numeric[],
+        p_account_ids bigint[], p_assets text[], p_posted numeric[], p_pending_debits numeric[],
         p_pending_credits numeric[], p_force boolean, p_now timestamptz,
         p_idem_scope text, p_idem_key text, p_idem_operation text, p_idem_fingerprint text)
     RETURNS TABLE (
@@ -430,8 +453,14 @@ POSTGRES_UP = [
         PERFORM 1 FROM ledger_account WHERE id = ANY(p_account_ids) ORDER BY id FOR UPDATE;
         GET DIAGNOSTICS v_found = ROW_COUNT;
         IF v_found <> (SELECT count(DISTINCT x) FROM unnest(p_account_ids) x) THEN
-            RAISE EXCEPTION 'ledger accounts missing in %', p_account_ids
+            RAISE EXCEPTION 'kassa: ledger accounts missing in %', p_account_ids
                 USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(p_account_ids, p_assets) AS u(account_id, asset)
+                   JOIN ledger_account a ON a.id = u.account_id
+                   WHERE u.asset IS NOT NULL AND u.asset <> a.asset) THEN
+            RAISE EXCEPTION 'kassa: asset mismatch: a line names another asset than its account'
+                USING ERRCODE = 'check_violation';
         END IF;
 
         -- Net change of the four running sums per account, aggregated once.
@@ -453,7 +482,8 @@ POSTGRES_UP = [
             GROUP BY a.asset
             HAVING sum(d.d_dp - d.d_cp) <> 0 OR sum(d.d_dpend - d.d_cpend) <> 0
         ) THEN
-            RAISE EXCEPTION 'entry does not balance per asset' USING ERRCODE = 'check_violation';
+            RAISE EXCEPTION 'kassa: entry does not balance per asset'
+                USING ERRCODE = 'check_violation';
         END IF;
 
         SELECT a.code, a.asset,
@@ -529,6 +559,8 @@ POSTGRES_DOWN = [
     "DROP FUNCTION IF EXISTS kassa_post_entry",
     "DROP TRIGGER IF EXISTS ledger_transaction_balanced ON ledger_transaction",
     "DROP FUNCTION IF EXISTS kassa_check_balanced",
+    "DROP TRIGGER IF EXISTS ledger_posting_joins_new_transaction ON ledger_posting",
+    "DROP FUNCTION IF EXISTS kassa_check_posting_joins_new_transaction",
     *[f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}" for t in APPEND_ONLY_TABLES],
     *[f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}" for t in APPEND_ONLY_TABLES],
     "DROP FUNCTION IF EXISTS kassa_refuse_change",
