@@ -37,8 +37,10 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        # No pre-ping: it costs a round trip per unit of work. A connection the server
+        # dropped fails one unit of work and is replaced; recycling avoids idle-timeout drops.
         return create_engine(
-            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
         )
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"

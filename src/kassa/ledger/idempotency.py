@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -93,6 +93,45 @@ class Claim:
     record_id: int
 
 
+def _claim_statement(insert: Any) -> Any:
+    return (
+        insert(idempotency_record)
+        .values(
+            scope=bindparam("scope"),
+            key=bindparam("key"),
+            operation=bindparam("operation"),
+            fingerprint=bindparam("fingerprint"),
+            created_at=bindparam("created_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(idempotency_record.c.id)
+    )
+
+
+# Built once (hot path of every keyed operation).
+_CLAIM_POSTGRES = _claim_statement(pg_insert)
+_CLAIM_SQLITE = _claim_statement(sqlite_insert)
+_STORED = select(
+    idempotency_record.c.operation,
+    idempotency_record.c.fingerprint,
+    idempotency_record.c.outcome,
+    idempotency_record.c.resource_id,
+    idempotency_record.c.detail,
+).where(
+    idempotency_record.c.scope == bindparam("scope"),
+    idempotency_record.c.key == bindparam("key"),
+)
+_COMPLETE = (
+    update(idempotency_record)
+    .where(idempotency_record.c.id == bindparam("record_id"))
+    .values(
+        outcome=bindparam("outcome"),
+        resource_id=bindparam("resource_id"),
+        detail=bindparam("detail"),
+    )
+)
+
+
 def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
     canonical = json.dumps(
         {"operation": operation, "params": params},
@@ -113,28 +152,11 @@ def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOu
         "fingerprint": request.fingerprint,
         "created_at": now,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(idempotency_record)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(idempotency_record.c.id)
-    )
-    record_id = conn.execute(statement).scalar_one_or_none()
+    statement = _CLAIM_POSTGRES if conn.dialect.name == "postgresql" else _CLAIM_SQLITE
+    record_id = conn.execute(statement, values).scalar_one_or_none()
     if record_id is not None:
         return Claim(record_id)
-    row = conn.execute(
-        select(
-            idempotency_record.c.operation,
-            idempotency_record.c.fingerprint,
-            idempotency_record.c.outcome,
-            idempotency_record.c.resource_id,
-            idempotency_record.c.detail,
-        ).where(
-            idempotency_record.c.scope == request.key.scope,
-            idempotency_record.c.key == request.key.key,
-        )
-    ).one()
+    row = conn.execute(_STORED, {"scope": request.key.scope, "key": request.key.key}).one()
     return replayed(
         request, row.operation, row.fingerprint, row.outcome, row.resource_id, row.detail
     )
@@ -164,9 +186,13 @@ def complete(
     conn: Connection, claimed: Claim, outcome: str, resource_id: str | None, detail: str | None
 ) -> None:
     conn.execute(
-        update(idempotency_record)
-        .where(idempotency_record.c.id == claimed.record_id)
-        .values(outcome=outcome, resource_id=resource_id, detail=detail)
+        _COMPLETE,
+        {
+            "record_id": claimed.record_id,
+            "outcome": outcome,
+            "resource_id": resource_id,
+            "detail": detail,
+        },
     )
 
 

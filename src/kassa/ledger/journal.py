@@ -155,6 +155,27 @@ def refusal(code: str, account_code: str, asset_code: str, before: int, after: i
     return InsufficientFunds(f"account {account_code} has {have} available; this needs {need}")
 
 
+# Built once: constructing Core statements per call was most of SQLite's time under its lock.
+_LOCK_ACCOUNTS = (
+    select(ledger_account)
+    .where(ledger_account.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(ledger_account.c.id)
+    .with_for_update()
+)
+_INSERT_TRANSACTION = insert(ledger_transaction)
+_INSERT_POSTINGS = insert(ledger_posting)
+_UPDATE_SUMS = (
+    update(ledger_account)
+    .where(ledger_account.c.id == bindparam("account_id"))
+    .values(
+        debits_posted=bindparam("dp"),
+        credits_posted=bindparam("cp"),
+        debits_pending=bindparam("dpend"),
+        credits_pending=bindparam("cpend"),
+    )
+)
+
+
 class PortableJournal:
     """SQLAlchemy Core implementation; runs on SQLite and PostgreSQL."""
 
@@ -183,15 +204,7 @@ class PortableJournal:
 
     def _apply(self, conn: Connection, entry: Entry, now: datetime) -> uuid.UUID | None:
         ids = sorted({line.account_id for line in entry.lines})
-        rows = {
-            row.id: row
-            for row in conn.execute(
-                select(ledger_account)
-                .where(ledger_account.c.id.in_(ids))
-                .order_by(ledger_account.c.id)
-                .with_for_update()
-            )
-        }
+        rows = {row.id: row for row in conn.execute(_LOCK_ACCOUNTS, {"ids": ids})}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise AccountNotFound(f"ledger accounts {missing} do not exist")
@@ -249,20 +262,21 @@ class PortableJournal:
         if entry.has_postings:
             transaction_id = entry.transaction_id
             conn.execute(
-                insert(ledger_transaction).values(
-                    id=transaction_id,
-                    kind=str(entry.kind),
-                    memo=entry.memo,
-                    actor=entry.actor,
-                    reason=entry.reason,
-                    reverses_id=entry.reverses_id,
-                    hold_id=entry.hold_id,
-                    metadata_json=_metadata_json(entry.metadata),
-                    created_at=now,
-                )
+                _INSERT_TRANSACTION,
+                {
+                    "id": transaction_id,
+                    "kind": str(entry.kind),
+                    "memo": entry.memo,
+                    "actor": entry.actor,
+                    "reason": entry.reason,
+                    "reverses_id": entry.reverses_id,
+                    "hold_id": entry.hold_id,
+                    "metadata_json": _metadata_json(entry.metadata),
+                    "created_at": now,
+                },
             )
             conn.execute(
-                insert(ledger_posting),
+                _INSERT_POSTINGS,
                 [
                     {
                         "transaction_id": transaction_id,
@@ -275,14 +289,7 @@ class PortableJournal:
                 ],
             )
         conn.execute(
-            update(ledger_account)
-            .where(ledger_account.c.id == bindparam("account_id"))
-            .values(
-                debits_posted=bindparam("dp"),
-                credits_posted=bindparam("cp"),
-                debits_pending=bindparam("dpend"),
-                credits_pending=bindparam("cpend"),
-            ),
+            _UPDATE_SUMS,
             [
                 {"account_id": i, "dp": s[0], "cp": s[1], "dpend": s[2], "cpend": s[3]}
                 for i, s in new_sums.items()

@@ -47,6 +47,13 @@ ledger_account = Table(
     Column("credits_pending", Amount, nullable=False, comment="Open holds crediting, minor units"),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("normal_side IN ('debit', 'credit')", name="normal_side"),
+    # Running sums never go below zero. On SQLite the amounts are canonical decimal text and
+    # compare as text against '0': any negative starts with '-', which sorts before '0'.
+    CheckConstraint(
+        "debits_posted >= 0 AND credits_posted >= 0 "
+        "AND debits_pending >= 0 AND credits_pending >= 0",
+        name="sums_not_negative",
+    ),
 )
 
 ledger_transaction = Table(

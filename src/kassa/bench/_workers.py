@@ -1,0 +1,214 @@
+"""Writer processes. Each runs one workload in a loop until told to stop, counting commits.
+
+Workers are separate processes (spawn context) so that eight writers are eight Python
+interpreters: with threads the GIL would measure Python, not the ledger. Each worker has its own
+engine from `make_engine` (the production client stack) and a one-connection pool.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import signal
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Identity,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    insert,
+    text,
+)
+
+from kassa.db import Database, make_engine
+from kassa.ledger import transfers
+from kassa.ledger.idempotency import IdempotencyKey, Request
+from kassa.ledger.model import TransactionKind
+from kassa.ledger.transfers import Leg
+from kassa.money import USD, Money
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
+MAX_TRANSFER_MINOR = 10_000
+"""Largest transfer, micro-USD (one cent): accounts funded with a million dollars never run dry."""
+MAX_USAGE_LINE_MINOR = 10_000
+"""Largest usage line, micro-USD."""
+
+SCRATCH_METADATA = MetaData()
+bench_raw = Table(
+    "bench_raw",
+    SCRATCH_METADATA,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("payload", Text, nullable=False),
+)
+"""Scratch table for the raw INSERT+COMMIT baseline; only ever created in a bench database."""
+
+
+class Workload(StrEnum):
+    RAW = "raw"
+    TRANSFER = "transfer"
+    USAGE = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    url: str
+    workload: Workload
+    writer: int
+    account_ids: tuple[int, ...]
+    revenue_id: int
+    key_scope: str
+    seed: int
+    batch_lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    status: str
+    """'ready', 'done' or 'failed'."""
+    writer: int
+    commits: int
+    error: str | None = None
+    backend_pid: int | None = None
+    """The PostgreSQL backend serving this writer (None on SQLite)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the coordinator and the workers share: per-writer commit counters (each written
+    by its writer only), the stop flag, the start signal and the report queue."""
+
+    counters: ctypes.Array[ctypes.c_int64]
+    stop: ctypes.c_bool
+    go: Event
+    reports: Queue[WorkerReport]
+
+
+Step = Callable[[int], None]
+"""One unit of work (one committed database transaction); the argument numbers it."""
+
+
+def run_worker(spec: WorkerSpec, shared: Shared) -> None:
+    """Process entry point. SIGINT is ignored: the coordinator stops workers with the flag."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    db = Database(make_engine(spec.url, pool_size=1))
+    try:
+        step = make_step(spec, db)
+        with db.transaction() as conn:  # connect before the start signal
+            backend_pid = _backend_pid(conn)
+        shared.reports.put(WorkerReport("ready", spec.writer, 0, backend_pid=backend_pid))
+        shared.go.wait()
+        commits = _loop(step, spec.writer, shared)
+        shared.reports.put(WorkerReport("done", spec.writer, commits))
+    except Exception:
+        commits = int(shared.counters[spec.writer])
+        shared.reports.put(WorkerReport("failed", spec.writer, commits, traceback.format_exc()))
+    finally:
+        db.dispose()
+
+
+def _backend_pid(conn: Connection) -> int | None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(text("SELECT 1"))
+        return None
+    pid: int = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return pid
+
+
+def _loop(step: Step, writer: int, shared: Shared) -> int:
+    done = 0
+    while not shared.stop.value:
+        step(done)
+        done += 1
+        shared.counters[writer] = done
+    return done
+
+
+def make_step(spec: WorkerSpec, db: Database) -> Step:
+    makers = {
+        Workload.RAW: _raw_step,
+        Workload.TRANSFER: _transfer_step,
+        Workload.USAGE: _usage_step,
+    }
+    return makers[spec.workload](spec, db)
+
+
+def _ledger_now(db: Database) -> datetime | None:
+    """None on PostgreSQL (the stored function reads the database clock), else clock time."""
+    return None if db.dialect == "postgresql" else datetime.now(UTC)
+
+
+def _raw_step(spec: WorkerSpec, db: Database) -> Step:
+    def step(i: int) -> None:
+        with db.transaction() as conn:
+            conn.execute(insert(bench_raw).values(payload=f"{spec.writer}-{i}"))
+
+    return step
+
+
+def _transfer_step(spec: WorkerSpec, db: Database) -> Step:
+    rng = random.Random(spec.seed)  # noqa: S311 - load generation, not security
+
+    def step(i: int) -> None:
+        debit, credit = rng.sample(spec.account_ids, 2)
+        amount = Money(rng.randint(1, MAX_TRANSFER_MINOR), USD)
+        request = Request.of(
+            IdempotencyKey(spec.key_scope, f"{spec.writer}-{i}"),
+            "transfer",
+            {"debit_account_id": debit, "credit_account_id": credit, "amount": amount.to_json()},
+        )
+        with db.transaction() as conn:
+            transfers.transfer(
+                conn,
+                debit_account_id=debit,
+                credit_account_id=credit,
+                amount=amount,
+                now=_ledger_now(db),
+                request=request,
+            )
+
+    return step
+
+
+def _usage_step(spec: WorkerSpec, db: Database) -> Step:
+    rng = random.Random(spec.seed)  # noqa: S311 - load generation, not security
+
+    def step(i: int) -> None:
+        users = rng.choices(spec.account_ids, k=spec.batch_lines)
+        amounts = [rng.randint(1, MAX_USAGE_LINE_MINOR) for _ in users]
+        legs = [Leg(user, Money(amount, USD)) for user, amount in zip(users, amounts, strict=True)]
+        legs.append(Leg(spec.revenue_id, Money(-sum(amounts), USD)))
+        request = Request.of(
+            IdempotencyKey(spec.key_scope, f"{spec.writer}-{i}"),
+            "usage",
+            {"lines": list(zip(users, amounts, strict=True)), "revenue": spec.revenue_id},
+        )
+        with db.transaction() as conn:
+            transfers.post(
+                conn,
+                legs,
+                kind=TransactionKind.USAGE,
+                now=_ledger_now(db),
+                request=request,
+                memo="bench usage batch",
+            )
+
+    return step
