@@ -389,20 +389,16 @@ POSTGRES_UP = [
         AFTER INSERT ON ledger_transaction DEFERRABLE INITIALLY DEFERRED
         FOR EACH ROW EXECUTE FUNCTION kassa_check_balanced()
     """,
-    # A posting joins only the journal transaction inserted by the same (sub)transaction: a
-    # committed transaction cannot gain postings later (the balance check above ran for it).
-    # Statement-level with a transition table, so a 1,000-posting batch is checked in one join.
+    # A posting joins only the journal transaction inserted by the same (sub)transaction (equal
+    # xmin): a committed journal transaction cannot gain postings later (its balance check ran).
+    # Row-level with two index lookups and a cached plan; a statement-level version over a
+    # transition table cost 30 times more per transfer.
     """
     CREATE FUNCTION kassa_check_posting_joins_new_transaction() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
-        -- One posting per journal transaction suffices: a statement's rows share one xmin.
-        IF EXISTS (SELECT 1
-                   FROM (SELECT transaction_id, min(id) AS posting_id
-                         FROM inserted GROUP BY transaction_id) i
-                   JOIN ledger_posting p ON p.id = i.posting_id
-                   JOIN ledger_transaction t ON t.id = i.transaction_id
-                   WHERE t.xmin <> p.xmin) THEN
+        IF NOT EXISTS (SELECT 1 FROM ledger_transaction t, ledger_posting p
+                       WHERE t.id = NEW.transaction_id AND p.id = NEW.id AND t.xmin = p.xmin) THEN
             RAISE EXCEPTION 'kassa: postings can only be added with their journal transaction'
                 USING ERRCODE = 'check_violation';
         END IF;
@@ -411,8 +407,8 @@ POSTGRES_UP = [
     """,
     """
     CREATE TRIGGER ledger_posting_joins_new_transaction
-        AFTER INSERT ON ledger_posting REFERENCING NEW TABLE AS inserted
-        FOR EACH STATEMENT EXECUTE FUNCTION kassa_check_posting_joins_new_transaction()
+        AFTER INSERT ON ledger_posting
+        FOR EACH ROW EXECUTE FUNCTION kassa_check_posting_joins_new_transaction()
     """,
     # The journal entry in one round trip. Mirrors PortableJournal._apply rule for rule:
     # claim the idempotency key; lock accounts in id order; refuse (without writing) an entry
