@@ -162,6 +162,12 @@ def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOu
     )
 
 
+def stored_detail(conn: Connection, request: Request) -> str | None:
+    """The detail stored with the outcome under `request`'s key (a refusal's explanation)."""
+    row = conn.execute(_STORED, {"scope": request.key.scope, "key": request.key.key}).first()
+    return None if row is None else row.detail
+
+
 def replayed(
     request: Request,
     operation: str,

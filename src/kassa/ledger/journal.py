@@ -48,7 +48,6 @@ from kassa.ledger.errors import (
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.model import NormalSide, TransactionKind
 from kassa.ledger.tables import (
-    idempotency_record,
     ledger_account,
     ledger_posting,
     ledger_transaction,
@@ -338,7 +337,7 @@ class PostgresJournal:
                     row.stored_fingerprint,
                     row.outcome,
                     row.resource_id,
-                    None if row.outcome == OK else self._stored_detail(conn, request),
+                    None if row.outcome == OK else idempotency.stored_detail(conn, request),
                 )
             )
         if row.outcome == OK:
@@ -377,16 +376,6 @@ class PostgresJournal:
             "idem_operation": request.operation if request else None,
             "idem_fingerprint": request.fingerprint if request else None,
         }
-
-    @staticmethod
-    def _stored_detail(conn: Connection, request: Request) -> str | None:
-        rec = idempotency_record
-        detail: str | None = conn.execute(
-            select(rec.c.detail).where(
-                rec.c.scope == request.key.scope, rec.c.key == request.key.key
-            )
-        ).scalar_one_or_none()
-        return detail
 
 
 def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
