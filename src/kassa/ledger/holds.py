@@ -132,11 +132,14 @@ def create_hold(
     return get_hold(conn, hold_id)
 
 
-def _release_lines(hold: Hold) -> list[Line]:
-    return [
+def _release(conn: Connection, hold: Hold, status: HoldStatus, now: datetime) -> None:
+    """Return the reserved amount in full and resolve the hold as voided or expired."""
+    lines = [
         Line(hold.debit_account_id, pending_debits=-hold.amount.amount),
         Line(hold.credit_account_id, pending_credits=-hold.amount.amount),
     ]
+    journal_for(conn).post(conn, Entry(lines, TransactionKind.CAPTURE, hold_id=hold.id), now, None)
+    _resolve(conn, hold, status, now)
 
 
 def _resolve(
@@ -196,13 +199,7 @@ def capture_hold(
                 f"capture must be between 0 and {hold.amount} (the hold), got {take}"
             )
         if _is_expired(hold, now):
-            journal_for(conn).post(
-                conn,
-                Entry(_release_lines(hold), TransactionKind.CAPTURE, hold_id=hold.id),
-                now,
-                None,
-            )
-            _resolve(conn, hold, HoldStatus.EXPIRED, now)
+            _release(conn, hold, HoldStatus.EXPIRED, now)
             raise HoldExpired(f"hold {hold.id} expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}Z")
     except (HoldAlreadyResolved, CaptureExceedsHold, HoldExpired) as refused:
         _refuse(conn, claimed, refused)
@@ -235,10 +232,7 @@ def void_hold(
     except (HoldAlreadyResolved, HoldExpired) as refused:
         _refuse(conn, claimed, refused)
         raise
-    journal_for(conn).post(
-        conn, Entry(_release_lines(hold), TransactionKind.CAPTURE, hold_id=hold.id), now, None
-    )
-    _resolve(conn, hold, HoldStatus.VOIDED, now)
+    _release(conn, hold, HoldStatus.VOIDED, now)
     if claimed is not None:
         idempotency.complete(conn, claimed, OK, str(hold.id), None)
     return get_hold(conn, hold.id)
@@ -261,9 +255,6 @@ def expire_due_holds(conn: Connection, *, now: datetime, limit: int = 500) -> li
     expired = []
     for row in conn.execute(statement).all():
         hold = _hold(row)
-        journal_for(conn).post(
-            conn, Entry(_release_lines(hold), TransactionKind.CAPTURE, hold_id=hold.id), now, None
-        )
-        _resolve(conn, hold, HoldStatus.EXPIRED, now)
+        _release(conn, hold, HoldStatus.EXPIRED, now)
         expired.append(hold.id)
     return expired
