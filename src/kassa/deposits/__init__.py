@@ -1,0 +1,1 @@
+"""Deposits: watch-only addresses, chain watchers, crediting and reorg handling."""

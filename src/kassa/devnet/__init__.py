@@ -1,0 +1,1 @@
+"""Local chains for development, tests and the demo: ganache, bcoin regtest, the TRON simulator."""

@@ -1,0 +1,1 @@
+"""Pricing: USD rates from several sources, aggregated, stored with their quotes, and locked."""
