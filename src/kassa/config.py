@@ -19,9 +19,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kassa.pricing.settings import PricingSettings
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KASSA_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="KASSA_", env_nested_delimiter="__", extra="forbid"
+    )
 
     data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and state live")
     database_url: str | None = Field(
@@ -32,6 +36,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     hold_sweep_interval_seconds: int = Field(
         default=15, ge=1, description="How often the worker expires due holds"
+    )
+    pricing: PricingSettings = Field(
+        default_factory=PricingSettings, description="Rate sources and rules ([pricing])"
     )
 
     @property

@@ -4,5 +4,6 @@ from kassa.accounts import tables as _accounts  # noqa: F401
 from kassa.apikeys import tables as _apikeys  # noqa: F401
 from kassa.db.metadata import metadata
 from kassa.ledger import tables as _ledger  # noqa: F401
+from kassa.pricing import tables as _pricing  # noqa: F401
 
 __all__ = ["metadata"]

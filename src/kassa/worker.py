@@ -1,8 +1,9 @@
-"""Background work: expiring holds whose time has come.
+"""Background work: expiring holds whose time has come, and refreshing USD rates.
 
-Each batch is its own short transaction, so a large backlog never holds one long transaction
-(or SQLite's writer lock) open. The loop survives database errors: it logs them and tries again
-at the next tick, because a worker that dies silently leaves funds reserved forever.
+Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
+transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
+The loops survive errors: they log them and try again at the next tick, because a worker that
+dies silently leaves funds reserved forever and rates going stale.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
 from kassa.ledger.holds import expire_due_holds
+from kassa.pricing.service import PricingService
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,29 @@ def sweep_forever(
     log.info("hold-expiry worker stopped")
 
 
+def refresh_rates_forever(
+    pricing: PricingService, interval_seconds: float, stop: threading.Event
+) -> None:
+    """Refresh every rate now and then every `interval_seconds` until `stop` is set.
+
+    A refresh that finds no rate for a symbol stores nothing for it (and logs why), so the last
+    good rate ages out instead of being repeated: valuations then wait rather than use it.
+    """
+    log.info("rate refresher started (every %ss)", interval_seconds)
+    while not stop.is_set():
+        try:
+            result = pricing.refresh()
+        except Exception:
+            log.exception("rate refresh failed; retrying in %ss", interval_seconds)
+        else:
+            log.debug(
+                "rates refreshed: %s",
+                ", ".join(f"{s} {r.bid}/{r.ask}" for s, r in result.samples.items()) or "none",
+            )
+        stop.wait(interval_seconds)
+    log.info("rate refresher stopped")
+
+
 def run_worker(
     settings: Settings,
     stop: threading.Event,
@@ -59,9 +84,20 @@ def run_worker(
 ) -> None:
     """The worker loop with its own database unless one is shared (as `kassa up` does)."""
     owned = database is None
-    db = database or Database.from_url(settings.db_url, pool_size=2)
+    db = database or Database.from_url(settings.db_url, pool_size=3)
+    the_clock = clock or DatabaseClock()
+    pricing = PricingService(db, the_clock, settings.pricing)
+    refresher = threading.Thread(
+        target=refresh_rates_forever,
+        args=(pricing, settings.pricing.refresh_interval_seconds, stop),
+        name="kassa-rates",
+        daemon=True,
+    )
+    refresher.start()
     try:
-        sweep_forever(db, clock or DatabaseClock(), settings.hold_sweep_interval_seconds, stop)
+        sweep_forever(db, the_clock, settings.hold_sweep_interval_seconds, stop)
     finally:
+        stop.set()
+        refresher.join(timeout=settings.pricing.request_timeout_seconds * 3)
         if owned:
             db.dispose()

@@ -18,11 +18,12 @@ from fastapi import FastAPI
 
 from kassa.api import problems
 from kassa.api.context import AppContext
-from kassa.api.routes import accounts, admin, health, holds
+from kassa.api.routes import accounts, admin, health, holds, rates
 from kassa.api.schemas import Problem
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.pricing.service import PricingService
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": description}
@@ -35,7 +36,11 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    settings: Settings, *, database: Database | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    pricing: PricingService | None = None,
 ) -> FastAPI:
     """Build the API. A database passed in stays the caller's to dispose; one built here from
     `settings` is disposed when the app shuts down."""
@@ -55,8 +60,13 @@ def create_app(
         lifespan=lifespan,
         responses=_PROBLEMS,
     )
-    app.state.kassa = AppContext(database=db, clock=clock or DatabaseClock())
+    the_clock = clock or DatabaseClock()
+    app.state.kassa = AppContext(
+        database=db,
+        clock=the_clock,
+        pricing=pricing or PricingService(db, the_clock, settings.pricing),
+    )
     problems.install(app)
-    for module in (health, accounts, holds, admin):
+    for module in (health, accounts, holds, admin, rates):
         app.include_router(module.router)
     return app

@@ -1,4 +1,5 @@
-"""What every route needs: the database and the clock, fixed when the app is built."""
+"""What every route needs: the database, the clock and the pricing service, fixed when the app
+is built."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from fastapi import Depends, Request
 
 from kassa.clock import Clock
 from kassa.db import Database
+from kassa.pricing.service import PricingService
 
 
 @dataclass(frozen=True, slots=True)
 class AppContext:
     database: Database
     clock: Clock
+    pricing: PricingService
 
 
 def app_context(request: Request) -> AppContext:

@@ -14,6 +14,7 @@ Status policy:
   409  the request conflicts with current state: duplicates, insufficient funds, frozen
        accounts, holds no longer pending, an idempotency key reused for another request
   422  the request is well-formed JSON but its content is invalid (amounts, ids, ranges)
+  503  no trustworthy rate (every source down, or no history near the asked time)
   500  a bug; `ledger_invariant_broken` means the ledger stopped itself on purpose
 """
 
@@ -50,6 +51,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "transaction_not_found": 404,
     "ledger_account_not_found": 404,
     "api_key_not_found": 404,
+    "rate_lock_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
     "conflict": 409,
@@ -74,6 +76,10 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "invalid_key_name": 422,
     "capture_exceeds_hold": 422,
     "unbalanced_transaction": 422,
+    "unknown_symbol": 422,
+    "invalid_time": 422,
+    # 503: a dependency outside Kassa cannot answer now; retrying later may work
+    "no_rate": 503,
     # 500
     "kassa_error": 500,
     "ledger_invariant_broken": 500,

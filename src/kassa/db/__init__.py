@@ -2,6 +2,6 @@
 
 from kassa.db.engine import Database, make_engine
 from kassa.db.metadata import metadata
-from kassa.db.types import Amount, UtcDateTime
+from kassa.db.types import Amount, Price, UtcDateTime
 
-__all__ = ["Amount", "Database", "UtcDateTime", "make_engine", "metadata"]
+__all__ = ["Amount", "Database", "Price", "UtcDateTime", "make_engine", "metadata"]

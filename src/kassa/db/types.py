@@ -76,3 +76,42 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+PRICE_SCALE = 12
+"""Decimal places kept for prices (USD per whole coin); sources round to this before storing."""
+
+
+class Price(TypeDecorator[Decimal]):
+    """An exact positive decimal price, USD per whole coin, at most 12 decimal places.
+
+    PostgreSQL stores NUMERIC(40,12). SQLite would turn NUMERIC into a lossy REAL, so there the
+    price is canonical decimal TEXT; prices are never compared or summed inside SQL.
+    """
+
+    impl = Numeric(40, PRICE_SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(48))
+        return dialect.type_descriptor(Numeric(40, PRICE_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise TypeError(f"prices are finite Decimals, got {value!r}")
+        if value != value.quantize(Decimal(1).scaleb(-PRICE_SCALE)):
+            raise ValueError(f"price {value} has more than {PRICE_SCALE} decimal places")
+        if dialect.name == "sqlite":
+            return format(value.normalize(), "f")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        number = Decimal(value) if isinstance(value, str) else value
+        if not isinstance(number, Decimal):
+            raise TypeError(f"unexpected stored price {value!r}")
+        return number

@@ -46,6 +46,12 @@ def symbol_of(code: AssetCode | str) -> Symbol:
         raise UnknownSymbol(text) from None
 
 
+def price_text(value: Decimal) -> str:
+    """A price as a plain decimal string without trailing zeros or exponent (``60000``)."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 class UnknownSymbol(ValueError):
     def __init__(self, text: str) -> None:
         super().__init__(f"{text!r} is not a priced asset (BTC, ETH, TRX, USDT, USDT-ERC20, …)")
