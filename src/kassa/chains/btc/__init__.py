@@ -1,0 +1,1 @@
+"""Bitcoin primitives: addresses (`address`) and segwit v0 transactions (`tx`)."""

@@ -1,0 +1,1 @@
+"""Ethereum primitives: addresses (`address`) and EIP-1559 transfers (`tx`)."""

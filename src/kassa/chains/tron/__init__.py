@@ -1,0 +1,1 @@
+"""TRON primitives: addresses (`address`) and TRX/TRC-20 transfers (`tx`)."""
