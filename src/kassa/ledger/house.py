@@ -36,3 +36,34 @@ def adjustments(conn: Connection, asset_: Asset, now: datetime) -> Account:
         allow_negative=True,
         now=now,
     )
+
+
+def wallet(conn: Connection, name: str, asset_: Asset, now: datetime) -> Account:
+    """Crypto the house holds on chain, in native units (debit-normal asset), e.g. the
+    deposit addresses of one chain (``wallet:btc-deposits:BTC``)."""
+    return open_account(
+        conn,
+        code=f"wallet:{name}:{asset_.code}",
+        asset_=asset_,
+        normal_side=NormalSide.DEBIT,
+        kind=AccountKind.WALLET,
+        allow_negative=False,
+        now=now,
+    )
+
+
+def fx(conn: Connection, crypto: Asset, leg: Asset, now: datetime) -> Account:
+    """The conversion account of one crypto asset (DESIGN.md §3): ``fx:BTC:BTC`` carries the
+    native leg and ``fx:BTC:USD`` the USD leg of every cross-asset movement of BTC.
+
+    Deposits credit the native leg and debit the USD leg; payouts do the opposite. Their
+    balances are the house's FX position, so both may go either way."""
+    return open_account(
+        conn,
+        code=f"fx:{crypto.code}:{leg.code}",
+        asset_=leg,
+        normal_side=NormalSide.DEBIT,
+        kind=AccountKind.FX,
+        allow_negative=True,
+        now=now,
+    )

@@ -1,0 +1,434 @@
+"""Deposit rows: recording transfers once, moving them through the lifecycle, and the ledger
+side of crediting and reversing.
+
+Every state change goes through `_move`, which checks the transition table and appends a
+`deposit_event`, so a deposit's history reads like a statement. Crediting is one ledger
+transaction with the native and the USD legs (DESIGN.md §3):
+
+    Dr wallet:<chain>-deposits:<asset>  native     Cr fx:<asset>:<asset>  native
+    Dr fx:<asset>:USD                   USD        Cr user:<id>:USD       USD
+
+under the idempotency key ``deposit:<id>:credit:<n>`` — n counts credits, so a crash and
+retry posts nothing twice, while a deposit reversed by a reorg and mined again is credited
+exactly once more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from kassa.accounts import service as accounts
+from kassa.chains.network import Chain
+from kassa.deposits.model import (
+    ChainBlock,
+    ChainTransfer,
+    DepositStatus,
+    SenderKind,
+    check_transition,
+)
+from kassa.deposits.tables import deposit, deposit_event
+from kassa.ledger import house
+from kassa.ledger.idempotency import IdempotencyKey, Request
+from kassa.ledger.model import TransactionKind
+from kassa.ledger.transfers import Leg, post, reverse
+from kassa.money import USD, Money, asset
+from kassa.pricing.locks import RateLock
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    id: uuid.UUID
+    chain: Chain
+    asset: str
+    txid: str
+    position: int
+    deposit_address_id: int
+    customer_account_id: uuid.UUID
+    amount: int
+    """Minor units of `asset`."""
+    sender: str | None
+    sender_kind: SenderKind
+    token_contract: str | None
+    block_height: int | None
+    block_hash: str | None
+    block_time: datetime | None
+    first_seen_at: datetime
+    confirmations: int
+    status: DepositStatus
+    status_reason: str | None
+    rate_lock_id: uuid.UUID | None
+    usd_amount: int | None
+    """Credited micro-USD."""
+    credit_count: int
+    credit_transaction_id: uuid.UUID | None
+    reversal_transaction_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, asset(self.asset))
+
+    @property
+    def purpose(self) -> str:
+        """The rate-lock purpose: a deposit is valued once, at payment time."""
+        return f"deposit:{self.chain}:{self.txid}:{self.position}"
+
+
+def _deposit(row: Row[Any]) -> Deposit:
+    return Deposit(
+        id=row.id,
+        chain=Chain(row.chain),
+        asset=row.asset,
+        txid=row.txid,
+        position=row.position,
+        deposit_address_id=row.deposit_address_id,
+        customer_account_id=row.customer_account_id,
+        amount=row.amount,
+        sender=row.sender,
+        sender_kind=SenderKind(row.sender_kind),
+        token_contract=row.token_contract,
+        block_height=row.block_height,
+        block_hash=row.block_hash,
+        block_time=row.block_time,
+        first_seen_at=row.first_seen_at,
+        confirmations=row.confirmations,
+        status=DepositStatus(row.status),
+        status_reason=row.status_reason,
+        rate_lock_id=row.rate_lock_id,
+        usd_amount=row.usd_amount,
+        credit_count=row.credit_count,
+        credit_transaction_id=row.credit_transaction_id,
+        reversal_transaction_id=row.reversal_transaction_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def get(conn: Connection, deposit_id: uuid.UUID, *, for_update: bool = False) -> Deposit | None:
+    query = select(deposit).where(deposit.c.id == deposit_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else _deposit(row)
+
+
+def find(conn: Connection, chain: Chain, txid: str, position: int) -> Deposit | None:
+    row = conn.execute(
+        select(deposit).where(
+            deposit.c.chain == chain.value, deposit.c.txid == txid, deposit.c.position == position
+        )
+    ).first()
+    return None if row is None else _deposit(row)
+
+
+def for_account(
+    conn: Connection, customer_account_id: uuid.UUID, *, limit: int = 100
+) -> list[Deposit]:
+    rows = conn.execute(
+        select(deposit)
+        .where(deposit.c.customer_account_id == customer_account_id)
+        .order_by(deposit.c.first_seen_at.desc(), deposit.c.id)
+        .limit(limit)
+    ).all()
+    return [_deposit(row) for row in rows]
+
+
+def unsettled(conn: Connection, chain: Chain) -> list[Deposit]:
+    """Deposits in the best chain that are not credited yet."""
+    rows = conn.execute(
+        select(deposit)
+        .where(
+            deposit.c.chain == chain.value,
+            deposit.c.status.in_([DepositStatus.SEEN.value, DepositStatus.CONFIRMING.value]),
+            deposit.c.block_height.is_not(None),
+        )
+        .order_by(deposit.c.block_height, deposit.c.txid, deposit.c.position)
+    ).all()
+    return [_deposit(row) for row in rows]
+
+
+def above(conn: Connection, chain: Chain, height: int) -> list[Deposit]:
+    rows = conn.execute(
+        select(deposit)
+        .where(deposit.c.chain == chain.value, deposit.c.block_height > height)
+        .order_by(deposit.c.block_height)
+        .with_for_update()
+    ).all()
+    return [_deposit(row) for row in rows]
+
+
+def _event(
+    conn: Connection,
+    deposit_id: uuid.UUID,
+    old: DepositStatus | None,
+    new: DepositStatus,
+    reason: str | None,
+    block_hash: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(deposit_event).values(
+            deposit_id=deposit_id,
+            from_status=None if old is None else old.value,
+            to_status=new.value,
+            reason=reason,
+            block_hash=block_hash,
+            at=now,
+        )
+    )
+
+
+def _move(
+    conn: Connection,
+    current: Deposit,
+    new: DepositStatus,
+    *,
+    reason: str | None,
+    now: datetime,
+    **values: Any,
+) -> None:
+    """Change status (checked against the transition table) and any other columns."""
+    check_transition(current.status, new)
+    conn.execute(
+        update(deposit)
+        .where(deposit.c.id == current.id)
+        .values(status=new.value, status_reason=reason, updated_at=now, **values)
+    )
+    block_hash = values.get("block_hash", current.block_hash)
+    if new is not current.status or reason != current.status_reason:
+        _event(conn, current.id, current.status, new, reason, block_hash, now)
+
+
+def record(
+    conn: Connection,
+    transfer: ChainTransfer,
+    block: ChainBlock,
+    *,
+    deposit_address_id: int,
+    customer_account_id: uuid.UUID,
+    dust: int,
+    now: datetime,
+) -> Deposit:
+    """Record a matched transfer once; a known one re-entering the best chain gets its block."""
+    existing = find(conn, transfer.chain, transfer.txid, transfer.position)
+    in_block = {
+        "block_height": block.height,
+        "block_hash": block.hash,
+        "block_time": block.time,
+        "confirmations": 1,
+    }
+    if existing is not None:
+        if existing.block_hash == block.hash:
+            return existing  # a replay of a block already processed (e.g. after a crash)
+        if existing.status is DepositStatus.IGNORED:
+            _move(
+                conn,
+                existing,
+                DepositStatus.IGNORED,
+                reason=existing.status_reason,
+                now=now,
+                **in_block,
+            )
+        elif existing.status in (DepositStatus.REVERSED, DepositStatus.SEEN):
+            _move(
+                conn,
+                existing,
+                DepositStatus.SEEN,
+                reason=f"mined in block {block.height}",
+                now=now,
+                **in_block,
+            )
+        else:
+            _move(
+                conn, existing, existing.status, reason=existing.status_reason, now=now, **in_block
+            )
+        refreshed = find(conn, transfer.chain, transfer.txid, transfer.position)
+        if refreshed is None:
+            raise RuntimeError("deposit vanished inside its own transaction")
+        return refreshed
+
+    status, reason = DepositStatus.SEEN, f"mined in block {block.height}"
+    if not transfer.success:
+        status, reason = DepositStatus.IGNORED, "the transaction failed on chain"
+    elif not transfer.canonical:
+        status, reason = (
+            DepositStatus.IGNORED,
+            f"token contract {transfer.token_contract} is not the canonical {transfer.asset}",
+        )
+    elif transfer.amount < dust:
+        status, reason = (
+            DepositStatus.IGNORED,
+            f"below the dust threshold of {Money(dust, asset(transfer.asset)).format()} "
+            f"{transfer.asset}",
+        )
+    deposit_id = uuid.uuid4()
+    row = conn.execute(
+        insert(deposit)
+        .values(
+            id=deposit_id,
+            chain=transfer.chain.value,
+            asset=transfer.asset,
+            txid=transfer.txid,
+            position=transfer.position,
+            deposit_address_id=deposit_address_id,
+            customer_account_id=customer_account_id,
+            amount=transfer.amount,
+            sender=transfer.sender,
+            sender_kind=transfer.sender_kind.value,
+            token_contract=transfer.token_contract,
+            first_seen_at=block.time,
+            status=status.value,
+            status_reason=reason,
+            credit_count=0,
+            created_at=now,
+            updated_at=now,
+            **in_block,
+        )
+        .returning(*deposit.c)
+    ).one()
+    _event(conn, deposit_id, None, status, reason, block.hash, now)
+    return _deposit(row)
+
+
+def set_waiting(
+    conn: Connection, current: Deposit, *, confirmations: int, reason: str, now: datetime
+) -> None:
+    if current.confirmations == confirmations and current.status_reason == reason:
+        return
+    _move(
+        conn,
+        current,
+        DepositStatus.CONFIRMING,
+        reason=reason,
+        now=now,
+        confirmations=confirmations,
+    )
+
+
+def credit(
+    conn: Connection,
+    deposit_id: uuid.UUID,
+    lock: RateLock,
+    *,
+    expected_block_hash: str,
+    confirmations: int,
+    now: datetime,
+) -> Deposit | None:
+    """Credit the deposit's USD value at `lock`; None if it changed since it was judged final
+    (its block left the chain, or another watcher credited it)."""
+    current = get(conn, deposit_id, for_update=True)
+    if current is None:
+        raise RuntimeError(f"deposit {deposit_id} does not exist")
+    if current.status not in (DepositStatus.SEEN, DepositStatus.CONFIRMING):
+        return None
+    if current.block_hash != expected_block_hash:
+        return None
+    native = current.money
+    usd = lock.to_usd(native)
+    if not usd.is_positive:
+        _move(
+            conn,
+            current,
+            DepositStatus.IGNORED,
+            reason=f"worth less than one micro-dollar at {lock.rate} USD",
+            now=now,
+        )
+        return None
+    customer = accounts.get(conn, current.customer_account_id)
+    coin = native.asset
+    number = current.credit_count + 1
+    request = Request.of(
+        IdempotencyKey("system", f"deposit:{current.id}:credit:{number}"),
+        "deposits.credit",
+        {"deposit": str(current.id), "lock": str(lock.id), "amount": native.amount},
+    )
+    transaction_id = post(
+        conn,
+        [
+            Leg(house.wallet(conn, f"{current.chain}-deposits", coin, now).id, native),
+            Leg(house.fx(conn, coin, coin, now).id, -native),
+            Leg(house.fx(conn, coin, USD, now).id, usd),
+            Leg(customer.ledger_account_id, -usd),
+        ],
+        kind=TransactionKind.DEPOSIT,
+        now=now,
+        request=request,
+        memo=f"{native.format()} {coin.code} deposit at {lock.rate} USD",
+        actor=f"watcher:{current.chain}",
+        metadata={
+            "deposit_id": str(current.id),
+            "txid": current.txid,
+            "position": current.position,
+            "rate_lock_id": str(lock.id),
+        },
+    )
+    _move(
+        conn,
+        current,
+        DepositStatus.CREDITED,
+        reason=f"credited {usd.format()} USD at {lock.rate} USD/{coin.code}",
+        now=now,
+        confirmations=confirmations,
+        rate_lock_id=lock.id,
+        usd_amount=usd.amount,
+        credit_count=number,
+        credit_transaction_id=transaction_id,
+    )
+    return get(conn, deposit_id)
+
+
+def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetime) -> None:
+    """The deposit's block left the best chain: back to `seen`, or reverse a credit."""
+    detached = {"block_height": None, "block_hash": None, "block_time": None, "confirmations": 0}
+    reason = (
+        f"block {current.block_height} left the best chain (reorganisation above {fork_height})"
+    )
+    if current.status is DepositStatus.CREDITED:
+        if current.credit_transaction_id is None:
+            raise RuntimeError(f"credited deposit {current.id} has no credit transaction")
+        reversal = reverse(
+            conn,
+            current.credit_transaction_id,
+            now=now,
+            request=Request.of(
+                IdempotencyKey("system", f"deposit:{current.id}:reversal:{current.credit_count}"),
+                "deposits.reverse",
+                {"deposit": str(current.id), "credit": str(current.credit_transaction_id)},
+            ),
+            reason=reason,
+            actor=f"watcher:{current.chain}",
+        )
+        _move(
+            conn,
+            current,
+            DepositStatus.REVERSED,
+            reason=reason,
+            now=now,
+            reversal_transaction_id=reversal,
+            **detached,
+        )
+    elif current.status is DepositStatus.IGNORED:
+        _move(
+            conn, current, DepositStatus.IGNORED, reason=current.status_reason, now=now, **detached
+        )
+    elif current.status is DepositStatus.REVERSED:
+        _move(
+            conn, current, DepositStatus.REVERSED, reason=current.status_reason, now=now, **detached
+        )
+    else:
+        _move(conn, current, DepositStatus.SEEN, reason=reason, now=now, **detached)
+
+
+def events(conn: Connection, deposit_id: uuid.UUID) -> list[tuple[str | None, str, str | None]]:
+    rows = conn.execute(
+        select(deposit_event.c.from_status, deposit_event.c.to_status, deposit_event.c.reason)
+        .where(deposit_event.c.deposit_id == deposit_id)
+        .order_by(deposit_event.c.id)
+    ).all()
+    return [(row.from_status, row.to_status, row.reason) for row in rows]

@@ -1,0 +1,408 @@
+"""The chain watcher: scan blocks from a checkpoint, record matching transfers, follow reorgs,
+and credit deposits once they are final.
+
+One tick:
+1. Ask the node for its head (tip and final height).
+2. Reorg check: compare the stored hash of the checkpoint block with the node's; on a mismatch
+   walk back through the stored recent blocks to the last common one and rewind there —
+   deposits above it leave the chain (credited ones are reversed in the ledger).
+3. Scan forward block by block; each block is one short transaction (its transfers, its hash,
+   the checkpoint), so a crash loses at most the block in flight and a restart repeats it
+   harmlessly. A block whose parent is not the stored tip means the chain moved under us:
+   stop, and the next tick's reorg check handles it.
+4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
+   and are credited; without a rate they wait, saying so, and are retried next tick.
+
+No database transaction is open during a node or price request (STYLE habit 3). A lease on the
+checkpoint row keeps a second watcher of the same chain from running the same ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from kassa.chains.network import Chain
+from kassa.clock import Clock
+from kassa.db import Database
+from kassa.deposits import addresses, records
+from kassa.deposits.addresses import match_key
+from kassa.deposits.model import ChainBlock, ChainHead
+from kassa.deposits.ports import ChainScanner
+from kassa.deposits.tables import chain_block, watcher_checkpoint
+from kassa.errors import KassaError
+from kassa.money import AssetCode
+from kassa.pricing.errors import NoRate
+from kassa.pricing.locks import Side
+from kassa.pricing.service import PricingService
+
+log = logging.getLogger(__name__)
+
+
+class DeepReorg(KassaError):
+    code = "deep_reorg"
+    title = "Reorganisation deeper than the watched window"
+
+
+class WatcherBusy(KassaError):
+    code = "watcher_busy"
+    title = "Another watcher holds this chain"
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherConfig:
+    chain: Chain
+    dust: Mapping[str, int] = field(default_factory=dict)
+    """Per asset code, the smallest amount credited (minor units); smaller is ignored."""
+    start_height: int = 0
+    """Where a watcher without a checkpoint starts (a production install sets its birth block)."""
+    reorg_window: int = 100
+    """Recent block hashes kept; a reorg deeper than this stops the watcher for an operator."""
+    max_blocks_per_tick: int = 500
+    lease_seconds: int = 60
+
+
+@dataclass(slots=True)
+class TickReport:
+    head: int = -1
+    scanned: int = 0
+    recorded: int = 0
+    rewound_to: int | None = None
+    credited: list[uuid.UUID] = field(default_factory=list)
+    waiting_for_rate: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    height: int
+    block_hash: str
+
+
+class Watcher:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        scanner: ChainScanner,
+        pricing: PricingService,
+        config: WatcherConfig,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        if scanner.chain is not config.chain:
+            raise ValueError(f"a {scanner.chain} scanner cannot serve the {config.chain} watcher")
+        self.database = database
+        self.clock = clock
+        self.scanner = scanner
+        self.pricing = pricing
+        self.config = config
+        self.chain = config.chain
+        self.owner = owner or f"watcher-{uuid.uuid4().hex[:12]}"
+        self._watched: dict[str, tuple[int, uuid.UUID]] = {}
+        self._watched_after = 0
+
+    # ------------------------------------------------------------------ checkpoint and lease
+
+    def _checkpoint(self, conn: Connection, now: datetime) -> Checkpoint:
+        """Load the checkpoint, claiming the lease (or refusing if another watcher holds it)."""
+        row = conn.execute(
+            select(watcher_checkpoint)
+            .where(watcher_checkpoint.c.chain == self.chain.value)
+            .with_for_update()
+        ).first()
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        if row is None:
+            conn.execute(
+                insert(watcher_checkpoint).values(
+                    chain=self.chain.value,
+                    height=self.config.start_height - 1,
+                    block_hash="",
+                    lease_owner=self.owner,
+                    lease_until=lease_until,
+                    updated_at=now,
+                )
+            )
+            return Checkpoint(self.config.start_height - 1, "")
+        if row.lease_owner not in (None, self.owner) and row.lease_until and row.lease_until > now:
+            raise WatcherBusy(
+                f"the {self.chain} watcher {row.lease_owner} holds the lease until "
+                f"{row.lease_until:%H:%M:%S}Z"
+            )
+        conn.execute(
+            update(watcher_checkpoint)
+            .where(watcher_checkpoint.c.chain == self.chain.value)
+            .values(lease_owner=self.owner, lease_until=lease_until)
+        )
+        return Checkpoint(int(row.height), str(row.block_hash))
+
+    def release(self) -> None:
+        with self.database.transaction() as conn:
+            conn.execute(
+                update(watcher_checkpoint)
+                .where(
+                    watcher_checkpoint.c.chain == self.chain.value,
+                    watcher_checkpoint.c.lease_owner == self.owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def checkpoint(self) -> Checkpoint | None:
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                select(watcher_checkpoint).where(watcher_checkpoint.c.chain == self.chain.value)
+            ).first()
+        return None if row is None else Checkpoint(int(row.height), str(row.block_hash))
+
+    # ------------------------------------------------------------------ one tick
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        head = self.scanner.head()
+        report.head = head.height
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            cp = self._checkpoint(conn, now)
+            stored = self._stored_hashes(conn, cp.height)
+        fork = self._find_fork(cp, head, stored)
+        if fork < cp.height:
+            self._rewind(fork)
+            report.rewound_to = fork
+            cp = self.checkpoint() or cp
+        self._refresh_watched()
+        height = cp.height + 1
+        tip_hash = cp.block_hash
+        while height <= head.height and report.scanned < self.config.max_blocks_per_tick:
+            block = self.scanner.block(height, frozenset(self._watched))
+            if tip_hash and block.parent_hash != tip_hash:
+                log.warning(
+                    "%s block %d does not extend our tip; re-checking for a reorg next tick",
+                    self.chain,
+                    height,
+                )
+                break
+            report.recorded += self._store_block(block)
+            report.scanned += 1
+            tip_hash = block.hash
+            height += 1
+        self._settle(head, report)
+        return report
+
+    def _stored_hashes(self, conn: Connection, top: int) -> dict[int, str]:
+        rows = conn.execute(
+            select(chain_block.c.height, chain_block.c.hash).where(
+                chain_block.c.chain == self.chain.value,
+                chain_block.c.height > top - self.config.reorg_window,
+                chain_block.c.height <= top,
+            )
+        ).all()
+        return {int(row.height): str(row.hash) for row in rows}
+
+    def _find_fork(self, cp: Checkpoint, head: ChainHead, stored: Mapping[int, str]) -> int:
+        """The highest height where our stored block is still on the node's best chain.
+
+        Normally one request: the checkpoint block's hash still matches. Otherwise walk down
+        the stored window; if nothing in it matches, the reorg is deeper than what we kept.
+        """
+        start = self.config.start_height
+        if cp.height < start:
+            return cp.height
+        lowest = min(stored, default=cp.height + 1)
+        height = min(cp.height, head.height)
+        while height >= lowest:
+            ours = stored.get(height)
+            if ours is not None and self.scanner.block_hash(height) == ours:
+                return height
+            height -= 1
+        if lowest <= start:
+            return start - 1  # everything we ever scanned was replaced: start over
+        raise DeepReorg(
+            f"{self.chain}: none of the stored blocks {lowest}…{cp.height} is on the node's "
+            "chain any more; an operator must check the node before the watcher goes on"
+        )
+
+    def _rewind(self, fork: int) -> None:
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            orphans = records.above(conn, self.chain, fork)
+            for current in orphans:
+                records.orphan(conn, current, fork_height=fork, now=now)
+            conn.execute(
+                delete(chain_block).where(
+                    chain_block.c.chain == self.chain.value, chain_block.c.height > fork
+                )
+            )
+            fork_hash = conn.execute(
+                select(chain_block.c.hash).where(
+                    chain_block.c.chain == self.chain.value, chain_block.c.height == fork
+                )
+            ).scalar_one_or_none()
+            conn.execute(
+                update(watcher_checkpoint)
+                .where(watcher_checkpoint.c.chain == self.chain.value)
+                .values(height=fork, block_hash=fork_hash or "", updated_at=now)
+            )
+        log.warning(
+            "%s reorganisation: rewound to block %d; %d deposit(s) left the chain",
+            self.chain,
+            fork,
+            len(orphans),
+        )
+
+    def _refresh_watched(self) -> None:
+        with self.database.transaction() as conn:
+            added = addresses.watched(conn, self.chain, self._watched_after)
+        if added:
+            self._watched.update(added)
+            self._watched_after = max(address_id for address_id, _ in added.values())
+
+    def _store_block(self, block: ChainBlock) -> int:
+        recorded = 0
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            for transfer in block.transfers:
+                if transfer.amount <= 0:
+                    continue
+                owner = self._watched.get(match_key(self.chain, transfer.to_address))
+                if owner is None:
+                    continue
+                address_id, customer_id = owner
+                records.record(
+                    conn,
+                    transfer,
+                    block,
+                    deposit_address_id=address_id,
+                    customer_account_id=customer_id,
+                    dust=self.config.dust.get(transfer.asset, 1),
+                    now=now,
+                )
+                recorded += 1
+            conn.execute(
+                delete(chain_block).where(
+                    chain_block.c.chain == self.chain.value,
+                    or_(
+                        chain_block.c.height == block.height,
+                        chain_block.c.height <= block.height - self.config.reorg_window,
+                    ),
+                )
+            )
+            conn.execute(
+                insert(chain_block).values(
+                    chain=self.chain.value,
+                    height=block.height,
+                    hash=block.hash,
+                    parent_hash=block.parent_hash,
+                    time=block.time,
+                )
+            )
+            conn.execute(
+                update(watcher_checkpoint)
+                .where(watcher_checkpoint.c.chain == self.chain.value)
+                .values(height=block.height, block_hash=block.hash, updated_at=now)
+            )
+        return recorded
+
+    # ------------------------------------------------------------------ settling
+
+    def _settle(self, head: ChainHead, report: TickReport) -> None:
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            pending = records.unsettled(conn, self.chain)
+            final = []
+            for current in pending:
+                height = current.block_height
+                if height is None:
+                    continue
+                confirmations = max(head.height - height + 1, 0)
+                if height <= head.final_height:
+                    final.append((current, confirmations))
+                else:
+                    records.set_waiting(
+                        conn,
+                        current,
+                        confirmations=confirmations,
+                        reason=(
+                            f"{confirmations} confirmation(s); final once block {height} is "
+                            f"final (now {head.final_height})"
+                        ),
+                        now=now,
+                    )
+        for current, confirmations in final:
+            try:
+                lock = self.pricing.lock(
+                    purpose=current.purpose,
+                    asset=AssetCode(current.asset),
+                    side=Side.BID,
+                    at=current.first_seen_at,
+                )
+            except NoRate as exc:
+                report.waiting_for_rate += 1
+                with self.database.transaction() as conn:
+                    records.set_waiting(
+                        conn,
+                        current,
+                        confirmations=confirmations,
+                        reason=f"final; waiting for a rate: {exc.detail}",
+                        now=self.clock.now(conn),
+                    )
+                continue
+            if current.block_hash is None:
+                continue
+            with self.database.transaction() as conn:
+                credited = records.credit(
+                    conn,
+                    current.id,
+                    lock,
+                    expected_block_hash=current.block_hash,
+                    confirmations=confirmations,
+                    now=self.clock.now(conn),
+                )
+            if credited is not None:
+                report.credited.append(credited.id)
+                log.info(
+                    "credited %s deposit %s:%s (%s) for $%s",
+                    current.asset,
+                    current.txid,
+                    current.position,
+                    current.money.format(),
+                    credited.usd_amount,
+                )
+
+    # ------------------------------------------------------------------ loop
+
+    def run_forever(self, stop: threading.Event, interval_seconds: float) -> None:
+        log.info("%s watcher %s started (every %ss)", self.chain, self.owner, interval_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    report = self.tick()
+                except WatcherBusy as exc:
+                    log.info("%s", exc.detail)
+                except DeepReorg:
+                    log.exception("%s watcher stopped", self.chain)
+                    raise
+                except Exception:
+                    log.exception("%s watcher tick failed; retrying", self.chain)
+                else:
+                    if report.scanned or report.credited or report.rewound_to is not None:
+                        log.info(
+                            "%s head %d: scanned %d, recorded %d, credited %d%s",
+                            self.chain,
+                            report.head,
+                            report.scanned,
+                            report.recorded,
+                            len(report.credited),
+                            ""
+                            if report.rewound_to is None
+                            else f", rewound to {report.rewound_to}",
+                        )
+                    if report.scanned >= self.config.max_blocks_per_tick:
+                        continue  # catching up: no pause between batches
+                stop.wait(interval_seconds)
+        finally:
+            self.release()
