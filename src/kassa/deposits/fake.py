@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kassa.chains.network import Chain
-from kassa.deposits.model import ChainBlock, ChainHead, ChainTransfer
+from kassa.chains.scanning import ChainBlock, ChainHead, ChainTransfer
 
 
 class FakeChain:

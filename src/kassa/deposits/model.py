@@ -1,10 +1,7 @@
-"""The deposit vocabulary: what a chain adapter reports, and the deposit lifecycle.
+"""The deposit lifecycle (the chain-side vocabulary lives in `kassa.chains.scanning`).
 
-A `ChainTransfer` is one value movement to some address in one block, as a chain adapter reads
-it: a BTC output (``position`` = vout), a native ETH/TRX transfer (``position`` = -1, one per
-transaction), or a token Transfer log (``position`` = the log index). The watcher matches
-transfers against the watched addresses and records each match once, keyed by
-``(chain, txid, position)``.
+The watcher matches chain transfers against the watched addresses and records each match once,
+keyed by ``(chain, txid, position)``.
 
 Lifecycle, with every allowed move in `TRANSITIONS` (an illegal move raises):
 ``seen → confirming → credited``; a credited deposit whose block leaves the chain is
@@ -15,15 +12,30 @@ transaction, or a token contract that is not the canonical one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
-from kassa.chains.network import Chain
+from kassa.chains.scanning import (
+    NATIVE_POSITION,
+    ChainBlock,
+    ChainHead,
+    ChainScanner,
+    ChainTransfer,
+    SenderKind,
+)
 from kassa.errors import KassaError
 
-NATIVE_POSITION = -1
-"""``position`` of a chain's native transfer within its transaction (ETH value, TRX transfer)."""
+__all__ = [
+    "NATIVE_POSITION",
+    "TRANSITIONS",
+    "ChainBlock",
+    "ChainHead",
+    "ChainScanner",
+    "ChainTransfer",
+    "DepositStatus",
+    "IllegalTransition",
+    "SenderKind",
+    "check_transition",
+]
 
 
 class DepositStatus(StrEnum):
@@ -65,49 +77,3 @@ class IllegalTransition(KassaError):
 def check_transition(old: DepositStatus, new: DepositStatus) -> None:
     if new not in TRANSITIONS[old]:
         raise IllegalTransition(f"a deposit cannot go from {old} to {new}")
-
-
-class SenderKind(StrEnum):
-    KNOWN = "known"
-    """One sending address: ETH/TRON ``from``; BTC when every input spends from one address."""
-    AMBIGUOUS = "ambiguous"
-    """BTC inputs from several addresses (or scripts without an address): no single origin."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChainTransfer:
-    """One transfer to an address, as read from a block. ``amount`` is minor units of `asset`."""
-
-    chain: Chain
-    asset: str
-    """Asset code (``BTC``, ``ETH``, ``USDT-ERC20``, ``TRX``, ``USDT-TRC20``)."""
-    txid: str
-    position: int
-    to_address: str
-    amount: int
-    sender: str | None
-    sender_kind: SenderKind
-    success: bool
-    """False for a reverted/failed transaction: recorded as ignored, never credited."""
-    token_contract: str | None = None
-    """The emitting contract for token transfers (canonical or not)."""
-    canonical: bool = True
-    """False for a Transfer log of a contract that is not Kassa's configured token."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChainBlock:
-    height: int
-    hash: str
-    parent_hash: str
-    time: datetime
-    transfers: tuple[ChainTransfer, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    height: int
-    hash: str
-    final_height: int
-    """The highest block the chain's finality rule treats as final (N confirmations, the
-    ``finalized`` tag, or TRON's solidified block)."""

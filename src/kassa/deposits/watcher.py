@@ -29,12 +29,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from kassa.chains.network import Chain
+from kassa.chains.scanning import ChainBlock, ChainHead, ChainScanner
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
-from kassa.deposits.model import ChainBlock, ChainHead
-from kassa.deposits.ports import ChainScanner
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
 from kassa.money import AssetCode
