@@ -22,6 +22,14 @@ import pytest
 from kassa.clock import ManualClock
 from kassa.db import Database, make_engine
 from kassa.db.migrate import upgrade
+from kassa.devnet.testing import (
+    BitcoinNode,
+    GanacheNode,
+    TronNode,
+    start_bitcoin_node,
+    start_ganache_node,
+    start_tron_node,
+)
 
 PG_ADMIN_URL = os.environ.get("KASSA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DIALECTS = ("sqlite", "postgres")
@@ -125,11 +133,40 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC))
 
 
+# Real local chain nodes, one of each per test session, each on a free loopback port and
+# stopped by pid at the end (see kassa.devnet.testing). Tests using them are marked `chain`.
+CHAIN_FIXTURES = frozenset({"ganache_node", "bitcoin_node", "tron_sim"})
+
+
+@pytest.fixture(scope="session")
+def ganache_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GanacheNode]:
+    """ganache, instamine, chain id 1337, TestUSDT deployed by account 0."""
+    with start_ganache_node(tmp_path_factory.mktemp("ganache")) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def bitcoin_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BitcoinNode]:
+    """bcoin regtest (Core prefixes, strict sendrawtransaction), coins mined to the faucet."""
+    with start_bitcoin_node(tmp_path_factory.mktemp("bitcoin")) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def tron_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TronNode]:
+    """Kassa's TRON full-node simulator under uvicorn, a block every 0.5 s."""
+    with start_tron_node(tmp_path_factory.mktemp("tron")) as node:
+        yield node
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        uses_pg = "pg_databases" in getattr(item, "fixturenames", ()) or (
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses_pg = "pg_databases" in fixtures or (
             callspec is not None and callspec.params.get("databases") == "postgres"
         )
         if uses_pg:
             item.add_marker(pytest.mark.postgres)
+        if fixtures & CHAIN_FIXTURES:
+            item.add_marker(pytest.mark.chain)
