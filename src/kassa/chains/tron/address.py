@@ -56,6 +56,11 @@ class TronAddress:
         return self.raw.hex()
 
     @property
+    def is_zero(self) -> bool:
+        """The zero address (T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb): what is sent to it is burnt."""
+        return self.raw[1:] == bytes(20)
+
+    @property
     def evm_bytes(self) -> bytes:
         """The 20-byte address the TVM (and TRC-20 event topics) use."""
         return self.raw[1:]
