@@ -93,6 +93,8 @@ class TronChain:
         self._pool: list[SignedTransaction] = []
         self._pool_ids: set[str] = set()
         self._pool_state = genesis_state.copy()
+        self._records: list[str] = []
+        """The state-file entry of each block after the genesis (see `persistence`)."""
 
         state_file = config.state_file
         if state_file is not None and state_file.exists():
@@ -250,6 +252,8 @@ class TronChain:
             if txid in self._included or txid in self._pool_ids:
                 raise Rejected(DUP_TRANSACTION_ERROR, "dup transaction")
             self._admit(tx, claimed_txid)
+            # The pool is saved too: a payment broadcast just before a restart is not lost.
+            self._save()
 
     def _admit(self, tx: SignedTransaction, claimed_txid: str | None = None) -> None:
         if tx.serialized_size() > MAX_TRANSACTION_BYTES:
@@ -316,6 +320,7 @@ class TronChain:
                 pool, self._pool = self._pool, []
                 self._pool_ids.clear()
                 produced.append(self._produce(self._next_timestamp(), pool, replay=False))
+            if produced:
                 self._pool_state = self._states[self.head.number].copy()
             if produced or advance_ms:
                 self._save()
@@ -325,7 +330,10 @@ class TronChain:
         self, timestamp: int, candidates: list[SignedTransaction], *, replay: bool
     ) -> Block:
         parent = self.head
-        state = self._states[parent.number].copy()
+        state = self._states[parent.number]
+        if candidates:
+            # Stored states are never changed again, so an empty block shares its parent's.
+            state = state.copy()
         included: list[tuple[SignedTransaction, Outcome]] = []
         for tx in candidates:
             if not replay and tx.raw.expiration <= timestamp:
@@ -340,6 +348,15 @@ class TronChain:
         block = make_block(parent.number + 1, timestamp, parent.block_id, parent.witness, included)
         self._blocks.append(block)
         self._by_id[block.block_id] = block
+        if self.config.state_file is not None:
+            self._records.append(
+                persistence.block_record(
+                    persistence.StoredBlock(
+                        timestamp=timestamp,
+                        transactions=tuple(item.tx for item in block.transactions),
+                    )
+                )
+            )
         for item in block.transactions:
             self._included[item.tx.txid] = item
         self._states[block.number] = state
@@ -365,6 +382,7 @@ class TronChain:
                 return RollbackResult(head=self.head.number, returned_to_pool=(), discarded=())
             dropped = self._blocks[to + 1 :]
             del self._blocks[to + 1 :]
+            del self._records[to:]
             reinserted: list[SignedTransaction] = []
             discarded: list[str] = []
             for block in dropped:
@@ -407,15 +425,10 @@ class TronChain:
                 clock_offset_ms=self._clock_offset,
                 last_timestamp=self._last_timestamp,
                 solid_height=self._solid_height,
-                blocks=tuple(
-                    persistence.StoredBlock(
-                        timestamp=block.timestamp,
-                        transactions=tuple(item.tx for item in block.transactions),
-                    )
-                    for block in self._blocks[1:]
-                ),
+                blocks=(),
                 pending=tuple(self._pool),
             ),
+            self._records,
         )
 
 

@@ -6,9 +6,10 @@ and the solidified height. Loading replays the blocks from the deterministic gen
 rebuilds balances, receipts and block ids; the stored head id checks that the replay arrived
 at the same chain (it would not if the genesis key or the fee schedule had changed).
 
-An empty block is stored as its bare timestamp, so a devnet producing a block every 3 s grows
-by well under a megabyte a day. Writes go to a temporary file that is then renamed over the
-old one, so a crash leaves either the old or the new state, never a torn file.
+The file is rewritten after every block, rollback and accepted broadcast. An empty block is
+stored as its bare timestamp, so a devnet producing a block every 3 s grows by well under a
+megabyte a day. Writes go to a temporary file that is then renamed over the old one, so a crash
+leaves either the old or the new state, never a torn file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ class StoredChain:
     last_timestamp: int
     solid_height: int
     blocks: tuple[StoredBlock, ...]
-    """Blocks 1..head in order (the genesis block is rebuilt from the configuration)."""
+    """Blocks 1..head in order (the genesis block is rebuilt from the configuration); empty
+    when saving, as the blocks then come as prepared records."""
     pending: tuple[SignedTransaction, ...]
 
 
@@ -61,28 +64,38 @@ def _tx_from_json(item: Any) -> SignedTransaction:
     )
 
 
-def save(path: Path, chain: StoredChain) -> None:
-    blocks: list[Any] = [
-        {"t": block.timestamp, "tx": [_tx_to_json(tx) for tx in block.transactions]}
-        if block.transactions
-        else block.timestamp
-        for block in chain.blocks
-    ]
-    document = {
-        "format": FORMAT,
-        "genesis_address": chain.genesis_address,
-        "head_id": chain.head_id,
-        "clock_offset_ms": chain.clock_offset_ms,
-        "last_timestamp": chain.last_timestamp,
-        "solid_height": chain.solid_height,
-        "blocks": blocks,
-        "pending": [_tx_to_json(tx) for tx in chain.pending],
-    }
+def block_record(block: StoredBlock) -> str:
+    """One block's entry in the file, serialized once when the block is made: a long-running
+    devnet rewrites the file after every block, and re-encoding every old block each time
+    would make that write grow slower by the day."""
+    if not block.transactions:
+        return str(block.timestamp)
+    return json.dumps(
+        {"t": block.timestamp, "tx": [_tx_to_json(tx) for tx in block.transactions]},
+        separators=(",", ":"),
+    )
+
+
+def save(path: Path, chain: StoredChain, records: Sequence[str]) -> None:
+    """Write `chain`, whose blocks are given as their `block_record`s, atomically to `path`."""
+    header = json.dumps(
+        {
+            "format": FORMAT,
+            "genesis_address": chain.genesis_address,
+            "head_id": chain.head_id,
+            "clock_offset_ms": chain.clock_offset_ms,
+            "last_timestamp": chain.last_timestamp,
+            "solid_height": chain.solid_height,
+            "pending": [_tx_to_json(tx) for tx in chain.pending],
+        },
+        separators=(",", ":"),
+    )
+    text = header[:-1] + ',"blocks":[' + ",".join(records) + "]}"
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, separators=(",", ":"))
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
