@@ -1,0 +1,194 @@
+"""A small typed JSON-RPC client for Bitcoin nodes (Bitcoin Core, or bcoin through Kassa's
+launcher), over httpx.
+
+Design:
+* One persistent `httpx.Client` per node; every call is one POST of a JSON-RPC request to the
+  node's root. Authentication is HTTP basic auth with any user name and the node's API key as
+  the password (what bcoin's ``--api-key`` and Core's ``rpcauth`` both accept).
+* JSON is decoded with ``parse_float=Decimal``: a BTC amount such as ``1.23456789`` never
+  becomes a binary float, and `satoshi` turns it into an exact ``int`` or refuses it. NaN and
+  Infinity are refused outright; no node sends them for an amount.
+* Three errors, so callers can tell what went wrong and whether retrying can help:
+  `RpcError` — the node understood the request and said no (``code``/``message`` as the node
+  sent them, e.g. -8 "Block height out of range"); `RpcTransportError` — nothing usable came
+  back (connection refused, timeout, HTTP 401, a body that is not JSON); `UnexpectedResponse`
+  — a JSON answer whose shape is not what the method returns. All three are `BtcNodeError`.
+* Core answers RPC errors with HTTP 500 and a JSON body, bcoin with HTTP 200: the body is read
+  first, whatever the status.
+Only the calls Kassa uses have typed helpers; `call` reaches the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+__all__ = [
+    "SATOSHI_PER_BTC",
+    "BtcNodeError",
+    "BtcRpc",
+    "RpcError",
+    "RpcTransportError",
+    "UnexpectedResponse",
+    "satoshi",
+]
+
+SATOSHI_PER_BTC = 100_000_000
+
+BLOCK_HEIGHT_OUT_OF_RANGE = -8
+"""Core's RPC_INVALID_PARAMETER, which ``getblockhash`` answers for a height above the tip."""
+
+
+class BtcNodeError(Exception):
+    """Talking to the Bitcoin node failed; see the subclasses for how."""
+
+
+class RpcError(BtcNodeError):
+    """The node answered the request with a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int, message: str) -> None:
+        super().__init__(f"{method}: {message} (code {code})")
+        self.method = method
+        self.code = code
+        self.message = message
+
+
+class RpcTransportError(BtcNodeError):
+    """No usable answer: the node is unreachable, timed out, refused the credentials, or sent
+    something that is not a JSON-RPC response."""
+
+
+class UnexpectedResponse(BtcNodeError):
+    """The node's answer is valid JSON-RPC but not shaped as the method's result should be."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def satoshi(value: object) -> int:
+    """An exact satoshi amount from a node's BTC amount (``Decimal`` or ``int`` as decoded).
+
+    Refuses floats (they would have rounded already), fractions of a satoshi and
+    non-numbers, instead of rounding: an amount that is not exact is a bug to see.
+    """
+    if type(value) is int:
+        return value * SATOSHI_PER_BTC
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise UnexpectedResponse(f"a BTC amount must be a decimal number, got {value!r}")
+    sats = value * SATOSHI_PER_BTC
+    if sats != sats.to_integral_value():
+        raise UnexpectedResponse(f"{value} BTC is not a whole number of satoshi")
+    return int(sats)
+
+
+class BtcRpc:
+    """JSON-RPC to one Bitcoin node. Use as a context manager, or call `close`."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        user: str = "kassa",
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/") + "/"
+        self._client = httpx.Client(
+            auth=(user, api_key), timeout=timeout, transport=transport, follow_redirects=False
+        )
+        self._next_id = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the one primitive
+
+    def call(self, method: str, *params: object) -> Any:
+        """Send one request and return its ``result`` (JSON with ``Decimal`` numbers)."""
+        self._next_id += 1
+        body = {"jsonrpc": "1.0", "id": self._next_id, "method": method, "params": list(params)}
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.HTTPError as error:
+            raise RpcTransportError(f"{method}: {type(error).__name__}: {error}") from error
+        try:
+            payload = json.loads(
+                response.content, parse_float=Decimal, parse_constant=_refuse_constant
+            )
+        except ValueError:
+            raise RpcTransportError(
+                f"{method}: HTTP {response.status_code} without a JSON-RPC answer"
+                + (" (wrong API key?)" if response.status_code == 401 else "")
+            ) from None
+        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
+            raise RpcTransportError(
+                f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
+            )
+        error = payload.get("error")
+        if error is not None:
+            if isinstance(error, dict):
+                code = error.get("code")
+                raise RpcError(
+                    method, code if type(code) is int else -1, str(error.get("message", ""))
+                )
+            raise RpcError(method, -1, str(error))
+        return payload.get("result")
+
+    # ------------------------------------------------------------------ typed helpers
+
+    def get_blockchain_info(self) -> dict[str, Any]:
+        return _dict(self.call("getblockchaininfo"), "getblockchaininfo")
+
+    def get_block_hash(self, height: int) -> str:
+        return _str(self.call("getblockhash", height), "getblockhash")
+
+    def get_block(self, block_hash: str) -> dict[str, Any]:
+        """The block with every transaction decoded (Core's verbosity 2)."""
+        return _dict(self.call("getblock", block_hash, 2), "getblock")
+
+    def get_raw_transaction(self, txid: str) -> dict[str, Any]:
+        """A decoded transaction; for confirmed ones the node needs a transaction index."""
+        return _dict(self.call("getrawtransaction", txid, 1), "getrawtransaction")
+
+    def estimate_smart_fee(self, target_blocks: int) -> Decimal | None:
+        """BTC per 1000 vbytes for confirmation within `target_blocks`, or None when the node
+        has no estimate (Core answers ``errors``; bcoin answers ``fee: -1``)."""
+        answer = _dict(self.call("estimatesmartfee", target_blocks), "estimatesmartfee")
+        # Core names the rate ``feerate``; bcoin 1.0 names it ``fee``.
+        rate = answer.get("feerate", answer.get("fee"))
+        if rate is None:
+            return None
+        if type(rate) is int:
+            rate = Decimal(rate)
+        if not isinstance(rate, Decimal) or not rate.is_finite():
+            raise UnexpectedResponse(f"estimatesmartfee: fee rate {rate!r} is not a number")
+        return rate if rate > 0 else None
+
+
+def _dict(value: object, method: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UnexpectedResponse(f"{method}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _str(value: object, method: str) -> str:
+    if not isinstance(value, str):
+        raise UnexpectedResponse(f"{method}: expected a string, got {type(value).__name__}")
+    return value
