@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kassa.deposits.settings import ChainsSettings
 from kassa.pricing.settings import PricingSettings
 
 
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     )
     pricing: PricingSettings = Field(
         default_factory=PricingSettings, description="Rate sources and rules ([pricing])"
+    )
+    chains: ChainsSettings = Field(
+        default_factory=ChainsSettings, description="Deposit chains ([chains.btc] …)"
     )
 
     @property

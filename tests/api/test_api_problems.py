@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from types import ModuleType
 
 import pytest
 
+import kassa
 from kassa import errors, money
 from kassa.accounts import errors as account_errors
 from kassa.api import errors as api_errors
@@ -24,6 +27,26 @@ def _codes(module: ModuleType, base: type[KassaError] | type[money.MoneyError]) 
         for _name, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, base) and cls.__module__ == module.__name__
     }
+
+
+def _all_error_classes() -> set[type[KassaError]]:
+    """Every KassaError subclass anywhere in the kassa package (each module imported)."""
+    for info in pkgutil.walk_packages(kassa.__path__, "kassa."):
+        if ".migrations" not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    found: set[type[KassaError]] = set()
+    todo: list[type[KassaError]] = [KassaError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
+def test_every_error_code_in_the_package_is_in_the_table() -> None:
+    missing = {cls.code for cls in _all_error_classes()} - STATUS_BY_CODE.keys()
+    assert not missing, f"add these codes to kassa.api.problems.STATUS_BY_CODE: {missing}"
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -18,11 +18,12 @@ from fastapi import FastAPI
 
 from kassa.api import problems
 from kassa.api.context import AppContext
-from kassa.api.routes import accounts, admin, health, holds, rates
+from kassa.api.routes import accounts, admin, deposits, health, holds, rates
 from kassa.api.schemas import Problem
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.deposits.runtime import derivers
 from kassa.pricing.service import PricingService
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -65,8 +66,9 @@ def create_app(
         database=db,
         clock=the_clock,
         pricing=pricing or PricingService(db, the_clock, settings.pricing),
+        derivers=derivers(settings.chains),
     )
     problems.install(app)
-    for module in (health, accounts, holds, admin, rates):
+    for module in (health, accounts, holds, admin, rates, deposits):
         app.include_router(module.router)
     return app

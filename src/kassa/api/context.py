@@ -3,13 +3,16 @@ is built."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kassa.chains.network import Chain
 from kassa.clock import Clock
 from kassa.db import Database
+from kassa.deposits.derive import HdDeriver
 from kassa.pricing.service import PricingService
 
 
@@ -18,6 +21,8 @@ class AppContext:
     database: Database
     clock: Clock
     pricing: PricingService
+    derivers: Mapping[Chain, HdDeriver]
+    """Deposit-address derivers of the enabled chains (watch-only public keys)."""
 
 
 def app_context(request: Request) -> AppContext:

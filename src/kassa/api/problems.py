@@ -62,6 +62,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "hold_expired": 409,
     "already_reversed": 409,
     "idempotency_key_reused": 409,
+    "watcher_busy": 409,
     # 422: invalid content
     "validation_error": 422,
     "invalid_request": 422,
@@ -77,12 +78,20 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "capture_exceeds_hold": 422,
     "unbalanced_transaction": 422,
     "unknown_symbol": 422,
+    "chain_not_enabled": 422,
+    "invalid_address": 422,
+    "invalid_extended_key": 422,
+    "invalid_transaction": 422,
+    "dust_output": 422,
+    "insufficient_inputs": 422,
     "invalid_time": 422,
     # 503: a dependency outside Kassa cannot answer now; retrying later may work
     "no_rate": 503,
     # 500
     "kassa_error": 500,
     "ledger_invariant_broken": 500,
+    "illegal_deposit_transition": 500,
+    "deep_reorg": 500,
     "internal_error": 500,
 }
 

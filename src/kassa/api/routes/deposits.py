@@ -1,0 +1,173 @@
+"""Deposit addresses and deposits of a customer account.
+
+``POST /v1/accounts/{id}/deposit-addresses {"chain": "btc"}`` gives the account's one static
+address on that chain, deriving it on first use (201) and returning the same one afterwards
+(200) — idempotent per account and chain whatever the Idempotency-Key. The ETH address also
+receives USDT-ERC20, the TRON address USDT-TRC20.
+
+``GET /v1/accounts/{id}/deposits`` lists deposits, newest first, with status, amount, USD value
+and the rate lock behind it, confirmations and sender, so the host's wallet page can show
+"seen", "confirming (2 of 6)" and "credited $97.12 at 97 120 USD/BTC".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+
+from kassa.api.auth import Reader, Writer, customer_for
+from kassa.api.context import Ctx
+from kassa.api.idempotency import Idem
+from kassa.api.schemas import AmountOut
+from kassa.deposits import addresses, records
+from kassa.deposits.addresses import DepositAddress
+from kassa.deposits.runtime import ASSETS_OF_CHAIN, parse_chain
+from kassa.money import USD, Money
+from kassa.pricing.locks import get_lock
+from kassa.pricing.model import price_text
+
+router = APIRouter(prefix="/v1/accounts", tags=["deposits"])
+
+
+class DepositAddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chain: str = Field(examples=["btc", "eth", "tron"])
+
+
+class DepositAddressOut(BaseModel):
+    chain: str
+    address: str
+    assets: list[str] = Field(description="Assets this address receives")
+    derivation_index: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, address: DepositAddress) -> DepositAddressOut:
+        return cls(
+            chain=address.chain.value,
+            address=address.address,
+            assets=list(ASSETS_OF_CHAIN[address.chain]),
+            derivation_index=address.derivation_index,
+            created_at=address.created_at,
+        )
+
+
+class DepositAddressListOut(BaseModel):
+    addresses: list[DepositAddressOut]
+
+
+class RateLockOut(BaseModel):
+    id: str
+    rate: str = Field(description="USD per whole coin")
+    side: str
+    priced_at: datetime
+    sources: list[str]
+
+
+class DepositOut(BaseModel):
+    id: str
+    chain: str
+    asset: str
+    txid: str
+    position: int = Field(description="Output index (BTC), log index (tokens), -1 native")
+    address: str | None = None
+    amount: AmountOut
+    usd_value: AmountOut | None = Field(description="Credited USD; null until credited")
+    status: str = Field(description="seen, confirming, credited, reversed or ignored")
+    status_reason: str | None
+    confirmations: int
+    block_height: int | None
+    first_seen_at: datetime = Field(description="Payment time: the rate is locked at it")
+    sender: str | None
+    sender_kind: str = Field(description="known, or ambiguous (several BTC inputs)")
+    rate_lock: RateLockOut | None
+
+
+class DepositListOut(BaseModel):
+    deposits: list[DepositOut]
+
+
+def deposit_out(conn: Connection, deposit: records.Deposit) -> DepositOut:
+    lock_out = None
+    if deposit.rate_lock_id is not None:
+        lock = get_lock(conn, deposit.rate_lock_id)
+        lock_out = RateLockOut(
+            id=str(lock.id),
+            rate=price_text(lock.rate),
+            side=lock.side.value,
+            priced_at=lock.priced_at,
+            sources=list(lock.sources),
+        )
+    credited = deposit.usd_amount if deposit.status.value == "credited" else None
+    return DepositOut(
+        id=str(deposit.id),
+        chain=deposit.chain.value,
+        asset=deposit.asset,
+        txid=deposit.txid,
+        position=deposit.position,
+        amount=AmountOut.of(deposit.money),
+        usd_value=None if credited is None else AmountOut.of(Money(credited, USD)),
+        status=deposit.status.value,
+        status_reason=deposit.status_reason,
+        confirmations=deposit.confirmations,
+        block_height=deposit.block_height,
+        first_seen_at=deposit.first_seen_at,
+        sender=deposit.sender,
+        sender_kind=deposit.sender_kind.value,
+        rate_lock=lock_out,
+    )
+
+
+@router.post(
+    "/{external_id}/deposit-addresses",
+    status_code=201,
+    responses={200: {"description": "The account already had an address on this chain"}},
+)
+def create_deposit_address(
+    external_id: str,
+    body: DepositAddressIn,
+    caller: Writer,
+    _idem: Idem,
+    ctx: Ctx,
+    response: Response,
+) -> DepositAddressOut:
+    chain = parse_chain(body.chain, ctx.derivers)
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        address, created = addresses.get_or_create(
+            conn, account.id, ctx.derivers[chain], ctx.clock.now(conn)
+        )
+    if not created:
+        response.status_code = 200
+    return DepositAddressOut.of(address)
+
+
+@router.get("/{external_id}/deposit-addresses")
+def list_deposit_addresses(external_id: str, caller: Reader, ctx: Ctx) -> DepositAddressListOut:
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        found = addresses.for_account(conn, account.id)
+    return DepositAddressListOut(addresses=[DepositAddressOut.of(a) for a in found])
+
+
+@router.get("/{external_id}/deposits")
+def list_deposits(
+    external_id: str,
+    caller: Reader,
+    ctx: Ctx,
+    limit: int = Query(default=100, ge=1, le=500),
+) -> DepositListOut:
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        found = records.for_account(conn, account.id, limit=limit)
+        by_id: dict[int, Any] = {a.id: a.address for a in addresses.for_account(conn, account.id)}
+        out = []
+        for deposit in found:
+            item = deposit_out(conn, deposit)
+            item.address = by_id.get(deposit.deposit_address_id)
+            out.append(item)
+    return DepositListOut(deposits=out)

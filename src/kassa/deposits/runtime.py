@@ -1,0 +1,68 @@
+"""Building the deposit machinery from settings: address derivers, dust thresholds, watchers.
+
+Derivers need only the account public keys, so the API can hand out addresses with no node
+running. Scanners and watchers need node URLs; `kassa up` fills devnet endpoints in before
+building them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kassa.chains.devkeys import dev_account_xpub
+from kassa.chains.hd import parse_account_key
+from kassa.chains.network import Chain
+from kassa.deposits.derive import HdDeriver
+from kassa.deposits.settings import DEV_MNEMONIC, ChainsSettings
+from kassa.errors import InvalidRequest
+from kassa.money import Money, asset
+
+
+class ChainNotEnabled(InvalidRequest):
+    code = "chain_not_enabled"
+    title = "Chain not enabled"
+
+
+ASSETS_OF_CHAIN: Mapping[Chain, tuple[str, ...]] = {
+    Chain.BTC: ("BTC",),
+    Chain.ETH: ("ETH", "USDT-ERC20"),
+    Chain.TRON: ("TRX", "USDT-TRC20"),
+}
+
+
+def account_xpub(settings: ChainsSettings, chain: Chain) -> str:
+    chain_settings = settings.of(chain)
+    if chain_settings.account_xpub is not None:
+        return chain_settings.account_xpub
+    # Only reachable on a development network (the settings refuse it elsewhere).
+    return dev_account_xpub(DEV_MNEMONIC, chain_settings.network_value())
+
+
+def derivers(settings: ChainsSettings) -> dict[Chain, HdDeriver]:
+    """One deriver per enabled chain; a bad key fails here, at start-up, with the reason."""
+    result: dict[Chain, HdDeriver] = {}
+    for chain in settings.enabled():
+        network = settings.of(chain).network_value()
+        result[chain] = HdDeriver(parse_account_key(account_xpub(settings, chain), network))
+    return result
+
+
+def dust_thresholds(settings: ChainsSettings, chain: Chain) -> dict[str, int]:
+    """Per asset code, the smallest credited amount in minor units."""
+    if chain is Chain.BTC:
+        texts = {"BTC": settings.btc.dust}
+    elif chain is Chain.ETH:
+        texts = {"ETH": settings.eth.dust_eth, "USDT-ERC20": settings.eth.dust_usdt}
+    else:
+        texts = {"TRX": settings.tron.dust_trx, "USDT-TRC20": settings.tron.dust_usdt}
+    return {code: Money.parse(text, asset(code)).amount for code, text in texts.items()}
+
+
+def parse_chain(text: str, enabled: Mapping[Chain, object]) -> Chain:
+    try:
+        chain = Chain(text)
+    except ValueError:
+        raise ChainNotEnabled(f"{text!r} is not a chain; use btc, eth or tron") from None
+    if chain not in enabled:
+        raise ChainNotEnabled(f"deposits on {chain.display_name} are not enabled here")
+    return chain

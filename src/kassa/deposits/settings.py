@@ -1,0 +1,115 @@
+"""Per-chain deposit settings (``[chains.btc]``, ``[chains.eth]``, ``[chains.tron]``).
+
+Defaults describe the local devnet (`kassa devnet up`): regtest, chain id 1337 and Kassa's TRON
+simulator, with node URLs, the bcoin API key and token contracts filled in from the devnet's
+state when left empty. On a development network an unset ``account_xpub`` derives from the
+public development mnemonic — convenient and worthless, which is the point. On a production
+network Kassa refuses to start without an explicit account public key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from kassa.chains.network import BtcNetwork, Chain, EthNetwork, Network, TronNetwork
+
+DEV_MNEMONIC = (
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+)
+"""The BIP39 test mnemonic: deposit keys of the devnet only (anyone can spend from it)."""
+
+DEV_ETH_CHAIN_IDS = frozenset({1337, 31337})
+
+
+class _ChainSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    account_xpub: str | None = Field(
+        default=None, description="Account-level extended public key (watch-only)"
+    )
+    start_height: int = Field(default=0, ge=0, description="First block a new watcher scans")
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    reorg_window: int = Field(default=100, ge=2, le=10_000)
+
+    def is_dev(self) -> bool:
+        raise NotImplementedError
+
+    def network_value(self) -> Network:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _production_needs_a_key(self) -> _ChainSettings:
+        if self.enabled and self.account_xpub is None and not self.is_dev():
+            raise ValueError(
+                "a production network needs account_xpub (the account-level public key); "
+                "the development key is only used on devnets"
+            )
+        return self
+
+
+class BtcChainSettings(_ChainSettings):
+    network: BtcNetwork = BtcNetwork.REGTEST
+    rpc_url: str | None = Field(default=None, description="Node JSON-RPC URL")
+    rpc_api_key: SecretStr | None = Field(default=None, description="RPC password / API key")
+    confirmations: int = Field(default=1, ge=1, le=1000, description="Final after N (6 mainnet)")
+    dust: str = Field(default="0.00000546", description="Smaller deposits are ignored, BTC")
+
+    def is_dev(self) -> bool:
+        return self.network is BtcNetwork.REGTEST
+
+    def network_value(self) -> Network:
+        return self.network
+
+
+class EthChainSettings(_ChainSettings):
+    chain_id: int = Field(default=1337, ge=1)
+    rpc_url: str | None = None
+    usdt_contract: str | None = Field(default=None, description="The canonical USDT (ERC-20)")
+    finality: Literal["tag", "confirmations"] = Field(
+        default="confirmations",
+        description="`tag` uses the node's finalized block; ganache has none worth the name",
+    )
+    confirmations: int = Field(default=1, ge=1, le=1000)
+    dust_eth: str = "0.00001"
+    dust_usdt: str = "0.01"
+
+    def is_dev(self) -> bool:
+        return self.chain_id in DEV_ETH_CHAIN_IDS
+
+    def network_value(self) -> Network:
+        return EthNetwork(self.chain_id)
+
+
+class TronChainSettings(_ChainSettings):
+    network: TronNetwork = TronNetwork.DEVNET
+    api_url: str | None = None
+    usdt_contract: str | None = Field(default=None, description="The canonical USDT (TRC-20)")
+    dust_trx: str = "0.1"
+    dust_usdt: str = "0.01"
+
+    def is_dev(self) -> bool:
+        return self.network is TronNetwork.DEVNET
+
+    def network_value(self) -> Network:
+        return self.network
+
+
+class ChainsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    btc: BtcChainSettings = Field(default_factory=BtcChainSettings)
+    eth: EthChainSettings = Field(default_factory=EthChainSettings)
+    tron: TronChainSettings = Field(default_factory=TronChainSettings)
+
+    def of(self, chain: Chain) -> BtcChainSettings | EthChainSettings | TronChainSettings:
+        if chain is Chain.BTC:
+            return self.btc
+        if chain is Chain.ETH:
+            return self.eth
+        return self.tron
+
+    def enabled(self) -> list[Chain]:
+        return [chain for chain in Chain if self.of(chain).enabled]
