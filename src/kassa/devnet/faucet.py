@@ -25,13 +25,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 import httpx
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.types import Wei
 
 from kassa.chains.btc.address import parse_btc_address
-from kassa.chains.errors import InvalidAddress
+from kassa.chains.btc.tx import (
+    Coin,
+    OutPoint,
+    TxOut,
+    build_transaction,
+    dust_threshold,
+    estimate_vsize,
+    fee_for_vsize,
+)
+from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.network import BtcNetwork
 from kassa.devnet import bitcoin as btc
 from kassa.devnet import ganache
@@ -40,11 +50,8 @@ from kassa.money import AssetCode, Money
 
 __all__ = ["DevnetEndpoints", "Faucet", "FaucetError"]
 
-BTC_FEE_RATE = 10
-"""Satoshi per virtual byte the faucet pays (regtest has no fee market; Core's floor is 1)."""
-
-BTC_DUST_LIMIT = 294
-"""Smallest P2WPKH output Core relays at the default dust relay fee; smaller change goes to fee."""
+BTC_FEE_RATE = 10_000
+"""Satoshi per 1000 vbytes the faucet pays: 10 sat/vB (regtest has no fee market; floor 1)."""
 
 TRC20_FEE_LIMIT = 30_000_000
 """Sun a USDT-TRC20 transfer may burn for energy (30 TRX, ample for a TRC-20 transfer)."""
@@ -144,14 +151,19 @@ class Faucet:
         key = btc.faucet_key()
         with self._btc_lock:
             tip = rpc.height()
+            # Largest coins first: few inputs, and the many small coinbases stay for later.
             coins = sorted(
                 (c for c in rpc.utxos(key.address) if c.spendable_at(tip)),
                 key=lambda c: (-c.value, c.txid, c.vout),
             )
             chosen: list[btc.Utxo] = []
+            fee = 0
             for coin in coins:
                 chosen.append(coin)
-                if sum(c.value for c in chosen) >= satoshi + _btc_fee(len(chosen), 2):
+                # Size the fee as if there will be change; without change it only grows.
+                vsize = estimate_vsize(len(chosen), [destination, key.script_pubkey])
+                fee = fee_for_vsize(vsize, BTC_FEE_RATE)
+                if sum(c.value for c in chosen) >= satoshi + fee:
                     break
             else:
                 available = sum(c.value for c in coins)
@@ -159,12 +171,19 @@ class Faucet:
                     f"the BTC faucet has {available} spendable satoshi, "
                     f"not enough for {satoshi} plus fee"
                 )
-            fee = _btc_fee(len(chosen), 2)
             change = sum(c.value for c in chosen) - satoshi - fee
-            outputs = [(destination, satoshi)]
-            if change >= BTC_DUST_LIMIT:
-                outputs.append((key.script_pubkey, change))
-            raw = _sign_p2wpkh(chosen, outputs, key)
+            outputs = [TxOut(satoshi, destination)]
+            if change >= dust_threshold(key.script_pubkey):
+                outputs.append(TxOut(change, key.script_pubkey))
+            secret = coincurve.PrivateKey(key.private_key)
+            try:
+                unsigned = build_transaction(
+                    [Coin(OutPoint(c.txid, c.vout), c.value, c.script_pubkey) for c in chosen],
+                    outputs,
+                )
+                raw = unsigned.sign([secret] * len(chosen)).serialize()
+            except InvalidTransaction as error:
+                raise FaucetError(f"cannot pay {satoshi} satoshi: {error}") from None
             try:
                 txid = rpc.send_raw_transaction(raw)
             except JsonRpcError as error:
@@ -225,19 +244,6 @@ class Faucet:
             if time.monotonic() > deadline:
                 raise FaucetError(f"TRON transaction {txid} was not mined within {self.timeout} s")
             time.sleep(0.2)
-
-
-def _btc_fee(inputs: int, outputs: int) -> int:
-    # P2WPKH virtual size: 10.5 vB overhead (incl. segwit marker), 68 vB per input (41 base + a
-    # 107-byte witness at a quarter weight), 31 vB per output; rounded up, at BTC_FEE_RATE.
-    vsize = (42 + 272 * inputs + 124 * outputs + 3) // 4
-    return vsize * BTC_FEE_RATE
-
-
-def _sign_p2wpkh(
-    coins: list[btc.Utxo], outputs: list[tuple[bytes, int]], key: btc.FaucetKey
-) -> bytes:
-    raise FaucetError("BTC funding needs kassa.chains.btc.tx (not available yet)")
 
 
 def _tron_solid_block_id(url: str) -> str:

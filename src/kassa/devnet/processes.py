@@ -73,19 +73,15 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
-def _reap(pid: int) -> None:
+def _alive(pid: int, start_ticks: int | None) -> bool:
     child = _CHILDREN.get(pid)
     if child is not None:
-        if child.poll() is not None:
-            del _CHILDREN[pid]
-        return
-    # A child of this interpreter that we no longer track (none expected); reap without blocking.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _alive(pid: int, start_ticks: int | None) -> bool:
-    _reap(pid)
+        # Our own child: poll() answers exactly and reaps it, so it never lingers as a zombie
+        # (and a reaped Popen is not garbage-collected as "still running").
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -270,7 +266,6 @@ def _wait_gone(pid: int, start_ticks: int | None, timeout: float) -> bool:
                 child.wait(POLL_SECONDS)
         else:
             time.sleep(POLL_SECONDS)
-    _CHILDREN.pop(pid, None)
     return True
 
 
