@@ -141,14 +141,14 @@ class BtcRpc:
             raise RpcTransportError(
                 f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
             )
-        error = payload.get("error")
-        if error is not None:
-            if isinstance(error, dict):
-                code = error.get("code")
+        failure = payload.get("error")
+        if failure is not None:
+            if isinstance(failure, dict):
+                code = failure.get("code")
                 raise RpcError(
-                    method, code if type(code) is int else -1, str(error.get("message", ""))
+                    method, code if type(code) is int else -1, str(failure.get("message", ""))
                 )
-            raise RpcError(method, -1, str(error))
+            raise RpcError(method, -1, str(failure))
         return payload.get("result")
 
     # ------------------------------------------------------------------ typed helpers

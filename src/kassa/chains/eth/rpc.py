@@ -1,0 +1,174 @@
+"""A small typed Ethereum JSON-RPC client over httpx, for reading the chain.
+
+Design:
+* Raw JSON-RPC, no web3: the deposit scanner needs five read calls, and their answers are
+  plain JSON whose numbers are hex *quantities*. `quantity` turns one into an ``int`` exactly
+  (wei do not fit a float, and must never pass through one) and refuses anything that is not
+  ``0x`` followed by hex digits.
+* One persistent `httpx.Client`; optional extra headers carry a provider's API key.
+* The same three errors as the Bitcoin client, so callers can tell what went wrong:
+  `RpcError` — the node answered with an error object (``code``/``message`` as sent);
+  `RpcTransportError` — no usable answer (unreachable, timeout, an HTTP error without JSON);
+  `UnexpectedResponse` — valid JSON-RPC, but not shaped like the method's result. All three
+  are `EthNodeError`.
+* "Not found" is a ``null`` result in Ethereum (a block above the tip, an unknown receipt);
+  the typed helpers return None for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+__all__ = [
+    "EthNodeError",
+    "EthRpc",
+    "RpcError",
+    "RpcTransportError",
+    "UnexpectedResponse",
+    "block_tag",
+    "quantity",
+]
+
+_QUANTITY_RE = re.compile(r"0x[0-9a-fA-F]+", re.ASCII)
+
+
+class EthNodeError(Exception):
+    """Talking to the Ethereum node failed; see the subclasses for how."""
+
+
+class RpcError(EthNodeError):
+    """The node answered the request with a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int, message: str) -> None:
+        super().__init__(f"{method}: {message} (code {code})")
+        self.method = method
+        self.code = code
+        self.message = message
+
+
+class RpcTransportError(EthNodeError):
+    """No usable answer: unreachable, timed out, or not a JSON-RPC response."""
+
+
+class UnexpectedResponse(EthNodeError):
+    """Valid JSON-RPC whose result is not shaped as the method's result should be."""
+
+
+def quantity(value: object, what: str = "quantity") -> int:
+    """A hex-encoded JSON-RPC quantity (``"0x1b4"``) as an exact int."""
+    if not isinstance(value, str) or not _QUANTITY_RE.fullmatch(value):
+        raise UnexpectedResponse(f"{what}: expected a hex quantity, got {value!r}")
+    return int(value, 16)
+
+
+def block_tag(block: int | str) -> str:
+    """A block parameter: a height as a hex quantity, or a tag (``latest``, ``finalized``…)."""
+    if isinstance(block, str):
+        return block
+    if type(block) is not int or block < 0:
+        raise ValueError(f"a block height is a non-negative int, got {block!r}")
+    return hex(block)
+
+
+class EthRpc:
+    """JSON-RPC to one Ethereum node. Use as a context manager, or call `close`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self._client = httpx.Client(
+            timeout=timeout, headers=dict(headers or {}), transport=transport
+        )
+        self._next_id = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the one primitive
+
+    def call(self, method: str, *params: object) -> Any:
+        """Send one request and return its ``result`` (None for a JSON ``null``)."""
+        self._next_id += 1
+        body = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.HTTPError as error:
+            raise RpcTransportError(f"{method}: {type(error).__name__}: {error}") from error
+        try:
+            # No amount is ever a JSON float on Ethereum; should one appear, keep it exact.
+            payload = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise RpcTransportError(
+                f"{method}: HTTP {response.status_code} without a JSON-RPC answer"
+            ) from None
+        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
+            raise RpcTransportError(
+                f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
+            )
+        failure = payload.get("error")
+        if failure is not None:
+            if isinstance(failure, dict):
+                code = failure.get("code")
+                raise RpcError(
+                    method, code if type(code) is int else -1, str(failure.get("message", ""))
+                )
+            raise RpcError(method, -1, str(failure))
+        return payload.get("result")
+
+    # ------------------------------------------------------------------ typed helpers
+
+    def chain_id(self) -> int:
+        return quantity(self.call("eth_chainId"), "eth_chainId")
+
+    def block_number(self) -> int:
+        return quantity(self.call("eth_blockNumber"), "eth_blockNumber")
+
+    def get_block(self, block: int | str, *, full: bool) -> dict[str, Any] | None:
+        """The block at a height or tag, with transaction objects when `full`; None if the
+        node has no such block."""
+        return _optional_dict(
+            self.call("eth_getBlockByNumber", block_tag(block), full), "eth_getBlockByNumber"
+        )
+
+    def get_logs(self, log_filter: Mapping[str, object]) -> list[dict[str, Any]]:
+        result = self.call("eth_getLogs", dict(log_filter))
+        if not isinstance(result, list) or not all(isinstance(e, dict) for e in result):
+            raise UnexpectedResponse(f"eth_getLogs: expected a list of logs, got {result!r}")
+        return result
+
+    def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        return _optional_dict(
+            self.call("eth_getTransactionReceipt", tx_hash), "eth_getTransactionReceipt"
+        )
+
+
+def _optional_dict(value: object, method: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UnexpectedResponse(f"{method}: expected an object, got {type(value).__name__}")
+    return value

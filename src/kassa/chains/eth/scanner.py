@@ -1,0 +1,306 @@
+"""The Ethereum adapter of the `ChainScanner` port: native ETH and ERC-20 Transfer logs, over
+raw JSON-RPC (`EthRpc`).
+
+Design:
+* `head` reads the ``latest`` block (number and hash in one answer). Finality is explicit:
+  `EthFinality.TAG` asks for the ``finalized`` block (post-merge consensus finality, DESIGN.md
+  §4); the first answer decides for the scanner's lifetime whether the node supports the tag,
+  and a node that refuses it falls back to ``tip - confirmations + 1``. A node that knows the
+  tag but has finalized nothing yet makes nothing final. `EthFinality.CONFIRMATIONS` always
+  counts confirmations: the devnet needs it, because ganache answers ``finalized`` with the
+  latest block and would make every block final at once.
+* `block` costs two requests however many addresses are watched: ``eth_getBlockByNumber(h,
+  true)`` and one ``eth_getLogs`` for the block's ERC-20 ``Transfer`` events of *any* contract.
+  - Native ETH: transactions with a recipient and a non-zero value, ``position`` =
+    `NATIVE_POSITION`, sender = ``from``. A transaction's success is only in its receipt, so a
+    receipt is fetched for each transaction paying a *watched* address, and only those native
+    transfers are reported (a guessed success flag for the others would be a lie). Value moved
+    by contract-internal calls is not seen (it would need tracing; DESIGN.md §4).
+  - Tokens: logs with exactly three topics (ERC-721's Transfer has a fourth, the token id) and
+    a 32-byte amount, whose ``to`` is watched; ``position`` = ``logIndex``, sender = the
+    token's ``from``, ``token_contract`` = the emitting contract, ``canonical`` = it is the
+    configured USDT contract. A reverted transaction leaves no logs, so these are successful.
+    Every emitter is reported, so the watcher can record fakes as ignored, with the reason.
+* A reorg between the two requests would mix two blocks; every receipt and log must carry the
+  block's hash, or `ChainMoved` is raised and the watcher retries on its next tick.
+Addresses are reported EIP-55 checksummed; hashes as the node prints them (``0x``, lower case);
+amounts as exact ``int`` wei / token minor units.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from eth_hash.auto import keccak
+
+from kassa.chains.eth.address import checksum_encode, parse_eth_address
+from kassa.chains.eth.rpc import (
+    EthNodeError,
+    EthRpc,
+    RpcError,
+    UnexpectedResponse,
+    quantity,
+)
+from kassa.chains.network import Chain
+from kassa.chains.scanning import (
+    NATIVE_POSITION,
+    ChainBlock,
+    ChainHead,
+    ChainTransfer,
+    SenderKind,
+)
+from kassa.money import AssetCode
+
+__all__ = [
+    "TRANSFER_TOPIC",
+    "BlockNotFound",
+    "ChainMoved",
+    "EthFinality",
+    "EthScanner",
+]
+
+log = logging.getLogger(__name__)
+
+TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
+"""topic0 of ERC-20 (and ERC-721) ``Transfer`` events."""
+
+_WORD_HEX = 64
+
+
+class BlockNotFound(EthNodeError, LookupError):
+    """No block at that height on the node's chain (above the tip)."""
+
+
+class ChainMoved(EthNodeError):
+    """The node's chain changed while a block was being read; read it again."""
+
+
+class EthFinality(StrEnum):
+    TAG = "tag"
+    """The node's ``finalized`` block; confirmations if the node does not know the tag."""
+    CONFIRMATIONS = "confirmations"
+    """``tip - confirmations + 1``, whatever the node says (devnets, non-PoS chains)."""
+
+
+class EthScanner:
+    """`ChainScanner` for Ethereum and its USDT ERC-20 (``usdt_contract``)."""
+
+    def __init__(
+        self,
+        rpc: EthRpc,
+        *,
+        usdt_contract: str,
+        confirmations: int,
+        finality: EthFinality = EthFinality.TAG,
+    ) -> None:
+        if type(confirmations) is not int or confirmations < 1:
+            raise ValueError(f"confirmations must be a positive int, got {confirmations!r}")
+        self.rpc = rpc
+        self.usdt_contract = parse_eth_address(usdt_contract).text
+        self.confirmations = confirmations
+        self.finality = EthFinality(finality)
+        self._tag_supported: bool | None = None
+        """Whether the node answers the ``finalized`` tag; None until it was asked."""
+
+    @property
+    def chain(self) -> Chain:
+        return Chain.ETH
+
+    # ------------------------------------------------------------------ the port
+
+    def head(self) -> ChainHead:
+        latest = self.rpc.get_block("latest", full=False)
+        if latest is None:
+            raise UnexpectedResponse("the node has no latest block")
+        tip = quantity(latest.get("number"), "block.number")
+        return ChainHead(tip, _hash(latest.get("hash")), self._final_height(tip))
+
+    def block_hash(self, height: int) -> str | None:
+        if height < 0:
+            return None
+        found = self.rpc.get_block(height, full=False)
+        return None if found is None else _hash(found.get("hash"))
+
+    def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
+        raw = self.rpc.get_block(height, full=True)
+        if raw is None:
+            raise BlockNotFound(f"no Ethereum block at height {height} (above the tip)")
+        if quantity(raw.get("number"), "block.number") != height:
+            raise UnexpectedResponse(f"asked for block {height}, got {raw.get('number')}")
+        block_hash = _hash(raw.get("hash"))
+        transfers = self._native(raw, block_hash, watched)
+        transfers += self._tokens(height, block_hash, watched)
+        return ChainBlock(
+            height=height,
+            hash=block_hash,
+            parent_hash=_hash(raw.get("parentHash")),
+            time=datetime.fromtimestamp(quantity(raw.get("timestamp"), "block.timestamp"), UTC),
+            transfers=tuple(transfers),
+        )
+
+    # ------------------------------------------------------------------ finality
+
+    def _final_height(self, tip: int) -> int:
+        by_confirmations = tip - self.confirmations + 1
+        if self.finality is EthFinality.CONFIRMATIONS or self._tag_supported is False:
+            return by_confirmations
+        try:
+            finalized = self.rpc.get_block("finalized", full=False)
+        except RpcError as error:
+            if self._tag_supported:
+                raise  # it answered before: this is a real failure, not a missing feature
+            self._tag_supported = False
+            log.warning(
+                "the Ethereum node does not know the 'finalized' tag (%s); counting %d "
+                "confirmations instead",
+                error,
+                self.confirmations,
+            )
+            return by_confirmations
+        self._tag_supported = True
+        if finalized is None:
+            return -1  # the node knows the tag but has finalized nothing yet
+        return min(quantity(finalized.get("number"), "finalized.number"), tip)
+
+    # ------------------------------------------------------------------ transfers
+
+    def _native(
+        self, raw: Mapping[str, Any], block_hash: str, watched: frozenset[str]
+    ) -> list[ChainTransfer]:
+        transfers = []
+        for item in _list(raw.get("transactions"), "block.transactions"):
+            tx = _dict(item, "block.transactions[]")
+            to = tx.get("to")
+            if to is None:
+                continue  # contract creation
+            to = _address(to, "tx.to")
+            if to.lower() not in watched:
+                continue
+            value = quantity(tx.get("value"), "tx.value")
+            if value == 0:
+                continue
+            txid = _hash(tx.get("hash"))
+            transfers.append(
+                ChainTransfer(
+                    chain=Chain.ETH,
+                    asset=AssetCode.ETH.value,
+                    txid=txid,
+                    position=NATIVE_POSITION,
+                    to_address=to,
+                    amount=value,
+                    sender=_address(tx.get("from"), "tx.from"),
+                    sender_kind=SenderKind.KNOWN,
+                    success=self._succeeded(txid, block_hash),
+                )
+            )
+        return transfers
+
+    def _succeeded(self, txid: str, block_hash: str) -> bool:
+        receipt = self.rpc.get_transaction_receipt(txid)
+        if receipt is None or _hash(receipt.get("blockHash")) != block_hash:
+            raise ChainMoved(f"the receipt of {txid} is not in block {block_hash} any more")
+        status = receipt.get("status")
+        if status is None:
+            # Pre-Byzantium receipts carry a state root instead; no current chain has them.
+            raise UnexpectedResponse(f"the receipt of {txid} has no status")
+        return quantity(status, "receipt.status") == 1
+
+    def _tokens(self, height: int, block_hash: str, watched: frozenset[str]) -> list[ChainTransfer]:
+        logs = self.rpc.get_logs(
+            {"fromBlock": hex(height), "toBlock": hex(height), "topics": [TRANSFER_TOPIC]}
+        )
+        transfers = []
+        for entry in logs:
+            if entry.get("removed"):
+                continue
+            if _hash(entry.get("blockHash")) != block_hash:
+                raise ChainMoved(f"the logs of block {height} belong to another block now")
+            topics = _list(entry.get("topics"), "log.topics")
+            if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC:
+                continue  # ERC-721 (token id indexed) or another event
+            to = _topic_address(topics[2])
+            sender = _topic_address(topics[1])
+            amount = _word(entry.get("data"))
+            if to is None or sender is None or amount is None:
+                continue  # not ABI-encoded as ERC-20's Transfer(address,address,uint256)
+            if to.lower() not in watched:
+                continue
+            contract = _address(entry.get("address"), "log.address")
+            transfers.append(
+                ChainTransfer(
+                    chain=Chain.ETH,
+                    asset=AssetCode.USDT_ERC20.value,
+                    txid=_hash(entry.get("transactionHash")),
+                    position=quantity(entry.get("logIndex"), "log.logIndex"),
+                    to_address=to,
+                    amount=amount,
+                    sender=sender,
+                    sender_kind=SenderKind.KNOWN,
+                    success=True,  # logs exist only for transactions that did not revert
+                    token_contract=contract,
+                    canonical=contract == self.usdt_contract,
+                )
+            )
+        return transfers
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _hash(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
+        raise UnexpectedResponse(f"expected a 32-byte 0x hash, got {value!r}")
+    try:
+        bytes.fromhex(value[2:])
+    except ValueError:
+        raise UnexpectedResponse(f"expected a 32-byte 0x hash, got {value!r}") from None
+    return value.lower()
+
+
+def _address(value: object, what: str) -> str:
+    """The EIP-55 form of a 20-byte address the node printed (in any case)."""
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        try:
+            return checksum_encode(bytes.fromhex(value[2:]))
+        except ValueError:
+            pass
+    raise UnexpectedResponse(f"{what}: expected a 20-byte 0x address, got {value!r}")
+
+
+def _topic_address(topic: object) -> str | None:
+    """An indexed address parameter: 12 zero bytes then the address; None if not that."""
+    if not isinstance(topic, str) or len(topic) != 2 + _WORD_HEX or not topic.startswith("0x"):
+        return None
+    try:
+        word = bytes.fromhex(topic[2:])
+    except ValueError:
+        return None
+    if any(word[:12]):
+        return None
+    return checksum_encode(word[12:])
+
+
+def _word(data: object) -> int | None:
+    """The uint256 of a log's data, if the data is exactly one 32-byte word."""
+    if not isinstance(data, str) or len(data) != 2 + _WORD_HEX or not data.startswith("0x"):
+        return None
+    try:
+        return int.from_bytes(bytes.fromhex(data[2:]), "big")
+    except ValueError:
+        return None
+
+
+def _dict(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UnexpectedResponse(f"{what}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise UnexpectedResponse(f"{what}: expected a list, got {type(value).__name__}")
+    return value
