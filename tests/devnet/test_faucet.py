@@ -113,5 +113,5 @@ def test_usdt_trc20_is_a_token_transfer_from_the_genesis_account(tron_sim: TronN
 
 
 def test_tron_faucet_refuses_a_non_tron_address(tron_sim: TronNode) -> None:
-    with pytest.raises(FaucetError, match="not a TRON address"):
+    with pytest.raises(FaucetError, match="Ethereum address"):
         tron_sim.faucet().fund(Account.create().address, Money(1, TRX))

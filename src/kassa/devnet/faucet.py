@@ -9,8 +9,8 @@ send, so a deposit watcher sees exactly what it would see on mainnet.
 | ETH        | ganache account 0                    | EIP-1559 value transfer (eth_account)       |
 | USDT-ERC20 | ganache account 0 (TestUSDT's owner) | TestUSDT `transfer`                         |
 | BTC        | the devnet faucet key (P2WPKH)       | spends mature faucet UTXOs, change back     |
-| TRX        | the simulator's genesis account      | tronpy offline build + sign, broadcast      |
-| USDT-TRC20 | the simulator's genesis account      | TRC-20 `transfer`, tronpy offline build     |
+| TRX        | the simulator's genesis account      | offline-signed TransferContract (tronpy ID) |
+| USDT-TRC20 | the simulator's genesis account      | TRC-20 `transfer`, signed offline           |
 
 `fund` waits until the transaction is in a block, mining one on demand where the chain allows
 (ganache `evm_mine`, bcoin `generatetoaddress`, the TRON simulator's `/debug/mine`).
@@ -43,9 +43,12 @@ from kassa.chains.btc.tx import (
 )
 from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.network import BtcNetwork
+from kassa.chains.tron.address import parse_tron_address
+from kassa.chains.tron.tx import sign_trc20_transfer, sign_trx_transfer, tron_address_for_key
 from kassa.devnet import bitcoin as btc
-from kassa.devnet import ganache
+from kassa.devnet import ganache, tron_node
 from kassa.devnet.rpc import JsonRpcError
+from kassa.devnet.tron.config import DEFAULT_GENESIS_KEY_HEX
 from kassa.money import AssetCode, Money
 
 __all__ = ["DevnetEndpoints", "Faucet", "FaucetError"]
@@ -206,30 +209,53 @@ class Faucet:
     # -- TRON ----------------------------------------------------------------------------
 
     def _fund_tron(self, address: str, amount: int, *, token: bool) -> str:
-        from kassa.devnet import tron_node, tron_sign  # tronpy loads only when needed
-
         url = self.endpoints.tron_url
         if url is None:
             raise FaucetError("the TRON devnet (simulator) is not running")
+        try:
+            to = parse_tron_address(address)
+        except InvalidAddress as error:
+            raise FaucetError(str(error)) from None
         info = tron_node.debug_info(url)
-        ref_block_id = _tron_solid_block_id(url)
+        genesis = coincurve.PrivateKey(bytes.fromhex(DEFAULT_GENESIS_KEY_HEX))
+        if tron_address_for_key(genesis).text != info.genesis_address:
+            raise FaucetError(
+                f"the TRON simulator's genesis account is {info.genesis_address}, not the default "
+                "devnet key's; was it started with --genesis-key?"
+            )
+        # Build on the newest solidified block, as java-tron clients do (it cannot be rolled
+        # back, so the TAPoS reference stays valid), and date the transaction by the chain's
+        # clock, which `/debug/mine` may have moved ahead of the wall clock.
         try:
             if token:
-                signed = tron_sign.trc20_transfer(
-                    info.usdt_contract, address, amount, ref_block_id, TRC20_FEE_LIMIT
+                signed = sign_trc20_transfer(
+                    genesis,
+                    token=parse_tron_address(info.usdt_contract),
+                    to=to,
+                    amount=amount,
+                    fee_limit_sun=TRC20_FEE_LIMIT,
+                    ref_block_id=info.solid_head_id,
+                    timestamp_ms=info.chain_time_ms,
                 )
             else:
-                signed = tron_sign.trx_transfer(address, amount, ref_block_id)
-        except ValueError as error:
-            raise FaucetError(str(error)) from None
-        answer = httpx.post(f"{url}/wallet/broadcasttransaction", json=signed, timeout=30.0).json()
+                signed = sign_trx_transfer(
+                    genesis,
+                    to=to,
+                    amount_sun=amount,
+                    ref_block_id=info.solid_head_id,
+                    timestamp_ms=info.chain_time_ms,
+                )
+        except InvalidTransaction as error:
+            raise FaucetError(f"cannot pay {address}: {error}") from None
+        answer = httpx.post(
+            f"{url}/wallet/broadcasttransaction", json=signed.payload(), timeout=30.0
+        ).json()
         if not answer.get("result"):
             raise FaucetError(f"the TRON simulator refused the faucet transaction: {_tron(answer)}")
-        txid = str(signed["txID"])
         if self.mine:
             tron_node.mine(url)
-        self._wait_tron(url, txid)
-        return txid
+        self._wait_tron(url, signed.txid)
+        return signed.txid
 
     def _wait_tron(self, url: str, txid: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -244,14 +270,6 @@ class Faucet:
             if time.monotonic() > deadline:
                 raise FaucetError(f"TRON transaction {txid} was not mined within {self.timeout} s")
             time.sleep(0.2)
-
-
-def _tron_solid_block_id(url: str) -> str:
-    # tronpy builds on the newest solidified block, as java-tron clients do: that block cannot
-    # be rolled back, so the reference (TAPoS) stays valid.
-    info = httpx.post(f"{url}/wallet/getnodeinfo", json={}, timeout=10.0).json()
-    solid = str(info.get("solidityBlock") or info["block"])
-    return solid.split("ID:", 1)[1].strip()
 
 
 def _tron(answer: dict[str, Any]) -> str:

@@ -48,6 +48,10 @@ class TronDebugInfo:
     """Number of the newest block."""
     solid_head: int
     """Number of the newest solidified (irreversible) block."""
+    solid_head_id: str
+    """64-hex id of that block (8 bytes of number, 24 of hash): a TAPoS reference."""
+    chain_time_ms: int
+    """The simulator's clock, Unix milliseconds (`/debug/mine` can move it ahead)."""
     usdt_contract: str
     """Base58 (`T…`) address of the USDT TRC-20 contract."""
     genesis_address: str
@@ -58,6 +62,8 @@ class TronDebugInfo:
         return cls(
             head=int(data["head"]),
             solid_head=int(data["solid_head"]),
+            solid_head_id=str(data["solid_head_id"]),
+            chain_time_ms=int(data["chain_time_ms"]),
             usdt_contract=str(data["usdt_contract"]),
             genesis_address=str(data["genesis_address"]),
         )
