@@ -112,3 +112,15 @@ def test_tron_addresses_derive_on_the_devnet_network(api: Api) -> None:
     tron = api.post("/v1/accounts/t/deposit-addresses", {"chain": "tron"}).json()
     key = parse_account_key(dev_account_xpub(DEV_MNEMONIC, TronNetwork.DEVNET), TronNetwork.DEVNET)
     assert tron["address"] == str(key.address(0))
+
+
+def test_health_shows_each_watcher_lag(api: Api) -> None:
+    chain = FakeChain(Chain.BTC, api.clock.now(), final_depth=1)
+    pricing = PricingService(api.db, api.clock, PricingSettings())
+    watcher = Watcher(api.db, api.clock, chain, pricing, WatcherConfig(Chain.BTC))
+    chain.mine_empty(4)
+    watcher.tick()
+    chain.mine_empty(2)
+    [btc] = api.get("/v1/health").json()["watchers"]
+    assert (btc["chain"], btc["scanned_height"], btc["head_height"], btc["lag"]) == ("btc", 4, 4, 0)
+    assert btc["last_error"] is None

@@ -17,6 +17,7 @@ from kassa.accounts import service as accounts
 from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.hd import parse_account_key
 from kassa.chains.network import BtcNetwork, Chain, EthNetwork
+from kassa.chains.scanning import ChainBlock, ChainHead
 from kassa.clock import ManualClock
 from kassa.db import Database
 from kassa.deposits import addresses, records
@@ -24,7 +25,13 @@ from kassa.deposits.derive import HdDeriver
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.model import NATIVE_POSITION, ChainTransfer, DepositStatus, SenderKind
 from kassa.deposits.tables import deposit_address
-from kassa.deposits.watcher import DeepReorg, Watcher, WatcherBusy, WatcherConfig
+from kassa.deposits.watcher import (
+    DeepReorg,
+    Watcher,
+    WatcherBusy,
+    WatcherConfig,
+    watcher_status,
+)
 from kassa.ledger import house
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.transfers import transfer
@@ -397,3 +404,57 @@ def test_concurrent_address_requests_leave_no_gaps_or_duplicates(
     assert indexes == list(range(20))
     assert (issued, next_index) == (20, 20)
     assert distinct == 20
+
+
+def test_watcher_status_shows_lag_and_the_last_error(world: World) -> None:
+    world.chain.mine_empty(5)
+    world.watcher.tick()
+    with world.db.transaction() as conn:
+        [status] = watcher_status(conn)
+    assert (status.chain, status.scanned_height, status.head_height, status.lag) == (
+        Chain.BTC,
+        5,
+        5,
+        0,
+    )
+    assert status.last_error is None and status.last_tick_at == world.clock.now()
+
+    world.chain.mine_empty(3)
+    broken = Broken(world.chain)
+    failing = Watcher(
+        world.db,
+        world.clock,
+        broken,
+        world.pricing,
+        world.watcher.config,
+        owner=world.watcher.owner,
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=failing.run_forever, args=(stop, 0.01))
+    loop.start()
+    broken.failed.wait(5)
+    stop.set()
+    loop.join(5)
+    with world.db.transaction() as conn:
+        [status] = watcher_status(conn)
+    assert status.head_height == 8 and status.lag == 3
+    assert status.last_error == "ConnectionError: node went away"
+
+
+class Broken:
+    """The fake chain whose blocks cannot be fetched (the node died mid-scan)."""
+
+    def __init__(self, chain: FakeChain) -> None:
+        self.inner = chain
+        self.chain = chain.chain
+        self.failed = threading.Event()
+
+    def head(self) -> ChainHead:
+        return self.inner.head()
+
+    def block_hash(self, height: int) -> str | None:
+        return self.inner.block_hash(height)
+
+    def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
+        self.failed.set()
+        raise ConnectionError("node went away")

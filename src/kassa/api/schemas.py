@@ -196,10 +196,22 @@ class AdjustmentOut(BaseModel):
     balance: BalanceOut
 
 
+class WatcherOut(BaseModel):
+    chain: str
+    scanned_height: int
+    head_height: int | None
+    final_height: int | None
+    lag: int | None = Field(description="Blocks the node has that are not scanned yet")
+    last_tick_at: datetime | None
+    last_error: str | None = Field(description="The most recent failure (see last_error_at)")
+    last_error_at: datetime | None
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     database: str = Field(examples=["sqlite", "postgresql"])
     migration: str | None = Field(description="Alembic revision the database is at")
+    watchers: list[WatcherOut] = Field(description="Each chain watcher as last recorded")
 
 
 class Problem(BaseModel):

@@ -123,5 +123,10 @@ watcher_checkpoint = Table(
     Column("block_hash", String(100), nullable=False),
     Column("lease_owner", String(100), nullable=True, comment="The watcher process running"),
     Column("lease_until", UtcDateTime, nullable=True),
+    Column("head_height", BigInteger, nullable=True, comment="The node's tip at the last tick"),
+    Column("final_height", BigInteger, nullable=True, comment="The node's final block then"),
+    Column("last_tick_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True, comment="Why the last tick failed, if it did"),
+    Column("last_error_at", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
 )

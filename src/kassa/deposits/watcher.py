@@ -83,6 +83,39 @@ class Checkpoint:
     block_hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class WatcherStatus:
+    chain: Chain
+    scanned_height: int
+    head_height: int | None
+    final_height: int | None
+    lag: int | None
+    """Blocks the node has that the watcher has not scanned yet."""
+    last_tick_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    owner: str | None
+
+
+def watcher_status(conn: Connection) -> list[WatcherStatus]:
+    """Every chain's watcher as last recorded (nothing for a chain never watched)."""
+    rows = conn.execute(select(watcher_checkpoint).order_by(watcher_checkpoint.c.chain)).all()
+    return [
+        WatcherStatus(
+            chain=Chain(row.chain),
+            scanned_height=int(row.height),
+            head_height=row.head_height,
+            final_height=row.final_height,
+            lag=None if row.head_height is None else max(int(row.head_height) - int(row.height), 0),
+            last_tick_at=row.last_tick_at,
+            last_error=row.last_error,
+            last_error_at=row.last_error_at,
+            owner=row.lease_owner,
+        )
+        for row in rows
+    ]
+
+
 class Watcher:
     def __init__(
         self,
@@ -140,6 +173,29 @@ class Watcher:
         )
         return Checkpoint(int(row.height), str(row.block_hash))
 
+    def _note_head(self, conn: Connection, head: ChainHead) -> None:
+        conn.execute(
+            update(watcher_checkpoint)
+            .where(watcher_checkpoint.c.chain == self.chain.value)
+            .values(head_height=head.height, final_height=head.final_height)
+        )
+
+    def _note_outcome(self, error: BaseException | None) -> None:
+        """Record when the last tick ended and how; `kassa devnet status` and health show it."""
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            # The last error stays on record after later ticks succeed: its time tells
+            # whether it is current.
+            values: dict[str, object] = {"last_tick_at": now}
+            if error is not None:
+                values["last_error"] = f"{type(error).__name__}: {error}"[:2000]
+                values["last_error_at"] = now
+            conn.execute(
+                update(watcher_checkpoint)
+                .where(watcher_checkpoint.c.chain == self.chain.value)
+                .values(**values)
+            )
+
     def release(self) -> None:
         with self.database.transaction() as conn:
             conn.execute(
@@ -167,6 +223,7 @@ class Watcher:
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
             cp = self._checkpoint(conn, now)
+            self._note_head(conn, head)
             stored = self._stored_hashes(conn, cp.height)
         fork = self._find_fork(cp, head, stored)
         if fork < cp.height:
@@ -190,6 +247,7 @@ class Watcher:
             tip_hash = block.hash
             height += 1
         self._settle(head, report)
+        self._note_outcome(None)
         return report
 
     def _stored_hashes(self, conn: Connection, top: int) -> dict[int, str]:
@@ -374,6 +432,12 @@ class Watcher:
 
     # ------------------------------------------------------------------ loop
 
+    def _try_note(self, error: BaseException) -> None:
+        try:
+            self._note_outcome(error)
+        except Exception:  # the database itself may be what failed
+            log.exception("could not record the %s watcher's error", self.chain)
+
     def run_forever(self, stop: threading.Event, interval_seconds: float) -> None:
         log.info("%s watcher %s started (every %ss)", self.chain, self.owner, interval_seconds)
         try:
@@ -382,11 +446,13 @@ class Watcher:
                     report = self.tick()
                 except WatcherBusy as exc:
                     log.info("%s", exc.detail)
-                except DeepReorg:
+                except DeepReorg as exc:
                     log.exception("%s watcher stopped", self.chain)
+                    self._try_note(exc)
                     raise
-                except Exception:
+                except Exception as exc:
                     log.exception("%s watcher tick failed; retrying", self.chain)
+                    self._try_note(exc)
                 else:
                     if report.scanned or report.credited or report.rewound_to is not None:
                         log.info(

@@ -57,6 +57,20 @@ def upgrade() -> None:
             comment="The watcher process running",
         ),
         sa.Column("lease_until", UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "head_height",
+            sa.BigInteger(),
+            nullable=True,
+            comment="The node's tip at the last tick",
+        ),
+        sa.Column(
+            "final_height", sa.BigInteger(), nullable=True, comment="The node's final block then"
+        ),
+        sa.Column("last_tick_at", UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_error", sa.Text(), nullable=True, comment="Why the last tick failed, if it did"
+        ),
+        sa.Column("last_error_at", UtcDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("chain", name=op.f("pk_watcher_checkpoint")),
     )
