@@ -15,7 +15,21 @@ Run it with `python -m kassa.devnet.tron --port 8090`, or in-process with
 `create_app(DevnetConfig(...))` and `httpx.ASGITransport`.
 """
 
-from kassa.devnet.tron.api import create_app
+from typing import TYPE_CHECKING
+
 from kassa.devnet.tron.config import DEFAULT_GENESIS_KEY_HEX, DevnetConfig, FeeSchedule
 
+if TYPE_CHECKING:
+    from kassa.devnet.tron.api import create_app
+
 __all__ = ["DEFAULT_GENESIS_KEY_HEX", "DevnetConfig", "FeeSchedule", "create_app"]
+
+
+def __getattr__(name: str) -> object:
+    # The app (FastAPI and uvicorn) loads on first use: `kassa devnet` reads the
+    # genesis key from `config` and should not pay for the whole server to do so.
+    if name == "create_app":
+        from kassa.devnet.tron.api import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,9 +14,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-
-from kassa.devnet.tron.api import create_app
 from kassa.devnet.tron.config import DEFAULT_GENESIS_KEY_HEX, DevnetConfig
 
 
@@ -57,6 +54,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    # Imported after the arguments are checked: a wrong command line fails at once.
+    import uvicorn
+
+    from kassa.devnet.tron.api import create_app
+
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     config = DevnetConfig(
         genesis_key=args.genesis_key,

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 
 import base58
-from tronpy import keys as tron_keys
+from Crypto.Hash import keccak
+
+# base58 and pycryptodome (`Crypto`) come with tronpy; they are used directly so that importing
+# the simulator's light modules (`config` for the genesis key) does not import all of tronpy.
 
 ADDRESS_PREFIX = 0x41
 ADDRESS_LENGTH = 21
@@ -23,7 +26,7 @@ class AddressError(ValueError):
 
 
 def keccak256(data: bytes) -> bytes:
-    return bytes(tron_keys.keccak256(data))
+    return keccak.new(digest_bits=256, data=data).digest()
 
 
 def sha256(data: bytes) -> bytes:

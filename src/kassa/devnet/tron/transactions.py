@@ -1,8 +1,8 @@
 """Transactions: java-tron JSON in and out, the protobuf bytes that are hashed, signatures.
 
 The canonical form of a transaction is the protobuf encoding of its `raw_data`
-(`protocol.Transaction.raw`, built with tronpy's generated `tron_pb2` module): the txID is the
-sha256 of those bytes, the signature signs the txID, and a persisted chain stores those bytes.
+(`protocol.Transaction.raw`, see `wire`): the txID is the sha256 of those bytes, the signature
+signs the txID, and a persisted chain stores those bytes.
 JSON coming in is parsed into the typed `RawTransaction` below and re-encoded; the client's
 `txID` field is never trusted, exactly as on java-tron.
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import coincurve
-from tronpy.proto import tron_pb2
 
 from kassa.devnet.tron.codec import (
     AddressError,
@@ -29,10 +28,14 @@ from kassa.devnet.tron.codec import (
     render_address,
     sha256,
 )
+from kassa.devnet.tron.wire import WireError, as_bytes, as_int64, decode, encode
+from kassa.devnet.tron.wire import length_delimited_size as field_size
 
 TRANSFER_CONTRACT = "TransferContract"
 TRIGGER_SMART_CONTRACT = "TriggerSmartContract"
 TYPE_URL_PREFIX = "type.googleapis.com/protocol."
+CONTRACT_TYPE_NUMBERS = {TRANSFER_CONTRACT: 1, TRIGGER_SMART_CONTRACT: 31}
+"""`Transaction.Contract.ContractType` values of the two supported contracts."""
 SIGNATURE_LENGTH = 65
 
 JsonObject = dict[str, Any]
@@ -102,39 +105,39 @@ class RawTransaction:
         return self.type_url or TYPE_URL_PREFIX + self.contract_type
 
     def encode(self) -> bytes:
-        return bytes(self._message().SerializeToString())
-
-    def _message(self) -> Any:
+        """The `Transaction.raw` protobuf bytes: what the txID hashes."""
         call = self.call
         if isinstance(call, TransferCall):
-            inner = tron_pb2.TransferContract(
-                owner_address=call.owner, to_address=call.to, amount=call.amount
-            )
+            inner = encode([(1, call.owner), (2, call.to), (3, call.amount)])
         else:
-            inner = tron_pb2.TriggerSmartContract(
-                owner_address=call.owner,
-                contract_address=call.contract,
-                data=call.data,
-                call_value=call.call_value,
-                call_token_value=call.call_token_value,
-                token_id=call.token_id,
+            inner = encode(
+                [
+                    (1, call.owner),
+                    (2, call.contract),
+                    (3, call.call_value),
+                    (4, call.data),
+                    (5, call.call_token_value),
+                    (6, call.token_id),
+                ]
             )
-        contract = tron_pb2.Transaction.Contract(
-            type=tron_pb2.Transaction.Contract.ContractType.Value(self.contract_type),
-            Permission_id=self.permission_id,
+        parameter = encode([(1, self.effective_type_url().encode()), (2, inner)])
+        contract = encode(
+            [
+                (1, CONTRACT_TYPE_NUMBERS[self.contract_type]),
+                (2, parameter),
+                (5, self.permission_id),
+            ]
         )
-        # Filled in place rather than built as google.protobuf's Any, whose package has no
-        # type information for mypy.
-        contract.parameter.type_url = self.effective_type_url()
-        contract.parameter.value = inner.SerializeToString()
-        return tron_pb2.Transaction.raw(
-            ref_block_bytes=self.ref_block_bytes,
-            ref_block_hash=self.ref_block_hash,
-            expiration=self.expiration,
-            timestamp=self.timestamp,
-            fee_limit=self.fee_limit,
-            data=self.data,
-            contract=[contract],
+        return encode(
+            [
+                (1, self.ref_block_bytes),
+                (4, self.ref_block_hash),
+                (8, self.expiration),
+                (10, self.data),
+                (11, contract),
+                (14, self.timestamp),
+                (18, self.fee_limit),
+            ]
         )
 
     def to_json(self, visible: bool) -> JsonObject:
@@ -196,11 +199,9 @@ class SignedTransaction:
 
     def serialized_size(self) -> int:
         """Bytes of the `Transaction` message (raw plus signatures): what bandwidth charges."""
-        message = tron_pb2.Transaction(
-            raw_data=tron_pb2.Transaction.raw.FromString(self.raw_bytes),
-            signature=list(self.signatures),
+        return field_size(len(self.raw_bytes)) + sum(
+            field_size(len(signature)) for signature in self.signatures
         )
-        return int(message.ByteSize())
 
     def to_json(self, visible: bool, contract_ret: str | None = None) -> JsonObject:
         body: JsonObject = {}
@@ -294,49 +295,59 @@ def raw_from_json(raw_data: object) -> RawTransaction:
     )
 
 
+def _last(fields: list[tuple[int, int | bytes]], number: int, default: int | bytes) -> int | bytes:
+    """A scalar field's value; protobuf keeps the last one when a field repeats."""
+    values = [value for field, value in fields if field == number]
+    return values[-1] if values else default
+
+
 def raw_from_bytes(raw_bytes: bytes) -> RawTransaction:
     """Decode `Transaction.raw` protobuf bytes (persisted chains, `broadcasthex`)."""
     try:
-        message = tron_pb2.Transaction.raw.FromString(raw_bytes)
-    except Exception as error:  # protobuf raises its own DecodeError
+        raw = decode(raw_bytes)
+        contracts = [as_bytes(value) for number, value in raw if number == 11]
+        if len(contracts) != 1:
+            raise MalformedTransaction("raw_data.contract must hold exactly one contract")
+        contract = decode(contracts[0])
+        type_number = as_int64(_last(contract, 1, 0))
+        parameter = decode(as_bytes(_last(contract, 2, b"")))
+        type_url = as_bytes(_last(parameter, 1, b"")).decode()
+        inner = decode(as_bytes(_last(parameter, 2, b"")))
+        call: Call
+        if type_number == CONTRACT_TYPE_NUMBERS[TRANSFER_CONTRACT]:
+            call = TransferCall(
+                owner=as_bytes(_last(inner, 1, b"")),
+                to=as_bytes(_last(inner, 2, b"")),
+                amount=as_int64(_last(inner, 3, 0)),
+            )
+        elif type_number == CONTRACT_TYPE_NUMBERS[TRIGGER_SMART_CONTRACT]:
+            call = TriggerCall(
+                owner=as_bytes(_last(inner, 1, b"")),
+                contract=as_bytes(_last(inner, 2, b"")),
+                call_value=as_int64(_last(inner, 3, 0)),
+                data=as_bytes(_last(inner, 4, b"")),
+                call_token_value=as_int64(_last(inner, 5, 0)),
+                token_id=as_int64(_last(inner, 6, 0)),
+            )
+        else:
+            raise MalformedTransaction(
+                f"contract type {type_number} is not supported by the Kassa TRON simulator"
+            )
+        return RawTransaction(
+            call=call,
+            ref_block_bytes=as_bytes(_last(raw, 1, b"")),
+            ref_block_hash=as_bytes(_last(raw, 4, b"")),
+            expiration=as_int64(_last(raw, 8, 0)),
+            timestamp=as_int64(_last(raw, 14, 0)),
+            fee_limit=as_int64(_last(raw, 18, 0)),
+            data=as_bytes(_last(raw, 10, b"")),
+            permission_id=as_int64(_last(contract, 5, 0)),
+            type_url=type_url,
+        )
+    except (WireError, UnicodeDecodeError) as error:
         raise MalformedTransaction(
             f"raw_data is not a protobuf Transaction.raw: {error}"
         ) from error
-    if len(message.contract) != 1:
-        raise MalformedTransaction("raw_data.contract must hold exactly one contract")
-    contract = message.contract[0]
-    contract_type = tron_pb2.Transaction.Contract.ContractType.Name(contract.type)
-    call: Call
-    if contract_type == TRANSFER_CONTRACT:
-        inner = tron_pb2.TransferContract.FromString(contract.parameter.value)
-        call = TransferCall(
-            owner=bytes(inner.owner_address), to=bytes(inner.to_address), amount=inner.amount
-        )
-    elif contract_type == TRIGGER_SMART_CONTRACT:
-        inner = tron_pb2.TriggerSmartContract.FromString(contract.parameter.value)
-        call = TriggerCall(
-            owner=bytes(inner.owner_address),
-            contract=bytes(inner.contract_address),
-            data=bytes(inner.data),
-            call_value=inner.call_value,
-            call_token_value=inner.call_token_value,
-            token_id=inner.token_id,
-        )
-    else:
-        raise MalformedTransaction(
-            f"contract type {contract_type!r} is not supported by the Kassa TRON simulator"
-        )
-    return RawTransaction(
-        call=call,
-        ref_block_bytes=bytes(message.ref_block_bytes),
-        ref_block_hash=bytes(message.ref_block_hash),
-        expiration=message.expiration,
-        timestamp=message.timestamp,
-        fee_limit=message.fee_limit,
-        data=bytes(message.data),
-        permission_id=contract.Permission_id,
-        type_url=str(contract.parameter.type_url),
-    )
 
 
 def signed_from_json(body: Mapping[str, Any]) -> SignedTransaction:
@@ -359,16 +370,16 @@ def signed_from_json(body: Mapping[str, Any]) -> SignedTransaction:
 
 
 def signed_from_bytes(transaction_bytes: bytes) -> SignedTransaction:
-    """A whole `protocol.Transaction` in protobuf bytes (`broadcasthex`)."""
+    """A whole `protocol.Transaction` in protobuf bytes (`broadcasthex`). The raw data keeps
+    the sender's exact bytes: they are what was hashed and signed."""
     try:
-        message = tron_pb2.Transaction.FromString(transaction_bytes)
-    except Exception as error:  # protobuf raises its own DecodeError
+        fields = decode(transaction_bytes)
+        raw_bytes = as_bytes(_last(fields, 1, b""))
+        signatures = tuple(as_bytes(value) for number, value in fields if number == 2)
+    except WireError as error:
         raise MalformedTransaction(f"not a protobuf Transaction: {error}") from error
-    raw_bytes = bytes(message.raw_data.SerializeToString())
     return SignedTransaction(
-        raw=raw_from_bytes(raw_bytes),
-        raw_bytes=raw_bytes,
-        signatures=tuple(bytes(signature) for signature in message.signature),
+        raw=raw_from_bytes(raw_bytes), raw_bytes=raw_bytes, signatures=signatures
     )
 
 
