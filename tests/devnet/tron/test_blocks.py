@@ -35,11 +35,18 @@ def test_solidified_height_lags_the_head_by_nineteen_blocks(
         )
         assert solid_account == {}
         assert await devnet.post("/walletsolidity/getblockbynum", {"num": included}) == {}
+        assert (
+            await devnet.post("/walletsolidity/gettransactioninfobyblocknum", {"num": included})
+            == []
+        )
 
         await devnet.mine()
         assert await tron.get_latest_solid_block_number() == included
         solid_info = await sent.wait(interval=0.01, solid=True)
         assert solid_info["blockNumber"] == included
+        assert await devnet.post(
+            "/walletsolidity/gettransactioninfobyblocknum", {"num": included}
+        ) == [solid_info]
         solid_block = await devnet.post("/walletsolidity/getnowblock", {"visible": True})
         assert solid_block["block_header"]["raw_data"]["number"] == included
         solid_account = await devnet.post(

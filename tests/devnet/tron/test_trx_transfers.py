@@ -1,4 +1,5 @@
-"""TRX transfers end to end with the sync tronpy client against the simulator under uvicorn."""
+"""The sync tronpy client against the simulator under uvicorn: TRX transfers end to end, and a
+USDT transfer through tronpy's sync contract API."""
 
 from __future__ import annotations
 
@@ -181,3 +182,27 @@ def test_transaction_from_json_round_trip_broadcasts(
 
     again = Transaction.from_json(signed.to_json(), client=tron)
     assert again.broadcast()["txid"] == signed.txid
+
+
+def test_usdt_transfer_with_the_sync_contract_api(
+    serve_devnet: Callable[[DevnetConfig], ServedDevnet], accounts: Accounts
+) -> None:
+    devnet = serve_devnet(DevnetConfig(block_interval=0))
+    tron = devnet.tron
+    _, alice = accounts.new("alice")
+    usdt = tron.get_contract(devnet.info()["usdt_contract"])
+    assert usdt.name == "TetherToken"
+
+    sent = (
+        usdt.functions.transfer(alice, 4_200_000)
+        .with_owner(accounts.genesis)
+        .fee_limit(30_000_000)
+        .build()
+        .sign(accounts.genesis_key)
+        .broadcast()
+    )
+    devnet.mine()
+
+    assert sent.result(timeout=5, interval=0.02) is True
+    assert usdt.functions.balanceOf(alice) == 4_200_000
+    assert tron.get_transaction_info(sent.txid)["log"][0]["data"] == f"{4_200_000:064x}"
