@@ -79,7 +79,9 @@ def _alive(pid: int, start_ticks: int | None) -> bool:
         # Our own child: poll() answers exactly and reaps it, so it never lingers as a zombie
         # (and a reaped Popen is not garbage-collected as "still running").
         if child.poll() is None:
-            return True
+            # Still check the start time: the record may describe another process entirely.
+            stat = _proc_stat(pid)
+            return start_ticks is None or stat is None or stat[1] == start_ticks
         del _CHILDREN[pid]
         return False
     try:
