@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from kassa.devnet.tron.config import DEFAULT_GENESIS_KEY_HEX, DevnetConfig
 
@@ -27,21 +28,39 @@ def _genesis_key(value: str) -> bytes:
     return key
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _not_negative(kind: Callable[[str], Number]) -> Callable[[str], Number]:
+    def parse(value: str) -> Number:
+        try:
+            number = kind(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from error
+        if number < 0:
+            raise argparse.ArgumentTypeError("must not be negative")
+        return number
+
+    return parse
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m kassa.devnet.tron",
         description="Kassa's java-tron HTTP API simulator with a built-in TRC-20 USDT.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=_not_negative(int), default=8090)
     parser.add_argument("--state-file", type=Path, default=None, help="persist the chain here")
     parser.add_argument(
         "--block-interval",
-        type=float,
+        type=_not_negative(float),
         default=3.0,
         help="seconds between blocks; 0 = only on POST /debug/mine",
     )
-    parser.add_argument("--solid-lag", type=int, default=19, help="head minus solidified block")
+    parser.add_argument(
+        "--solid-lag", type=_not_negative(int), default=19, help="head minus solidified block"
+    )
     parser.add_argument(
         "--genesis-key",
         type=_genesis_key,

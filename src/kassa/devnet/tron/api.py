@@ -18,7 +18,7 @@ goes through transactions signed with the genesis key.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from kassa.devnet.tron.blocks import block_json, transaction_info_json
+from kassa.devnet.tron.blocks import Block, block_json, transaction_info_json
 from kassa.devnet.tron.chain import BlockTimer, ChainError, TronChain
 from kassa.devnet.tron.codec import (
     AddressError,
@@ -230,7 +230,7 @@ class WalletApi:
             blocks = self.chain.blocks_in_range(top - count + 1, top + 1, solid=solid)
         return self._block_list(blocks, payload.visible)
 
-    def _block_list(self, blocks: list[Any], visible: bool) -> JsonObject:
+    def _block_list(self, blocks: list[Block], visible: bool) -> JsonObject:
         if not blocks:
             return {}
         return {"block": [block_json(block, visible, self.witness_key) for block in blocks]}
@@ -564,7 +564,7 @@ async def _payload(request: Request) -> Payload:
     return Payload(data)
 
 
-def _wallet_endpoint(handler: Handler) -> Callable[[Request], Any]:
+def _wallet_endpoint(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         try:
             payload = await _payload(request)
@@ -577,7 +577,7 @@ def _wallet_endpoint(handler: Handler) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _debug_endpoint(handler: Handler) -> Callable[[Request], Any]:
+def _debug_endpoint(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         try:
             payload = await _payload(request)
