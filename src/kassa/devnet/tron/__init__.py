@@ -6,10 +6,11 @@ recovers to the owner, TAPOS, expiration, duplicates, balances), charges bandwid
 runs a built-in TRC-20 USDT contract, produces blocks on a timer or on demand, and serves
 java-tron's JSON shapes so tronpy and hand-written httpx clients work against it unchanged.
 
-Modules, bottom up: `codec` (addresses, hashes), `transactions` (JSON/protobuf, signatures),
-`state` (accounts, token storage), `usdt` (the contract), `execution` (validation and fees),
-`blocks` (blocks, receipts, their JSON), `chain` (pool, blocks, finality, rollback, timer),
-`persistence` (the state file), `api` (the FastAPI app) and `__main__` (the command line).
+Modules, bottom up: `codec` (addresses, hashes), `wire` (protobuf encoding), `transactions`
+(JSON and protobuf forms, signatures), `state` (accounts, token storage), `usdt` (the
+contract), `execution` (validation and fees), `blocks` (blocks, receipts, their JSON), `chain`
+(pool, blocks, finality, rollback, timer), `persistence` (the state file), `api` (the FastAPI
+app) and `__main__` (the command line).
 
 Run it with `python -m kassa.devnet.tron --port 8090`, or in-process with
 `create_app(DevnetConfig(...))` and `httpx.ASGITransport`.
