@@ -109,7 +109,8 @@ def up(
     except (ChainToolsError, ProcessError, DevnetError) as error:
         _fail(f"{error}\n(processes already started keep running; `kassa devnet down` stops them)")
     typer.echo(f"ethereum  {endpoints.eth_url}  chain id 1337  USDT-ERC20 {endpoints.usdt_erc20}")
-    typer.echo(f"bitcoin   {endpoints.btc_url}  regtest (bcrt1…)  API key in {devnet.run_dir}")
+    # A devnet-only key, stored in devnet.json too; printed so it can go into Kassa's settings.
+    typer.echo(f"bitcoin   {endpoints.btc_url}  regtest (bcrt1…)  API key {endpoints.btc_api_key}")
     if endpoints.tron_url:
         typer.echo(f"tron      {endpoints.tron_url}")
     typer.echo(f"state     {devnet.run_dir}")

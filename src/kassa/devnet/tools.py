@@ -101,15 +101,17 @@ def _needs_install(tools: Path) -> bool:
     return stamp.stat().st_mtime < newest_input
 
 
-def ensure_chain_tools(*, echo: Callable[[str], None] | None = None) -> Path:
+def ensure_chain_tools(
+    *, echo: Callable[[str], None] | None = None, tools_dir: Path | None = None
+) -> Path:
     """Install the pinned chain tools if needed; return the tools directory.
 
-    Runs `npm ci` in `tools/chains` when `node_modules` is missing or older than
-    `package-lock.json`/`package.json`. Progress goes to `echo` (stderr by default): npm's own
-    output line by line, and a heartbeat while npm is quiet (native builds take a while).
+    Runs `npm ci` in `tools/chains` (or `tools_dir`) when `node_modules` is missing or older
+    than `package-lock.json`/`package.json`. Progress goes to `echo` (stderr by default): npm's
+    own output line by line, and a heartbeat while npm is quiet (native builds take a while).
     """
     say = echo or _stderr
-    tools = chain_tools_dir()
+    tools = tools_dir or chain_tools_dir()
     if not _needs_install(tools):
         return tools
     node_executable()
@@ -137,15 +139,6 @@ def _npm_ci(npm: str, tools: Path, say: Callable[[str], None]) -> None:
     )
     started = time.monotonic()
     env = {**os.environ, "npm_config_audit": "false", "npm_config_fund": "false"}
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments, absolute path from which()
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=tools,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     last_output = [time.monotonic()]
     finished = threading.Event()
 
@@ -157,26 +150,34 @@ def _npm_ci(npm: str, tools: Path, say: Callable[[str], None]) -> None:
                 last_output[0] = time.monotonic()
 
     ticker = threading.Thread(target=heartbeat, name="npm-ci-heartbeat", daemon=True)
-    ticker.start()
-    tail: list[str] = []
-    try:
-        for line in process.stdout or ():
-            last_output[0] = time.monotonic()
-            text = line.rstrip()
-            if text:
-                say(f"    npm: {text}")
-                tail = [*tail[-19:], text]
-        code = process.wait()
-    finally:
-        finished.set()
-        ticker.join()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    output: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - fixed arguments, absolute path from which()
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=tools,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        ticker.start()
+        try:
+            for line in process.stdout or ():
+                last_output[0] = time.monotonic()
+                text = line.rstrip()
+                if text:
+                    say(f"    npm: {text}")
+                    output.append(text)
+            code = process.wait()
+        finally:
+            finished.set()
+            ticker.join()
+            if process.poll() is None:
+                process.kill()
     if code != 0:
-        raise ChainToolsError(
-            f"npm ci failed in {tools} (exit {code}); last output:\n" + "\n".join(tail)
-        )
+        # npm prints the cause first and its usage text after; show the error lines.
+        errors = [line for line in output if "ERR" in line.upper()][:20] or output[-20:]
+        raise ChainToolsError(f"npm ci failed in {tools} (exit {code}):\n" + "\n".join(errors))
     say(f"==> chain tools installed in {time.monotonic() - started:.0f} s")
 
 
