@@ -104,8 +104,14 @@ def test_head_in_both_finality_modes(
     assert head.hash == w3.eth.get_block(head.height)["hash"].to_0x_hex()
     assert head.final_height == head.height - 2
     by_tag = EthScanner(rpc, usdt_contract=ganache_node.usdt_address, confirmations=3)
+    assert by_tag.finality is EthFinality.TAG  # the default
     # ganache treats its latest block as finalized: the reason the devnet counts instead.
-    assert by_tag.head().final_height == by_tag.head().height
+    tagged = by_tag.head()
+    assert tagged.final_height == tagged.height
+    counting = EthScanner(
+        rpc, usdt_contract=ganache_node.usdt_address, confirmations=1, finality="confirmations"
+    )
+    assert counting.finality is EthFinality.CONFIRMATIONS
 
 
 def test_block_hash_and_parent(scanner: EthScanner, w3: Web3) -> None:

@@ -33,7 +33,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from eth_hash.auto import keccak
 
@@ -95,7 +95,7 @@ class EthScanner:
         *,
         usdt_contract: str,
         confirmations: int,
-        finality: EthFinality = EthFinality.TAG,
+        finality: EthFinality | Literal["tag", "confirmations"] = EthFinality.TAG,
     ) -> None:
         if type(confirmations) is not int or confirmations < 1:
             raise ValueError(f"confirmations must be a positive int, got {confirmations!r}")
