@@ -14,6 +14,7 @@ Status policy:
   409  the request conflicts with current state: duplicates, insufficient funds, frozen
        accounts, holds no longer pending, an idempotency key reused for another request
   422  the request is well-formed JSON but its content is invalid (amounts, ids, ranges)
+  502  a chain node failed or answered something unusable
   503  no trustworthy rate (every source down, or no history near the asked time)
   500  a bug; `ledger_invariant_broken` means the ledger stopped itself on purpose
 """
@@ -85,6 +86,13 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "dust_output": 422,
     "insufficient_inputs": 422,
     "invalid_time": 422,
+    # 502: a chain node answered wrongly or not at all
+    "tron_node_error": 502,
+    "tron_node_unreachable": 502,
+    "tron_api_error": 502,
+    "tron_unexpected_answer": 502,
+    "tron_block_not_found": 502,
+    "tron_chain_moved": 502,
     # 503: a dependency outside Kassa cannot answer now; retrying later may work
     "no_rate": 503,
     # 500
