@@ -63,6 +63,12 @@ def test_up_status_fund_down_and_up_again(data_dir: Path) -> None:
     assert f"http://127.0.0.1:{tron_port}" in started.stdout
     first_pids = pids(data_dir)
     assert set(first_pids) == {"ganache", "bitcoin", "bitcoin-miner", "tron"}
+    # The bcoin API key is handed over in the environment, never on a recorded command line.
+    api_key = Devnet(data_dir).endpoints().btc_api_key
+    assert api_key and f"API key {api_key}" in started.stdout
+    for name in ("bitcoin", "bitcoin-miner"):
+        assert api_key not in (data_dir / "devnet" / f"{name}.pid").read_text()
+        assert api_key not in (data_dir / "devnet" / f"{name}.log").read_text()
 
     # Idempotent: a second `up` finds everything running and starts nothing.
     again = devnet(data_dir, *up_args)

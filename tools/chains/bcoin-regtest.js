@@ -26,11 +26,15 @@
  *
  * usage: node bcoin-regtest.js --http-port=18443 --api-key=KEY [--prefix=DIR]
  *          [--index-tx] [--index-address] [--no-wallet] [--log-level=info]
+ * The key may come from the environment instead (BCOIN_REGTEST_API_KEY), which keeps it out of
+ * `ps` output and of logs that record the command line.
  */
 
 'use strict';
 
 const path = require('path');
+
+const API_KEY_ENV = 'BCOIN_REGTEST_API_KEY';
 
 const USAGE =
   'usage: node bcoin-regtest.js --http-port=PORT --api-key=KEY [--prefix=DIR] ' +
@@ -54,7 +58,7 @@ function parseArgs(argv) {
   const opts = {
     httpHost: '127.0.0.1',
     httpPort: null,
-    apiKey: null,
+    apiKey: process.env[API_KEY_ENV] || null,
     prefix: null,
     indexTX: false,
     indexAddress: false,
@@ -102,7 +106,7 @@ function parseArgs(argv) {
   }
   if (opts.httpPort === null) fail('--http-port is required');
   // bcoin turns authentication off on loopback when no key is set; Kassa always uses one.
-  if (opts.apiKey === null) fail('--api-key is required');
+  if (opts.apiKey === null) fail(`--api-key (or ${API_KEY_ENV}) is required`);
   return opts;
 }
 

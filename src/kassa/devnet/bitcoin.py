@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 PROCESS_NAME = "bitcoin"
+API_KEY_ENV = "BCOIN_REGTEST_API_KEY"
+"""The launcher reads its API key from this environment variable."""
 DEFAULT_PORT = 18443
 COINBASE_MATURITY = 100
 """Confirmations a coinbase output needs before it can be spent (consensus)."""
@@ -148,14 +151,17 @@ class BitcoinRpc:
 # --------------------------------------------------------------------------- process
 
 
-def bitcoin_argv(port: int, api_key: str, *, prefix: Path | None) -> list[str]:
-    """Command line of the launcher; `prefix=None` keeps the chain in memory."""
+def bitcoin_argv(port: int, *, prefix: Path | None) -> list[str]:
+    """Command line of the launcher; `prefix=None` keeps the chain in memory.
+
+    The API key goes in the environment (:data:`API_KEY_ENV`), not here: the command line is
+    visible in `ps` and recorded in the pid file and the log.
+    """
     argv = [
         node_executable(),
         str(chain_tools_dir() / "bcoin-regtest.js"),
         "--http-host=127.0.0.1",
         f"--http-port={port}",
-        f"--api-key={api_key}",
         "--index-tx",
         "--index-address",
         "--no-wallet",
@@ -179,9 +185,10 @@ def start_bitcoin(
     rpc = BitcoinRpc(f"http://127.0.0.1:{port}", api_key)
     return manager.start(
         PROCESS_NAME,
-        bitcoin_argv(port, api_key, prefix=prefix),
+        bitcoin_argv(port, prefix=prefix),
         ready=lambda: rpc.call("getblockcount", timeout=2.0) is not None,
         port=port,
+        env={**os.environ, API_KEY_ENV: api_key},
         detach=detach,
     )
 
