@@ -238,7 +238,7 @@ def test_a_failed_native_send_is_reported_as_failed(
     )
 
 
-def test_two_token_transfers_in_one_block_have_distinct_positions(
+def test_two_token_transfers_in_one_block_keep_per_transaction_positions(
     ganache_node: GanacheNode, scanner: EthScanner, w3: Web3
 ) -> None:
     watched, other = new_address(), new_address()
@@ -264,10 +264,12 @@ def test_two_token_transfers_in_one_block_have_distinct_positions(
     mined = [receipt(w3, h) for h in hashes]
     assert len({m["blockNumber"] for m in mined}) == 1
     block = scanner.block(mined[0]["blockNumber"], frozenset({watched.lower()}))
-    # logIndex counts across the block (log 0 pays `other`, which nobody watches).
+    # Positions count Transfer logs within each transaction, not across the block (log 0 of
+    # the block pays `other`, which nobody watches), so a reorg that re-mines a transfer in
+    # another block keeps its deposit key.
     assert [(t.txid, t.position, t.amount) for t in block.transfers] == [
-        (mined[1]["transactionHash"].to_0x_hex(), 1, 2_000_000),
-        (mined[2]["transactionHash"].to_0x_hex(), 2, 3_000_000),
+        (mined[1]["transactionHash"].to_0x_hex(), 0, 2_000_000),
+        (mined[2]["transactionHash"].to_0x_hex(), 0, 3_000_000),
     ]
 
 

@@ -187,7 +187,7 @@ def test_trx_transfer_is_reported_at_the_native_position_with_its_sender(
     assert block.time == block_time(info["blockTimeStamp"])
 
 
-def test_usdt_transfers_are_reported_with_contract_sender_and_block_log_positions(
+def test_usdt_transfers_are_reported_with_contract_sender_and_log_positions(
     tron_sim: TronNode, scanner: TronScanner
 ) -> None:
     """Two USDT transfers and a TRX transfer broadcast together: each USDT Transfer log is at
@@ -210,12 +210,10 @@ def test_usdt_transfers_are_reported_with_contract_sender_and_block_log_position
     expected = {txids[1]: NATIVE_POSITION}
     for height in heights:
         in_block = block_txids(tron_sim, height)
-        # The shared node is idle otherwise: these blocks hold only this test's transactions,
-        # and each USDT transfer emits one log, so positions run 0, 1, … in every block (in the
-        # usual case, one block: 0 and 1; if the block timer split them, 0 in each).
+        # The shared node is idle otherwise: these blocks hold only this test's transactions.
+        # Each USDT transfer emits one log, the first of its own transaction: position 0.
         assert set(in_block) <= set(txids)
-        tokens_here = [txid for txid in in_block if txid != txids[1]]
-        expected |= {txid: position for position, txid in enumerate(tokens_here)}
+        expected |= {txid: 0 for txid in in_block if txid != txids[1]}
         reported |= {t.txid: t for t in scanner.block(height, frozenset(payees)).transfers}
 
     assert reported.keys() == set(txids)
@@ -450,7 +448,7 @@ def stand_in_node(answers: Callable[[str, dict[str, Any]], Any]) -> TronApi:
     return TronApi("http://tron.invalid", transport=httpx.MockTransport(handle))
 
 
-def test_positions_run_over_all_the_blocks_logs_in_transaction_order() -> None:
+def test_positions_count_logs_within_each_transaction() -> None:
     def answers(path: str, body: dict[str, Any]) -> Any:
         if path == "/wallet/getblockbynum":
             return BLOCK if body["num"] == 1000 else {}
@@ -476,12 +474,12 @@ def test_positions_run_over_all_the_blocks_logs_in_transaction_order() -> None:
         for t in block.transfers
     ]
     assert summary == [
-        # log 0 is the approval; log 1 the USDT transfer.
+        # TX0: log 0 is the approval; log 1 the USDT transfer.
         (TX[0], 1, "USDT-TRC20", 1_500_000, BOB.text, USDT.text, True, True),
-        # log 2: another token (reported, not canonical); log 3 has four topics: skipped.
-        (TX[1], 2, "USDT-TRC20", 7, BOB.text, OTHER_TOKEN.text, False, True),
-        # The reverted call takes the next index (4) without using it up.
-        (TX[2], 4, "USDT-TRC20", 9, BOB.text, USDT.text, True, False),
+        # TX1: log 0 another token (reported, not canonical); log 1 has four topics: skipped.
+        (TX[1], 0, "USDT-TRC20", 7, BOB.text, OTHER_TOKEN.text, False, True),
+        # TX2: the reverted call left no log; it is reported where its log would be.
+        (TX[2], 0, "USDT-TRC20", 9, BOB.text, USDT.text, True, False),
         # A zero amount is left out of the JSON (proto3): it is 0, not an error.
         (TX[3], NATIVE_POSITION, "TRX", 0, BOB.text, None, True, True),
     ]

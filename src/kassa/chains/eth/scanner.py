@@ -17,7 +17,9 @@ Design:
     transfers are reported (a guessed success flag for the others would be a lie). Value moved
     by contract-internal calls is not seen (it would need tracing; DESIGN.md §4).
   - Tokens: logs with exactly three topics (ERC-721's Transfer has a fourth, the token id) and
-    a 32-byte amount, whose ``to`` is watched; ``position`` = ``logIndex``, sender = the
+    a 32-byte amount, whose ``to`` is watched; ``position`` = the log's ordinal among its
+    transaction's Transfer logs (stable when a reorg re-mines the transaction elsewhere; the
+    block-wide ``logIndex`` is not), sender = the
     token's ``from``, ``token_contract`` = the emitting contract, ``canonical`` = it is the
     configured USDT contract. A reverted transaction leaves no logs, so these are successful.
     Every emitter is reported, so the watcher can record fakes as ignored, with the reason.
@@ -214,11 +216,20 @@ class EthScanner:
             {"fromBlock": hex(height), "toBlock": hex(height), "topics": [TRANSFER_TOPIC]}
         )
         transfers = []
+        ordinal: dict[str, int] = {}
+        logs = sorted(
+            (e for e in logs if not e.get("removed")),
+            key=lambda e: quantity(e.get("logIndex"), "log.logIndex"),
+        )
         for entry in logs:
-            if entry.get("removed"):
-                continue
             if _hash(entry.get("blockHash")) != block_hash:
                 raise ChainMoved(f"the logs of block {height} belong to another block now")
+            txid = _hash(entry.get("transactionHash"))
+            # The position is the log's ordinal among its transaction's Transfer logs, not the
+            # block-wide logIndex: re-mined in another block after a reorg, the same transfer
+            # keeps its (txid, position) key and is recognised, not recorded twice.
+            position = ordinal.get(txid, 0)
+            ordinal[txid] = position + 1
             topics = _list(entry.get("topics"), "log.topics")
             if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC:
                 continue  # ERC-721 (token id indexed) or another event
@@ -234,8 +245,8 @@ class EthScanner:
                 ChainTransfer(
                     chain=Chain.ETH,
                     asset=AssetCode.USDT_ERC20.value,
-                    txid=_hash(entry.get("transactionHash")),
-                    position=quantity(entry.get("logIndex"), "log.logIndex"),
+                    txid=txid,
+                    position=position,
                     to_address=to,
                     amount=amount,
                     sender=sender,

@@ -17,14 +17,13 @@ Design:
   and 2 behind the 0x41 prefix, ``token_contract`` the emitting contract, ``canonical`` whether
   that is the configured USDT contract, success the receipt's ``result == "SUCCESS"``. Every
   such transfer is reported with asset ``USDT-TRC20``; the watcher ignores non-canonical ones.
-* Position of a log: a running index over all the logs of the block (Transfer or not), in the
-  block's transaction order and then the receipt's log order, starting at 0 — as Ethereum's
-  block-level ``logIndex``. It is stable for a given block; a transaction re-mined in another
-  block may get another position, hence another deposit key (as on Ethereum).
+* Position of a log: its index among its own transaction's logs (Transfer or not), starting
+  at 0. A transaction re-mined in another block after a reorg keeps its logs, so the same
+  transfer keeps its ``(txid, position)`` deposit key and is recognised, not recorded twice.
 * A reverted or out-of-energy call leaves no logs. So that a customer's failed payment is still
   visible (recorded as ignored, never credited), a failed call of ``transfer(to, amount)`` or
   ``transferFrom(from, to, amount)`` is reported from its call data with ``success=False`` at
-  the position its first log would have had (the running index is not advanced).
+  position 0, where its log would have been.
 Every transfer of the block is returned; ``watched`` is not needed to keep that cheap.
 """
 
@@ -187,7 +186,6 @@ class TronScanner:
     def _transfers(
         self, block: TronBlock, infos: Mapping[str, TronTransactionInfo]
     ) -> Iterator[ChainTransfer]:
-        log_index = 0
         for tx in block.transactions:
             yield from self._trx_transfers(tx)
             info = infos.get(tx.txid)
@@ -195,8 +193,7 @@ class TronScanner:
                 continue
             success = info.receipt_result == SUCCESS and not info.failed
             reported = False
-            for log in info.logs:
-                position, log_index = log_index, log_index + 1
+            for position, log in enumerate(info.logs):
                 if len(log.topics) != 3 or log.topics[0] != TRANSFER_EVENT_TOPIC:
                     continue
                 if len(log.data) != _WORD or any(len(topic) != _WORD for topic in log.topics):
@@ -212,7 +209,7 @@ class TronScanner:
                     success=success,
                 )
             if not success and not reported:
-                failed = self._failed_token_call(tx, log_index)
+                failed = self._failed_token_call(tx, 0)
                 if failed is not None:
                     yield failed
 
