@@ -1,9 +1,10 @@
 """The `kassa` command for operators.
 
-`kassa up` is the all-in-one default: migrate, make sure an admin key exists, then serve the API
-and run the hold-expiry worker in one process. `serve` and `worker` are the same two halves for
-deployments that run them separately; they never migrate and refuse to start on a database that
-is not at the code's migration head (run `kassa migrate` first).
+`kassa up` is the all-in-one default: start the local chains (devnet mode), migrate, make sure an
+admin key exists, then serve the API and run the worker (hold expiry, rate refresh) and one
+watcher per enabled chain in one process. `serve`, `worker` and `watch --chain X` are the same
+parts for deployments that run them separately; they never migrate and refuse to start on a
+database that is not at the code's migration head (run `kassa migrate` first).
 
 Settings come from `load_settings`: KASSA_* environment variables over the `--config` TOML file
 over defaults. Tokens are printed once, to stdout alone, so `TOKEN=$(kassa keys create …)` works;
@@ -25,7 +26,7 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
@@ -33,10 +34,18 @@ from kassa.accounts import service as accounts
 from kassa.api.routes.rates import parse_time
 from kassa.apikeys import service as apikeys
 from kassa.apikeys.service import ApiKey
+from kassa.chains.network import Chain
 from kassa.clock import DatabaseClock
 from kassa.config import Settings, load_settings
 from kassa.db import Database
 from kassa.db.migrate import current_revision, head_revision, upgrade
+from kassa.deposits.runtime import ChainNotConfigured, build_watcher
+from kassa.deposits.watcher import DeepReorg
+from kassa.devnet import tron_node
+from kassa.devnet.cli import devnet_app
+from kassa.devnet.processes import ProcessError
+from kassa.devnet.stack import Devnet, DevnetError
+from kassa.devnet.tools import ChainToolsError
 from kassa.errors import KassaError
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample
@@ -58,6 +67,7 @@ bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 app.add_typer(rates_app, name="rates")
+app.add_typer(devnet_app, name="devnet")
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -123,8 +133,10 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Alembic logs its context at INFO on every revision check (each /v1/health).
+    # Alembic logs its context at INFO on every revision check (each /v1/health), and httpx
+    # every request the watchers and the rate refresher make.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def local_url(host: str, port: int) -> str:
@@ -184,14 +196,120 @@ def worker(ctx: typer.Context) -> None:
         run_worker(settings, stop, database=database)
 
 
+# --------------------------------------------------------------------------- chains
+
+
+def with_devnet(settings: Settings, devnet: Devnet) -> Settings:
+    """Fill the node URLs, the bcoin API key and the token contracts of development networks
+    from the running devnet; anything configured explicitly wins."""
+    endpoints = devnet.endpoints()
+    chains = settings.chains
+    btc, eth, tron = chains.btc, chains.eth, chains.tron
+    if btc.is_dev() and endpoints.btc_url and endpoints.btc_api_key:
+        btc = btc.model_copy(
+            update={
+                "rpc_url": btc.rpc_url or endpoints.btc_url,
+                "rpc_api_key": btc.rpc_api_key or SecretStr(endpoints.btc_api_key),
+            }
+        )
+    if eth.is_dev() and endpoints.eth_url:
+        eth = eth.model_copy(
+            update={
+                "rpc_url": eth.rpc_url or endpoints.eth_url,
+                "usdt_contract": eth.usdt_contract or endpoints.usdt_erc20,
+            }
+        )
+    if tron.is_dev() and endpoints.tron_url:
+        contract = tron.usdt_contract or tron_node.debug_info(endpoints.tron_url).usdt_contract
+        tron = tron.model_copy(
+            update={"api_url": tron.api_url or endpoints.tron_url, "usdt_contract": contract}
+        )
+    chains = chains.model_copy(update={"btc": btc, "eth": eth, "tron": tron})
+    return settings.model_copy(update={"chains": chains})
+
+
+def start_watchers(
+    settings: Settings, database: Database, stop: threading.Event
+) -> list[threading.Thread]:
+    """One thread per enabled chain whose node is known; the others are said and skipped."""
+    clock = DatabaseClock()
+    threads = []
+    for chain in settings.chains.enabled():
+        try:
+            watcher = build_watcher(
+                settings.chains,
+                chain,
+                database,
+                clock,
+                PricingService(database, clock, settings.pricing),
+            )
+        except ChainNotConfigured as error:
+            say(f"not watching {chain}: {error}")
+            continue
+        thread = threading.Thread(
+            target=watcher.run_forever,
+            args=(stop, settings.chains.of(chain).poll_interval_seconds),
+            name=f"kassa-watch-{chain}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
+) -> None:
+    """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
+    settings = settings_of(ctx)
+    if settings.devnet:
+        settings = with_devnet(settings, Devnet(settings.data_dir, echo=say))
+    if not settings.chains.of(chain).enabled:
+        fail(f"deposits on {chain.display_name} are disabled ([chains.{chain}] enabled = false)")
+    with database_of(settings, pool_size=3) as database:
+        require_head(database)
+        setup_logging()
+        clock = DatabaseClock()
+        try:
+            watcher = build_watcher(
+                settings.chains,
+                chain,
+                database,
+                clock,
+                PricingService(database, clock, settings.pricing),
+            )
+        except ChainNotConfigured as error:
+            fail(f"{error} (or run the devnet: kassa devnet up)")
+        stop = threading.Event()
+        stop_on_signals(stop)
+        try:
+            watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
+        except DeepReorg as error:
+            fail(error.detail)
+
+
 @app.command()
 def up(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+    devnet: Annotated[
+        bool | None,
+        typer.Option("--devnet/--no-devnet", help="Start and watch the local chains"),
+    ] = None,
 ) -> None:
-    """All in one: migrate, ensure an admin key, serve the API and run the worker."""
-    settings = settings_of(ctx, host=host, port=port)
+    """All in one: local chains, migrate, admin key, API, worker and chain watchers."""
+    settings = settings_of(ctx, host=host, port=port, devnet=devnet)
+    if settings.devnet:
+        say("Starting the local chains (kassa devnet up); the first run installs them with npm.")
+        chains = Devnet(settings.data_dir, echo=say)
+        try:
+            chains.up()
+        except (ChainToolsError, ProcessError, DevnetError) as error:
+            fail(f"the local chains did not start: {error}")
+        settings = with_devnet(settings, chains)
     with database_of(settings) as database:
         upgrade(database.engine)
         revision = require_head(database)
@@ -215,15 +333,21 @@ def up(
             target=run_worker,
             args=(settings, stop),
             kwargs={"database": database},
-            name="kassa-hold-expiry",
+            name="kassa-worker",
             daemon=True,
         )
         sweeper.start()
+        watchers = start_watchers(settings, database, stop)
+        if settings.devnet:
+            say("Send a test deposit: kassa devnet fund ADDRESS AMOUNT ASSET (after creating an")
+            say("account and POST /v1/accounts/{id}/deposit-addresses); `kassa devnet down` stops")
+            say("the chains.\n")
         try:
             _serve(settings, database)
         finally:
             stop.set()
-            sweeper.join(timeout=10)
+            for thread in [sweeper, *watchers]:
+                thread.join(timeout=10)
 
 
 def _serve(settings: Settings, database: Database) -> None:

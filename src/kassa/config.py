@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     chains: ChainsSettings = Field(
         default_factory=ChainsSettings, description="Deposit chains ([chains.btc] …)"
     )
+    devnet: bool = Field(
+        default=True,
+        description="`kassa up` starts the local chains and watches them (the embedded "
+        "default); false for real networks",
+    )
 
     @property
     def db_url(self) -> str:

@@ -454,7 +454,8 @@ class Watcher:
                     log.exception("%s watcher tick failed; retrying", self.chain)
                     self._try_note(exc)
                 else:
-                    if report.scanned or report.credited or report.rewound_to is not None:
+                    busy = report.recorded or report.credited or report.rewound_to is not None
+                    if busy or report.scanned >= self.config.max_blocks_per_tick:
                         log.info(
                             "%s head %d: scanned %d, recorded %d, credited %d%s",
                             self.chain,

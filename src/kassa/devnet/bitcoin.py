@@ -19,6 +19,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,33 @@ class BitcoinRpc:
             )
             for coin in response.json()
         ]
+
+    def mature_coinbases(self, address: str, tip: int, needed: int) -> list[Utxo]:
+        """Unspent, mature coinbase outputs paying `address`, oldest first, until their value
+        reaches `needed` satoshi.
+
+        The fallback for a persistent devnet chain: bcoin 1.0.2's address index answers nothing
+        on a LevelDB chain (it works in memory), while the UTXO set itself is sound. Coinbases
+        pay output 0, and `gettxout` (mempool included) says whether it is still unspent.
+        """
+        found: list[Utxo] = []
+        total = 0
+        for height in range(1, tip + 2 - COINBASE_MATURITY):
+            block_hash = self.call("getblockhash", height)
+            coinbase = self.call("getblock", block_hash, 1)["tx"][0]
+            out = self.call("gettxout", coinbase, 0, True)
+            if not out:
+                continue
+            script = out["scriptPubKey"]
+            paid_to = script.get("address") or (script.get("addresses") or [None])[0]
+            if paid_to != address:
+                continue
+            value = int(Decimal(str(out["value"])) * 100_000_000)
+            found.append(Utxo(coinbase, 0, value, bytes.fromhex(script["hex"]), height, True))
+            total += value
+            if total >= needed:
+                break
+        return found
 
 
 # --------------------------------------------------------------------------- process

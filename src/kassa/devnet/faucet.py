@@ -159,6 +159,9 @@ class Faucet:
                 (c for c in rpc.utxos(key.address) if c.spendable_at(tip)),
                 key=lambda c: (-c.value, c.txid, c.vout),
             )
+            if sum(c.value for c in coins) < satoshi * 2:
+                # A persistent chain's address index is empty (see mature_coinbases).
+                coins += rpc.mature_coinbases(key.address, tip, satoshi * 2 + 100_000)
             chosen: list[btc.Utxo] = []
             fee = 0
             for coin in coins:
