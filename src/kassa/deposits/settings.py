@@ -33,6 +33,12 @@ class _ChainSettings(BaseModel):
     start_height: int = Field(default=0, ge=0, description="First block a new watcher scans")
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     reorg_window: int = Field(default=100, ge=2, le=10_000)
+    lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="A watcher holds its chain this long per tick; a crashed one's successor "
+        "waits it out",
+    )
 
     def is_dev(self) -> bool:
         raise NotImplementedError
