@@ -31,7 +31,6 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from kassa.accounts import service as accounts
-from kassa.api.routes.rates import parse_time
 from kassa.apikeys import service as apikeys
 from kassa.apikeys.service import ApiKey
 from kassa.chains.network import Chain
@@ -39,7 +38,6 @@ from kassa.clock import DatabaseClock
 from kassa.config import Settings, load_settings
 from kassa.db import Database
 from kassa.db.migrate import current_revision, head_revision, upgrade
-from kassa.deposits.runtime import ChainNotConfigured, build_watcher
 from kassa.deposits.watcher import DeepReorg
 from kassa.devnet import tron_node
 from kassa.devnet.cli import devnet_app
@@ -232,6 +230,8 @@ def start_watchers(
     settings: Settings, database: Database, stop: threading.Event
 ) -> list[threading.Thread]:
     """One thread per enabled chain whose node is known; the others are said and skipped."""
+    from kassa.deposits.runtime import ChainNotConfigured, build_watcher
+
     clock = DatabaseClock()
     threads = []
     for chain in settings.chains.enabled():
@@ -263,6 +263,8 @@ def watch(
     chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
 ) -> None:
     """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
+    from kassa.deposits.runtime import ChainNotConfigured, build_watcher
+
     settings = settings_of(ctx)
     if settings.devnet:
         settings = with_devnet(settings, Devnet(settings.data_dir, echo=say))
@@ -531,6 +533,9 @@ def rates_at(
     except UnknownSymbol as error:
         fail(str(error), 2)
     try:
+        # Imported here: the API package is heavy and only this command needs its parser.
+        from kassa.api.routes.rates import parse_time
+
         moment = parse_time(time)
     except KassaError as error:
         fail(error.detail, 2)
