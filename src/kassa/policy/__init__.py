@@ -1,0 +1,1 @@
+"""The refund and withdrawal policy engine: policy files, presets, and decisions with reasons."""

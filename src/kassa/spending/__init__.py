@@ -1,0 +1,1 @@
+"""Spending: metered usage debits, time-limited activations, account states."""
