@@ -1,0 +1,271 @@
+"""Shared machinery of the decision functions: the rule recorder, payout arithmetic, wording.
+
+Rounding (DESIGN.md §2: always in the house's favour, and written down):
+
+* A network fee charged to the customer is converted to USD with `convert_up` (a fee never
+  rounds down).
+* USD paid out in coins is converted with `convert_down` (the house never sends a fraction of a
+  minor unit extra).
+* When the whole network fee is deducted and it is paid in the payout asset itself (BTC from a
+  BTC refund, ETH from an ETH refund) it is deducted in coins:
+  ``net_native = convert_down(usd_after_fees) − fee_native``. The coins leaving the house
+  (payout plus fee) are then exactly the USD owed converted down, and the worked example of
+  DESIGN.md §7 reads literally (0.00120000 − 0.00002000 = 0.00118000 BTC). ``net_usd`` then
+  reports the fee at its rounded-up USD value, so it may understate the coins' worth by less than
+  one micro-dollar — never overstate it.
+* Otherwise (a USDT payout whose fee is ETH or TRX, or only the part beyond a flat fee) the
+  charged fee is deducted in USD and the rest converted down once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from kassa.money import USD, Money, convert_down, convert_up
+from kassa.policy.calendar import add_business_days, add_months
+from kassa.policy.facts import FEE_ASSET_OF_CHAIN, CHAIN_OF_ASSET, AccountFacts, NetworkFee, RateFacts
+from kassa.policy.model import AccountState, Policy, StateEffect
+from kassa.policy.outcome import RuleOutcome
+
+ZERO_USD = Money(0, USD)
+
+
+class FeeCharge(StrEnum):
+    ALL = "all"
+    BEYOND_FLAT_FEE = "beyond_flat_fee"
+    NONE = "none"
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class Checks:
+    """Records rule outcomes in order, applying operator waivers the policy allows."""
+
+    def __init__(
+        self,
+        clauses: Mapping[str, str],
+        section: str,
+        waivable: Collection[str],
+        *,
+        override: bool,
+    ) -> None:
+        self._clauses = clauses
+        self._section = section
+        self._waivable = frozenset(waivable)
+        self._override = override
+        self.outcomes: list[RuleOutcome] = []
+        self.failed_unwaivable = False
+        self.failed_waivable = False
+
+    def can_waive(self, rule: str) -> bool:
+        return self._override and rule in self._waivable
+
+    def clause(self, rule: str, fallback: str | None = None) -> str:
+        """The policy's citation for ``rule``; else ``fallback``; else the parameter section."""
+        found = self._clauses.get(rule)
+        if found is not None:
+            return found
+        return fallback if fallback is not None else f"policy parameters, [{self._section}]"
+
+    def record(
+        self,
+        rule: str,
+        passed: bool,
+        reason: str,
+        *,
+        clause: str | None = None,
+        waivable: bool = True,
+    ) -> bool:
+        """Record one outcome; a failure the policy lets an operator waive passes, marked waived.
+
+        ``waivable=False`` marks a failure no override can lift even when the rule id is listed
+        (e.g. an activation that is still running).
+        """
+        waived = False
+        if not passed and waivable and self.can_waive(rule):
+            waived = True
+            reason = f"{reason} Waived by an operator override."
+        elif not passed:
+            if waivable and rule in self._waivable:
+                self.failed_waivable = True
+            else:
+                self.failed_unwaivable = True
+        self.outcomes.append(
+            RuleOutcome(
+                rule_id=rule,
+                clause=self.clause(rule) if clause is None else clause,
+                passed=passed or waived,
+                reason=reason,
+                waived=waived,
+            )
+        )
+        return passed or waived
+
+    def record_waived(self, rule: str, reason: str, *, clause: str | None = None) -> None:
+        """A rule that failed strictly but passes under a waiver computed by the caller."""
+        self.outcomes.append(
+            RuleOutcome(
+                rule_id=rule,
+                clause=self.clause(rule) if clause is None else clause,
+                passed=True,
+                reason=f"{reason} Waived by an operator override.",
+                waived=True,
+            )
+        )
+
+    @property
+    def allowed(self) -> bool:
+        return all(outcome.passed for outcome in self.outcomes)
+
+    @property
+    def overridable(self) -> bool:
+        # Already overridden: nothing more an operator could do within the policy.
+        return (
+            not self.allowed
+            and not self._override
+            and self.failed_waivable
+            and not self.failed_unwaivable
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StateVerdict:
+    passed: bool
+    reason: str
+    clause: str | None
+    effect: StateEffect | None
+
+
+def account_state_verdict(
+    policy: Policy, account: AccountFacts, now: datetime, *, refund: bool
+) -> StateVerdict:
+    """Apply the policy's account-state effects to a refund (``refund``) or a withdrawal."""
+    what = "refunds" if refund else "withdrawals"
+    if account.state is AccountState.ACTIVE:
+        return StateVerdict(True, "The account is active.", None, None)
+    described = _state_words(account)
+    effect = policy.state_effect(account.state, account.state_reason)
+    if effect is None:
+        return StateVerdict(
+            False,
+            f"The account is {described}, and the policy has no rule for that state; "
+            "an operator must decide.",
+            None,
+            None,
+        )
+    if not (effect.refund if refund else effect.withdrawal):
+        return StateVerdict(
+            False, f"The account is {described}: the policy gives no {what}.", effect.clause, effect
+        )
+    notes: list[str] = []
+    if effect.within_months is not None:
+        changed_at = account.state_changed_at
+        assert changed_at is not None  # AccountFacts requires it outside the active state
+        deadline = add_months(changed_at, effect.within_months)
+        if now > deadline:
+            return StateVerdict(
+                False,
+                f"The account is {described} since {when(changed_at)}; {what} were possible "
+                f"for {effect.within_months} months, until {when(deadline)}.",
+                effect.clause,
+                effect,
+            )
+        notes.append(f"{what} are possible until {when(deadline)}")
+    if effect.handling_cost.is_positive:
+        notes.append(f"a handling cost of {usd(effect.handling_cost)} is deducted")
+    if effect.review:
+        notes.append("an operator reviews the request")
+    detail = f"; {', '.join(notes)}" if notes else ""
+    return StateVerdict(
+        True, f"The account is {described}: {what} are allowed{detail}.", effect.clause, effect
+    )
+
+
+def _state_words(account: AccountFacts) -> str:
+    if account.state_reason is None:
+        return account.state.value
+    return f"{account.state.value} ({account.state_reason.value.replace('_', ' ')})"
+
+
+# --------------------------------------------------------------------------- money
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    network_fee_usd: Money
+    network_fee_charged_usd: Money
+    net_usd: Money
+    net_native: Money
+
+
+def payout(
+    usd_owed: Money,
+    rate: RateFacts,
+    fee: NetworkFee,
+    charge: FeeCharge,
+    flat_fee: Money = ZERO_USD,
+) -> Payout:
+    """Coins paid for ``usd_owed`` (after USD fees) at ``rate``, minus the network fee share.
+
+    See the module docstring for every rounding. ``flat_fee`` only matters for
+    ``BEYOND_FLAT_FEE``: the part of the fee's USD value above it is charged.
+    """
+    payout_asset = rate.asset
+    expected_fee_asset = FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[payout_asset.code]]
+    if fee.amount.asset != expected_fee_asset:
+        raise ValueError(
+            f"a {payout_asset} payout pays its network fee in {expected_fee_asset}, "
+            f"not {fee.amount.asset}"
+        )
+    fee_in_payout_asset = fee.amount.asset == payout_asset
+    fee_rate = rate if fee_in_payout_asset else fee.rate
+    if fee_rate is None:
+        raise ValueError(f"the {fee.amount.asset} network fee needs its own USD rate")
+    fee_num, fee_den = fee_rate.ratio()
+    fee_usd = convert_up(fee.amount, fee_num, fee_den, USD)
+    num, den = rate.ratio()
+    if charge is FeeCharge.ALL and fee_in_payout_asset:
+        # Deduct in coins: payout + fee = exactly the USD owed converted down.
+        net_native = convert_down(usd_owed, den, num, payout_asset) - fee.amount
+        return Payout(fee_usd, fee_usd, usd_owed - fee_usd, net_native)
+    if charge is FeeCharge.ALL:
+        charged = fee_usd
+    elif charge is FeeCharge.BEYOND_FLAT_FEE:
+        charged = max(fee_usd - flat_fee, ZERO_USD)
+    else:
+        charged = ZERO_USD
+    net_usd = usd_owed - charged
+    return Payout(fee_usd, charged, net_usd, convert_down(net_usd, den, num, payout_asset))
+
+
+def review_due(
+    policy: Policy, now: datetime, needs_review: bool, sla_days: int | None
+) -> datetime | None:
+    if not needs_review or sla_days is None:
+        return None
+    return add_business_days(now, sla_days, policy.holidays)
+
+
+# --------------------------------------------------------------------------- wording
+
+
+def usd(amount: Money) -> str:
+    sign = "-" if amount.is_negative else ""
+    return f"{sign}${abs(amount).format()}"
+
+
+def when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def check_now(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware (UTC)")

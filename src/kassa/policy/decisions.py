@@ -1,0 +1,626 @@
+"""Decisions: may this refund or withdrawal happen, why, and for how much.
+
+Design
+------
+* Pure functions of (policy, facts, now): no I/O, no clock reads, no randomness, so the same
+  inputs always give the same `Decision` and tests build the facts by hand.
+* Every rule of the section is evaluated and listed, in a fixed order, even after a refusal; the
+  decision is allowed only when all pass. An operator override (``operator_override=True``, only
+  for ``requested_by="operator"``) lets a failed rule pass *if the policy lists it* in
+  ``operator_may_waive``; the outcome is then marked ``waived`` so the record shows it.
+* The breakdown is always computed, even for a refusal, so support can show "after fees this
+  would pay nothing"; a refusal's breakdown is what the payout *would* be, never a promise.
+* Refund valuation (``usd_at_payment``): the gross is the USD the top-up credited at payment
+  time. When spent funds are not refundable it is capped by what is unspent, measured as
+  ``min(credited − already refunded, available balance)``: the balance is fungible, so spending
+  is taken from the rest of the balance first; a customer can never get back more than this
+  top-up, nor more than they still hold. The USD is converted to coins at the refund-date rate.
+* Money is integer minor units throughout; `kassa.policy._support` documents every rounding.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from kassa.money import USD, Asset, Money
+from kassa.policy._support import (
+    ZERO_USD,
+    Checks,
+    FeeCharge,
+    account_state_verdict,
+    check_now,
+    payout,
+    plural,
+    review_due,
+    usd,
+    when,
+)
+from kassa.policy.facts import (
+    CHAIN_OF_ASSET,
+    AccountFacts,
+    ActivationFacts,
+    ActivationOutcome,
+    NetworkFee,
+    RateFacts,
+    TopUpFacts,
+)
+from kassa.policy.model import (
+    ActivationRule,
+    ClaimKind,
+    Destination,
+    FeePayer,
+    Policy,
+    RefundNetworkFee,
+    RefundRule,
+    WithdrawalNetworkFee,
+    WithdrawalRule,
+)
+from kassa.policy.outcome import Breakdown, Decision, DecisionKind, Requester, RuleOutcome
+
+__all__ = ["check_claim_window", "quote_activation_refund", "quote_refund", "quote_withdrawal"]
+
+_NET_CLAUSE = "Kassa: a payout must be worth more than its fees."
+
+_WITHDRAWAL_FEE_CHARGE = {
+    WithdrawalNetworkFee.DEDUCT: FeeCharge.ALL,
+    WithdrawalNetworkFee.BEYOND_FLAT_FEE: FeeCharge.BEYOND_FLAT_FEE,
+    WithdrawalNetworkFee.HOUSE: FeeCharge.NONE,
+}
+
+
+# --------------------------------------------------------------------------- refunds
+
+
+def quote_refund(
+    policy: Policy,
+    topup: TopUpFacts,
+    account: AccountFacts,
+    rate: RateFacts | None,
+    network_fee: NetworkFee | None,
+    now: datetime,
+    *,
+    requested_by: Requester = "customer",
+    operator_override: bool = False,
+    amount_usd: Money | None = None,
+    provider_fee_usd: Money | None = None,
+) -> Decision:
+    """Decide a refund of (part of) one top-up.
+
+    ``rate`` (of the top-up's asset) and ``network_fee`` are needed when the policy refunds to the
+    original wallet and ignored when it refunds to the balance. ``amount_usd`` asks for part of
+    the top-up (micro-USD); None asks for all that is refundable. ``provider_fee_usd`` is a fee a
+    payment provider charges for the refund, borne as ``refund.provider_fee`` says.
+    """
+    check_now(now)
+    _check_requester(requested_by, operator_override)
+    rules = policy.refund
+    to_wallet = rules.destination is Destination.ORIGINAL_WALLET
+    if to_wallet:
+        if rate is None or network_fee is None:
+            raise ValueError("a refund to the original wallet needs the rate and the network fee")
+        if rate.asset != topup.asset:
+            raise ValueError(f"the rate prices {rate.asset}, the top-up is {topup.asset}")
+    if amount_usd is not None:
+        _check_positive_usd("amount_usd", amount_usd)
+    if provider_fee_usd is not None and (
+        provider_fee_usd.asset != USD or provider_fee_usd.is_negative
+    ):
+        raise ValueError(f"provider_fee_usd must be non-negative USD, got {provider_fee_usd}")
+
+    R = RefundRule
+    checks = Checks(rules.clauses, "refund", rules.operator_may_waive, override=operator_override)
+
+    if rules.enabled:
+        checks.record(R.REFUNDS_ENABLED, True, "Top-ups can be refunded under this policy.")
+    else:
+        instead = " or withdrawn" if policy.withdrawal.enabled else ""
+        checks.record(
+            R.REFUNDS_ENABLED,
+            False,
+            f"This policy does not refund top-ups; the balance can be spent{instead} instead.",
+        )
+
+    _refund_window(checks, rules.window_days, topup.paid_at, now)
+
+    if not rules.one_per_topup:
+        checks.record(R.ONE_REFUND_PER_TOPUP, True, "A top-up may be refunded more than once.")
+    elif topup.refund_count == 0:
+        checks.record(
+            R.ONE_REFUND_PER_TOPUP, True, "This top-up has not been refunded before (one refund each)."
+        )
+    else:
+        checks.record(
+            R.ONE_REFUND_PER_TOPUP,
+            False,
+            "This top-up was already refunded, and each top-up can be refunded only once.",
+        )
+
+    pending = account.pending_refund_count
+    if not rules.block_while_refund_pending:
+        checks.record(R.NO_PENDING_REFUND, True, "Other pending refunds do not block this one.")
+    else:
+        checks.record(
+            R.NO_PENDING_REFUND,
+            pending == 0,
+            "No other refund of this account is pending."
+            if pending == 0
+            else f"{plural(pending, 'other refund')} of this account {_is_are(pending)} still "
+            "pending; a new refund can be requested once settled.",
+        )
+
+    if not rules.block_while_dispute_open:
+        checks.record(R.NO_OPEN_DISPUTE, True, "Open disputes do not block a refund.")
+    else:
+        checks.record(
+            R.NO_OPEN_DISPUTE,
+            not account.open_dispute,
+            "A dispute or chargeback on this account is open; no refund until it is resolved."
+            if account.open_dispute
+            else "No dispute or chargeback is open on this account.",
+        )
+
+    _quiet_period(checks, rules.usage_quiet_minutes, account.last_usage_at, now)
+
+    state = account_state_verdict(policy, account, now, refund=True)
+    checks.record(R.ACCOUNT_STATE, state.passed, state.reason, clause=state.clause)
+    effect = state.effect
+
+    gross = _refundable_amount(checks, policy, topup, account, amount_usd)
+
+    if not rules.minimum.is_positive:
+        checks.record(R.MINIMUM_AMOUNT, True, "There is no minimum refund amount.")
+    else:
+        enough = gross >= rules.minimum
+        checks.record(
+            R.MINIMUM_AMOUNT,
+            enough,
+            f"The refund of {usd(gross)} is {'at least' if enough else 'below'} "
+            f"the {usd(rules.minimum)} minimum.",
+        )
+
+    if not to_wallet:
+        checks.record(
+            R.ORIGIN_ADDRESS, True, "The refund goes to the account balance; no wallet is needed."
+        )
+    elif topup.sender_address is not None:
+        checks.record(
+            R.ORIGIN_ADDRESS,
+            True,
+            f"The refund goes back to the sending address {topup.sender_address}.",
+        )
+    else:
+        checks.record(
+            R.ORIGIN_ADDRESS,
+            False,
+            "The payment came from several addresses, so there is no single wallet to send the "
+            "refund back to."
+            if topup.sender_ambiguous
+            else "The address this payment came from is not known, so the refund cannot go "
+            "back to it.",
+        )
+
+    handling = effect.handling_cost if effect is not None else ZERO_USD
+    provider = (
+        provider_fee_usd
+        if to_wallet and provider_fee_usd is not None and rules.provider_fee is FeePayer.CUSTOMER
+        else ZERO_USD
+    )
+    usd_owed = gross - handling - provider
+    if to_wallet:
+        assert rate is not None and network_fee is not None  # checked above
+        charge = FeeCharge.ALL if rules.network_fee is RefundNetworkFee.DEDUCT else FeeCharge.NONE
+        paid = payout(usd_owed, rate, network_fee, charge)
+        breakdown = Breakdown(
+            gross_usd=gross,
+            handling_fee_usd=handling,
+            flat_fee_usd=ZERO_USD,
+            provider_fee_usd=provider,
+            network_fee_native=network_fee.amount,
+            network_fee_usd=paid.network_fee_usd,
+            network_fee_charged_usd=paid.network_fee_charged_usd,
+            net_usd=paid.net_usd,
+            rate=rate.usd_per_unit,
+            rate_source=rate.source,
+            rate_lock_id=rate.lock_id,
+            net_native=paid.net_native,
+            destination=Destination.ORIGINAL_WALLET,
+        )
+    else:
+        breakdown = _balance_breakdown(gross, handling, usd_owed)
+    _net_positive(checks, R.NET_POSITIVE, breakdown)
+
+    needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
+    return Decision(
+        kind=DecisionKind.REFUND,
+        policy=policy.name,
+        subject=topup.id,
+        requested_by=requested_by,
+        decided_at=now,
+        allowed=checks.allowed,
+        rules=tuple(checks.outcomes),
+        breakdown=breakdown,
+        needs_review=needs_review,
+        review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
+        overridable=checks.overridable,
+    )
+
+
+def _refund_window(checks: Checks, days: int | None, paid_at: datetime, now: datetime) -> None:
+    rule = RefundRule.REFUND_WINDOW
+    if days is None:
+        checks.record(rule, True, "Refunds have no time limit.")
+        return
+    deadline = paid_at + timedelta(days=days)
+    paid = f"Paid {when(paid_at)}, {_duration(now - paid_at)} ago"
+    # Inclusive: "within 14 days" still holds at exactly 14 × 24 hours.
+    if now <= deadline:
+        checks.record(
+            rule, True, f"{paid}; refunds are possible within {days} days, until {when(deadline)}."
+        )
+    else:
+        checks.record(
+            rule, False, f"{paid}; the {days}-day refund window closed {when(deadline)}."
+        )
+
+
+def _quiet_period(
+    checks: Checks, minutes: int, last_usage_at: datetime | None, now: datetime
+) -> None:
+    rule = RefundRule.USAGE_QUIET_PERIOD
+    if minutes == 0:
+        checks.record(rule, True, "No quiet period without usage is required.")
+        return
+    if last_usage_at is None:
+        checks.record(rule, True, "The account has no usage on record.")
+        return
+    quiet = now - last_usage_at
+    needed = timedelta(minutes=minutes)
+    if quiet >= needed:
+        checks.record(
+            rule,
+            True,
+            f"The last usage was {_duration(quiet)} ago; {minutes} minutes without usage are "
+            "required.",
+        )
+    else:
+        checks.record(
+            rule,
+            False,
+            f"The last usage was only {_duration(quiet)} ago; a refund needs {minutes} minutes "
+            f"without usage (possible from {when(last_usage_at + needed)}).",
+        )
+
+
+def _refundable_amount(
+    checks: Checks,
+    policy: Policy,
+    topup: TopUpFacts,
+    account: AccountFacts,
+    amount_usd: Money | None,
+) -> Money:
+    """Record the refundable-amount rule and return the gross USD of the refund."""
+    rule = RefundRule.REFUNDABLE_AMOUNT
+    remaining = max(topup.credited_usd - topup.refunded_usd, ZERO_USD)
+    unspent = max(min(remaining, account.available_usd), ZERO_USD)
+    spent_ok = policy.refund.spent_funds_refundable
+    cap = remaining if spent_ok else unspent
+
+    said = f"This top-up credited {usd(topup.credited_usd)} at payment time"
+    if topup.refunded_usd.is_positive:
+        said += f", {usd(topup.refunded_usd)} of it already refunded"
+    if spent_ok:
+        said += f"; spent funds are refundable too, so up to {usd(cap)} can be refunded."
+    else:
+        said += (
+            f"; the unused balance is {usd(account.available_usd)} and spent funds are not "
+            f"refundable, so up to {usd(cap)} can be refunded."
+        )
+
+    gross = amount_usd if amount_usd is not None else cap
+    if cap.is_positive and gross <= cap:
+        checks.record(rule, True, said)
+        return gross
+    problem = " Nothing is left to refund." if not cap.is_positive else (
+        f" {usd(gross)} was asked for, more than that."
+    )
+    # An operator may refund spent funds (policy C's "our fault" exception) but never more than
+    # what is left of the top-up itself.
+    if not spent_ok and checks.can_waive(rule):
+        waived_gross = amount_usd if amount_usd is not None else remaining
+        if remaining.is_positive and waived_gross <= remaining:
+            checks.record_waived(
+                rule, f"{said}{problem} The operator refunds spent funds, up to {usd(remaining)}."
+            )
+            return waived_gross
+    checks.record(rule, False, said + problem)
+    return gross
+
+
+# --------------------------------------------------------------------------- withdrawals
+
+
+def quote_withdrawal(
+    policy: Policy,
+    account: AccountFacts,
+    amount_usd: Money,
+    asset: Asset,
+    rate: RateFacts,
+    network_fee: NetworkFee,
+    now: datetime,
+) -> Decision:
+    """Decide a withdrawal of ``amount_usd`` (micro-USD, gross) from the balance, paid in ``asset``.
+
+    The address is not needed to decide (its syntax is the chain adapters' business); the
+    breakdown says ``withdrawal_address``.
+    """
+    check_now(now)
+    _check_positive_usd("amount_usd", amount_usd)
+    if asset.code not in CHAIN_OF_ASSET:
+        raise ValueError(f"a withdrawal is paid in a chain asset, not {asset}")
+    if rate.asset != asset:
+        raise ValueError(f"the rate prices {rate.asset}, the withdrawal is paid in {asset}")
+
+    rules = policy.withdrawal
+    W = WithdrawalRule
+    checks = Checks(rules.clauses, "withdrawal", (), override=False)
+
+    checks.record(
+        W.WITHDRAWALS_ENABLED,
+        rules.enabled,
+        "The balance can be withdrawn to a wallet."
+        if rules.enabled
+        else "This policy offers no withdrawals of the balance.",
+    )
+    allowed_assets = ", ".join(code.value for code in rules.assets) or "no asset"
+    checks.record(
+        W.WITHDRAWAL_ASSET,
+        asset.code in rules.assets,
+        f"Withdrawals can be paid in {asset}."
+        if asset.code in rules.assets
+        else f"Withdrawals are paid only in {allowed_assets}, not in {asset}.",
+    )
+    state = account_state_verdict(policy, account, now, refund=False)
+    checks.record(W.ACCOUNT_STATE, state.passed, state.reason, clause=state.clause)
+    effect = state.effect
+
+    enough = amount_usd >= rules.minimum
+    checks.record(
+        W.MINIMUM_AMOUNT,
+        enough,
+        f"The withdrawal of {usd(amount_usd)} {'meets' if enough else 'is below'} "
+        f"the {usd(rules.minimum)} minimum.",
+    )
+    covered = amount_usd <= account.available_usd
+    checks.record(
+        W.SUFFICIENT_BALANCE,
+        covered,
+        f"The available balance of {usd(account.available_usd)} covers the withdrawal."
+        if covered
+        else f"The withdrawal of {usd(amount_usd)} exceeds the available balance of "
+        f"{usd(account.available_usd)}.",
+    )
+
+    handling = effect.handling_cost if effect is not None else ZERO_USD
+    usd_owed = amount_usd - rules.flat_fee - handling
+    paid = payout(
+        usd_owed, rate, network_fee, _WITHDRAWAL_FEE_CHARGE[rules.network_fee], rules.flat_fee
+    )
+    breakdown = Breakdown(
+        gross_usd=amount_usd,
+        handling_fee_usd=handling,
+        flat_fee_usd=rules.flat_fee,
+        provider_fee_usd=ZERO_USD,
+        network_fee_native=network_fee.amount,
+        network_fee_usd=paid.network_fee_usd,
+        network_fee_charged_usd=paid.network_fee_charged_usd,
+        net_usd=paid.net_usd,
+        rate=rate.usd_per_unit,
+        rate_source=rate.source,
+        rate_lock_id=rate.lock_id,
+        net_native=paid.net_native,
+        destination=Destination.WITHDRAWAL_ADDRESS,
+    )
+    _net_positive(checks, W.NET_POSITIVE, breakdown)
+
+    needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
+    return Decision(
+        kind=DecisionKind.WITHDRAWAL,
+        policy=policy.name,
+        subject=f"{asset} withdrawal",
+        requested_by="customer",
+        decided_at=now,
+        allowed=checks.allowed,
+        rules=tuple(checks.outcomes),
+        breakdown=breakdown,
+        needs_review=needs_review,
+        review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
+        overridable=False,
+    )
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def quote_activation_refund(
+    policy: Policy,
+    activation: ActivationFacts,
+    now: datetime,
+    *,
+    requested_by: Requester = "customer",
+    operator_override: bool = False,
+) -> Decision:
+    """Decide whether an activation's price goes back to the balance.
+
+    Expired and cancelled activations are refunded automatically when the policy says so (the
+    spending service voids the hold and records this decision). A fulfilled one is refunded only
+    when the policy allows it or an operator waives the rule after a manual review (policy D's
+    "technical error on our side"), and only within the dispute claim window.
+    """
+    check_now(now)
+    _check_requester(requested_by, operator_override)
+    rules = policy.activations
+    A = ActivationRule
+    checks = Checks(rules.clauses, "activations", rules.operator_may_waive, override=operator_override)
+    outcome = activation.outcome
+
+    if outcome is ActivationOutcome.PENDING:
+        checks.record(
+            A.ACTIVATION_OUTCOME,
+            False,
+            "The activation is still waiting for a code; cancelling it returns the price.",
+            waivable=False,
+        )
+    elif outcome is ActivationOutcome.EXPIRED:
+        checks.record(
+            A.ACTIVATION_OUTCOME,
+            rules.refund_expired,
+            "The activation expired without a code; its price goes back to the balance."
+            if rules.refund_expired
+            else "The activation expired, and this policy does not refund expired activations.",
+        )
+    elif outcome is ActivationOutcome.CANCELLED:
+        checks.record(
+            A.ACTIVATION_OUTCOME,
+            rules.refund_cancelled,
+            "The activation was cancelled before a code arrived; its price goes back to the "
+            "balance."
+            if rules.refund_cancelled
+            else "The activation was cancelled, and this policy does not refund cancellations.",
+        )
+    else:
+        checks.record(
+            A.ACTIVATION_OUTCOME,
+            rules.refund_fulfilled,
+            "The activation was fulfilled, and this policy refunds fulfilled activations."
+            if rules.refund_fulfilled
+            else "A code was received, so the activation is fulfilled and cannot be refunded.",
+        )
+
+    if outcome is not ActivationOutcome.FULFILLED:
+        checks.record(
+            A.DISPUTE_WINDOW, True, "A refund of an unfulfilled activation needs no dispute."
+        )
+    else:
+        window = _claim_outcome(policy, ClaimKind.DISPUTE, activation.activated_at, now)
+        clause = rules.clauses.get(A.DISPUTE_WINDOW, window.clause)
+        checks.record(A.DISPUTE_WINDOW, window.passed, window.reason, clause=clause)
+
+    price = activation.price_usd
+    breakdown = _balance_breakdown(price, ZERO_USD, price)
+    # A refund of a fulfilled activation is a manual decision by nature (a support ticket).
+    needs_review = checks.allowed and outcome is ActivationOutcome.FULFILLED
+    return Decision(
+        kind=DecisionKind.ACTIVATION_REFUND,
+        policy=policy.name,
+        subject=activation.id,
+        requested_by=requested_by,
+        decided_at=now,
+        allowed=checks.allowed,
+        rules=tuple(checks.outcomes),
+        breakdown=breakdown,
+        needs_review=needs_review,
+        review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
+        overridable=checks.overridable,
+    )
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def check_claim_window(
+    policy: Policy, kind: ClaimKind, occurred_at: datetime, now: datetime
+) -> RuleOutcome:
+    """Is a claim of ``kind`` about an event at ``occurred_at`` still in time?
+
+    Top-up errors (duplicate, wrong amount, wrong account) and disputes are handled by operators;
+    this tells them whether the customer raised the claim within the policy's window.
+    """
+    check_now(now)
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise ValueError("occurred_at must be timezone-aware (UTC)")
+    return _claim_outcome(policy, kind, occurred_at, now)
+
+
+def _claim_outcome(
+    policy: Policy, kind: ClaimKind, occurred_at: datetime, now: datetime
+) -> RuleOutcome:
+    days = policy.claims.days(kind)
+    words = "top-up error" if kind is ClaimKind.TOPUP_ERROR else "dispute"
+    clause = policy.claims.clauses.get(kind, "policy parameters, section [claims]")
+    if days is None:
+        return RuleOutcome(kind.value, clause, True, f"A {words} claim has no time limit.")
+    deadline = occurred_at + timedelta(days=days)
+    since = f"The event was {when(occurred_at)}, {_duration(now - occurred_at)} ago"
+    if now <= deadline:
+        reason = f"{since}; a {words} claim is possible within {days} days, until {when(deadline)}."
+        return RuleOutcome(kind.value, clause, True, reason)
+    reason = f"{since}; the {days}-day window for a {words} claim closed {when(deadline)}."
+    return RuleOutcome(kind.value, clause, False, reason)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _balance_breakdown(gross: Money, handling: Money, net: Money) -> Breakdown:
+    return Breakdown(
+        gross_usd=gross,
+        handling_fee_usd=handling,
+        flat_fee_usd=ZERO_USD,
+        provider_fee_usd=ZERO_USD,
+        network_fee_native=None,
+        network_fee_usd=ZERO_USD,
+        network_fee_charged_usd=ZERO_USD,
+        net_usd=net,
+        rate=None,
+        rate_source=None,
+        rate_lock_id=None,
+        net_native=None,
+        destination=Destination.BALANCE,
+    )
+
+
+def _net_positive(checks: Checks, rule: str, b: Breakdown) -> None:
+    net = b.net_native if b.net_native is not None else b.net_usd
+    fees = b.handling_fee_usd + b.flat_fee_usd + b.provider_fee_usd + b.network_fee_charged_usd
+    fee_words = f" after {usd(fees)} of fees" if fees.is_positive else ""
+    clause = checks.clause(rule, _NET_CLAUSE)
+    if net.is_positive:
+        checks.record(rule, True, f"The customer receives {net}{fee_words}.", clause=clause)
+    else:
+        checks.record(
+            rule,
+            False,
+            f"Nothing would be paid out: {usd(b.gross_usd)}{fee_words} leaves {net}.",
+            clause=clause,
+        )
+
+
+def _check_requester(requested_by: str, operator_override: bool) -> None:
+    if requested_by not in ("customer", "operator"):
+        raise ValueError(f"requested_by is 'customer' or 'operator', got {requested_by!r}")
+    if operator_override and requested_by != "operator":
+        raise ValueError("only an operator can override a policy rule")
+
+
+def _check_positive_usd(name: str, amount: Money) -> None:
+    if not isinstance(amount, Money) or amount.asset != USD or not amount.is_positive:
+        raise ValueError(f"{name} must be a positive USD amount, got {amount!r}")
+
+
+def _duration(delta: timedelta) -> str:
+    """A short, readable length of time ("10 days", "14 days 2 hours", "3 minutes")."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    if days:
+        return plural(days, "day") + (f" {plural(hours, 'hour')}" if hours else "")
+    if hours:
+        return plural(hours, "hour") + (f" {plural(minutes, 'minute')}" if minutes else "")
+    if minutes:
+        return plural(minutes, "minute")
+    return plural(seconds, "second")
+
+
+def _is_are(count: int) -> str:
+    return "is" if count == 1 else "are"

@@ -1,0 +1,171 @@
+"""What a policy decision returns: the verdict, every rule with its reason, and the money.
+
+Design
+------
+A `Decision` is a value: the caller stores it with the refund or withdrawal request (``as_record``
+gives plain JSON-ready data) so that, months later, support can read which rules were applied,
+which clause each came from, and exactly how the amount was computed. Every rule is listed even
+after the first refusal, so a customer hears every reason at once rather than one per attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from kassa.money import Money
+from kassa.policy.model import Destination
+
+__all__ = ["Breakdown", "Decision", "DecisionKind", "Requester", "RuleOutcome"]
+
+Requester = Literal["customer", "operator"]
+
+
+class DecisionKind(StrEnum):
+    REFUND = "refund"
+    WITHDRAWAL = "withdrawal"
+    ACTIVATION_REFUND = "activation_refund"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """One rule of the policy applied to one request."""
+
+    rule_id: str
+    """Stable id (a `RefundRule`, `WithdrawalRule`, `ActivationRule` or `ClaimKind` value)."""
+    clause: str
+    """The policy text the rule comes from (a citation), or the parameter name if none is given."""
+    passed: bool
+    """True when the rule does not stand in the way (including when an operator waived it)."""
+    reason: str
+    """A sentence a support agent can read to the customer."""
+    waived: bool = False
+    """The rule failed on its own and an operator override let it pass."""
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """The money of a decision. USD fields are micro-USD `Money`; native fields are minor units.
+
+    ``net_usd = gross_usd − handling_fee_usd − flat_fee_usd − provider_fee_usd −
+    network_fee_charged_usd``. ``net_native`` is what the destination receives on chain (None for
+    refunds to the balance). Either may be zero or negative; the decision is then a refusal.
+    """
+
+    gross_usd: Money
+    """What leaves the customer's balance (or the top-up's USD value being refunded)."""
+    handling_fee_usd: Money
+    """Handling cost of the account state (policy B's termination clauses)."""
+    flat_fee_usd: Money
+    """Flat fee per withdrawal."""
+    provider_fee_usd: Money
+    """Payment-provider fee the customer bears."""
+    network_fee_native: Money | None
+    """The chain fee estimate, in the chain's fee asset (None when nothing goes on chain)."""
+    network_fee_usd: Money
+    """That estimate in USD, rounded up."""
+    network_fee_charged_usd: Money
+    """The part of the network fee the customer bears, USD (rounded up)."""
+    net_usd: Money
+    rate: Decimal | None
+    """Whole USD per whole coin of the payout asset at the refund / withdrawal date."""
+    rate_source: str | None
+    rate_lock_id: str | None
+    net_native: Money | None
+    """Paid out on chain, in the payout asset's minor units, rounded down."""
+    destination: Destination
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one refund, withdrawal or activation refund."""
+
+    kind: DecisionKind
+    policy: str
+    """Name of the policy that decided."""
+    subject: str
+    """What was decided about: the top-up id, the activation id, or the payout asset."""
+    requested_by: Requester
+    decided_at: datetime
+    allowed: bool
+    rules: tuple[RuleOutcome, ...]
+    breakdown: Breakdown
+    needs_review: bool
+    """An operator must approve before anything is paid (the policy, or the account state, says so)."""
+    review_due_at: datetime | None
+    """``decided_at`` plus the review SLA in business days, when a review is needed and the
+    policy promises a time."""
+    overridable: bool
+    """Refused, but every failed rule is one the policy lets an operator waive."""
+
+    @property
+    def refusals(self) -> tuple[RuleOutcome, ...]:
+        return tuple(rule for rule in self.rules if not rule.passed)
+
+    @property
+    def waivers(self) -> tuple[RuleOutcome, ...]:
+        return tuple(rule for rule in self.rules if rule.waived)
+
+    def rule(self, rule_id: str) -> RuleOutcome:
+        """The outcome of one rule by id (KeyError if the decision has no such rule)."""
+        for outcome in self.rules:
+            if outcome.rule_id == rule_id:
+                return outcome
+        raise KeyError(rule_id)
+
+    def summary(self) -> str:
+        """One paragraph for a support agent."""
+        if not self.allowed:
+            return "Refused: " + " ".join(rule.reason for rule in self.refusals)
+        b = self.breakdown
+        paid = f"{b.net_native}" if b.net_native is not None else f"{b.net_usd}"
+        where = b.destination.value.replace("_", " ")
+        review = " after an operator's review" if self.needs_review else ""
+        return f"Allowed: pays {paid} to the {where}{review}."
+
+    def as_record(self) -> dict[str, object]:
+        """JSON-ready data (amounts as decimal strings with their asset) to store with a request."""
+        b = self.breakdown
+
+        def money(value: Money | None) -> dict[str, str] | None:
+            return None if value is None else value.to_json()
+
+        return {
+            "kind": self.kind.value,
+            "policy": self.policy,
+            "subject": self.subject,
+            "requested_by": self.requested_by,
+            "decided_at": self.decided_at.isoformat(),
+            "allowed": self.allowed,
+            "needs_review": self.needs_review,
+            "review_due_at": None if self.review_due_at is None else self.review_due_at.isoformat(),
+            "overridable": self.overridable,
+            "rules": [
+                {
+                    "rule_id": r.rule_id,
+                    "clause": r.clause,
+                    "passed": r.passed,
+                    "waived": r.waived,
+                    "reason": r.reason,
+                }
+                for r in self.rules
+            ],
+            "breakdown": {
+                "gross_usd": money(b.gross_usd),
+                "handling_fee_usd": money(b.handling_fee_usd),
+                "flat_fee_usd": money(b.flat_fee_usd),
+                "provider_fee_usd": money(b.provider_fee_usd),
+                "network_fee_native": money(b.network_fee_native),
+                "network_fee_usd": money(b.network_fee_usd),
+                "network_fee_charged_usd": money(b.network_fee_charged_usd),
+                "net_usd": money(b.net_usd),
+                "rate": None if b.rate is None else format(b.rate, "f"),
+                "rate_source": b.rate_source,
+                "rate_lock_id": b.rate_lock_id,
+                "net_native": money(b.net_native),
+                "destination": b.destination.value,
+            },
+        }
