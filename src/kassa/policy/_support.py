@@ -23,10 +23,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from kassa.money import USD, Money, convert_down, convert_up
 from kassa.policy.calendar import add_business_days, add_months
-from kassa.policy.facts import FEE_ASSET_OF_CHAIN, CHAIN_OF_ASSET, AccountFacts, NetworkFee, RateFacts
+from kassa.policy.facts import (
+    CHAIN_OF_ASSET,
+    FEE_ASSET_OF_CHAIN,
+    AccountFacts,
+    NetworkFee,
+    RateFacts,
+)
 from kassa.policy.model import AccountState, Policy, StateEffect
 from kassa.policy.outcome import RuleOutcome
 
@@ -47,14 +54,14 @@ class Checks:
 
     def __init__(
         self,
-        clauses: Mapping[str, str],
-        section: str,
+        clauses: Mapping[Any, str],
+        parameters: Mapping[Any, str],
         waivable: Collection[str],
         *,
         override: bool,
     ) -> None:
         self._clauses = clauses
-        self._section = section
+        self._parameters = parameters
         self._waivable = frozenset(waivable)
         self._override = override
         self.outcomes: list[RuleOutcome] = []
@@ -69,7 +76,9 @@ class Checks:
         found = self._clauses.get(rule)
         if found is not None:
             return found
-        return fallback if fallback is not None else f"policy parameters, [{self._section}]"
+        if fallback is not None:
+            return fallback
+        return f"Policy parameter {self._parameters.get(rule, rule)} (no clause cited)."
 
     def record(
         self,
@@ -96,7 +105,7 @@ class Checks:
                 self.failed_unwaivable = True
         self.outcomes.append(
             RuleOutcome(
-                rule_id=rule,
+                rule_id=str(rule),
                 clause=self.clause(rule) if clause is None else clause,
                 passed=passed or waived,
                 reason=reason,
@@ -109,7 +118,7 @@ class Checks:
         """A rule that failed strictly but passes under a waiver computed by the caller."""
         self.outcomes.append(
             RuleOutcome(
-                rule_id=rule,
+                rule_id=str(rule),
                 clause=self.clause(rule) if clause is None else clause,
                 passed=True,
                 reason=f"{reason} Waived by an operator override.",
@@ -164,7 +173,8 @@ def account_state_verdict(
     notes: list[str] = []
     if effect.within_months is not None:
         changed_at = account.state_changed_at
-        assert changed_at is not None  # AccountFacts requires it outside the active state
+        if changed_at is None:  # AccountFacts already refuses this; keeps the type exact
+            raise ValueError(f"a {account.state.value} account needs state_changed_at")
         deadline = add_months(changed_at, effect.within_months)
         if now > deadline:
             return StateVerdict(

@@ -61,6 +61,34 @@ __all__ = ["check_claim_window", "quote_activation_refund", "quote_refund", "quo
 
 _NET_CLAUSE = "Kassa: a payout must be worth more than its fees."
 
+# Where a rule's setting lives, cited when the policy gives no clause for it.
+_REFUND_PARAMETERS = {
+    RefundRule.REFUNDS_ENABLED: "refund.enabled",
+    RefundRule.REFUND_WINDOW: "refund.window_days",
+    RefundRule.ONE_REFUND_PER_TOPUP: "refund.one_per_topup",
+    RefundRule.NO_PENDING_REFUND: "refund.block_while_refund_pending",
+    RefundRule.NO_OPEN_DISPUTE: "refund.block_while_dispute_open",
+    RefundRule.USAGE_QUIET_PERIOD: "refund.usage_quiet_minutes",
+    RefundRule.ACCOUNT_STATE: "account_states",
+    RefundRule.REFUNDABLE_AMOUNT: "refund.spent_funds_refundable",
+    RefundRule.MINIMUM_AMOUNT: "refund.minimum",
+    RefundRule.ORIGIN_ADDRESS: "refund.destination",
+    RefundRule.NET_POSITIVE: "refund.network_fee",
+}
+_WITHDRAWAL_PARAMETERS = {
+    WithdrawalRule.WITHDRAWALS_ENABLED: "withdrawal.enabled",
+    WithdrawalRule.WITHDRAWAL_ASSET: "withdrawal.assets",
+    WithdrawalRule.ACCOUNT_STATE: "account_states",
+    WithdrawalRule.MINIMUM_AMOUNT: "withdrawal.minimum",
+    WithdrawalRule.SUFFICIENT_BALANCE: "the available balance",
+    WithdrawalRule.NET_POSITIVE: "withdrawal.flat_fee and withdrawal.network_fee",
+}
+_ACTIVATION_PARAMETERS = {
+    ActivationRule.ACTIVATION_OUTCOME: "activations.refund_expired / refund_cancelled / "
+    "refund_fulfilled",
+    ActivationRule.DISPUTE_WINDOW: "claims.dispute_days",
+}
+
 _WITHDRAWAL_FEE_CHARGE = {
     WithdrawalNetworkFee.DEDUCT: FeeCharge.ALL,
     WithdrawalNetworkFee.BEYOND_FLAT_FEE: FeeCharge.BEYOND_FLAT_FEE,
@@ -95,11 +123,13 @@ def quote_refund(
     _check_requester(requested_by, operator_override)
     rules = policy.refund
     to_wallet = rules.destination is Destination.ORIGINAL_WALLET
+    wallet: tuple[RateFacts, NetworkFee] | None = None
     if to_wallet:
         if rate is None or network_fee is None:
             raise ValueError("a refund to the original wallet needs the rate and the network fee")
         if rate.asset != topup.asset:
             raise ValueError(f"the rate prices {rate.asset}, the top-up is {topup.asset}")
+        wallet = (rate, network_fee)
     if amount_usd is not None:
         _check_positive_usd("amount_usd", amount_usd)
     if provider_fee_usd is not None and (
@@ -108,7 +138,9 @@ def quote_refund(
         raise ValueError(f"provider_fee_usd must be non-negative USD, got {provider_fee_usd}")
 
     R = RefundRule
-    checks = Checks(rules.clauses, "refund", rules.operator_may_waive, override=operator_override)
+    checks = Checks(
+        rules.clauses, _REFUND_PARAMETERS, rules.operator_may_waive, override=operator_override
+    )
 
     if rules.enabled:
         checks.record(R.REFUNDS_ENABLED, True, "Top-ups can be refunded under this policy.")
@@ -126,7 +158,9 @@ def quote_refund(
         checks.record(R.ONE_REFUND_PER_TOPUP, True, "A top-up may be refunded more than once.")
     elif topup.refund_count == 0:
         checks.record(
-            R.ONE_REFUND_PER_TOPUP, True, "This top-up has not been refunded before (one refund each)."
+            R.ONE_REFUND_PER_TOPUP,
+            True,
+            "This top-up has not been refunded before (one refund each).",
         )
     else:
         checks.record(
@@ -206,8 +240,8 @@ def quote_refund(
         else ZERO_USD
     )
     usd_owed = gross - handling - provider
-    if to_wallet:
-        assert rate is not None and network_fee is not None  # checked above
+    if wallet is not None:
+        rate, network_fee = wallet
         charge = FeeCharge.ALL if rules.network_fee is RefundNetworkFee.DEDUCT else FeeCharge.NONE
         paid = payout(usd_owed, rate, network_fee, charge)
         breakdown = Breakdown(
@@ -258,9 +292,7 @@ def _refund_window(checks: Checks, days: int | None, paid_at: datetime, now: dat
             rule, True, f"{paid}; refunds are possible within {days} days, until {when(deadline)}."
         )
     else:
-        checks.record(
-            rule, False, f"{paid}; the {days}-day refund window closed {when(deadline)}."
-        )
+        checks.record(rule, False, f"{paid}; the {days}-day refund window closed {when(deadline)}.")
 
 
 def _quiet_period(
@@ -320,8 +352,10 @@ def _refundable_amount(
     if cap.is_positive and gross <= cap:
         checks.record(rule, True, said)
         return gross
-    problem = " Nothing is left to refund." if not cap.is_positive else (
-        f" {usd(gross)} was asked for, more than that."
+    problem = (
+        " Nothing is left to refund."
+        if not cap.is_positive
+        else (f" {usd(gross)} was asked for, more than that.")
     )
     # An operator may refund spent funds (policy C's "our fault" exception) but never more than
     # what is left of the top-up itself.
@@ -362,7 +396,7 @@ def quote_withdrawal(
 
     rules = policy.withdrawal
     W = WithdrawalRule
-    checks = Checks(rules.clauses, "withdrawal", (), override=False)
+    checks = Checks(rules.clauses, _WITHDRAWAL_PARAMETERS, (), override=False)
 
     checks.record(
         W.WITHDRAWALS_ENABLED,
@@ -460,7 +494,9 @@ def quote_activation_refund(
     _check_requester(requested_by, operator_override)
     rules = policy.activations
     A = ActivationRule
-    checks = Checks(rules.clauses, "activations", rules.operator_may_waive, override=operator_override)
+    checks = Checks(
+        rules.clauses, _ACTIVATION_PARAMETERS, rules.operator_may_waive, override=operator_override
+    )
     outcome = activation.outcome
 
     if outcome is ActivationOutcome.PENDING:

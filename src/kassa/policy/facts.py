@@ -49,6 +49,9 @@ FEE_ASSET_OF_CHAIN = MappingProxyType({"btc": BTC, "eth": ETH, "tron": TRX})
 """The asset a chain's network fee is paid in (a USDT transfer on TRON burns TRX)."""
 
 
+_ZERO_USD = Money(0, USD)
+
+
 def _aware(name: str, moment: datetime | None) -> None:
     if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"{name} must be timezone-aware (UTC)")
@@ -83,7 +86,7 @@ class TopUpFacts:
     """True when a BTC payment had inputs from several addresses (so ``sender_address`` is None)."""
     refund_count: int = 0
     """Refunds of this top-up already made or in flight."""
-    refunded_usd: Money = Money(0, USD)
+    refunded_usd: Money = _ZERO_USD
     """USD already refunded or reserved for refunds of this top-up (micro-USD)."""
 
     def __post_init__(self) -> None:

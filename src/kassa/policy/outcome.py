@@ -94,7 +94,7 @@ class Decision:
     rules: tuple[RuleOutcome, ...]
     breakdown: Breakdown
     needs_review: bool
-    """An operator must approve before anything is paid (the policy, or the account state, says so)."""
+    """An operator must approve before anything is paid (as the policy or account state says)."""
     review_due_at: datetime | None
     """``decided_at`` plus the review SLA in business days, when a review is needed and the
     policy promises a time."""
