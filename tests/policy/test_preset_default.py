@@ -384,7 +384,7 @@ def test_activation_refunds_follow_the_hold(outcome: ActivationOutcome, refunded
 
 
 def test_decision_record_is_plain_json_data() -> None:
-    """DESIGN.md §7: every decision records the rules it applied and why (stored with the request)."""
+    """DESIGN.md §7: "every decision records the rules it applied and why"."""
     decision = quote_refund(
         POLICY,
         btc_topup(),

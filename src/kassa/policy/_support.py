@@ -65,8 +65,6 @@ class Checks:
         self._waivable = frozenset(waivable)
         self._override = override
         self.outcomes: list[RuleOutcome] = []
-        self.failed_unwaivable = False
-        self.failed_waivable = False
 
     def can_waive(self, rule: str) -> bool:
         return self._override and rule in self._waivable
@@ -94,15 +92,9 @@ class Checks:
         ``waivable=False`` marks a failure no override can lift even when the rule id is listed
         (e.g. an activation that is still running).
         """
-        waived = False
-        if not passed and waivable and self.can_waive(rule):
-            waived = True
+        waived = not passed and waivable and self.can_waive(rule)
+        if waived:
             reason = f"{reason} Waived by an operator override."
-        elif not passed:
-            if waivable and rule in self._waivable:
-                self.failed_waivable = True
-            else:
-                self.failed_unwaivable = True
         self.outcomes.append(
             RuleOutcome(
                 rule_id=str(rule),
@@ -129,16 +121,6 @@ class Checks:
     @property
     def allowed(self) -> bool:
         return all(outcome.passed for outcome in self.outcomes)
-
-    @property
-    def overridable(self) -> bool:
-        # Already overridden: nothing more an operator could do within the policy.
-        return (
-            not self.allowed
-            and not self._override
-            and self.failed_waivable
-            and not self.failed_unwaivable
-        )
 
 
 @dataclass(frozen=True, slots=True)

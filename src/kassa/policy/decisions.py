@@ -20,6 +20,7 @@ Design
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kassa.money import USD, Asset, Money
@@ -264,7 +265,7 @@ def quote_refund(
     _net_positive(checks, R.NET_POSITIVE, breakdown)
 
     needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
-    return Decision(
+    decision = Decision(
         kind=DecisionKind.REFUND,
         policy=policy.name,
         subject=topup.id,
@@ -275,8 +276,24 @@ def quote_refund(
         breakdown=breakdown,
         needs_review=needs_review,
         review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
-        overridable=checks.overridable,
+        overridable=False,
     )
+    if decision.allowed or operator_override or not rules.operator_may_waive:
+        return decision
+    # Decisions are pure, so "could an operator turn this around?" is simply asked.
+    overridden = quote_refund(
+        policy,
+        topup,
+        account,
+        rate,
+        network_fee,
+        now,
+        requested_by="operator",
+        operator_override=True,
+        amount_usd=amount_usd,
+        provider_fee_usd=provider_fee_usd,
+    )
+    return replace(decision, overridable=overridden.allowed)
 
 
 def _refund_window(checks: Checks, days: int | None, paid_at: datetime, now: datetime) -> None:
@@ -366,7 +383,8 @@ def _refundable_amount(
                 rule, f"{said}{problem} The operator refunds spent funds, up to {usd(remaining)}."
             )
             return waived_gross
-    checks.record(rule, False, said + problem)
+    # Not waivable here: the only waiver of this rule (refunding spent funds) was tried above.
+    checks.record(rule, False, said + problem, waivable=False)
     return gross
 
 
@@ -545,7 +563,7 @@ def quote_activation_refund(
     breakdown = _balance_breakdown(price, ZERO_USD, price)
     # A refund of a fulfilled activation is a manual decision by nature (a support ticket).
     needs_review = checks.allowed and outcome is ActivationOutcome.FULFILLED
-    return Decision(
+    decision = Decision(
         kind=DecisionKind.ACTIVATION_REFUND,
         policy=policy.name,
         subject=activation.id,
@@ -556,8 +574,14 @@ def quote_activation_refund(
         breakdown=breakdown,
         needs_review=needs_review,
         review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
-        overridable=checks.overridable,
+        overridable=False,
     )
+    if decision.allowed or operator_override or not rules.operator_may_waive:
+        return decision
+    overridden = quote_activation_refund(
+        policy, activation, now, requested_by="operator", operator_override=True
+    )
+    return replace(decision, overridable=overridden.allowed)
 
 
 # --------------------------------------------------------------------------- claims

@@ -99,7 +99,8 @@ class Decision:
     """``decided_at`` plus the review SLA in business days, when a review is needed and the
     policy promises a time."""
     overridable: bool
-    """Refused, but every failed rule is one the policy lets an operator waive."""
+    """Refused, but the same request with an operator override (of the rules the policy lets
+    an operator waive) would be allowed."""
 
     @property
     def refusals(self) -> tuple[RuleOutcome, ...]:
