@@ -199,6 +199,21 @@ def _parse_usd(value: object) -> _Money:
         raise ValueError(str(exc)) from None
 
 
+_PAYOUT_ASSETS = tuple(code for code in AssetCode if code is not AssetCode.USD)
+
+
+def _payout_asset(value: object) -> AssetCode:
+    """Withdrawal assets: a chain asset code such as ``"USDT-TRC20"`` (never USD)."""
+    if value == AssetCode.USD:
+        raise ValueError("USD is the ledger currency, not an asset a withdrawal can pay in")
+    for code in _PAYOUT_ASSETS:
+        if value == code.value:
+            return code
+    raise ValueError(
+        f"unknown asset {value!r}; use one of {', '.join(c.value for c in _PAYOUT_ASSETS)}"
+    )
+
+
 def _none_word(value: object) -> object:
     """Optional limits: ``"none"`` switches the limit off (TOML has no null)."""
     return None if value == "none" else value
@@ -210,6 +225,13 @@ UsdAmount = Annotated[
     PlainSerializer(lambda m: m.format(), return_type=str),
 ]
 """A non-negative USD amount: a decimal string in the file, `Money` in micro-USD here."""
+
+PayoutAsset = Annotated[
+    AssetCode,
+    PlainValidator(_payout_asset),
+    PlainSerializer(lambda code: code.value, return_type=str),
+]
+"""An asset a payout can be made in: BTC, ETH, TRX, USDT-ERC20 or USDT-TRC20."""
 
 Days = Annotated[StrictInt, Field(ge=1, le=36_500)]
 """A whole number of calendar days (at least 1)."""
@@ -296,7 +318,7 @@ class WithdrawalPolicy(_Section):
     flat_fee: UsdAmount = _Money(5_000_000, USD)
     """Fee per withdrawal, USD, deducted from the amount paid out."""
     network_fee: WithdrawalNetworkFee = WithdrawalNetworkFee.DEDUCT
-    assets: tuple[AssetCode, ...] = (
+    assets: tuple[PayoutAsset, ...] = (
         AssetCode.BTC,
         AssetCode.ETH,
         AssetCode.USDT_ERC20,
@@ -309,9 +331,7 @@ class WithdrawalPolicy(_Section):
 
     @field_validator("assets")
     @classmethod
-    def _payout_assets(cls, value: tuple[AssetCode, ...]) -> tuple[AssetCode, ...]:
-        if AssetCode.USD in value:
-            raise ValueError("USD is the ledger currency, not an asset a withdrawal can pay in")
+    def _unique_assets(cls, value: tuple[AssetCode, ...]) -> tuple[AssetCode, ...]:
         return _unique(value)
 
     @model_validator(mode="after")
