@@ -366,7 +366,10 @@ def ledger_machine(
                 )
 
             now = self.clock.now()
-            if hold.status is not HoldStatus.PENDING:
+            # An expired hold answers hold_expired whether or not the sweeper got to it first.
+            if hold.status is HoldStatus.EXPIRED:
+                expected = "hold_expired"
+            elif hold.status is not HoldStatus.PENDING:
                 expected = "hold_already_resolved"
             elif take is not None and take > hold.amount:
                 expected = "capture_exceeds_hold"
@@ -384,7 +387,8 @@ def ledger_machine(
                 self.model.post(
                     row.capture_transaction_id, {hold.account: taken, self.books.revenue: -taken}
                 )
-            elif expected == "hold_expired":
+            elif expected == "hold_expired" and hold.status is HoldStatus.PENDING:
+                # This capture found it past its expiry and expired it.
                 self._resolved(hold, HoldStatus.EXPIRED)
             if name is not None:
                 self.keyed.append(Keyed(name, send, outcome))
@@ -403,7 +407,12 @@ def ledger_machine(
                     )
                 )
 
-            expected = "ok" if hold.status is HoldStatus.PENDING else "hold_already_resolved"
+            if hold.status is HoldStatus.PENDING:
+                expected = "ok"
+            elif hold.status is HoldStatus.EXPIRED:
+                expected = "hold_expired"
+            else:
+                expected = "hold_already_resolved"
             outcome = send(0)
             assert outcome.split(":")[0] == expected, (outcome, expected)
             if expected == "ok":
