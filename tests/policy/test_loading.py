@@ -396,4 +396,4 @@ def test_overrides_must_be_a_table() -> None:
 def test_a_policy_is_frozen() -> None:
     policy = load_preset("default")
     with pytest.raises(ValidationError):
-        policy.name = "changed"  # type: ignore[misc]
+        policy.name = "changed"
