@@ -90,3 +90,10 @@ REPLAYABLE: dict[str, type[KassaError]] = {
         AlreadyReversed,
     )
 }
+
+
+def register_replayable(error: type[KassaError]) -> type[KassaError]:
+    """Let another package store one of its refusals under an idempotency key (a class
+    decorator): a retry with the same key then gets the same refusal back."""
+    REPLAYABLE[error.code] = error
+    return error

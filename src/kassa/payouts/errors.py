@@ -1,0 +1,53 @@
+"""Refusals of refund and withdrawal requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kassa.errors import Conflict, InvalidRequest, NotFound
+from kassa.ledger.errors import register_replayable
+
+
+class PayoutRequestNotFound(NotFound):
+    code = "payout_request_not_found"
+    title = "Refund or withdrawal not found"
+
+
+class TopUpNotFound(NotFound):
+    code = "topup_not_found"
+    title = "Top-up not found"
+
+
+class TopUpNotCredited(Conflict):
+    code = "topup_not_credited"
+    title = "Top-up not credited"
+
+
+class DestinationIsOwnAddress(InvalidRequest):
+    code = "destination_is_deposit_address"
+    title = "Destination is a Kassa deposit address"
+
+
+class AssetNotPayable(InvalidRequest):
+    code = "asset_not_payable"
+    title = "Asset cannot be paid out"
+
+
+class _PolicyRefusal(Conflict):
+    """The policy said no. ``decision`` (when known) is the full record: every rule, why."""
+
+    def __init__(self, detail: str, decision: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.decision = decision
+
+
+@register_replayable
+class RefundRefused(_PolicyRefusal):
+    code = "refund_refused"
+    title = "Refund refused by policy"
+
+
+@register_replayable
+class WithdrawalRefused(_PolicyRefusal):
+    code = "withdrawal_refused"
+    title = "Withdrawal refused by policy"

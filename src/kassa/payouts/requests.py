@@ -1,0 +1,644 @@
+"""Refund and withdrawal requests: gather the facts, ask the policy, reserve the funds.
+
+A quote is a policy decision on current facts and current rates; nothing is stored. A request
+is the same decision made once more inside one unit of work, and, when allowed, recorded with
+its funds reserved by a ledger hold (gross USD, from the customer's balance to
+``clearing:payouts:USD``). The payout worker later captures the hold when the coins leave, or
+voids it when the request is rejected, cancelled or fails — the funds then return.
+
+Order of work (no database transaction is open during a price lookup, STYLE habit 3):
+1. lock the payout-side rate (ask) for the request's id, outside any transaction;
+2. in one transaction: claim the Idempotency-Key (a retry gets the stored request or refusal),
+   lock the top-up's deposit row (refunds of one top-up are decided one at a time, so "one
+   refund per top-up" holds under races), gather the facts, decide, and — if allowed — create
+   the hold and the request.
+
+Facts come from Kassa's own records: the deposit (credited USD, payment time, sender), the
+ledger balance, the account state and its history, the last usage, other open requests.
+Disputes are not modelled yet: ``open_dispute`` is always false (see docs/policies.md).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from kassa.accounts import states
+from kassa.accounts.service import CustomerAccount
+from kassa.chains.address import parse_address
+from kassa.chains.network import Chain
+from kassa.chains.scanning import SenderKind
+from kassa.clock import Clock
+from kassa.db import Database
+from kassa.deposits import records
+from kassa.deposits.addresses import match_key
+from kassa.deposits.model import DepositStatus
+from kassa.deposits.settings import ChainsSettings
+from kassa.deposits.tables import deposit_address
+from kassa.ledger import holds, idempotency
+from kassa.ledger.accounts import get_balance, open_account
+from kassa.ledger.idempotency import OK, Request, StoredOutcome
+from kassa.ledger.model import AccountKind, NormalSide
+from kassa.ledger.tables import idempotency_record
+from kassa.money import USD, Asset, Money, asset
+from kassa.payouts.errors import (
+    AssetNotPayable,
+    DestinationIsOwnAddress,
+    PayoutRequestNotFound,
+    RefundRefused,
+    TopUpNotCredited,
+    TopUpNotFound,
+    WithdrawalRefused,
+)
+from kassa.payouts.model import (
+    OPEN,
+    PAID_OR_OPEN,
+    RequestKind,
+    RequestStatus,
+    check_transition,
+)
+from kassa.payouts.settings import PayoutSettings
+from kassa.payouts.tables import payout_event, payout_request
+from kassa.policy import (
+    AccountFacts,
+    Decision,
+    NetworkFee,
+    Policy,
+    RateFacts,
+    TopUpFacts,
+    quote_refund,
+    quote_withdrawal,
+)
+from kassa.policy.facts import CHAIN_OF_ASSET, FEE_ASSET_OF_CHAIN
+from kassa.policy.model import AccountState, Destination, StateReason
+from kassa.pricing.locks import RateLock, Side
+from kassa.pricing.model import symbol_of
+from kassa.pricing.service import PricingService
+from kassa.spending.usage import last_usage_at
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRequest:
+    id: uuid.UUID
+    kind: RequestKind
+    customer_account_id: uuid.UUID
+    deposit_id: uuid.UUID | None
+    asset: str
+    destination: str
+    status: RequestStatus
+    policy: str
+    gross_usd: Money
+    fees_usd: Money
+    network_fee_usd: Money
+    net_usd: Money
+    network_fee_native: Money | None
+    net_native: Money
+    rate_lock_id: uuid.UUID
+    hold_id: uuid.UUID
+    decision: dict[str, Any]
+    needs_review: bool
+    review_due_at: datetime | None
+    requested_by: str
+    actor: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _request(row: Row[Any]) -> PayoutRequest:
+    fee_asset = row.network_fee_asset
+    return PayoutRequest(
+        id=row.id,
+        kind=RequestKind(row.kind),
+        customer_account_id=row.customer_account_id,
+        deposit_id=row.deposit_id,
+        asset=row.asset,
+        destination=row.destination,
+        status=RequestStatus(row.status),
+        policy=row.policy,
+        gross_usd=Money(row.gross_usd, USD),
+        fees_usd=Money(row.fees_usd, USD),
+        network_fee_usd=Money(row.network_fee_usd, USD),
+        net_usd=Money(row.net_usd, USD),
+        network_fee_native=(
+            None if fee_asset is None else Money(row.network_fee_native, asset(fee_asset))
+        ),
+        net_native=Money(row.net_native, asset(row.asset)),
+        rate_lock_id=row.rate_lock_id,
+        hold_id=row.hold_id,
+        decision=json.loads(row.decision),
+        needs_review=bool(row.needs_review),
+        review_due_at=row.review_due_at,
+        requested_by=row.requested_by,
+        actor=row.actor,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def get(conn: Connection, request_id: uuid.UUID) -> PayoutRequest:
+    row = conn.execute(select(payout_request).where(payout_request.c.id == request_id)).first()
+    if row is None:
+        raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
+    return _request(row)
+
+
+def for_account(
+    conn: Connection, customer_account_id: uuid.UUID, kind: RequestKind | None = None
+) -> list[PayoutRequest]:
+    query = select(payout_request).where(
+        payout_request.c.customer_account_id == customer_account_id
+    )
+    if kind is not None:
+        query = query.where(payout_request.c.kind == kind.value)
+    rows = conn.execute(query.order_by(payout_request.c.created_at.desc())).all()
+    return [_request(row) for row in rows]
+
+
+def events(conn: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(payout_event)
+        .where(payout_event.c.request_id == request_id)
+        .order_by(payout_event.c.id)
+    ).all()
+    return [
+        {
+            "from": row.from_status,
+            "to": row.to_status,
+            "actor": row.actor,
+            "reason": row.reason,
+            "at": row.at,
+        }
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def clearing(conn: Connection, now: datetime) -> int:
+    """The account reserved payouts are captured into (credit-normal, a liability until paid)."""
+    return open_account(
+        conn,
+        code="clearing:payouts:USD",
+        asset_=USD,
+        normal_side=NormalSide.CREDIT,
+        kind=AccountKind.CLEARING,
+        allow_negative=False,
+        now=now,
+    ).id
+
+
+def account_facts(conn: Connection, account: CustomerAccount) -> AccountFacts:
+    balance = get_balance(conn, account.ledger_account_id)
+    stored = states.parse_state(account.status)
+    state = states.effective_state(stored, balance.frozen)
+    change = states.latest_change(conn, account.id)
+    reason: StateReason | None = None
+    changed_at: datetime | None = None
+    if state is not states.AccountState.ACTIVE:
+        if change is not None and change.to_state is state:
+            changed_at = change.changed_at
+            try:
+                reason = StateReason(change.reason_code.value)
+            except ValueError:
+                reason = None
+        elif state is states.AccountState.FROZEN:
+            reason = StateReason.NEGATIVE_BALANCE
+            changed_at = account.created_at if change is None else change.changed_at
+        else:
+            changed_at = account.created_at
+    pending = conn.execute(
+        select(func.count())
+        .select_from(payout_request)
+        .where(
+            payout_request.c.customer_account_id == account.id,
+            payout_request.c.kind == RequestKind.REFUND.value,
+            payout_request.c.status.in_([s.value for s in OPEN]),
+        )
+    ).scalar_one()
+    return AccountFacts(
+        available_usd=balance.available,
+        state=AccountState(state.value),
+        state_reason=reason,
+        state_changed_at=changed_at,
+        last_usage_at=last_usage_at(conn, account.id),
+        pending_refund_count=int(pending),
+        open_dispute=False,
+    )
+
+
+def topup_facts(conn: Connection, deposit: records.Deposit) -> TopUpFacts:
+    if deposit.usd_amount is None or deposit.status is not DepositStatus.CREDITED:
+        raise TopUpNotCredited(
+            f"deposit {deposit.id} is {deposit.status.value}: only credited top-ups are refundable"
+        )
+    earlier = conn.execute(
+        select(func.count(), func.coalesce(func.sum(payout_request.c.gross_usd), 0))
+        .select_from(payout_request)
+        .where(
+            payout_request.c.deposit_id == deposit.id,
+            payout_request.c.status.in_([s.value for s in PAID_OR_OPEN]),
+        )
+    ).one()
+    ambiguous = deposit.sender_kind is SenderKind.AMBIGUOUS
+    return TopUpFacts(
+        id=str(deposit.id),
+        amount=deposit.money,
+        credited_usd=Money(deposit.usd_amount, USD),
+        paid_at=deposit.first_seen_at,
+        sender_address=None if ambiguous else deposit.sender,
+        sender_ambiguous=ambiguous,
+        refund_count=int(earlier[0]),
+        refunded_usd=Money(int(earlier[1]), USD),
+    )
+
+
+def rate_facts(lock: RateLock, coin: Asset) -> RateFacts:
+    return RateFacts(
+        asset=coin,
+        usd_per_unit=lock.rate,
+        source=",".join(lock.sources),
+        lock_id=str(lock.id),
+    )
+
+
+def _current_rate(
+    pricing: PricingService, conn: Connection, coin: Asset, now: datetime
+) -> RateFacts:
+    """The payout-side (ask) rate now, unlocked: for quotes."""
+    sample = pricing.current(conn, symbol_of(coin.code), now)
+    return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
+
+
+def _fee_asset(coin: Asset) -> Asset:
+    return FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[coin.code]]
+
+
+def network_fee(settings: PayoutSettings, coin: Asset, fee_rate: RateFacts | None) -> NetworkFee:
+    estimate = settings.fee_estimate(coin.code.value)
+    needs_rate = estimate.asset != coin
+    return NetworkFee(amount=estimate, rate=fee_rate if needs_rate else None)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True, slots=True)
+class Payouts:
+    """Everything refunds and withdrawals need, fixed at start-up."""
+
+    database: Database
+    clock: Clock
+    pricing: PricingService
+    policy: Policy
+    settings: PayoutSettings
+    chains: ChainsSettings
+
+    # -- quotes (nothing stored) ----------------------------------------------------------
+
+    def quote_refund(
+        self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
+    ) -> Decision:
+        now = self.clock.now(conn)
+        deposit = self._topup(conn, account, deposit_id)
+        coin = deposit.money.asset
+        rate = _current_rate(self.pricing, conn, coin, now)
+        fee_rate = self._fee_rate_now(conn, coin, now)
+        return quote_refund(
+            self.policy,
+            topup_facts(conn, deposit),
+            account_facts(conn, account),
+            rate,
+            network_fee(self.settings, coin, fee_rate),
+            now,
+        )
+
+    def quote_withdrawal(
+        self,
+        conn: Connection,
+        account: CustomerAccount,
+        amount_usd: Money,
+        coin: Asset,
+        address: str,
+    ) -> Decision:
+        now = self.clock.now(conn)
+        self._check_destination(conn, coin, address)
+        rate = _current_rate(self.pricing, conn, coin, now)
+        fee_rate = self._fee_rate_now(conn, coin, now)
+        return quote_withdrawal(
+            self.policy,
+            account_facts(conn, account),
+            amount_usd,
+            coin,
+            rate,
+            network_fee(self.settings, coin, fee_rate),
+            now,
+        )
+
+    def _fee_rate_now(self, conn: Connection, coin: Asset, now: datetime) -> RateFacts | None:
+        fee_asset = _fee_asset(coin)
+        if fee_asset == coin:
+            return None
+        return _current_rate(self.pricing, conn, fee_asset, now)
+
+    def _topup(
+        self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
+    ) -> records.Deposit:
+        deposit = records.get(conn, deposit_id)
+        if deposit is None or deposit.customer_account_id != account.id:
+            raise TopUpNotFound(f"account {account.external_id} has no top-up {deposit_id}")
+        return deposit
+
+    def _check_destination(self, conn: Connection, coin: Asset, address: str) -> str:
+        """The canonical address, refusing malformed, foreign-network and own addresses."""
+        if coin.code not in CHAIN_OF_ASSET:
+            raise AssetNotPayable(f"{coin.code} is not paid out on a chain")
+        chain = Chain(CHAIN_OF_ASSET[coin.code])
+        network = self.chains.of(chain).network_value()
+        canonical = str(parse_address(address, network))
+        own = conn.execute(
+            select(deposit_address.c.id).where(
+                deposit_address.c.chain == chain.value,
+                deposit_address.c.match_key == match_key(chain, canonical),
+            )
+        ).first()
+        if own is not None:
+            raise DestinationIsOwnAddress(
+                f"{canonical} is one of Kassa's own deposit addresses; pay out to a wallet "
+                "outside Kassa"
+            )
+        return canonical
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _locks(self, request_id: uuid.UUID, coin: Asset) -> tuple[RateLock, RateLock | None]:
+        """Lock the ask rates the payout is priced at (outside any transaction)."""
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+        lock = self.pricing.lock(
+            purpose=f"payout:{request_id}", asset=coin.code, side=Side.ASK, at=now
+        )
+        fee_asset = _fee_asset(coin)
+        fee_lock = None
+        if fee_asset != coin:
+            fee_lock = self.pricing.lock(
+                purpose=f"payout:{request_id}:fee", asset=fee_asset.code, side=Side.ASK, at=now
+            )
+        return lock, fee_lock
+
+    def request_refund(
+        self,
+        account: CustomerAccount,
+        deposit_id: uuid.UUID,
+        *,
+        request: Request,
+        actor: str,
+    ) -> PayoutRequest:
+        with self.database.transaction() as conn:
+            deposit = self._topup(conn, account, deposit_id)
+            stored = self._stored(conn, request)
+            if stored is not None:
+                return stored
+        coin = deposit.money.asset
+        request_id = uuid.uuid4()
+        lock, fee_lock = self._locks(request_id, coin)
+        with self.database.transaction() as conn:
+            claimed = idempotency.claim(conn, request, self.clock.now(conn))
+            if isinstance(claimed, StoredOutcome):
+                return get(conn, claimed.resource_uuid)
+            now = self.clock.now(conn)
+            locked = records.get(conn, deposit_id, for_update=True)
+            if locked is None:
+                raise TopUpNotFound(f"no top-up {deposit_id}")
+            decision = quote_refund(
+                self.policy,
+                topup_facts(conn, locked),
+                account_facts(conn, account),
+                rate_facts(lock, coin),
+                network_fee(
+                    self.settings,
+                    coin,
+                    None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin)),
+                ),
+                now,
+            )
+            if not decision.allowed:
+                refused = RefundRefused(decision.summary(), decision.as_record())
+                idempotency.complete_refused(conn, claimed, refused)
+                raise refused
+            if (
+                decision.breakdown.destination is not Destination.ORIGINAL_WALLET
+                or not locked.sender
+            ):
+                # The policy decides refunds to the balance (nothing to send) and refuses an
+                # unknown sender itself; this is the last guard before coins would move.
+                raise RefundRefused(
+                    "this refund has no wallet to go to: " + decision.summary(),
+                    decision.as_record(),
+                )
+            created = self._create(
+                conn,
+                request_id=request_id,
+                kind=RequestKind.REFUND,
+                account=account,
+                deposit_id=locked.id,
+                coin=coin,
+                destination=locked.sender,
+                decision=decision,
+                lock=lock,
+                actor=actor,
+                now=now,
+            )
+            idempotency.complete(conn, claimed, OK, str(created.id), None)
+            return created
+
+    def request_withdrawal(
+        self,
+        account: CustomerAccount,
+        amount_usd: Money,
+        coin: Asset,
+        address: str,
+        *,
+        request: Request,
+        actor: str,
+    ) -> PayoutRequest:
+        with self.database.transaction() as conn:
+            canonical = self._check_destination(conn, coin, address)
+            stored = self._stored(conn, request)
+            if stored is not None:
+                return stored
+        request_id = uuid.uuid4()
+        lock, fee_lock = self._locks(request_id, coin)
+        with self.database.transaction() as conn:
+            claimed = idempotency.claim(conn, request, self.clock.now(conn))
+            if isinstance(claimed, StoredOutcome):
+                return get(conn, claimed.resource_uuid)
+            now = self.clock.now(conn)
+            decision = quote_withdrawal(
+                self.policy,
+                account_facts(conn, account),
+                amount_usd,
+                coin,
+                rate_facts(lock, coin),
+                network_fee(
+                    self.settings,
+                    coin,
+                    None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin)),
+                ),
+                now,
+            )
+            if not decision.allowed:
+                refused = WithdrawalRefused(decision.summary(), decision.as_record())
+                idempotency.complete_refused(conn, claimed, refused)
+                raise refused
+            created = self._create(
+                conn,
+                request_id=request_id,
+                kind=RequestKind.WITHDRAWAL,
+                account=account,
+                deposit_id=None,
+                coin=coin,
+                destination=canonical,
+                decision=decision,
+                lock=lock,
+                actor=actor,
+                now=now,
+            )
+            idempotency.complete(conn, claimed, OK, str(created.id), None)
+            return created
+
+    def _stored(self, conn: Connection, request: Request) -> PayoutRequest | None:
+        """The request a retry refers to (or its stored refusal, raised), else None."""
+        row = conn.execute(
+            select(idempotency_record).where(
+                idempotency_record.c.scope == request.key.scope,
+                idempotency_record.c.key == request.key.key,
+            )
+        ).first()
+        if row is None or row.outcome is None:
+            return None
+        outcome = idempotency.replayed(
+            request, row.operation, row.fingerprint, row.outcome, row.resource_id, row.detail
+        )
+        return get(conn, outcome.resource_uuid)
+
+    def _create(
+        self,
+        conn: Connection,
+        *,
+        request_id: uuid.UUID,
+        kind: RequestKind,
+        account: CustomerAccount,
+        deposit_id: uuid.UUID | None,
+        coin: Asset,
+        destination: str,
+        decision: Decision,
+        lock: RateLock,
+        actor: str,
+        now: datetime,
+    ) -> PayoutRequest:
+        b = decision.breakdown
+        if b.net_native is None:
+            raise RuntimeError("a payout decision without a native amount")
+        fees = b.handling_fee_usd + b.flat_fee_usd + b.provider_fee_usd
+        hold = holds.create_hold(
+            conn,
+            debit_account_id=account.ledger_account_id,
+            credit_account_id=clearing(conn, now),
+            amount=b.gross_usd,
+            now=now,
+            request=None,
+            memo=f"{kind.value} {request_id}",
+            actor=actor,
+        )
+        status = RequestStatus.PENDING_REVIEW if decision.needs_review else RequestStatus.APPROVED
+        conn.execute(
+            insert(payout_request).values(
+                id=request_id,
+                kind=kind.value,
+                customer_account_id=account.id,
+                deposit_id=deposit_id,
+                asset=coin.code.value,
+                destination=destination,
+                status=status.value,
+                policy=decision.policy,
+                gross_usd=b.gross_usd.amount,
+                fees_usd=fees.amount,
+                network_fee_usd=b.network_fee_charged_usd.amount,
+                net_usd=b.net_usd.amount,
+                network_fee_native=None
+                if b.network_fee_native is None
+                else b.network_fee_native.amount,
+                network_fee_asset=None
+                if b.network_fee_native is None
+                else b.network_fee_native.asset.code.value,
+                net_native=b.net_native.amount,
+                rate_lock_id=lock.id,
+                hold_id=hold.id,
+                decision=json.dumps(decision.as_record(), default=str),
+                needs_review=decision.needs_review,
+                review_due_at=decision.review_due_at,
+                requested_by=decision.requested_by,
+                actor=actor,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        self._event(conn, request_id, None, status, actor, decision.summary(), now)
+        return get(conn, request_id)
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        request_id: uuid.UUID,
+        old: RequestStatus | None,
+        new: RequestStatus,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            insert(payout_event).values(
+                request_id=request_id,
+                from_status=None if old is None else old.value,
+                to_status=new.value,
+                actor=actor,
+                reason=reason,
+                at=now,
+            )
+        )
+
+    def cancel(
+        self, conn: Connection, request_id: uuid.UUID, *, actor: str, reason: str
+    ) -> PayoutRequest:
+        """Withdraw a request before the coins leave; the hold is voided and the funds return."""
+        row = conn.execute(
+            select(payout_request).where(payout_request.c.id == request_id).with_for_update()
+        ).first()
+        if row is None:
+            raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
+        current = _request(row)
+        check_transition(current.status, RequestStatus.CANCELLED)
+        now = self.clock.now(conn)
+        holds.void_hold(conn, current.hold_id, now=now, request=None)
+        conn.execute(
+            update(payout_request)
+            .where(payout_request.c.id == request_id)
+            .values(status=RequestStatus.CANCELLED.value, updated_at=now)
+        )
+        self._event(conn, request_id, current.status, RequestStatus.CANCELLED, actor, reason, now)
+        return get(conn, request_id)
+
+
+def parse_payout_asset(code: str) -> Asset:
+    coin = asset(code)
+    if coin.code not in CHAIN_OF_ASSET:
+        raise AssetNotPayable(f"{code} is not paid out on a chain; use BTC, ETH, TRX or USDT")
+    return coin
+
+
