@@ -22,13 +22,9 @@ Amounts are `kassa.money.Money`: USD in micro-dollars, coins in minor units. Rou
 the house: coins paid out round down, fees charged round up (see ``_support``).
 """
 
+from kassa.policy.activations import check_claim_window, quote_activation_refund
 from kassa.policy.calendar import add_business_days, add_months, is_business_day
-from kassa.policy.decisions import (
-    check_claim_window,
-    quote_activation_refund,
-    quote_refund,
-    quote_withdrawal,
-)
+from kassa.policy.decisions import quote_refund, quote_withdrawal
 from kassa.policy.facts import (
     AccountFacts,
     ActivationFacts,

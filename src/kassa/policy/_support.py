@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -34,10 +34,11 @@ from kassa.policy.facts import (
     NetworkFee,
     RateFacts,
 )
-from kassa.policy.model import AccountState, Policy, StateEffect
-from kassa.policy.outcome import RuleOutcome
+from kassa.policy.model import AccountState, Destination, Policy, StateEffect
+from kassa.policy.outcome import Breakdown, RuleOutcome
 
 ZERO_USD = Money(0, USD)
+NET_CLAUSE = "Kassa: a payout must be worth more than its fees."
 
 
 class FeeCharge(StrEnum):
@@ -240,6 +241,74 @@ def review_due(
     if not needs_review or sla_days is None:
         return None
     return add_business_days(now, sla_days, policy.holidays)
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def balance_breakdown(gross: Money, handling: Money, net: Money) -> Breakdown:
+    return Breakdown(
+        gross_usd=gross,
+        handling_fee_usd=handling,
+        flat_fee_usd=ZERO_USD,
+        provider_fee_usd=ZERO_USD,
+        network_fee_native=None,
+        network_fee_usd=ZERO_USD,
+        network_fee_charged_usd=ZERO_USD,
+        net_usd=net,
+        rate=None,
+        rate_source=None,
+        rate_lock_id=None,
+        net_native=None,
+        destination=Destination.BALANCE,
+    )
+
+
+def net_positive(checks: Checks, rule: str, b: Breakdown) -> None:
+    net = b.net_native if b.net_native is not None else b.net_usd
+    fees = b.handling_fee_usd + b.flat_fee_usd + b.provider_fee_usd + b.network_fee_charged_usd
+    fee_words = f" after {usd(fees)} of fees" if fees.is_positive else ""
+    clause = checks.clause(rule, NET_CLAUSE)
+    if net.is_positive:
+        checks.record(rule, True, f"The customer receives {net}{fee_words}.", clause=clause)
+    else:
+        checks.record(
+            rule,
+            False,
+            f"Nothing would be paid out: {usd(b.gross_usd)}{fee_words} leaves {net}.",
+            clause=clause,
+        )
+
+
+def check_requester(requested_by: str, operator_override: bool) -> None:
+    if requested_by not in ("customer", "operator"):
+        raise ValueError(f"requested_by is 'customer' or 'operator', got {requested_by!r}")
+    if operator_override and requested_by != "operator":
+        raise ValueError("only an operator can override a policy rule")
+
+
+def check_positive_usd(name: str, amount: Money) -> None:
+    if not isinstance(amount, Money) or amount.asset != USD or not amount.is_positive:
+        raise ValueError(f"{name} must be a positive USD amount, got {amount!r}")
+
+
+def duration(delta: timedelta) -> str:
+    """A short, readable length of time ("10 days", "14 days 2 hours", "3 minutes")."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    if days:
+        return plural(days, "day") + (f" {plural(hours, 'hour')}" if hours else "")
+    if hours:
+        return plural(hours, "hour") + (f" {plural(minutes, 'minute')}" if minutes else "")
+    if minutes:
+        return plural(minutes, "minute")
+    return plural(seconds, "second")
+
+
+def is_are(count: int) -> str:
+    return "is" if count == 1 else "are"
 
 
 # --------------------------------------------------------------------------- wording

@@ -29,7 +29,13 @@ from kassa.policy._support import (
     Checks,
     FeeCharge,
     account_state_verdict,
+    balance_breakdown,
     check_now,
+    check_positive_usd,
+    check_requester,
+    duration,
+    is_are,
+    net_positive,
     payout,
     plural,
     review_due,
@@ -39,15 +45,11 @@ from kassa.policy._support import (
 from kassa.policy.facts import (
     CHAIN_OF_ASSET,
     AccountFacts,
-    ActivationFacts,
-    ActivationOutcome,
     NetworkFee,
     RateFacts,
     TopUpFacts,
 )
 from kassa.policy.model import (
-    ActivationRule,
-    ClaimKind,
     Destination,
     FeePayer,
     Policy,
@@ -56,11 +58,9 @@ from kassa.policy.model import (
     WithdrawalNetworkFee,
     WithdrawalRule,
 )
-from kassa.policy.outcome import Breakdown, Decision, DecisionKind, Requester, RuleOutcome
+from kassa.policy.outcome import Breakdown, Decision, DecisionKind, Requester
 
-__all__ = ["check_claim_window", "quote_activation_refund", "quote_refund", "quote_withdrawal"]
-
-_NET_CLAUSE = "Kassa: a payout must be worth more than its fees."
+__all__ = ["quote_refund", "quote_withdrawal"]
 
 # Where a rule's setting lives, cited when the policy gives no clause for it.
 _REFUND_PARAMETERS = {
@@ -84,18 +84,11 @@ _WITHDRAWAL_PARAMETERS = {
     WithdrawalRule.SUFFICIENT_BALANCE: "the available balance",
     WithdrawalRule.NET_POSITIVE: "withdrawal.flat_fee and withdrawal.network_fee",
 }
-_ACTIVATION_PARAMETERS = {
-    ActivationRule.ACTIVATION_OUTCOME: "activations.refund_expired / refund_cancelled / "
-    "refund_fulfilled",
-    ActivationRule.DISPUTE_WINDOW: "claims.dispute_days",
-}
-
 _WITHDRAWAL_FEE_CHARGE = {
     WithdrawalNetworkFee.DEDUCT: FeeCharge.ALL,
     WithdrawalNetworkFee.BEYOND_FLAT_FEE: FeeCharge.BEYOND_FLAT_FEE,
     WithdrawalNetworkFee.HOUSE: FeeCharge.NONE,
 }
-
 
 # --------------------------------------------------------------------------- refunds
 
@@ -121,7 +114,7 @@ def quote_refund(
     payment provider charges for the refund, borne as ``refund.provider_fee`` says.
     """
     check_now(now)
-    _check_requester(requested_by, operator_override)
+    check_requester(requested_by, operator_override)
     rules = policy.refund
     to_wallet = rules.destination is Destination.ORIGINAL_WALLET
     wallet: tuple[RateFacts, NetworkFee] | None = None
@@ -132,7 +125,7 @@ def quote_refund(
             raise ValueError(f"the rate prices {rate.asset}, the top-up is {topup.asset}")
         wallet = (rate, network_fee)
     if amount_usd is not None:
-        _check_positive_usd("amount_usd", amount_usd)
+        check_positive_usd("amount_usd", amount_usd)
     if provider_fee_usd is not None and (
         provider_fee_usd.asset != USD or provider_fee_usd.is_negative
     ):
@@ -179,7 +172,7 @@ def quote_refund(
             pending == 0,
             "No other refund of this account is pending."
             if pending == 0
-            else f"{plural(pending, 'other refund')} of this account {_is_are(pending)} still "
+            else f"{plural(pending, 'other refund')} of this account {is_are(pending)} still "
             "pending; a new refund can be requested once settled.",
         )
 
@@ -261,8 +254,8 @@ def quote_refund(
             destination=Destination.ORIGINAL_WALLET,
         )
     else:
-        breakdown = _balance_breakdown(gross, handling, usd_owed)
-    _net_positive(checks, R.NET_POSITIVE, breakdown)
+        breakdown = balance_breakdown(gross, handling, usd_owed)
+    net_positive(checks, R.NET_POSITIVE, breakdown)
 
     needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
     decision = Decision(
@@ -302,7 +295,7 @@ def _refund_window(checks: Checks, days: int | None, paid_at: datetime, now: dat
         checks.record(rule, True, "Refunds have no time limit.")
         return
     deadline = paid_at + timedelta(days=days)
-    paid = f"Paid {when(paid_at)}, {_duration(now - paid_at)} ago"
+    paid = f"Paid {when(paid_at)}, {duration(now - paid_at)} ago"
     # Inclusive: "within 14 days" still holds at exactly 14 × 24 hours.
     if now <= deadline:
         checks.record(
@@ -328,14 +321,14 @@ def _quiet_period(
         checks.record(
             rule,
             True,
-            f"The last usage was {_duration(quiet)} ago; {minutes} minutes without usage are "
+            f"The last usage was {duration(quiet)} ago; {minutes} minutes without usage are "
             "required.",
         )
     else:
         checks.record(
             rule,
             False,
-            f"The last usage was only {_duration(quiet)} ago; a refund needs {minutes} minutes "
+            f"The last usage was only {duration(quiet)} ago; a refund needs {minutes} minutes "
             f"without usage (possible from {when(last_usage_at + needed)}).",
         )
 
@@ -406,7 +399,7 @@ def quote_withdrawal(
     breakdown says ``withdrawal_address``.
     """
     check_now(now)
-    _check_positive_usd("amount_usd", amount_usd)
+    check_positive_usd("amount_usd", amount_usd)
     if asset.code not in CHAIN_OF_ASSET:
         raise ValueError(f"a withdrawal is paid in a chain asset, not {asset}")
     if rate.asset != asset:
@@ -472,7 +465,7 @@ def quote_withdrawal(
         net_native=paid.net_native,
         destination=Destination.WITHDRAWAL_ADDRESS,
     )
-    _net_positive(checks, W.NET_POSITIVE, breakdown)
+    net_positive(checks, W.NET_POSITIVE, breakdown)
 
     needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
     return Decision(
@@ -488,199 +481,3 @@ def quote_withdrawal(
         review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
         overridable=False,
     )
-
-
-# --------------------------------------------------------------------------- activations
-
-
-def quote_activation_refund(
-    policy: Policy,
-    activation: ActivationFacts,
-    now: datetime,
-    *,
-    requested_by: Requester = "customer",
-    operator_override: bool = False,
-) -> Decision:
-    """Decide whether an activation's price goes back to the balance.
-
-    Expired and cancelled activations are refunded automatically when the policy says so (the
-    spending service voids the hold and records this decision). A fulfilled one is refunded only
-    when the policy allows it or an operator waives the rule after a manual review (policy D's
-    "technical error on our side"), and only within the dispute claim window.
-    """
-    check_now(now)
-    _check_requester(requested_by, operator_override)
-    rules = policy.activations
-    A = ActivationRule
-    checks = Checks(
-        rules.clauses, _ACTIVATION_PARAMETERS, rules.operator_may_waive, override=operator_override
-    )
-    outcome = activation.outcome
-
-    if outcome is ActivationOutcome.PENDING:
-        checks.record(
-            A.ACTIVATION_OUTCOME,
-            False,
-            "The activation is still waiting for a code; cancelling it returns the price.",
-            waivable=False,
-        )
-    elif outcome is ActivationOutcome.EXPIRED:
-        checks.record(
-            A.ACTIVATION_OUTCOME,
-            rules.refund_expired,
-            "The activation expired without a code; its price goes back to the balance."
-            if rules.refund_expired
-            else "The activation expired, and this policy does not refund expired activations.",
-        )
-    elif outcome is ActivationOutcome.CANCELLED:
-        checks.record(
-            A.ACTIVATION_OUTCOME,
-            rules.refund_cancelled,
-            "The activation was cancelled before a code arrived; its price goes back to the "
-            "balance."
-            if rules.refund_cancelled
-            else "The activation was cancelled, and this policy does not refund cancellations.",
-        )
-    else:
-        checks.record(
-            A.ACTIVATION_OUTCOME,
-            rules.refund_fulfilled,
-            "The activation was fulfilled, and this policy refunds fulfilled activations."
-            if rules.refund_fulfilled
-            else "A code was received, so the activation is fulfilled and cannot be refunded.",
-        )
-
-    if outcome is not ActivationOutcome.FULFILLED:
-        checks.record(
-            A.DISPUTE_WINDOW, True, "A refund of an unfulfilled activation needs no dispute."
-        )
-    else:
-        window = _claim_outcome(policy, ClaimKind.DISPUTE, activation.activated_at, now)
-        clause = rules.clauses.get(A.DISPUTE_WINDOW, window.clause)
-        checks.record(A.DISPUTE_WINDOW, window.passed, window.reason, clause=clause)
-
-    price = activation.price_usd
-    breakdown = _balance_breakdown(price, ZERO_USD, price)
-    # A refund of a fulfilled activation is a manual decision by nature (a support ticket).
-    needs_review = checks.allowed and outcome is ActivationOutcome.FULFILLED
-    decision = Decision(
-        kind=DecisionKind.ACTIVATION_REFUND,
-        policy=policy.name,
-        subject=activation.id,
-        requested_by=requested_by,
-        decided_at=now,
-        allowed=checks.allowed,
-        rules=tuple(checks.outcomes),
-        breakdown=breakdown,
-        needs_review=needs_review,
-        review_due_at=review_due(policy, now, needs_review, rules.review_sla_business_days),
-        overridable=False,
-    )
-    if decision.allowed or operator_override or not rules.operator_may_waive:
-        return decision
-    overridden = quote_activation_refund(
-        policy, activation, now, requested_by="operator", operator_override=True
-    )
-    return replace(decision, overridable=overridden.allowed)
-
-
-# --------------------------------------------------------------------------- claims
-
-
-def check_claim_window(
-    policy: Policy, kind: ClaimKind, occurred_at: datetime, now: datetime
-) -> RuleOutcome:
-    """Is a claim of ``kind`` about an event at ``occurred_at`` still in time?
-
-    Top-up errors (duplicate, wrong amount, wrong account) and disputes are handled by operators;
-    this tells them whether the customer raised the claim within the policy's window.
-    """
-    check_now(now)
-    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
-        raise ValueError("occurred_at must be timezone-aware (UTC)")
-    return _claim_outcome(policy, kind, occurred_at, now)
-
-
-def _claim_outcome(
-    policy: Policy, kind: ClaimKind, occurred_at: datetime, now: datetime
-) -> RuleOutcome:
-    days = policy.claims.days(kind)
-    words = "top-up error" if kind is ClaimKind.TOPUP_ERROR else "dispute"
-    clause = policy.claims.clauses.get(kind, "policy parameters, section [claims]")
-    if days is None:
-        return RuleOutcome(kind.value, clause, True, f"A {words} claim has no time limit.")
-    deadline = occurred_at + timedelta(days=days)
-    since = f"The event was {when(occurred_at)}, {_duration(now - occurred_at)} ago"
-    if now <= deadline:
-        reason = f"{since}; a {words} claim is possible within {days} days, until {when(deadline)}."
-        return RuleOutcome(kind.value, clause, True, reason)
-    reason = f"{since}; the {days}-day window for a {words} claim closed {when(deadline)}."
-    return RuleOutcome(kind.value, clause, False, reason)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _balance_breakdown(gross: Money, handling: Money, net: Money) -> Breakdown:
-    return Breakdown(
-        gross_usd=gross,
-        handling_fee_usd=handling,
-        flat_fee_usd=ZERO_USD,
-        provider_fee_usd=ZERO_USD,
-        network_fee_native=None,
-        network_fee_usd=ZERO_USD,
-        network_fee_charged_usd=ZERO_USD,
-        net_usd=net,
-        rate=None,
-        rate_source=None,
-        rate_lock_id=None,
-        net_native=None,
-        destination=Destination.BALANCE,
-    )
-
-
-def _net_positive(checks: Checks, rule: str, b: Breakdown) -> None:
-    net = b.net_native if b.net_native is not None else b.net_usd
-    fees = b.handling_fee_usd + b.flat_fee_usd + b.provider_fee_usd + b.network_fee_charged_usd
-    fee_words = f" after {usd(fees)} of fees" if fees.is_positive else ""
-    clause = checks.clause(rule, _NET_CLAUSE)
-    if net.is_positive:
-        checks.record(rule, True, f"The customer receives {net}{fee_words}.", clause=clause)
-    else:
-        checks.record(
-            rule,
-            False,
-            f"Nothing would be paid out: {usd(b.gross_usd)}{fee_words} leaves {net}.",
-            clause=clause,
-        )
-
-
-def _check_requester(requested_by: str, operator_override: bool) -> None:
-    if requested_by not in ("customer", "operator"):
-        raise ValueError(f"requested_by is 'customer' or 'operator', got {requested_by!r}")
-    if operator_override and requested_by != "operator":
-        raise ValueError("only an operator can override a policy rule")
-
-
-def _check_positive_usd(name: str, amount: Money) -> None:
-    if not isinstance(amount, Money) or amount.asset != USD or not amount.is_positive:
-        raise ValueError(f"{name} must be a positive USD amount, got {amount!r}")
-
-
-def _duration(delta: timedelta) -> str:
-    """A short, readable length of time ("10 days", "14 days 2 hours", "3 minutes")."""
-    seconds = max(int(delta.total_seconds()), 0)
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes = rest // 60
-    if days:
-        return plural(days, "day") + (f" {plural(hours, 'hour')}" if hours else "")
-    if hours:
-        return plural(hours, "hour") + (f" {plural(minutes, 'minute')}" if minutes else "")
-    if minutes:
-        return plural(minutes, "minute")
-    return plural(seconds, "second")
-
-
-def _is_are(count: int) -> str:
-    return "is" if count == 1 else "are"
