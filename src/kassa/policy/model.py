@@ -20,7 +20,6 @@ Design
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -484,8 +483,3 @@ def _unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
             raise ValueError(f"{value!s} is listed twice")
         seen.append(value)
     return tuple(seen)
-
-
-def clause_or(clauses: Mapping[Any, str], rule: StrEnum, fallback: str) -> str:
-    """The citation for ``rule``, or a pointer at the parameter when the policy gives none."""
-    return clauses.get(rule, fallback)
