@@ -36,7 +36,7 @@ from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
-from kassa.money import AssetCode
+from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import Side
 from kassa.pricing.service import PricingService
@@ -357,11 +357,27 @@ class Watcher:
                     time=block.time,
                 )
             )
-            conn.execute(
+            # Each block renews the lease, and only the lease holder may move the checkpoint: a
+            # long catch-up never lets a standby watcher scan the same blocks meanwhile, and a
+            # watcher that lost its lease (it stalled) rolls this block back and stops.
+            moved = conn.execute(
                 update(watcher_checkpoint)
-                .where(watcher_checkpoint.c.chain == self.chain.value)
-                .values(height=block.height, block_hash=block.hash, updated_at=now)
+                .where(
+                    watcher_checkpoint.c.chain == self.chain.value,
+                    watcher_checkpoint.c.lease_owner == self.owner,
+                )
+                .values(
+                    height=block.height,
+                    block_hash=block.hash,
+                    updated_at=now,
+                    lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                )
             )
+            if moved.rowcount != 1:
+                raise WatcherBusy(
+                    f"the {self.chain} watcher {self.owner} lost its lease while scanning block "
+                    f"{block.height}; another watcher has the chain"
+                )
         return recorded
 
     # ------------------------------------------------------------------ settling
@@ -427,7 +443,7 @@ class Watcher:
                     current.txid,
                     current.position,
                     current.money.format(),
-                    credited.usd_amount,
+                    Money(credited.usd_amount or 0, USD).format(),
                 )
 
     # ------------------------------------------------------------------ loop
