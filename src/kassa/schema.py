@@ -6,5 +6,6 @@ from kassa.db.metadata import metadata
 from kassa.deposits import tables as _deposits  # noqa: F401
 from kassa.ledger import tables as _ledger  # noqa: F401
 from kassa.pricing import tables as _pricing  # noqa: F401
+from kassa.spending import tables as _spending  # noqa: F401
 
 __all__ = ["metadata"]

@@ -18,7 +18,17 @@ from fastapi import FastAPI
 
 from kassa.api import problems
 from kassa.api.context import AppContext
-from kassa.api.routes import accounts, admin, deposits, health, holds, rates
+from kassa.api.routes import (
+    account_states,
+    accounts,
+    activations,
+    admin,
+    deposits,
+    health,
+    holds,
+    rates,
+    usage,
+)
 from kassa.api.schemas import Problem
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
@@ -69,6 +79,16 @@ def create_app(
         derivers=derivers(settings.chains),
     )
     problems.install(app)
-    for module in (health, accounts, holds, admin, rates, deposits):
+    for module in (
+        health,
+        accounts,
+        holds,
+        admin,
+        rates,
+        deposits,
+        usage,
+        activations,
+        account_states,
+    ):
         app.include_router(module.router)
     return app

@@ -12,7 +12,8 @@ Status policy:
   404  no such resource — also a resource that exists but belongs to another customer account
        when the key is bound to one: a bound key must not learn which other ids exist
   409  the request conflicts with current state: duplicates, insufficient funds, frozen
-       accounts, holds no longer pending, an idempotency key reused for another request
+       accounts, holds no longer pending, an idempotency key reused for another request;
+       spending from a suspended or terminated account; activations no longer pending
   422  the request is well-formed JSON but its content is invalid (amounts, ids, ranges)
   502  a chain node failed or answered something unusable
   503  no trustworthy rate (every source down, or no history near the asked time)
@@ -53,6 +54,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "ledger_account_not_found": 404,
     "api_key_not_found": 404,
     "rate_lock_not_found": 404,
+    "activation_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
     "conflict": 409,
@@ -64,6 +66,13 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "already_reversed": 409,
     "idempotency_key_reused": 409,
     "watcher_busy": 409,
+    "account_suspended": 409,
+    "account_terminated": 409,
+    "illegal_account_state_transition": 409,
+    "usage_event_conflict": 409,
+    "activation_expired": 409,
+    "activation_fulfilled": 409,
+    "activation_cancelled": 409,
     # 422: invalid content
     "validation_error": 422,
     "invalid_request": 422,
@@ -86,6 +95,12 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "dust_output": 422,
     "insufficient_inputs": 422,
     "invalid_time": 422,
+    "invalid_account_state": 422,
+    "invalid_reason_code": 422,
+    "invalid_state_reason": 422,
+    "invalid_usage_batch": 422,
+    "invalid_usage_event": 422,
+    "invalid_activation": 422,
     # 502: a chain node answered wrongly or not at all
     "tron_node_error": 502,
     "tron_node_unreachable": 502,
@@ -100,6 +115,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "ledger_invariant_broken": 500,
     "illegal_deposit_transition": 500,
     "deep_reorg": 500,
+    "illegal_activation_transition": 500,
     "internal_error": 500,
 }
 

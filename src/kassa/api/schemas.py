@@ -12,10 +12,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from kassa import money
+from kassa.accounts.states import AccountState, effective_state
 from kassa.ledger.model import Balance, HistoryEntry, Hold
 from kassa.money import Asset, AssetMismatch, InvalidAmount, Money
 
@@ -101,10 +110,21 @@ class AccountCreateIn(BaseModel):
 class AccountOut(BaseModel):
     id: uuid.UUID
     external_id: str
-    status: str
+    status: str = Field(
+        description="The state that applies: active, suspended, terminated or frozen (set by "
+        "an operator, or frozen while a reversal keeps the balance below zero)",
+        examples=["active"],
+    )
     metadata: dict[str, Any]
     created_at: datetime
     balance: BalanceOut
+
+    @model_validator(mode="after")
+    def _frozen_by_balance(self) -> AccountOut:
+        # The stored state is what an operator set; an active account that a reversal took
+        # below zero is frozen too (DESIGN §6), and the balance is right here to say so.
+        self.status = effective_state(AccountState(self.status), self.balance.frozen).value
+        return self
 
 
 class LedgerEntryOut(BaseModel):

@@ -1,0 +1,121 @@
+"""Metered usage: `POST /v1/accounts/{id}/usage` charges a batch of priced events.
+
+Each event carries the host's own event id, a USD amount and a description. The batch is one
+journal entry. It is idempotent per event id: an event id charged before is skipped and reported
+as `duplicate`; the same id with a different amount or description refuses the batch (409
+`usage_event_conflict`). The batch is refused as a whole — nothing charged — when the available
+balance cannot cover its new events (409 `insufficient_funds`), and when the account is
+suspended, terminated or frozen (409 `account_suspended` / `account_terminated` /
+`account_frozen`). At most 1 000 events per request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from kassa.api.auth import Writer, customer_for
+from kassa.api.context import Ctx
+from kassa.api.idempotency import Idem
+from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
+from kassa.ledger.accounts import get_balance
+from kassa.money import USD, MoneyError
+from kassa.spending import usage
+from kassa.spending.usage import UsageBatch, UsageEvent
+
+router = APIRouter(prefix="/v1/accounts", tags=["usage"])
+
+
+class UsageEventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(
+        description="Your id of the event, 1-128 printable ASCII characters without spaces. "
+        "Charged once: a retry reuses it",
+        examples=["call-7f3a9c"],
+    )
+    amount: AmountIn = Field(description="Positive, in USD, at most 1 000 000")
+    description: str = Field(examples=["GET /v2/search"], description="1-500 characters")
+
+
+class UsageBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[UsageEventIn] = Field(description=f"1 to {usage.MAX_BATCH_EVENTS} events")
+
+
+class UsageEventOut(BaseModel):
+    event_id: str
+    status: Literal["charged", "duplicate"] = Field(
+        description="charged by this batch, or a duplicate of an event charged before (skipped)"
+    )
+
+
+class UsageBatchOut(BaseModel):
+    batch_id: uuid.UUID
+    transaction_id: uuid.UUID | None = Field(
+        description="The journal entry charging the batch; null when nothing was new"
+    )
+    charged: AmountOut = Field(description="Sum of the events this batch charged")
+    charged_events: int
+    duplicate_events: int
+    events: list[UsageEventOut] = Field(description="Every event of the request, in its order")
+    last_usage_at: datetime | None = Field(description="When usage was last charged")
+    balance: BalanceOut
+
+    @classmethod
+    def of(
+        cls, batch: UsageBatch, last_usage_at: datetime | None, balance: BalanceOut
+    ) -> UsageBatchOut:
+        return cls(
+            batch_id=batch.id,
+            transaction_id=batch.transaction_id,
+            charged=AmountOut.of(batch.charged),
+            charged_events=batch.charged_events,
+            duplicate_events=batch.duplicate_events,
+            events=[UsageEventOut(event_id=i, status=s.value) for i, s in batch.events],
+            last_usage_at=last_usage_at,
+            balance=balance,
+        )
+
+
+def _events(body: UsageBatchIn) -> list[UsageEvent]:
+    events = []
+    for index, event in enumerate(body.events):
+        try:
+            amount = event.amount.to_money(USD)
+        except MoneyError as error:
+            # Same code, but say which event: a batch of 1 000 needs the index.
+            raise type(error)(f"events[{index}].amount: {error}") from error
+        events.append(UsageEvent(event.event_id, amount, event.description))
+    return events
+
+
+@router.post("/{external_id}/usage")
+def record_usage(
+    external_id: str, body: UsageBatchIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> UsageBatchOut:
+    """Charge a batch of usage events (see the module description). A retry of the same
+    request with the same Idempotency-Key gets the first answer back; a retry under a new key
+    is safe too: the events already charged come back as `duplicate`."""
+    events = _events(body)
+    usage.validate(events)
+    request = idem.request(
+        "usage.record",
+        {
+            "external_id": external_id,
+            "events": [[e.event_id, e.amount.amount, e.description] for e in events],
+        },
+    )
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        batch = usage.record_usage(
+            conn, account, events, now=ctx.clock.now(conn), request=request, actor=caller.actor
+        )
+        last = usage.last_usage_at(conn, account.id)
+        balance = BalanceOut.of(get_balance(conn, account.ledger_account_id))
+    return UsageBatchOut.of(batch, last, balance)
