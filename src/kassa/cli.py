@@ -34,10 +34,11 @@ from kassa.accounts import service as accounts
 from kassa.apikeys import service as apikeys
 from kassa.apikeys.service import ApiKey
 from kassa.chains.network import Chain
-from kassa.clock import DatabaseClock
+from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings, load_settings
 from kassa.db import Database
 from kassa.db.migrate import current_revision, head_revision, upgrade
+from kassa.db.scenario import ScenarioClock
 from kassa.deposits.watcher import DeepReorg
 from kassa.devnet import tron_node
 from kassa.devnet.cli import devnet_app
@@ -191,7 +192,7 @@ def worker(ctx: typer.Context) -> None:
         setup_logging()
         stop = threading.Event()
         stop_on_signals(stop)
-        run_worker(settings, stop, database=database)
+        run_worker(settings, stop, database=database, clock=clock_of(settings))
 
 
 # --------------------------------------------------------------------------- chains
@@ -232,7 +233,7 @@ def start_watchers(
     """One thread per enabled chain whose node is known; the others are said and skipped."""
     from kassa.deposits.runtime import ChainNotConfigured, build_watcher
 
-    clock = DatabaseClock()
+    clock = clock_of(settings)
     threads = []
     for chain in settings.chains.enabled():
         try:
@@ -273,7 +274,7 @@ def watch(
     with database_of(settings, pool_size=3) as database:
         require_head(database)
         setup_logging()
-        clock = DatabaseClock()
+        clock = clock_of(settings)
         try:
             watcher = build_watcher(
                 settings.chains,
@@ -334,7 +335,7 @@ def up(
         sweeper = threading.Thread(
             target=run_worker,
             args=(settings, stop),
-            kwargs={"database": database},
+            kwargs={"database": database, "clock": clock_of(settings)},
             name="kassa-worker",
             daemon=True,
         )
@@ -352,12 +353,18 @@ def up(
                 thread.join(timeout=10)
 
 
+def clock_of(settings: Settings) -> Clock:
+    """The devnet runs on the scenario clock (an operator may move it); else the database's."""
+    return ScenarioClock() if settings.devnet else DatabaseClock()
+
+
 def _serve(settings: Settings, database: Database) -> None:
     import uvicorn  # only the serving commands need it
 
     from kassa.api import create_app
 
-    uvicorn.run(create_app(settings, database=database), host=settings.host, port=settings.port)
+    app = create_app(settings, database=database, clock=clock_of(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port)
 
 
 def bootstrap_admin(settings: Settings, database: Database) -> str | None:
@@ -565,6 +572,18 @@ def bench_ledger(ctx: typer.Context) -> None:
         if error.name not in ("kassa.bench", "kassa.bench.ledger"):
             raise
         fail("the ledger benchmark (kassa.bench.ledger) is not part of this installation")
+    entry: Callable[[list[str] | None], int] = module.main
+    raise typer.Exit(entry(list(ctx.args)))
+
+
+@bench_app.command(
+    "watchers",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench_watchers(ctx: typer.Context) -> None:
+    """Deposit-watcher benchmark on the local chains; arguments go to kassa.bench.watchers."""
+    module = importlib.import_module("kassa.bench.watchers")
     entry: Callable[[list[str] | None], int] = module.main
     raise typer.Exit(entry(list(ctx.args)))
 

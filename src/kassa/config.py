@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from kassa.deposits.settings import ChainsSettings
+from kassa.payouts.settings import PayoutSettings, PolicySettings
 from kassa.pricing.settings import PricingSettings
 
 
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
     )
     chains: ChainsSettings = Field(
         default_factory=ChainsSettings, description="Deposit chains ([chains.btc] …)"
+    )
+    policy: PolicySettings = Field(
+        default_factory=PolicySettings,
+        description="The refund and withdrawal policy ([policy]: preset or file, overrides)",
+    )
+    payouts: PayoutSettings = Field(
+        default_factory=PayoutSettings, description="Payout fee estimates ([payouts])"
     )
     devnet: bool = Field(
         default=True,

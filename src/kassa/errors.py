@@ -7,7 +7,8 @@ Every error a user or operator can provoke is a `KassaError` subclass with a sta
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class KassaError(Exception):
@@ -22,6 +23,10 @@ class KassaError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def problem_extra(self) -> Mapping[str, Any]:
+        """Extra members of the RFC 9457 problem body (e.g. the policy decision of a refusal)."""
+        return {}
 
 
 class NotFound(KassaError):

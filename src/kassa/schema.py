@@ -2,9 +2,11 @@
 
 from kassa.accounts import tables as _accounts  # noqa: F401
 from kassa.apikeys import tables as _apikeys  # noqa: F401
+from kassa.db import scenario as _scenario  # noqa: F401
 from kassa.db.metadata import metadata
 from kassa.deposits import tables as _deposits  # noqa: F401
 from kassa.ledger import tables as _ledger  # noqa: F401
+from kassa.payouts import tables as _payouts  # noqa: F401
 from kassa.pricing import tables as _pricing  # noqa: F401
 from kassa.spending import tables as _spending  # noqa: F401
 

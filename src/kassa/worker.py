@@ -16,6 +16,7 @@ from kassa.config import Settings
 from kassa.db import Database
 from kassa.ledger.holds import expire_due_holds
 from kassa.pricing.service import PricingService
+from kassa.spending import activations
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,19 @@ BATCH_SIZE = 500
 
 
 def sweep_expired_holds(database: Database, clock: Clock, *, batch_size: int = BATCH_SIZE) -> int:
-    """Expire every hold that is due now; return how many were expired."""
+    """Expire every hold that is due now (activations whose window ended are refunded this way),
+    then record the activations' new status; return how many holds were expired."""
     total = 0
     while True:
         with database.transaction() as conn:
             expired = expire_due_holds(conn, now=clock.now(conn), limit=batch_size)
         total += len(expired)
         if len(expired) < batch_size:
+            break
+    while True:
+        with database.transaction() as conn:
+            settled = activations.settle_resolved(conn, now=clock.now(conn), limit=batch_size)
+        if settled < batch_size:
             return total
 
 

@@ -196,6 +196,15 @@ def test_an_activation_follows_its_hold_resolved_through_the_holds_api(shop: Sho
     assert shop.available(alice) == usd("8.00")
 
 
+def test_the_worker_sweep_refunds_and_records_expired_activations(shop: Shop) -> None:
+    alice = shop.customer("10.00")
+    lapsing = shop.reserve(alice, "1.00", window=timedelta(minutes=1))
+    open_ = shop.reserve(alice, "1.00")
+    shop.clock.advance(timedelta(minutes=1))
+    assert sweep_expired_holds(shop.db, shop.clock) == 1
+    assert [shop.stored_status(a.id) for a in (lapsing, open_)] == ["expired", "pending"]
+
+
 def test_settling_stores_what_the_holds_and_windows_imply(shop: Shop) -> None:
     alice = shop.customer("10.00")
     voided = shop.reserve(alice, "1.00")
@@ -205,7 +214,8 @@ def test_settling_stores_what_the_holds_and_windows_imply(shop: Shop) -> None:
     with shop.db.transaction() as conn:
         holds.void_hold(conn, voided.hold_id, now=shop.now, request=None)
     shop.clock.advance(timedelta(minutes=1))
-    sweep_expired_holds(shop.db, shop.clock)
+    with shop.db.transaction() as conn:
+        holds.expire_due_holds(conn, now=shop.now, limit=100)  # the ledger alone, not the worker
     shop.clock.advance(timedelta(minutes=1))
     assert [shop.stored_status(a.id) for a in (voided, swept, ended, open_)] == ["pending"] * 4
 

@@ -26,6 +26,7 @@ from kassa.api.routes import (
     deposits,
     health,
     holds,
+    payouts,
     rates,
     usage,
 )
@@ -34,6 +35,7 @@ from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
 from kassa.deposits.runtime import derivers
+from kassa.payouts.requests import Payouts
 from kassa.pricing.service import PricingService
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -72,11 +74,20 @@ def create_app(
         responses=_PROBLEMS,
     )
     the_clock = clock or DatabaseClock()
+    the_pricing = pricing or PricingService(db, the_clock, settings.pricing)
     app.state.kassa = AppContext(
         database=db,
         clock=the_clock,
-        pricing=pricing or PricingService(db, the_clock, settings.pricing),
+        pricing=the_pricing,
         derivers=derivers(settings.chains),
+        payouts=Payouts(
+            database=db,
+            clock=the_clock,
+            pricing=the_pricing,
+            policy=settings.policy.load(),
+            settings=settings.payouts,
+            chains=settings.chains,
+        ),
     )
     problems.install(app)
     for module in (
@@ -89,6 +100,7 @@ def create_app(
         usage,
         activations,
         account_states,
+        payouts,
     ):
         app.include_router(module.router)
     return app

@@ -13,6 +13,7 @@ from kassa.chains.network import Chain
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits.derive import HdDeriver
+from kassa.payouts.requests import Payouts
 from kassa.pricing.service import PricingService
 
 
@@ -23,6 +24,8 @@ class AppContext:
     pricing: PricingService
     derivers: Mapping[Chain, HdDeriver]
     """Deposit-address derivers of the enabled chains (watch-only public keys)."""
+    payouts: Payouts
+    """Refund and withdrawal requests under the configured policy."""
 
 
 def app_context(request: Request) -> AppContext:

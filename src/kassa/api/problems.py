@@ -54,6 +54,9 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "ledger_account_not_found": 404,
     "api_key_not_found": 404,
     "rate_lock_not_found": 404,
+    "payout_request_not_found": 404,
+    "scenario_clock_disabled": 404,
+    "topup_not_found": 404,
     "activation_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
@@ -66,6 +69,10 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "already_reversed": 409,
     "idempotency_key_reused": 409,
     "watcher_busy": 409,
+    "refund_refused": 409,
+    "withdrawal_refused": 409,
+    "topup_not_credited": 409,
+    "payout_request_not_pending": 409,
     "account_suspended": 409,
     "account_terminated": 409,
     "illegal_account_state_transition": 409,
@@ -89,6 +96,9 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "unbalanced_transaction": 422,
     "unknown_symbol": 422,
     "chain_not_enabled": 422,
+    "destination_is_deposit_address": 422,
+    "asset_not_payable": 422,
+    "invalid_policy": 422,
     "invalid_address": 422,
     "invalid_extended_key": 422,
     "invalid_transaction": 422,
@@ -174,6 +184,7 @@ def _kassa_error(request: Request, error: KassaError) -> JSONResponse:
         title=error.title,
         detail=error.detail,
         headers=headers,
+        extra=error.problem_extra(),
     )
 
 

@@ -127,7 +127,7 @@ def _check_no_overdraft(conn: Connection) -> Check:
 def _check_counts(conn: Connection, expected: Expected, fold: Fold) -> Check:
     counted = conn.execute(
         select(ledger_transaction.c.kind, func.count()).group_by(ledger_transaction.c.kind)
-    ).tuples()
+    ).all()
     kinds = {kind: count for kind, count in counted}
     found = {kind: kinds.get(str(kind), 0) for kind in expected.transactions}
     raw_rows = conn.execute(select(func.count()).select_from(bench_raw)).scalar_one()
@@ -149,7 +149,7 @@ def _check_idempotency(conn: Connection, expected: Expected) -> Check:
         select(idempotency_record.c.scope, idempotency_record.c.outcome, func.count())
         .where(idempotency_record.c.scope.in_(list(expected.idempotency_records)))
         .group_by(idempotency_record.c.scope, idempotency_record.c.outcome)
-    ).tuples()
+    ).all()
     found: dict[str, int] = defaultdict(int)
     not_ok = 0
     for scope, outcome, count in rows:

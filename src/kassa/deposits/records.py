@@ -214,8 +214,12 @@ def record(
     customer_account_id: uuid.UUID,
     dust: int,
     now: datetime,
+    seen_at: datetime | None = None,
 ) -> Deposit:
-    """Record a matched transfer once; a known one re-entering the best chain gets its block."""
+    """Record a matched transfer once; a known one re-entering the best chain gets its block.
+
+    ``seen_at`` is the payment time the rate is locked at: the block time, shifted when the
+    devnet's scenario clock runs ahead of the chains."""
     existing = find(conn, transfer.chain, transfer.txid, transfer.position)
     in_block = {
         "block_height": block.height,
@@ -282,7 +286,7 @@ def record(
             sender=transfer.sender,
             sender_kind=transfer.sender_kind.value,
             token_contract=transfer.token_contract,
-            first_seen_at=block.time,
+            first_seen_at=seen_at or block.time,
             status=status.value,
             status_reason=reason,
             credit_count=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kassa.errors import Conflict, InvalidRequest, NotFound
@@ -39,6 +40,9 @@ class _PolicyRefusal(Conflict):
     def __init__(self, detail: str, decision: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.decision = decision
+
+    def problem_extra(self) -> Mapping[str, Any]:
+        return {} if self.decision is None else {"decision": self.decision}
 
 
 @register_replayable

@@ -640,5 +640,3 @@ def parse_payout_asset(code: str) -> Asset:
     if coin.code not in CHAIN_OF_ASSET:
         raise AssetNotPayable(f"{code} is not paid out on a chain; use BTC, ETH, TRX or USDT")
     return coin
-
-

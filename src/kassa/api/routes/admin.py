@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from kassa.accounts import service as accounts
 from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.schemas import AdjustmentIn, AdjustmentOut, BalanceOut
+from kassa.db import scenario
+from kassa.db.scenario import ScenarioClock
+from kassa.errors import NotFound
 from kassa.ledger import transfers
 from kassa.ledger.accounts import get_balance
 from kassa.money import USD
@@ -47,3 +53,31 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
         external_id=account.external_id,
         balance=BalanceOut.of(balance),
     )
+
+
+class ClockAdvanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    advance_seconds: int = Field(gt=0, le=10 * 365 * 86400, description="How far to jump ahead")
+
+
+class ClockOut(BaseModel):
+    now: datetime
+    offset_seconds: int
+
+
+class ScenarioClockDisabled(NotFound):
+    code = "scenario_clock_disabled"
+    title = "No scenario clock here"
+
+
+@router.post("/clock")
+def advance_clock(body: ClockAdvanceIn, _caller: Admin, _idem: Idem, ctx: Ctx) -> ClockOut:
+    """Devnet only: move Kassa's clock forward (e.g. 15 days to try a refund window)."""
+    if not isinstance(ctx.clock, ScenarioClock):
+        raise ScenarioClockDisabled(
+            "the clock can only be moved on the devnet (kassa up with devnet = true)"
+        )
+    with ctx.database.transaction() as conn:
+        moved = scenario.advance(conn, body.advance_seconds)
+        now = ctx.clock.now(conn)
+    return ClockOut(now=now, offset_seconds=int(moved.total_seconds()))

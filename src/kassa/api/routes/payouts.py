@@ -1,0 +1,224 @@
+"""Refunds and withdrawals: quotes, requests, and their decision records.
+
+``POST /v1/refunds/quote`` and ``POST /v1/withdrawals/quote`` answer what the policy decides
+now — allowed or refused, every rule with its reason, and the money (gross, fees, network fee,
+net in USD and in coins, the rate) — and change nothing. ``POST /v1/refunds`` and
+``POST /v1/withdrawals`` decide again and, when allowed, reserve the gross amount on the balance
+and queue the payout (``pending_review`` or ``approved``, as the policy says). A refusal is
+``409 refund_refused`` / ``withdrawal_refused`` with the decision in the problem body.
+``GET`` returns a request with its decision record and history; ``…/cancel`` withdraws it before
+the coins leave, and the funds return.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+
+from kassa.accounts import service as accounts
+from kassa.api.auth import Reader, Writer, customer_for
+from kassa.api.context import Ctx
+from kassa.api.idempotency import Idem
+from kassa.api.schemas import AmountIn, AmountOut
+from kassa.apikeys.service import ApiKey
+from kassa.money import USD
+from kassa.payouts import requests
+from kassa.payouts.errors import PayoutRequestNotFound
+from kassa.payouts.model import RequestKind
+from kassa.payouts.requests import PayoutRequest, parse_payout_asset
+
+router = APIRouter(prefix="/v1", tags=["refunds and withdrawals"])
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: str
+    deposit_id: uuid.UUID = Field(description="The credited top-up to refund")
+
+
+class WithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: str
+    amount: AmountIn = Field(description="Gross USD taken from the balance")
+    asset: str = Field(examples=["USDT-TRC20", "BTC", "ETH"])
+    address: str = Field(description="Where to pay; checked for the asset's chain and network")
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="cancelled by the customer", max_length=500)
+
+
+class QuoteOut(BaseModel):
+    allowed: bool
+    summary: str
+    decision: dict[str, Any]
+
+
+class PayoutRequestOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    external_id: str
+    deposit_id: str | None
+    asset: str
+    destination: str
+    gross: AmountOut
+    fees: AmountOut
+    network_fee: AmountOut
+    net: AmountOut
+    net_native: AmountOut
+    network_fee_native: AmountOut | None
+    rate_lock_id: str
+    policy: str
+    needs_review: bool
+    review_due_at: datetime | None
+    created_at: datetime
+    decision: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
+    owner = accounts.get(conn, item.customer_account_id)
+    return PayoutRequestOut(
+        id=str(item.id),
+        kind=item.kind.value,
+        status=item.status.value,
+        external_id=owner.external_id,
+        deposit_id=None if item.deposit_id is None else str(item.deposit_id),
+        asset=item.asset,
+        destination=item.destination,
+        gross=AmountOut.of(item.gross_usd),
+        fees=AmountOut.of(item.fees_usd),
+        network_fee=AmountOut.of(item.network_fee_usd),
+        net=AmountOut.of(item.net_usd),
+        net_native=AmountOut.of(item.net_native),
+        network_fee_native=(
+            None if item.network_fee_native is None else AmountOut.of(item.network_fee_native)
+        ),
+        rate_lock_id=str(item.rate_lock_id),
+        policy=item.policy,
+        needs_review=item.needs_review,
+        review_due_at=item.review_due_at,
+        created_at=item.created_at,
+        decision=item.decision,
+        history=requests.events(conn, item.id),
+    )
+
+
+def _visible(
+    conn: Connection, caller: ApiKey, request_id: uuid.UUID, kind: RequestKind
+) -> PayoutRequest:
+    item = requests.get(conn, request_id)
+    if item.kind is not kind:
+        raise PayoutRequestNotFound(f"no {kind.value} {request_id}")
+    # A key bound to another account gets the same 404 as for a request that does not exist.
+    customer_for(conn, caller, accounts.get(conn, item.customer_account_id).external_id)
+    return item
+
+
+@router.post("/refunds/quote")
+def quote_refund(body: RefundIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, body.external_id)
+        decision = ctx.payouts.quote_refund(conn, account, body.deposit_id)
+    return QuoteOut(
+        allowed=decision.allowed, summary=decision.summary(), decision=decision.as_record()
+    )
+
+
+@router.post("/refunds", status_code=201)
+def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+    request = idem.request(
+        "refunds.create", {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
+    )
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, body.external_id)
+    created = ctx.payouts.request_refund(
+        account, body.deposit_id, request=request, actor=caller.actor
+    )
+    with ctx.database.transaction() as conn:
+        return request_out(conn, created)
+
+
+@router.get("/refunds/{request_id}")
+def get_refund(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequestOut:
+    with ctx.database.transaction() as conn:
+        return request_out(conn, _visible(conn, caller, request_id, RequestKind.REFUND))
+
+
+@router.post("/refunds/{request_id}/cancel")
+def cancel_refund(
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
+) -> PayoutRequestOut:
+    with ctx.database.transaction() as conn:
+        _visible(conn, caller, request_id, RequestKind.REFUND)
+        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
+        return request_out(conn, cancelled)
+
+
+@router.post("/withdrawals/quote")
+def quote_withdrawal(body: WithdrawalIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+    amount = body.amount.to_money(USD)
+    coin = parse_payout_asset(body.asset)
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, body.external_id)
+        decision = ctx.payouts.quote_withdrawal(conn, account, amount, coin, body.address)
+    return QuoteOut(
+        allowed=decision.allowed, summary=decision.summary(), decision=decision.as_record()
+    )
+
+
+@router.post("/withdrawals", status_code=201)
+def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+    amount = body.amount.to_money(USD)
+    coin = parse_payout_asset(body.asset)
+    request = idem.request(
+        "withdrawals.create",
+        {
+            "external_id": body.external_id,
+            "amount": amount.amount,
+            "asset": coin.code.value,
+            "address": body.address,
+        },
+    )
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, body.external_id)
+    created = ctx.payouts.request_withdrawal(
+        account, amount, coin, body.address, request=request, actor=caller.actor
+    )
+    with ctx.database.transaction() as conn:
+        return request_out(conn, created)
+
+
+@router.get("/withdrawals/{request_id}")
+def get_withdrawal(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequestOut:
+    with ctx.database.transaction() as conn:
+        return request_out(conn, _visible(conn, caller, request_id, RequestKind.WITHDRAWAL))
+
+
+@router.post("/withdrawals/{request_id}/cancel")
+def cancel_withdrawal(
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
+) -> PayoutRequestOut:
+    with ctx.database.transaction() as conn:
+        _visible(conn, caller, request_id, RequestKind.WITHDRAWAL)
+        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
+        return request_out(conn, cancelled)
+
+
+class PayoutListOut(BaseModel):
+    requests: list[PayoutRequestOut]
+
+
+@router.get("/accounts/{external_id}/payouts")
+def list_payouts(external_id: str, caller: Reader, ctx: Ctx) -> PayoutListOut:
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        items = requests.for_account(conn, account.id)
+        return PayoutListOut(requests=[request_out(conn, item) for item in items])
