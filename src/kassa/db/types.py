@@ -114,4 +114,8 @@ class Price(TypeDecorator[Decimal]):
         number = Decimal(value) if isinstance(value, str) else value
         if not isinstance(number, Decimal):
             raise TypeError(f"unexpected stored price {value!r}")
-        return number
+        # PostgreSQL pads to 12 places; read back the same plain value SQLite gives
+        # ("50000", not "50000.000000000000" or "5E+4").
+        plain = number.normalize()
+        exponent = plain.as_tuple().exponent
+        return plain.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else plain

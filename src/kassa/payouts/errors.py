@@ -35,7 +35,12 @@ class AssetNotPayable(InvalidRequest):
 
 
 class _PolicyRefusal(Conflict):
-    """The policy said no. ``decision`` (when known) is the full record: every rule, why."""
+    """The policy said no. ``decision`` (when known) is the full record: every rule, why.
+
+    Recorded: the refusal is stored under the request's Idempotency-Key (with its decision), so
+    a retry with the same key gets the same refusal even if the facts changed meanwhile."""
+
+    recorded = True
 
     def __init__(self, detail: str, decision: dict[str, Any] | None = None) -> None:
         super().__init__(detail)

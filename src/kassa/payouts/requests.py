@@ -410,7 +410,7 @@ class Payouts:
         with self.database.transaction() as conn:
             claimed = idempotency.claim(conn, request, self.clock.now(conn))
             if isinstance(claimed, StoredOutcome):
-                return get(conn, claimed.resource_uuid)
+                return _replay(conn, claimed)
             now = self.clock.now(conn)
             locked = records.get(conn, deposit_id, for_update=True)
             if locked is None:
@@ -429,7 +429,7 @@ class Payouts:
             )
             if not decision.allowed:
                 refused = RefundRefused(decision.summary(), decision.as_record())
-                idempotency.complete_refused(conn, claimed, refused)
+                _store_refusal(conn, claimed, refused)
                 raise refused
             if (
                 decision.breakdown.destination is not Destination.ORIGINAL_WALLET
@@ -477,7 +477,7 @@ class Payouts:
         with self.database.transaction() as conn:
             claimed = idempotency.claim(conn, request, self.clock.now(conn))
             if isinstance(claimed, StoredOutcome):
-                return get(conn, claimed.resource_uuid)
+                return _replay(conn, claimed)
             now = self.clock.now(conn)
             decision = quote_withdrawal(
                 self.policy,
@@ -494,7 +494,7 @@ class Payouts:
             )
             if not decision.allowed:
                 refused = WithdrawalRefused(decision.summary(), decision.as_record())
-                idempotency.complete_refused(conn, claimed, refused)
+                _store_refusal(conn, claimed, refused)
                 raise refused
             created = self._create(
                 conn,
@@ -525,7 +525,7 @@ class Payouts:
         outcome = idempotency.replayed(
             request, row.operation, row.fingerprint, row.outcome, row.resource_id, row.detail
         )
-        return get(conn, outcome.resource_uuid)
+        return _replay(conn, outcome)
 
     def _create(
         self,
@@ -633,6 +633,29 @@ class Payouts:
         )
         self._event(conn, request_id, current.status, RequestStatus.CANCELLED, actor, reason, now)
         return get(conn, request_id)
+
+
+_REFUSALS: dict[str, type[RefundRefused] | type[WithdrawalRefused]] = {
+    RefundRefused.code: RefundRefused,
+    WithdrawalRefused.code: WithdrawalRefused,
+}
+
+
+def _store_refusal(
+    conn: Connection, claimed: idempotency.Claim, refused: RefundRefused | WithdrawalRefused
+) -> None:
+    """Keep the refusal with its whole decision under the key, for retries."""
+    detail = json.dumps({"summary": refused.detail, "decision": refused.decision}, default=str)
+    idempotency.complete(conn, claimed, refused.code, None, detail)
+
+
+def _replay(conn: Connection, stored: StoredOutcome) -> PayoutRequest:
+    """The request a retried key created, or the refusal it got, decision included."""
+    refusal = _REFUSALS.get(stored.outcome)
+    if refusal is not None:
+        record = json.loads(stored.detail or "{}")
+        raise refusal(str(record.get("summary", stored.outcome)), record.get("decision"))
+    return get(conn, stored.resource_uuid)
 
 
 def parse_payout_asset(code: str) -> Asset:
