@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kassa.money import Money, asset
-from kassa.policy import Policy, load_policy, load_preset, with_overrides
+from kassa.policy import InvalidPolicy, Policy, load_policy, load_preset, with_overrides
 from kassa.policy.facts import CHAIN_OF_ASSET, FEE_ASSET_OF_CHAIN
 
 DEFAULT_FEE_ESTIMATES: dict[str, str] = {
@@ -42,7 +42,18 @@ class PolicySettings(BaseModel):
 
     def load(self) -> Policy:
         base = load_policy(self.file) if self.file is not None else load_preset(self.preset)
-        return with_overrides(base, self.overrides) if self.overrides else base
+        policy = with_overrides(base, self.overrides) if self.overrides else base
+        rules = policy.activations
+        # Spending settles activations one way (expired and cancelled ones go back to the
+        # balance, fulfilled ones are final); refuse a policy asking for anything else rather
+        # than ignore it silently.
+        if not rules.refund_expired or not rules.refund_cancelled or rules.refund_fulfilled:
+            raise InvalidPolicy(
+                f"policy {policy.name}: [activations] must refund expired and cancelled "
+                "activations and not fulfilled ones; other settings are not supported yet",
+                source=str(self.file) if self.file is not None else f"preset {self.preset}",
+            )
+        return policy
 
 
 class PayoutSettings(BaseModel):
