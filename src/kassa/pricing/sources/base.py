@@ -9,10 +9,11 @@ exchange must not hide the others. Historical candles are a second, optional por
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
@@ -92,3 +93,60 @@ def make_quote(
     if bid > ask:
         raise SourceError(source, "bad_price", f"{symbol}: bid {bid} is above ask {ask}")
     return Quote(source=source, symbol=symbol, bid=bid, ask=ask, observed_at=observed_at)
+
+
+async def quotes_per_symbol(
+    source: str, symbols: Collection[Symbol], quote: Callable[[Symbol], Awaitable[Quote]]
+) -> SourceReport:
+    """Ask for each symbol at once (one request each); a symbol that fails keeps its error and
+    costs the others nothing."""
+    wanted = list(dict.fromkeys(symbols))
+
+    async def attempt(symbol: Symbol) -> Quote | SourceError:
+        try:
+            return await quote(symbol)
+        except SourceError as error:
+            return error
+
+    outcomes = await asyncio.gather(*(attempt(symbol) for symbol in wanted))
+    return SourceReport(
+        source=source,
+        quotes=tuple(outcome for outcome in outcomes if isinstance(outcome, Quote)),
+        errors={
+            symbol: outcome
+            for symbol, outcome in zip(wanted, outcomes, strict=True)
+            if isinstance(outcome, SourceError)
+        },
+    )
+
+
+def epoch_time(
+    source: str, value: Any, what: str, *, millis: bool = False, digit_strings: bool = False
+) -> datetime:
+    """A UTC time from whole epoch seconds (or milliseconds) sent as a JSON integer — or, with
+    ``digit_strings``, as a string of digits. The decoder hands integers over as Decimal; a
+    fraction means a wrong field, so it is refused rather than rounded."""
+    unit = "epoch milliseconds" if millis else "epoch seconds"
+    problem = SourceError(source, "bad_shape", f"{what} {value!r} is not {unit}")
+    if digit_strings and isinstance(value, str) and not value.isdigit():
+        raise problem
+    allowed = (str, Decimal, int) if digit_strings else (Decimal, int)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise problem
+    try:
+        number = Decimal(value)
+        whole = int(number)
+        if whole != number:
+            raise ValueError(value)
+        if millis:
+            return datetime.fromtimestamp(whole // 1000, UTC) + timedelta(milliseconds=whole % 1000)
+        return datetime.fromtimestamp(whole, UTC)
+    except (ValueError, ArithmeticError, OSError):
+        raise problem from None
+
+
+def minute_start(at: datetime) -> datetime:
+    """The start of the UTC minute containing ``at`` (one-minute candles open there)."""
+    if at.tzinfo is None:
+        raise ValueError(f"candle_at needs a timezone-aware time, not {at!r}")
+    return at.astimezone(UTC).replace(second=0, microsecond=0)

@@ -10,16 +10,22 @@ reported unsupported without a request. (Binance.com refuses US-hosted servers; 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from kassa.pricing.model import Candle, Quote, SourceError, Symbol
-from kassa.pricing.sources.base import SourceReport, get_json, make_quote, price
+from kassa.pricing.sources.base import (
+    SourceReport,
+    epoch_time,
+    get_json,
+    make_quote,
+    minute_start,
+    price,
+    quotes_per_symbol,
+)
 
 NAME = "binance"
 BASE_URL = "https://api.binance.us"
@@ -41,21 +47,11 @@ class BinanceSource:
         self._base_url = base_url.rstrip("/")
 
     async def fetch(self, symbols: Collection[Symbol], now: datetime) -> SourceReport:
-        wanted = list(dict.fromkeys(symbols))
-        outcomes = await asyncio.gather(*(self._quote_or_error(symbol, now) for symbol in wanted))
-        return SourceReport(
-            source=NAME,
-            quotes=tuple(outcome for outcome in outcomes if isinstance(outcome, Quote)),
-            errors={
-                symbol: outcome
-                for symbol, outcome in zip(wanted, outcomes, strict=True)
-                if isinstance(outcome, SourceError)
-            },
-        )
+        return await quotes_per_symbol(NAME, symbols, lambda symbol: self._quote(symbol, now))
 
     async def candle_at(self, symbol: Symbol, at: datetime) -> Candle | None:
         market = _market(symbol)
-        opened = _minute_start(at)
+        opened = minute_start(at)
         # ``startTime`` with ``limit=1`` yields the first kline opening at or after it, which is
         # a later minute when the wanted one has no kline: hence the containment check below.
         rows = await get_json(
@@ -76,15 +72,12 @@ class BinanceSource:
                 return candle
         return None
 
-    async def _quote_or_error(self, symbol: Symbol, now: datetime) -> Quote | SourceError:
-        try:
-            market = _market(symbol)
-            body = await get_json(
-                self._client, NAME, f"{self._base_url}/api/v3/ticker/bookTicker", symbol=market
-            )
-            return _book_quote(symbol, market, body, now)
-        except SourceError as error:
-            return error
+    async def _quote(self, symbol: Symbol, now: datetime) -> Quote:
+        market = _market(symbol)
+        body = await get_json(
+            self._client, NAME, f"{self._base_url}/api/v3/ticker/bookTicker", symbol=market
+        )
+        return _book_quote(symbol, market, body, now)
 
 
 def _market(symbol: Symbol) -> str:
@@ -122,34 +115,13 @@ def _candle(symbol: Symbol, row: Any) -> Candle:
     return Candle(
         source=NAME,
         symbol=symbol,
-        opened_at=_epoch_ms_time(open_time, f"{symbol} kline open time"),
+        opened_at=epoch_time(NAME, open_time, f"{symbol} kline open time", millis=True),
         seconds=CANDLE_SECONDS,
         open=price(NAME, open_, f"{symbol} kline open"),
         high=price(NAME, high, f"{symbol} kline high"),
         low=price(NAME, low, f"{symbol} kline low"),
         close=price(NAME, close, f"{symbol} kline close"),
     )
-
-
-def _epoch_ms_time(value: Any, what: str) -> datetime:
-    # The JSON decoder hands integers over as Decimal; keep the arithmetic exact.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise _bad_shape(f"{what} {value!r} is not epoch milliseconds")
-    try:
-        milliseconds = int(value)
-        if milliseconds != value:
-            raise ValueError(value)
-        return datetime.fromtimestamp(milliseconds // 1000, UTC) + timedelta(
-            milliseconds=milliseconds % 1000
-        )
-    except (ValueError, ArithmeticError, OSError):
-        raise _bad_shape(f"{what} {value!r} is not epoch milliseconds") from None
-
-
-def _minute_start(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError(f"candle_at needs a timezone-aware time, not {at!r}")
-    return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _bad_shape(detail: str) -> SourceError:

@@ -9,16 +9,22 @@ listed TRX, so TRX is reported unsupported without a request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from kassa.pricing.model import Candle, Quote, SourceError, Symbol
-from kassa.pricing.sources.base import SourceReport, get_json, make_quote, price
+from kassa.pricing.sources.base import (
+    SourceReport,
+    epoch_time,
+    get_json,
+    make_quote,
+    minute_start,
+    price,
+    quotes_per_symbol,
+)
 
 NAME = "bitstamp"
 BASE_URL = "https://www.bitstamp.net"
@@ -40,21 +46,11 @@ class BitstampSource:
         self._base_url = base_url.rstrip("/")
 
     async def fetch(self, symbols: Collection[Symbol], now: datetime) -> SourceReport:
-        wanted = list(dict.fromkeys(symbols))
-        outcomes = await asyncio.gather(*(self._quote_or_error(symbol) for symbol in wanted))
-        return SourceReport(
-            source=NAME,
-            quotes=tuple(outcome for outcome in outcomes if isinstance(outcome, Quote)),
-            errors={
-                symbol: outcome
-                for symbol, outcome in zip(wanted, outcomes, strict=True)
-                if isinstance(outcome, SourceError)
-            },
-        )
+        return await quotes_per_symbol(NAME, symbols, self._quote)
 
     async def candle_at(self, symbol: Symbol, at: datetime) -> Candle | None:
         pair = _pair(symbol)
-        opened = _minute_start(at)
+        opened = minute_start(at)
         body = await get_json(
             self._client,
             NAME,
@@ -78,13 +74,10 @@ class BitstampSource:
                 return candle
         return None
 
-    async def _quote_or_error(self, symbol: Symbol) -> Quote | SourceError:
-        try:
-            pair = _pair(symbol)
-            body = await get_json(self._client, NAME, f"{self._base_url}/api/v2/ticker/{pair}/")
-            return _ticker_quote(symbol, body)
-        except SourceError as error:
-            return error
+    async def _quote(self, symbol: Symbol) -> Quote:
+        pair = _pair(symbol)
+        body = await get_json(self._client, NAME, f"{self._base_url}/api/v2/ticker/{pair}/")
+        return _ticker_quote(symbol, body)
 
 
 def _pair(symbol: Symbol) -> str:
@@ -114,7 +107,7 @@ def _ticker_quote(symbol: Symbol, body: Any) -> Quote:
         symbol,
         price(NAME, bid, f"{symbol} bid"),
         price(NAME, ask, f"{symbol} ask"),
-        _epoch_time(timestamp, f"{symbol} ticker timestamp"),
+        epoch_time(NAME, timestamp, f"{symbol} ticker timestamp", digit_strings=True),
     )
 
 
@@ -132,35 +125,13 @@ def _candle(symbol: Symbol, row: Any) -> Candle:
     return Candle(
         source=NAME,
         symbol=symbol,
-        opened_at=_epoch_time(timestamp, f"{symbol} OHLC timestamp"),
+        opened_at=epoch_time(NAME, timestamp, f"{symbol} OHLC timestamp", digit_strings=True),
         seconds=CANDLE_SECONDS,
         open=price(NAME, open_, f"{symbol} OHLC open"),
         high=price(NAME, high, f"{symbol} OHLC high"),
         low=price(NAME, low, f"{symbol} OHLC low"),
         close=price(NAME, close, f"{symbol} OHLC close"),
     )
-
-
-def _epoch_time(value: Any, what: str) -> datetime:
-    """Epoch seconds sent as a string of digits (or, defensively, as a JSON integer)."""
-    if isinstance(value, str) and not value.isdigit():
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds")
-    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds")
-    try:
-        number = Decimal(value)
-        seconds = int(number)
-        if seconds != number:
-            raise ValueError(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, ArithmeticError, OSError):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds") from None
-
-
-def _minute_start(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError(f"candle_at needs a timezone-aware time, not {at!r}")
-    return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _bad_shape(detail: str) -> SourceError:

@@ -11,16 +11,22 @@ request; should it list it, one line in `PRODUCTS` is the whole change.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from kassa.pricing.model import Candle, Quote, SourceError, Symbol
-from kassa.pricing.sources.base import SourceReport, get_json, make_quote, price
+from kassa.pricing.sources.base import (
+    SourceReport,
+    epoch_time,
+    get_json,
+    make_quote,
+    minute_start,
+    price,
+    quotes_per_symbol,
+)
 
 NAME = "coinbase"
 BASE_URL = "https://api.exchange.coinbase.com"
@@ -42,21 +48,11 @@ class CoinbaseSource:
         self._base_url = base_url.rstrip("/")
 
     async def fetch(self, symbols: Collection[Symbol], now: datetime) -> SourceReport:
-        wanted = list(dict.fromkeys(symbols))
-        outcomes = await asyncio.gather(*(self._quote_or_error(symbol) for symbol in wanted))
-        return SourceReport(
-            source=NAME,
-            quotes=tuple(outcome for outcome in outcomes if isinstance(outcome, Quote)),
-            errors={
-                symbol: outcome
-                for symbol, outcome in zip(wanted, outcomes, strict=True)
-                if isinstance(outcome, SourceError)
-            },
-        )
+        return await quotes_per_symbol(NAME, symbols, self._quote)
 
     async def candle_at(self, symbol: Symbol, at: datetime) -> Candle | None:
         product = _product(symbol)
-        opened = _minute_start(at)
+        opened = minute_start(at)
         # Coinbase includes both ends of the range, so this asks for at most two candles.
         rows = await get_json(
             self._client,
@@ -74,13 +70,10 @@ class CoinbaseSource:
                 return candle
         return None
 
-    async def _quote_or_error(self, symbol: Symbol) -> Quote | SourceError:
-        try:
-            product = _product(symbol)
-            body = await get_json(self._client, NAME, f"{self._base_url}/products/{product}/ticker")
-            return _ticker_quote(symbol, body)
-        except SourceError as error:
-            return error
+    async def _quote(self, symbol: Symbol) -> Quote:
+        product = _product(symbol)
+        body = await get_json(self._client, NAME, f"{self._base_url}/products/{product}/ticker")
+        return _ticker_quote(symbol, body)
 
 
 def _product(symbol: Symbol) -> str:
@@ -129,32 +122,13 @@ def _candle(symbol: Symbol, row: Any) -> Candle:
     return Candle(
         source=NAME,
         symbol=symbol,
-        opened_at=_epoch_time(time, f"{symbol} candle time"),
+        opened_at=epoch_time(NAME, time, f"{symbol} candle time"),
         seconds=CANDLE_SECONDS,
         open=price(NAME, open_, f"{symbol} candle open"),
         high=price(NAME, high, f"{symbol} candle high"),
         low=price(NAME, low, f"{symbol} candle low"),
         close=price(NAME, close, f"{symbol} candle close"),
     )
-
-
-def _epoch_time(value: Any, what: str) -> datetime:
-    # The JSON decoder hands integers over as Decimal; a fractional second means a wrong field.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds")
-    try:
-        seconds = int(value)
-        if seconds != value:
-            raise ValueError(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, ArithmeticError, OSError):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds") from None
-
-
-def _minute_start(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError(f"candle_at needs a timezone-aware time, not {at!r}")
-    return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _bad_shape(detail: str) -> SourceError:

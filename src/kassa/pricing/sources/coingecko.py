@@ -11,14 +11,19 @@ means CoinGecko does not list the symbol. Refusals come as ``{"status": {"error_
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from kassa.pricing.model import Quote, SourceError, Symbol
-from kassa.pricing.sources.base import SourceReport, get_json, make_quote, price
+from kassa.pricing.sources.base import (
+    SourceReport,
+    epoch_time,
+    get_json,
+    make_quote,
+    price,
+)
 
 NAME = "coingecko"
 BASE_URL = "https://api.coingecko.com"
@@ -96,17 +101,6 @@ def _quote(symbol: Symbol, body: dict[str, Any]) -> Quote:
     except KeyError as missing:
         raise SourceError(NAME, "bad_shape", f"{coin} has no {missing}") from None
     value = price(NAME, spot, f"{symbol} usd")
-    return make_quote(NAME, symbol, value, value, _epoch_time(updated, f"{coin} last_updated_at"))
-
-
-def _epoch_time(value: Any, what: str) -> datetime:
-    # The JSON decoder hands integers over as Decimal; a fractional second means a wrong field.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise SourceError(NAME, "bad_shape", f"{what} {value!r} is not epoch seconds")
-    try:
-        seconds = int(value)
-        if seconds != value:
-            raise ValueError(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, ArithmeticError, OSError):
-        raise SourceError(NAME, "bad_shape", f"{what} {value!r} is not epoch seconds") from None
+    return make_quote(
+        NAME, symbol, value, value, epoch_time(NAME, updated, f"{coin} last_updated_at")
+    )

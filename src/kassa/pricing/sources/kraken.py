@@ -17,14 +17,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from kassa.pricing.model import Candle, Quote, SourceError, Symbol
-from kassa.pricing.sources.base import SourceReport, get_json, make_quote, price
+from kassa.pricing.sources.base import (
+    SourceReport,
+    epoch_time,
+    get_json,
+    make_quote,
+    minute_start,
+    price,
+)
 
 NAME = "kraken"
 BASE_URL = "https://api.kraken.com"
@@ -75,7 +81,7 @@ class KrakenSource:
 
     async def candle_at(self, symbol: Symbol, at: datetime) -> Candle | None:
         pair = _pair(symbol)
-        opened = _minute_start(at)
+        opened = minute_start(at)
         # Kraken does not say whether ``since`` is inclusive; one interval earlier covers both.
         since = int(opened.timestamp()) - CANDLE_SECONDS
         try:
@@ -169,32 +175,13 @@ def _candle(symbol: Symbol, row: Any) -> Candle:
     return Candle(
         source=NAME,
         symbol=symbol,
-        opened_at=_epoch_time(time, f"{symbol} OHLC time"),
+        opened_at=epoch_time(NAME, time, f"{symbol} OHLC time"),
         seconds=CANDLE_SECONDS,
         open=price(NAME, open_, f"{symbol} OHLC open"),
         high=price(NAME, high, f"{symbol} OHLC high"),
         low=price(NAME, low, f"{symbol} OHLC low"),
         close=price(NAME, close, f"{symbol} OHLC close"),
     )
-
-
-def _epoch_time(value: Any, what: str) -> datetime:
-    # The JSON decoder hands integers over as Decimal; a fractional second means a wrong field.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds")
-    try:
-        seconds = int(value)
-        if seconds != value:
-            raise ValueError(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, ArithmeticError, OSError):
-        raise _bad_shape(f"{what} {value!r} is not epoch seconds") from None
-
-
-def _minute_start(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError(f"candle_at needs a timezone-aware time, not {at!r}")
-    return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _bad_shape(detail: str) -> SourceError:
