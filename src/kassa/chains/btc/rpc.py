@@ -20,12 +20,12 @@ Only the calls Kassa uses have typed helpers; `call` reaches the rest.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
+
+from kassa.chains._jsonrpc import JsonRpcClient
 
 __all__ = [
     "SATOSHI_PER_BTC",
@@ -66,10 +66,6 @@ class UnexpectedResponse(BtcNodeError):
     """The node's answer is valid JSON-RPC but not shaped as the method's result should be."""
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
 def satoshi(value: object) -> int:
     """An exact satoshi amount from a node's BTC amount (``Decimal`` or ``int`` as decoded).
 
@@ -86,8 +82,12 @@ def satoshi(value: object) -> int:
     return int(sats)
 
 
-class BtcRpc:
+class BtcRpc(JsonRpcClient):
     """JSON-RPC to one Bitcoin node. Use as a context manager, or call `close`."""
+
+    version = "1.0"
+    refuse_constants = True
+    unauthorized_hint = " (wrong API key?)"
 
     def __init__(
         self,
@@ -98,58 +98,15 @@ class BtcRpc:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + "/"
-        self._client = httpx.Client(
+        client = httpx.Client(
             auth=(user, api_key), timeout=timeout, transport=transport, follow_redirects=False
         )
-        self._next_id = 0
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ the one primitive
-
-    def call(self, method: str, *params: object) -> Any:
-        """Send one request and return its ``result`` (JSON with ``Decimal`` numbers)."""
-        self._next_id += 1
-        body = {"jsonrpc": "1.0", "id": self._next_id, "method": method, "params": list(params)}
-        try:
-            response = self._client.post(self.url, json=body)
-        except httpx.HTTPError as error:
-            raise RpcTransportError(f"{method}: {type(error).__name__}: {error}") from error
-        try:
-            payload = json.loads(
-                response.content, parse_float=Decimal, parse_constant=_refuse_constant
-            )
-        except ValueError:
-            raise RpcTransportError(
-                f"{method}: HTTP {response.status_code} without a JSON-RPC answer"
-                + (" (wrong API key?)" if response.status_code == 401 else "")
-            ) from None
-        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
-            raise RpcTransportError(
-                f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
-            )
-        failure = payload.get("error")
-        if failure is not None:
-            if isinstance(failure, dict):
-                code = failure.get("code")
-                raise RpcError(
-                    method, code if type(code) is int else -1, str(failure.get("message", ""))
-                )
-            raise RpcError(method, -1, str(failure))
-        return payload.get("result")
+        super().__init__(
+            url.rstrip("/") + "/",
+            client,
+            transport_error=RpcTransportError,
+            rpc_error=RpcError,
+        )
 
     # ------------------------------------------------------------------ typed helpers
 

@@ -17,14 +17,13 @@ Design:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
+
+from kassa.chains._jsonrpc import JsonRpcClient
 
 __all__ = [
     "EthNodeError",
@@ -77,7 +76,7 @@ def block_tag(block: int | str) -> str:
     return hex(block)
 
 
-class EthRpc:
+class EthRpc(JsonRpcClient):
     """JSON-RPC to one Ethereum node. Use as a context manager, or call `close`."""
 
     def __init__(
@@ -88,56 +87,8 @@ class EthRpc:
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url
-        self._client = httpx.Client(
-            timeout=timeout, headers=dict(headers or {}), transport=transport
-        )
-        self._next_id = 0
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ the one primitive
-
-    def call(self, method: str, *params: object) -> Any:
-        """Send one request and return its ``result`` (None for a JSON ``null``)."""
-        self._next_id += 1
-        body = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}
-        try:
-            response = self._client.post(self.url, json=body)
-        except httpx.HTTPError as error:
-            raise RpcTransportError(f"{method}: {type(error).__name__}: {error}") from error
-        try:
-            # No amount is ever a JSON float on Ethereum; should one appear, keep it exact.
-            payload = json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            raise RpcTransportError(
-                f"{method}: HTTP {response.status_code} without a JSON-RPC answer"
-            ) from None
-        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
-            raise RpcTransportError(
-                f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
-            )
-        failure = payload.get("error")
-        if failure is not None:
-            if isinstance(failure, dict):
-                code = failure.get("code")
-                raise RpcError(
-                    method, code if type(code) is int else -1, str(failure.get("message", ""))
-                )
-            raise RpcError(method, -1, str(failure))
-        return payload.get("result")
+        client = httpx.Client(timeout=timeout, headers=dict(headers or {}), transport=transport)
+        super().__init__(url, client, transport_error=RpcTransportError, rpc_error=RpcError)
 
     # ------------------------------------------------------------------ typed helpers
 
