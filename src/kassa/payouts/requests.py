@@ -376,6 +376,11 @@ class Payouts:
 
     # -- requests -------------------------------------------------------------------------
 
+    def _locked_fee(self, coin: Asset, fee_lock: RateLock | None) -> NetworkFee:
+        """The quoted network fee, priced at the fee asset's locked rate when it differs."""
+        fee_rate = None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin))
+        return network_fee(self.settings, coin, fee_rate)
+
     def _locks(self, request_id: uuid.UUID, coin: Asset) -> tuple[RateLock, RateLock | None]:
         """Lock the ask rates the payout is priced at (outside any transaction)."""
         with self.database.transaction() as conn:
@@ -420,27 +425,20 @@ class Payouts:
                 topup_facts(conn, locked),
                 account_facts(conn, account),
                 rate_facts(lock, coin),
-                network_fee(
-                    self.settings,
-                    coin,
-                    None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin)),
-                ),
+                self._locked_fee(coin, fee_lock),
                 now,
             )
-            if not decision.allowed:
-                refused = RefundRefused(decision.summary(), decision.as_record())
+            to_wallet = decision.breakdown.destination is Destination.ORIGINAL_WALLET
+            sender = locked.sender if to_wallet else None
+            if not decision.allowed or not sender:
+                summary = decision.summary()
+                if decision.allowed:
+                    # The policy decides refunds to the balance (nothing to send) and refuses an
+                    # unknown sender itself; this is the last guard before coins would move.
+                    summary = "this refund has no wallet to go to: " + summary
+                refused = RefundRefused(summary, decision.as_record())
                 _store_refusal(conn, claimed, refused)
                 raise refused
-            if (
-                decision.breakdown.destination is not Destination.ORIGINAL_WALLET
-                or not locked.sender
-            ):
-                # The policy decides refunds to the balance (nothing to send) and refuses an
-                # unknown sender itself; this is the last guard before coins would move.
-                raise RefundRefused(
-                    "this refund has no wallet to go to: " + decision.summary(),
-                    decision.as_record(),
-                )
             created = self._create(
                 conn,
                 request_id=request_id,
@@ -448,7 +446,7 @@ class Payouts:
                 account=account,
                 deposit_id=locked.id,
                 coin=coin,
-                destination=locked.sender,
+                destination=sender,
                 decision=decision,
                 lock=lock,
                 actor=actor,
@@ -485,11 +483,7 @@ class Payouts:
                 amount_usd,
                 coin,
                 rate_facts(lock, coin),
-                network_fee(
-                    self.settings,
-                    coin,
-                    None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin)),
-                ),
+                self._locked_fee(coin, fee_lock),
                 now,
             )
             if not decision.allowed:
