@@ -39,7 +39,7 @@ from kassa.config import Settings, load_settings
 from kassa.db import Database
 from kassa.db.migrate import current_revision, head_revision, upgrade
 from kassa.db.scenario import ScenarioClock
-from kassa.deposits.watcher import DeepReorg
+from kassa.deposits.watcher import DeepReorg, Watcher
 from kassa.devnet import tron_node
 from kassa.devnet.cli import devnet_app
 from kassa.devnet.processes import ProcessError
@@ -227,23 +227,25 @@ def with_devnet(settings: Settings, devnet: Devnet) -> Settings:
     return settings.model_copy(update={"chains": chains})
 
 
+def watcher_of(settings: Settings, chain: Chain, database: Database) -> Watcher:
+    """The chain's watcher on Kassa's clock and pricing (raises ChainNotConfigured)."""
+    from kassa.deposits.runtime import build_watcher
+
+    clock = clock_of(settings)
+    pricing = PricingService(database, clock, settings.pricing)
+    return build_watcher(settings.chains, chain, database, clock, pricing)
+
+
 def start_watchers(
     settings: Settings, database: Database, stop: threading.Event
 ) -> list[threading.Thread]:
     """One thread per enabled chain whose node is known; the others are said and skipped."""
-    from kassa.deposits.runtime import ChainNotConfigured, build_watcher
+    from kassa.deposits.runtime import ChainNotConfigured
 
-    clock = clock_of(settings)
     threads = []
     for chain in settings.chains.enabled():
         try:
-            watcher = build_watcher(
-                settings.chains,
-                chain,
-                database,
-                clock,
-                PricingService(database, clock, settings.pricing),
-            )
+            watcher = watcher_of(settings, chain, database)
         except ChainNotConfigured as error:
             say(f"not watching {chain}: {error}")
             continue
@@ -264,7 +266,7 @@ def watch(
     chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
 ) -> None:
     """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
-    from kassa.deposits.runtime import ChainNotConfigured, build_watcher
+    from kassa.deposits.runtime import ChainNotConfigured
 
     settings = settings_of(ctx)
     if settings.devnet:
@@ -274,15 +276,8 @@ def watch(
     with database_of(settings, pool_size=3) as database:
         require_head(database)
         setup_logging()
-        clock = clock_of(settings)
         try:
-            watcher = build_watcher(
-                settings.chains,
-                chain,
-                database,
-                clock,
-                PricingService(database, clock, settings.pricing),
-            )
+            watcher = watcher_of(settings, chain, database)
         except ChainNotConfigured as error:
             fail(f"{error} (or run the devnet: kassa devnet up)")
         stop = threading.Event()
