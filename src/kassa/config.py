@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from kassa.deposits.settings import ChainsSettings
 from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.signer import SignerSettings
 from kassa.pricing.settings import PricingSettings
 
 
@@ -50,7 +51,12 @@ class Settings(BaseSettings):
         description="The refund and withdrawal policy ([policy]: preset or file, overrides)",
     )
     payouts: PayoutSettings = Field(
-        default_factory=PayoutSettings, description="Payout fee estimates ([payouts])"
+        default_factory=PayoutSettings,
+        description="Payout review, worker, per-chain fee settings and quote fee estimates "
+        "([payouts])",
+    )
+    signer: SignerSettings = Field(
+        default_factory=SignerSettings, description="Where payout signing keys come from"
     )
     devnet: bool = Field(
         default=True,

@@ -56,8 +56,87 @@ class PolicySettings(BaseModel):
         return policy
 
 
+class ReviewSettings(BaseModel):
+    """Which requests wait for an operator, and how much an account may take out per day."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold_usd: str = Field(default="1000.00", description="Above this, an operator reviews")
+    dual_approval_usd: str | None = Field(
+        default="10000.00", description="Above this, two different operators must approve"
+    )
+    new_destinations: bool = Field(
+        default=True, description="Review payouts to an address never paid before"
+    )
+    max_count_per_day: int = Field(default=10, ge=1, description="Requests per account per day")
+    max_usd_per_day: str = Field(default="5000.00", description="Requested USD per account/day")
+
+    @field_validator("threshold_usd", "dual_approval_usd", "max_usd_per_day")
+    @classmethod
+    def _usd(cls, value: str | None) -> str | None:
+        if value is not None:
+            Money.parse(value, asset("USD"))
+        return value
+
+
+class WorkerSettings(BaseModel):
+    """How the payout worker claims, retries and replaces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lease_seconds: int = Field(default=120, ge=5, description="A claim lapses after this")
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    retry_seconds: int = Field(default=30, ge=1, description="Wait before retrying a payout")
+    stuck_after_seconds: int = Field(
+        default=900, ge=1, description="Unconfirmed this long: replace with a higher fee"
+    )
+    bump_percent: int = Field(default=25, ge=10, le=500, description="Fee raise per replacement")
+    batch_size: int = Field(default=20, ge=1, le=200, description="Payouts claimed per round")
+
+
+class BtcPayoutSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_blocks: int = Field(default=6, ge=1, le=1008, description="estimatesmartfee target")
+    fallback_sat_per_kvb: int = Field(
+        default=10_000, ge=1_000, description="Fee rate when the node has no estimate (regtest)"
+    )
+    max_sat_per_kvb: int = Field(default=500_000, ge=1_000, description="Never pay above this")
+    batching: bool = Field(default=False, description="Pay several BTC payouts in one tx")
+    max_batch: int = Field(default=20, ge=1, le=500)
+    min_confirmations_to_spend: int = Field(
+        default=1, ge=1, description="Hot wallet coins need this many to be spent"
+    )
+
+
+class EthPayoutSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    priority_fee_wei: int = Field(default=1_500_000_000, ge=0, description="Tip per gas")
+    base_fee_multiplier: int = Field(
+        default=2, ge=1, le=10, description="Fee cap = base fee × this + tip"
+    )
+    max_fee_per_gas_wei: int = Field(default=500_000_000_000, ge=1, description="Never above")
+    usdt_gas_limit: int = Field(
+        default=100_000, ge=21_000, description="Gas limit of a USDT transfer (estimate × 1.3)"
+    )
+
+
+class TronPayoutSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expiration_seconds: int = Field(default=60, ge=10, le=86_400)
+    trc20_fee_limit_sun: int = Field(default=50_000_000, ge=1, description="Energy burn cap")
+
+
 class PayoutSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    btc: BtcPayoutSettings = Field(default_factory=BtcPayoutSettings)
+    eth: EthPayoutSettings = Field(default_factory=EthPayoutSettings)
+    tron: TronPayoutSettings = Field(default_factory=TronPayoutSettings)
 
     network_fee_estimates: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FEE_ESTIMATES),

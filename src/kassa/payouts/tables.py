@@ -9,15 +9,20 @@ columns micro-USD, ``net_native`` the payout asset's, ``network_fee_native`` the
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
+    Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
+    text,
 )
 
 from kassa.db.metadata import metadata
@@ -51,12 +56,41 @@ payout_request = Table(
     Column("actor", String(200), nullable=False, comment="The API key that asked"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # -- execution (migration 0006) --
+    Column(
+        "fee_charge",
+        String(16),
+        nullable=False,
+        server_default=text("'all'"),
+        comment="Network fee the customer bears: all, beyond_flat_fee or none",
+    ),
+    Column(
+        "flat_fee_usd",
+        Amount,
+        nullable=False,
+        server_default=text("0"),
+        comment="Flat fee part of fees_usd, micro-USD (for beyond_flat_fee)",
+    ),
+    Column("review_reasons", Text, nullable=True, comment="Why it waits for review (JSON list)"),
+    Column("approvals_required", Integer, nullable=False, server_default=text("1")),
+    Column("claimed_by", String(200), nullable=True, comment="Worker holding the lease"),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("next_attempt_at", UtcDateTime, nullable=True, comment="Waiting until then"),
+    Column("wait_reason", Text, nullable=True, comment="Why an approved payout is not sent yet"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("tx_id", Uuid, nullable=True, comment="The payout_tx paying it (latest version)"),
+    Column("execution_rate_lock_id", Uuid, ForeignKey("rate_lock.id"), nullable=True),
+    Column("network_fee_paid_native", Amount, nullable=True, comment="Fee paid on chain"),
+    Column("failure_reason", Text, nullable=True),
+    Column("settled_at", UtcDateTime, nullable=True, comment="Confirmed or failed"),
     CheckConstraint("kind IN ('refund', 'withdrawal')", name="kind"),
+    CheckConstraint("fee_charge IN ('all', 'beyond_flat_fee', 'none')", name="fee_charge"),
     CheckConstraint("net_native > 0 AND net_usd > 0 AND gross_usd > 0", name="positive"),
     CheckConstraint("kind = 'withdrawal' OR deposit_id IS NOT NULL", name="refund_has_topup"),
     Index("ix_payout_request_customer_account_id", "customer_account_id", "created_at"),
     Index("ix_payout_request_deposit_id", "deposit_id"),
     Index("ix_payout_request_status", "status"),
+    Index("ix_payout_request_destination", "asset", "destination"),
 )
 
 payout_event = Table(
@@ -71,3 +105,107 @@ payout_event = Table(
     Column("at", UtcDateTime, nullable=False),
     Index("ix_payout_event_request_id", "request_id"),
 )
+
+payout_approval = Table(
+    "payout_approval",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", Uuid, ForeignKey("payout_request.id"), nullable=False),
+    Column("actor", String(200), nullable=False, comment="The operator who approved"),
+    Column("note", Text, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    UniqueConstraint("request_id", "actor", name="uq_payout_approval_request_actor"),
+)
+"""One row per operator approval; append-only. Two rows from different actors are needed
+above the dual-approval threshold."""
+
+payout_tx = Table(
+    "payout_tx",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("chain", String(8), nullable=False),
+    Column("asset", String(16), nullable=False, comment="Payout asset of its lines"),
+    Column("txid", String(128), nullable=False),
+    Column("spend_key", String(512), nullable=False, comment="Shared by replacements"),
+    Column("replaces_id", Uuid, ForeignKey("payout_tx.id"), nullable=True),
+    Column("raw", Text, nullable=False, comment="Signed bytes (hex) or TRON broadcast JSON"),
+    Column("spend", Text, nullable=False, comment="Spend identity in detail (JSON)"),
+    Column("fee_native", Amount, nullable=False, comment="Most it can cost, fee asset"),
+    Column("fee_asset", String(16), nullable=False),
+    Column("fee_estimate", Text, nullable=False, comment="Fee parameters it was priced at"),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("broadcast_at", UtcDateTime, nullable=True, comment="First accepted broadcast"),
+    Column("broadcast_count", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("block_hash", String(128), nullable=True),
+    Column("fee_paid_native", Amount, nullable=True, comment="Fee the chain charged"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=True),
+    CheckConstraint(
+        "status IN ('signed', 'broadcast', 'confirmed', 'failed', 'dead')", name="status"
+    ),
+    UniqueConstraint("chain", "txid", name="uq_payout_tx_chain_txid"),
+    Index("ix_payout_tx_status", "status"),
+    Index("ix_payout_tx_spend_key", "chain", "spend_key"),
+)
+"""Every transaction the worker signed, stored before it is broadcast."""
+
+payout_tx_line = Table(
+    "payout_tx_line",
+    metadata,
+    Column("tx_id", Uuid, ForeignKey("payout_tx.id"), nullable=False),
+    Column("request_id", Uuid, ForeignKey("payout_request.id"), nullable=False),
+    Column("destination", String(128), nullable=False),
+    Column("amount_native", Amount, nullable=False, comment="Paid to it, payout asset"),
+    Column("fee_share_native", Amount, nullable=False, comment="Its share of the fee charged"),
+    Column("output_index", Integer, nullable=True),
+    PrimaryKeyConstraint("tx_id", "request_id", name="pk_payout_tx_line"),
+    Index("ix_payout_tx_line_request_id", "request_id"),
+)
+"""Which payouts a transaction pays (one, or several for a BTC batch)."""
+
+payout_nonce = Table(
+    "payout_nonce",
+    metadata,
+    Column("chain", String(8), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("next_nonce", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("chain", "address", name="pk_payout_nonce"),
+)
+"""The next ETH nonce of each hot address. Locked and advanced in the transaction that stores
+the signed bytes, so nonces are allocated without gaps."""
+
+btc_hot_utxo = Table(
+    "btc_hot_utxo",
+    metadata,
+    Column("txid", String(64), nullable=False),
+    Column("vout", Integer, nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("value", Amount, nullable=False, comment="Satoshi"),
+    Column("script_pubkey", Text, nullable=False, comment="Hex"),
+    Column("height", BigInteger, nullable=True, comment="Block height; NULL while unconfirmed"),
+    Column("status", String(16), nullable=False, comment="available, reserved or spent"),
+    Column("reserved_by", Uuid, ForeignKey("payout_tx.id"), nullable=True),
+    Column("spent_by_txid", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("txid", "vout", name="pk_btc_hot_utxo"),
+    CheckConstraint("status IN ('available', 'reserved', 'spent')", name="status"),
+    Index("ix_btc_hot_utxo_address_status", "address", "status"),
+)
+"""The BTC hot wallet's coins as Kassa knows them: found by scanning final blocks, plus the
+change of Kassa's own payouts. A coin is reserved by the payout transaction that spends it."""
+
+btc_hot_sync = Table(
+    "btc_hot_sync",
+    metadata,
+    Column("address", String(128), primary_key=True),
+    Column("height", BigInteger, nullable=False, comment="Last block scanned"),
+    Column("block_hash", String(64), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""How far the hot wallet's coin scan has read the chain."""
