@@ -189,7 +189,7 @@ btc_hot_utxo = Table(
     Column("script_pubkey", Text, nullable=False, comment="Hex"),
     Column("height", BigInteger, nullable=True, comment="Block height; NULL while unconfirmed"),
     Column("status", String(16), nullable=False, comment="available, reserved or spent"),
-    Column("reserved_by", Uuid, ForeignKey("payout_tx.id"), nullable=True),
+    Column("reserved_for", String(512), nullable=True, comment="spend_key of the tx spending it"),
     Column("spent_by_txid", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

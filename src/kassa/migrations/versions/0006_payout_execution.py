@@ -112,15 +112,17 @@ def upgrade() -> None:
         sa.Column(
             "status", sa.String(length=16), nullable=False, comment="available, reserved or spent"
         ),
-        sa.Column("reserved_by", sa.Uuid(), nullable=True),
+        sa.Column(
+            "reserved_for",
+            sa.String(length=512),
+            nullable=True,
+            comment="spend_key of the tx spending it",
+        ),
         sa.Column("spent_by_txid", sa.String(length=64), nullable=True),
         sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('available', 'reserved', 'spent')", name=op.f("ck_btc_hot_utxo_status")
-        ),
-        sa.ForeignKeyConstraint(
-            ["reserved_by"], ["payout_tx.id"], name=op.f("fk_btc_hot_utxo_reserved_by_payout_tx")
         ),
         sa.PrimaryKeyConstraint("txid", "vout", name="pk_btc_hot_utxo"),
     )
