@@ -22,9 +22,10 @@ Amounts are `kassa.money.Money`: USD in micro-dollars, coins in minor units. Rou
 the house: coins paid out round down, fees charged round up (see ``_support``).
 """
 
+from kassa.policy._support import FeeCharge, Payout, payout
 from kassa.policy.activations import check_claim_window, quote_activation_refund
 from kassa.policy.calendar import add_business_days, add_months, is_business_day
-from kassa.policy.decisions import quote_refund, quote_withdrawal
+from kassa.policy.decisions import network_fee_charge, quote_refund, quote_withdrawal
 from kassa.policy.facts import (
     AccountFacts,
     ActivationFacts,
@@ -64,8 +65,10 @@ __all__ = [
     "Decision",
     "DecisionKind",
     "Destination",
+    "FeeCharge",
     "InvalidPolicy",
     "NetworkFee",
+    "Payout",
     "Policy",
     "RateFacts",
     "RefundRule",
@@ -80,7 +83,9 @@ __all__ = [
     "is_business_day",
     "load_policy",
     "load_preset",
+    "network_fee_charge",
     "parse_policy",
+    "payout",
     "preset_names",
     "quote_activation_refund",
     "quote_refund",

@@ -215,7 +215,9 @@ def payout(
             f"not {fee.amount.asset}"
         )
     fee_in_payout_asset = fee.amount.asset == payout_asset
-    fee_rate = rate if fee_in_payout_asset else fee.rate
+    # A fee with its own rate is valued at it (the payout worker prices the fee it measured at
+    # the payout-time rate); otherwise the payout rate prices a fee paid in the payout asset.
+    fee_rate = fee.rate if fee.rate is not None else (rate if fee_in_payout_asset else None)
     if fee_rate is None:
         raise ValueError(f"the {fee.amount.asset} network fee needs its own USD rate")
     fee_num, fee_den = fee_rate.ratio()

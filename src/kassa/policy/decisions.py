@@ -90,6 +90,17 @@ _WITHDRAWAL_FEE_CHARGE = {
     WithdrawalNetworkFee.HOUSE: FeeCharge.NONE,
 }
 
+
+def network_fee_charge(policy: Policy, kind: DecisionKind) -> FeeCharge:
+    """How much of a payout's network fee the customer bears under ``policy``."""
+    if kind is DecisionKind.REFUND:
+        deduct = policy.refund.network_fee is RefundNetworkFee.DEDUCT
+        return FeeCharge.ALL if deduct else FeeCharge.NONE
+    if kind is DecisionKind.WITHDRAWAL:
+        return _WITHDRAWAL_FEE_CHARGE[policy.withdrawal.network_fee]
+    raise ValueError(f"{kind.value} decisions pay nothing on chain")
+
+
 # --------------------------------------------------------------------------- refunds
 
 
