@@ -67,3 +67,35 @@ def fx(conn: Connection, crypto: Asset, leg: Asset, now: datetime) -> Account:
         allow_negative=True,
         now=now,
     )
+
+
+def hot_wallet(conn: Connection, chain: str, asset_: Asset, now: datetime) -> Account:
+    """Coins the payout worker sends from (``wallet:eth-hot:ETH``), native units, debit-normal.
+
+    Payouts and their chain fees credit it. Funding the hot wallet is not booked here yet (it
+    happens outside Kassa), so its balance may go negative: it then reads as "paid out of the
+    hot wallet beyond what the ledger saw arrive", which reconciliation compares with the chain.
+    """
+    return open_account(
+        conn,
+        code=f"wallet:{chain}-hot:{asset_.code}",
+        asset_=asset_,
+        normal_side=NormalSide.DEBIT,
+        kind=AccountKind.WALLET,
+        allow_negative=True,
+        now=now,
+    )
+
+
+def network_fees(conn: Connection, asset_: Asset, now: datetime) -> Account:
+    """Chain fees: debited with what the chain charged, credited with what customers were
+    charged for them; its balance is the house's net cost of network fees (debit-normal)."""
+    return open_account(
+        conn,
+        code=f"house:network-fees:{asset_.code}",
+        asset_=asset_,
+        normal_side=NormalSide.DEBIT,
+        kind=AccountKind.FEE,
+        allow_negative=True,
+        now=now,
+    )

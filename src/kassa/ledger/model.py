@@ -32,6 +32,7 @@ class TransactionKind(StrEnum):
     REVERSAL = "reversal"
     DEPOSIT = "deposit"
     USAGE = "usage"
+    PAYOUT = "payout"
 
 
 class HoldStatus(StrEnum):

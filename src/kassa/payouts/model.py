@@ -41,8 +41,14 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     RequestStatus.APPROVED: frozenset(
         {RequestStatus.SIGNED, RequestStatus.CANCELLED, RequestStatus.FAILED}
     ),
-    RequestStatus.SIGNED: frozenset({RequestStatus.BROADCAST, RequestStatus.FAILED}),
-    RequestStatus.BROADCAST: frozenset({RequestStatus.CONFIRMED, RequestStatus.FAILED}),
+    # Back to approved only when the chain proved the signed transaction dead (it can never be
+    # included): the worker then signs a new one.
+    RequestStatus.SIGNED: frozenset(
+        {RequestStatus.BROADCAST, RequestStatus.FAILED, RequestStatus.APPROVED}
+    ),
+    RequestStatus.BROADCAST: frozenset(
+        {RequestStatus.CONFIRMED, RequestStatus.FAILED, RequestStatus.APPROVED}
+    ),
     RequestStatus.REJECTED: frozenset(),
     RequestStatus.CANCELLED: frozenset(),
     RequestStatus.CONFIRMED: frozenset(),
