@@ -1,0 +1,208 @@
+"""The payout worker's decisions, driven through every branch on an in-memory chain.
+
+Figures: ETH = 3 000 USD (ask, no spread in the static source), a $25.00 withdrawal under the
+default policy ($5 flat fee, network fee deducted), an estimated fee of 0.00042 ETH
+(21 000 gas × 20 gwei = $1.26). So the customer is owed $20.00 = 0.006666666666666666 ETH,
+minus the fee in coins: 0.006246666666666666 ETH is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from kassa.money import USD, Money
+from kassa.payouts.model import RequestStatus
+from kassa.payouts.rails.base import BroadcastOutcome, TxState
+from kassa.payouts.requests import events, get
+from kassa.payouts.tables import payout_tx
+
+if TYPE_CHECKING:
+    from tests.payouts.worker.conftest import Bench
+
+OWED_WEI = 6_666_666_666_666_666
+FEE_WEI = 420_000 * 10**9
+NET_WEI = OWED_WEI - FEE_WEI
+
+
+def _status(bench: Bench, request_id: object) -> RequestStatus:
+    with bench.db.transaction() as conn:
+        return get(conn, request_id).status  # type: ignore[arg-type]
+
+
+def _txs(bench: Bench) -> list[tuple[str, str]]:
+    with bench.db.transaction() as conn:
+        return [
+            (row.txid, row.status)
+            for row in conn.execute(select(payout_tx).order_by(payout_tx.c.created_at))
+        ]
+
+
+def test_withdrawal_is_signed_broadcast_confirmed_and_booked(bench: Bench) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    assert request.status is RequestStatus.APPROVED
+    worker = bench.worker()
+
+    report = worker.run_once()
+
+    assert report.signed == [request.id]
+    assert _status(bench, request.id) is RequestStatus.BROADCAST
+    assert len(bench.rail.broadcasts) == 1
+    bench.rail.mine()
+    report = worker.run_once()
+    assert report.confirmed == [request.id]
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+
+    with bench.db.transaction() as conn:
+        done = get(conn, request.id)
+    assert done.status is RequestStatus.CONFIRMED
+    assert done.net_native == Money(NET_WEI, done.net_native.asset)
+    assert done.network_fee_usd == Money.parse("1.26", USD)
+    assert done.net_usd == Money.parse("18.74", USD)
+    # The customer paid $25.00 (nothing pending any more); $5 is revenue.
+    assert bench.available(customer) == Money.parse("75.00", USD)
+    assert bench.account_balance("house:revenue:USD") == 5_000_000
+    # The chain charged 90 % of the estimate: the house kept 10 % of $1.26 = $0.126.
+    assert bench.account_balance("house:network-fees:USD") == -126_000
+    assert bench.account_balance("clearing:payouts:USD") == 0
+    assert [e["to"] for e in events(bench.db.engine.connect(), request.id)] == [
+        "approved",
+        "signed",
+        "broadcast",
+        "confirmed",
+    ]
+
+
+def test_a_second_round_pays_nothing_twice(bench: Bench) -> None:
+    request = bench.withdraw(bench.customer(), "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    bench.rail.mine()
+    worker.run_once()
+    assert worker.run_once().idle
+    assert len(bench.rail.broadcasts) == 1
+    assert [s for _, s in _txs(bench)] == ["confirmed"]
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+
+
+def test_unbroadcast_signed_payout_is_broadcast_with_the_same_bytes(bench: Bench) -> None:
+    request = bench.withdraw(bench.customer(), "25.00")
+    bench.rail.broadcast_answer = BroadcastOutcome.UNAVAILABLE
+    worker = bench.worker()
+    worker.run_once()
+    assert _status(bench, request.id) is RequestStatus.SIGNED
+    assert bench.rail.broadcasts == []
+
+    bench.rail.broadcast_answer = BroadcastOutcome.ACCEPTED
+    other = bench.worker("w2")  # another process after a crash
+    other.run_once()
+    assert _status(bench, request.id) is RequestStatus.BROADCAST
+    assert len(bench.rail.txs) == 1
+    (only,) = bench.rail.txs.values()
+    assert bench.rail.broadcasts == [only.signed.raw]
+
+
+def test_fee_leaving_nothing_fails_cleanly_and_returns_the_funds(bench: Bench) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    bench.rail.fee_per_tx = 10**16  # 0.01 ETH = $30 > the $20 owed
+    bench.worker().run_once()
+    with bench.db.transaction() as conn:
+        failed = get(conn, request.id)
+    assert failed.status is RequestStatus.FAILED
+    assert bench.available(customer) == Money.parse("100.00", USD)
+    assert bench.rail.txs == {}
+    assert "leaves nothing to pay out" in (
+        events(bench.db.engine.connect(), request.id)[-1]["reason"] or ""
+    )
+
+
+def test_short_hot_wallet_waits_with_a_reason_then_pays(bench: Bench) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    bench.rail.balance = 10**15
+    worker = bench.worker()
+    report = worker.run_once()
+    assert request.id in report.waiting
+    with bench.db.transaction() as conn:
+        row = get(conn, request.id)
+    assert row.status is RequestStatus.APPROVED
+    assert bench.available(customer) == Money.parse("75.00", USD)  # still reserved
+
+    bench.rail.balance = 10**19
+    assert worker.run_once().signed == []  # not due again before retry_seconds
+    bench.advance(timedelta(seconds=bench.settings.worker.retry_seconds))
+    assert worker.run_once().signed == [request.id]
+
+
+def test_dead_transaction_is_signed_again_and_paid_once(bench: Bench) -> None:
+    request = bench.withdraw(bench.customer(), "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    (first,) = bench.rail.txs.values()
+    first.state = TxState.DEAD  # e.g. a TRON transaction expired unconfirmed
+    report = worker.run_once()
+    assert report.resigned == [request.id]
+    assert report.signed == [request.id]
+    assert len(bench.rail.txs) == 2
+    bench.rail.mine()
+    worker.run_once()
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+    assert sorted(s for _, s in _txs(bench)) == ["confirmed", "dead"]
+    assert (first.signed.txid, TxState.DEAD) in bench.rail.settled
+
+
+def test_stuck_transaction_is_replaced_on_the_same_nonce(bench: Bench) -> None:
+    request = bench.withdraw(bench.customer(), "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    bench.advance(timedelta(seconds=599))
+    assert worker.run_once().replaced == []
+    bench.advance(timedelta(seconds=2))
+    report = worker.run_once()
+    assert len(report.replaced) == 1
+    assert {t.nonce for t in bench.rail.txs.values()} == {0}
+    bench.rail.mine()
+    worker.run_once()
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+    assert sorted(s for _, s in _txs(bench)) == ["confirmed", "dead"]
+
+
+def test_reverted_payout_fails_books_the_burnt_fee_and_returns_funds(bench: Bench) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    (tx,) = bench.rail.txs.values()
+    tx.state = TxState.FAILED
+    report = worker.run_once()
+    assert report.failed == [request.id]
+    assert bench.available(customer) == Money.parse("100.00", USD)
+    # 90 % of 0.00042 ETH at $3 000 = $1.134 burnt, a cost of the house.
+    assert bench.account_balance("house:network-fees:USD") == 1_134_000
+
+
+def test_two_workers_never_claim_the_same_payout(bench: Bench) -> None:
+    customer = bench.customer("500.00")
+    requests = [bench.withdraw(customer, "25.00") for _ in range(4)]
+    first, second = bench.worker("a"), bench.worker("b")
+    a = first.run_once()
+    b = second.run_once()
+    assert sorted(a.signed + b.signed) == sorted(r.id for r in requests)
+    assert not set(a.signed) & set(b.signed)
+    assert len(bench.rail.txs) == 4
+
+
+def test_cancelled_before_signing_is_never_signed(bench: Bench) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    with bench.db.transaction() as conn:
+        bench.payouts.cancel(conn, request.id, actor="test", reason="changed my mind")
+    assert bench.worker().run_once().idle
+    assert bench.rail.txs == {}
+    assert bench.available(customer) == Money.parse("100.00", USD)
