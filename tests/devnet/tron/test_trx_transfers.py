@@ -57,10 +57,11 @@ def test_trx_transfer_built_online_creates_the_recipient_and_burns_the_creation_
     devnet.mine()
     info = sent.wait(timeout=5, interval=0.02)
 
-    # A new account: no free bandwidth, bytes burned at 1000 sun, plus 1 TRX creation fee.
-    net_fee = _size_of(tron, sent.txid) * FEES.bandwidth_price
+    # A new account: no free bandwidth; java-tron burns the flat 0.1 TRX getCreateAccountFee
+    # instead of the bytes, plus the 1 TRX creation fee of the transfer itself.
+    net_fee = FEES.create_account_bandwidth_fee
     assert info["receipt"] == {"net_fee": net_fee}
-    assert info["fee"] == net_fee + FEES.account_create_fee
+    assert info["fee"] == net_fee + FEES.account_create_fee == 1_100_000
     assert info["blockNumber"] == tron.get_latest_block_number()
     assert tron.get_account(alice)["balance"] == 25_000_000
     assert tron.get_account(genesis)["balance"] == before - 25_000_000 - info["fee"]

@@ -157,6 +157,7 @@ class WalletApi:
             "/wallet/getaccountresource": self.get_account_resource,
             "/wallet/getaccountnet": self.get_account_net,
             "/wallet/getchainparameters": self.get_chain_parameters,
+            "/wallet/gettransactionfrompending": self.get_transaction_from_pending,
         }
         for prefix, solid in (("/wallet", False), ("/walletsolidity", True)):
             routes |= {
@@ -242,6 +243,11 @@ class WalletApi:
         if included is None:
             return {}
         return included.tx.to_json(payload.visible, included.outcome.contract_ret)
+
+    def get_transaction_from_pending(self, payload: Payload) -> JsonObject:
+        """A transaction still in the pool (not yet in a block), or `{}`."""
+        tx = self.chain.pending_transaction(payload.text("value").lower())
+        return tx.to_json(payload.visible) if tx else {}
 
     def get_transaction_info_by_id(self, payload: Payload, solid: bool) -> JsonObject:
         included = self.chain.transaction(payload.text("value").lower(), solid=solid)
@@ -495,6 +501,7 @@ class WalletApi:
                 {"key": "getTransactionFee", "value": fees.bandwidth_price},
                 {"key": "getEnergyFee", "value": fees.energy_price},
                 {"key": "getCreateNewAccountFeeInSystemContract", "value": fees.account_create_fee},
+                {"key": "getCreateAccountFee", "value": fees.create_account_bandwidth_fee},
                 {"key": "getFreeNetLimit", "value": fees.free_bandwidth},
                 {"key": "getMaxFeeLimit", "value": fees.max_fee_limit},
             ]

@@ -203,6 +203,13 @@ class TronChain:
                 return None
             return included
 
+    def pending_transaction(self, txid: str) -> SignedTransaction | None:
+        """A transaction waiting in the pool (java-tron's `gettransactionfrompending`)."""
+        with self._lock:
+            if txid not in self._pool_ids:
+                return None
+            return next(tx for tx in self._pool if tx.txid == txid)
+
     def state(self, *, solid: bool = False) -> WorldState:
         """The state after the head (or the solidified) block. Never mutated afterwards."""
         with self._lock:

@@ -41,7 +41,11 @@ class FeeSchedule:
     """Free bandwidth bytes per account, recovering linearly over `bandwidth_window_ms`."""
     bandwidth_window_ms: int = 86_400_000
     account_create_fee: int = 1_000_000
-    """Sun burned when a TRX transfer creates (activates) the recipient account."""
+    """Sun burned when a TRX transfer creates (activates) the recipient account
+    (java-tron's `getCreateNewAccountFeeInSystemContract`)."""
+    create_account_bandwidth_fee: int = 100_000
+    """Sun burned *instead of* the bytes' bandwidth by a transaction that creates an account,
+    when the owner has no staked bandwidth (java-tron's `getCreateAccountFee`)."""
     max_fee_limit: int = 15_000_000_000
     """Largest `fee_limit` a transaction may set, in sun."""
     result_size_allowance: int = 64

@@ -9,7 +9,9 @@ Fees follow java-tron's rules for an account with nothing staked:
 - bandwidth: the serialized transaction plus a 64-byte result allowance; paid from the account's
   free daily bandwidth when the whole transaction fits in what is left, otherwise burned at
   `bandwidth_price` sun per byte. A transfer that creates its recipient cannot use free
-  bandwidth (java-tron charges account creation separately) and also burns `account_create_fee`;
+  bandwidth: java-tron's `consumeForCreateNewAccount` burns the flat `create_account_bandwidth_fee`
+  (`getCreateAccountFee`) instead of the bytes, and the transfer also burns `account_create_fee`
+  (`getCreateNewAccountFeeInSystemContract`);
 - energy: burned at `energy_price` sun per unit; the call may use at most
   `min(balance - call_value, fee_limit) / energy_price` energy, and a call needing more stops
   with OUT_OF_ENERGY, burning everything up to that limit.
@@ -92,10 +94,14 @@ class Executor:
         self, account: Account, size: int, now: int, *, creates_account: bool
     ) -> tuple[int, int]:
         """(free bytes used, sun burned) for a transaction of `size` bytes."""
-        if not creates_account:
-            used = account.free_net_used_at(now, self.fees.bandwidth_window_ms)
-            if used + size <= self.fees.free_bandwidth:
-                return size, 0
+        if creates_account:
+            fee = self.fees.create_account_bandwidth_fee
+            if fee > account.balance:
+                raise Rejected(BANDWITH_ERROR, "AccountResourceInsufficient error")
+            return 0, fee
+        used = account.free_net_used_at(now, self.fees.bandwidth_window_ms)
+        if used + size <= self.fees.free_bandwidth:
+            return size, 0
         fee = size * self.fees.bandwidth_price
         if fee > account.balance:
             raise Rejected(BANDWITH_ERROR, "AccountResourceInsufficient error")
