@@ -13,7 +13,8 @@ Status policy:
        when the key is bound to one: a bound key must not learn which other ids exist
   409  the request conflicts with current state: duplicates, insufficient funds, frozen
        accounts, holds no longer pending, an idempotency key reused for another request;
-       spending from a suspended or terminated account; activations no longer pending
+       spending from a suspended or terminated account; activations no longer pending;
+       refunds and withdrawals the policy refuses or over the account's daily limits
   422  the request is well-formed JSON but its content is invalid (amounts, ids, ranges)
   502  a chain node failed or answered something unusable
   503  no trustworthy rate (every source down, or no history near the asked time)
@@ -73,6 +74,8 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "withdrawal_refused": 409,
     "topup_not_credited": 409,
     "payout_request_not_pending": 409,
+    "payout_already_approved": 409,
+    "payout_limit_exceeded": 409,
     "account_suspended": 409,
     "account_terminated": 409,
     "illegal_account_state_transition": 409,
@@ -111,6 +114,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "invalid_usage_batch": 422,
     "invalid_usage_event": 422,
     "invalid_activation": 422,
+    "payout_reason_required": 422,
     # 502: a chain node answered wrongly or not at all
     "tron_node_error": 502,
     "tron_node_unreachable": 502,

@@ -1,9 +1,9 @@
-"""Refusals of refund and withdrawal requests."""
+"""Refusals of refund and withdrawal requests, and of operators' review actions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.ledger.errors import register_replayable
@@ -49,6 +49,11 @@ class _PolicyRefusal(Conflict):
     def problem_extra(self) -> Mapping[str, Any]:
         return {} if self.decision is None else {"decision": self.decision}
 
+    @classmethod
+    def from_record(cls, summary: str, record: Mapping[str, Any]) -> Self:
+        """The refusal again from what `problem_extra` stored (a retry under the same key)."""
+        return cls(summary, record.get("decision"))
+
 
 @register_replayable
 class RefundRefused(_PolicyRefusal):
@@ -60,3 +65,35 @@ class RefundRefused(_PolicyRefusal):
 class WithdrawalRefused(_PolicyRefusal):
     code = "withdrawal_refused"
     title = "Withdrawal refused by policy"
+
+
+@register_replayable
+class PayoutLimitExceeded(Conflict):
+    """The account's daily limits (``[payouts.review] max_count_per_day`` / ``max_usd_per_day``)
+    would be exceeded. ``limits`` says what was counted; stored under the Idempotency-Key like
+    the policy's refusals, so a retry with the same key gets the same answer."""
+
+    code = "payout_limit_exceeded"
+    title = "Daily refund and withdrawal limit reached"
+    recorded = True
+
+    def __init__(self, detail: str, limits: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.limits = limits
+
+    def problem_extra(self) -> Mapping[str, Any]:
+        return {} if self.limits is None else {"limits": self.limits}
+
+    @classmethod
+    def from_record(cls, summary: str, record: Mapping[str, Any]) -> Self:
+        return cls(summary, record.get("limits"))
+
+
+class AlreadyApproved(Conflict):
+    code = "payout_already_approved"
+    title = "Already approved by this operator"
+
+
+class ReviewReasonRequired(InvalidRequest):
+    code = "payout_reason_required"
+    title = "A reason is required"

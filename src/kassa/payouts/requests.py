@@ -10,8 +10,18 @@ Order of work (no database transaction is open during a price lookup, STYLE habi
 1. lock the payout-side rate (ask) for the request's id, outside any transaction;
 2. in one transaction: claim the Idempotency-Key (a retry gets the stored request or refusal),
    lock the top-up's deposit row (refunds of one top-up are decided one at a time, so "one
-   refund per top-up" holds under races), gather the facts, decide, and — if allowed — create
-   the hold and the request.
+   refund per top-up" holds under races), gather the facts, decide, check the account's daily
+   limits, and — if allowed — create the hold and the request.
+
+A new request is screened for operator review (`kassa.payouts.review`): the policy's own
+review, an amount above the review threshold, a destination never paid before. With a reason
+it waits in ``pending_review``; without, it is ``approved`` at once. The request also keeps how
+the policy charges the network fee (``fee_charge``) and its flat fee, so the payout worker can
+price the real fee at execution the way the policy says.
+
+Destinations are checked for the asset's chain and network (checksums, bech32, base58check,
+EIP-55) and stored in canonical form; Kassa's own deposit addresses are refused. A refund goes
+to the top-up's sender, which is checked the same way.
 
 Facts come from Kassa's own records: the deposit (credited USD, payment time, sender), the
 ledger balance, the account state and its history, the last usage, other open requests.
@@ -26,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from kassa.accounts import states
 from kassa.accounts.service import CustomerAccount
@@ -46,9 +56,11 @@ from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.model import AccountKind, NormalSide
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
+from kassa.payouts import review
 from kassa.payouts.errors import (
     AssetNotPayable,
     DestinationIsOwnAddress,
+    PayoutLimitExceeded,
     PayoutRequestNotFound,
     RefundRefused,
     TopUpNotCredited,
@@ -58,19 +70,24 @@ from kassa.payouts.errors import (
 from kassa.payouts.model import (
     OPEN,
     PAID_OR_OPEN,
+    PayoutRequest,
     RequestKind,
     RequestStatus,
     check_transition,
+    reasons_json,
+    request_from_row,
 )
 from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.tables import payout_event, payout_request
 from kassa.policy import (
     AccountFacts,
     Decision,
+    DecisionKind,
     NetworkFee,
     Policy,
     RateFacts,
     TopUpFacts,
+    network_fee_charge,
     quote_refund,
     quote_withdrawal,
 )
@@ -81,70 +98,26 @@ from kassa.pricing.model import symbol_of
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
-
-@dataclass(frozen=True, slots=True)
-class PayoutRequest:
-    id: uuid.UUID
-    kind: RequestKind
-    customer_account_id: uuid.UUID
-    deposit_id: uuid.UUID | None
-    asset: str
-    destination: str
-    status: RequestStatus
-    policy: str
-    gross_usd: Money
-    fees_usd: Money
-    network_fee_usd: Money
-    net_usd: Money
-    network_fee_native: Money | None
-    net_native: Money
-    rate_lock_id: uuid.UUID
-    hold_id: uuid.UUID
-    decision: dict[str, Any]
-    needs_review: bool
-    review_due_at: datetime | None
-    requested_by: str
-    actor: str
-    created_at: datetime
-    updated_at: datetime
-
-
-def _request(row: Row[Any]) -> PayoutRequest:
-    fee_asset = row.network_fee_asset
-    return PayoutRequest(
-        id=row.id,
-        kind=RequestKind(row.kind),
-        customer_account_id=row.customer_account_id,
-        deposit_id=row.deposit_id,
-        asset=row.asset,
-        destination=row.destination,
-        status=RequestStatus(row.status),
-        policy=row.policy,
-        gross_usd=Money(row.gross_usd, USD),
-        fees_usd=Money(row.fees_usd, USD),
-        network_fee_usd=Money(row.network_fee_usd, USD),
-        net_usd=Money(row.net_usd, USD),
-        network_fee_native=(
-            None if fee_asset is None else Money(row.network_fee_native, asset(fee_asset))
-        ),
-        net_native=Money(row.net_native, asset(row.asset)),
-        rate_lock_id=row.rate_lock_id,
-        hold_id=row.hold_id,
-        decision=json.loads(row.decision),
-        needs_review=bool(row.needs_review),
-        review_due_at=row.review_due_at,
-        requested_by=row.requested_by,
-        actor=row.actor,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+__all__ = [
+    "PayoutRequest",
+    "Payouts",
+    "account_facts",
+    "clearing",
+    "events",
+    "for_account",
+    "get",
+    "network_fee",
+    "parse_payout_asset",
+    "rate_facts",
+    "topup_facts",
+]
 
 
 def get(conn: Connection, request_id: uuid.UUID) -> PayoutRequest:
     row = conn.execute(select(payout_request).where(payout_request.c.id == request_id)).first()
     if row is None:
         raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
-    return _request(row)
+    return request_from_row(row)
 
 
 def for_account(
@@ -156,7 +129,7 @@ def for_account(
     if kind is not None:
         query = query.where(payout_request.c.kind == kind.value)
     rows = conn.execute(query.order_by(payout_request.c.created_at.desc())).all()
-    return [_request(row) for row in rows]
+    return [request_from_row(row) for row in rows]
 
 
 def events(conn: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -309,7 +282,7 @@ class Payouts:
         coin = deposit.money.asset
         rate = _current_rate(self.pricing, conn, coin, now)
         fee_rate = self._fee_rate_now(conn, coin, now)
-        return quote_refund(
+        decision = quote_refund(
             self.policy,
             topup_facts(conn, deposit),
             account_facts(conn, account),
@@ -317,6 +290,9 @@ class Payouts:
             network_fee(self.settings, coin, fee_rate),
             now,
         )
+        if _to_wallet(decision) and deposit.sender:
+            self._check_destination(conn, coin, deposit.sender, refund=True)
+        return decision
 
     def quote_withdrawal(
         self,
@@ -354,8 +330,13 @@ class Payouts:
             raise TopUpNotFound(f"account {account.external_id} has no top-up {deposit_id}")
         return deposit
 
-    def _check_destination(self, conn: Connection, coin: Asset, address: str) -> str:
-        """The canonical address, refusing malformed, foreign-network and own addresses."""
+    def _check_destination(
+        self, conn: Connection, coin: Asset, address: str, *, refund: bool = False
+    ) -> str:
+        """The canonical address, refusing malformed, foreign-network and own addresses.
+
+        A refund's destination is the top-up's sender as the watcher recorded it: checked the
+        same way, since a node's answer is no more trusted than a customer's."""
         if coin.code not in CHAIN_OF_ASSET:
             raise AssetNotPayable(f"{coin.code} is not paid out on a chain")
         chain = Chain(CHAIN_OF_ASSET[coin.code])
@@ -368,6 +349,11 @@ class Payouts:
             )
         ).first()
         if own is not None:
+            if refund:
+                raise DestinationIsOwnAddress(
+                    f"the top-up came from {canonical}, one of Kassa's own deposit addresses; "
+                    "it cannot be refunded there (an operator can credit or withdraw instead)"
+                )
             raise DestinationIsOwnAddress(
                 f"{canonical} is one of Kassa's own deposit addresses; pay out to a wallet "
                 "outside Kassa"
@@ -428,8 +414,7 @@ class Payouts:
                 self._locked_fee(coin, fee_lock),
                 now,
             )
-            to_wallet = decision.breakdown.destination is Destination.ORIGINAL_WALLET
-            sender = locked.sender if to_wallet else None
+            sender = locked.sender if _to_wallet(decision) else None
             if not decision.allowed or not sender:
                 summary = decision.summary()
                 if decision.allowed:
@@ -439,6 +424,8 @@ class Payouts:
                 refused = RefundRefused(summary, decision.as_record())
                 _store_refusal(conn, claimed, refused)
                 raise refused
+            destination = self._check_destination(conn, coin, sender, refund=True)
+            self._within_limits(conn, claimed, account, decision, now)
             created = self._create(
                 conn,
                 request_id=request_id,
@@ -446,7 +433,7 @@ class Payouts:
                 account=account,
                 deposit_id=locked.id,
                 coin=coin,
-                destination=sender,
+                destination=destination,
                 decision=decision,
                 lock=lock,
                 actor=actor,
@@ -490,6 +477,7 @@ class Payouts:
                 refused = WithdrawalRefused(decision.summary(), decision.as_record())
                 _store_refusal(conn, claimed, refused)
                 raise refused
+            self._within_limits(conn, claimed, account, decision, now)
             created = self._create(
                 conn,
                 request_id=request_id,
@@ -505,6 +493,23 @@ class Payouts:
             )
             idempotency.complete(conn, claimed, OK, str(created.id), None)
             return created
+
+    def _within_limits(
+        self,
+        conn: Connection,
+        claimed: idempotency.Claim,
+        account: CustomerAccount,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        """Refuse, and store the refusal under the key, a request over the daily limits."""
+        try:
+            review.check_daily_limits(
+                conn, self.settings.review, account.id, decision.breakdown.gross_usd, now
+            )
+        except PayoutLimitExceeded as refused:
+            _store_refusal(conn, claimed, refused)
+            raise
 
     def _stored(self, conn: Connection, request: Request) -> PayoutRequest | None:
         """The request a retry refers to (or its stored refusal, raised), else None."""
@@ -550,7 +555,10 @@ class Payouts:
             memo=f"{kind.value} {request_id}",
             actor=actor,
         )
-        status = RequestStatus.PENDING_REVIEW if decision.needs_review else RequestStatus.APPROVED
+        screening = review.screen(
+            conn, self.settings.review, self.policy, decision, coin, destination
+        )
+        status = screening.status
         conn.execute(
             insert(payout_request).values(
                 id=request_id,
@@ -575,15 +583,22 @@ class Payouts:
                 rate_lock_id=lock.id,
                 hold_id=hold.id,
                 decision=json.dumps(decision.as_record(), default=str),
-                needs_review=decision.needs_review,
+                needs_review=bool(screening.reasons),
                 review_due_at=decision.review_due_at,
                 requested_by=decision.requested_by,
                 actor=actor,
                 created_at=now,
                 updated_at=now,
+                fee_charge=network_fee_charge(self.policy, DecisionKind(kind.value)).value,
+                flat_fee_usd=b.flat_fee_usd.amount,
+                review_reasons=reasons_json(screening.reasons),
+                approvals_required=screening.approvals_required,
             )
         )
-        self._event(conn, request_id, None, status, actor, decision.summary(), now)
+        said = decision.summary()
+        if screening.reasons:
+            said += " Waits for review: " + "; ".join(r.detail for r in screening.reasons) + "."
+        self._event(conn, request_id, None, status, actor, said, now)
         return get(conn, request_id)
 
     @staticmethod
@@ -596,16 +611,7 @@ class Payouts:
         reason: str | None,
         now: datetime,
     ) -> None:
-        conn.execute(
-            insert(payout_event).values(
-                request_id=request_id,
-                from_status=None if old is None else old.value,
-                to_status=new.value,
-                actor=actor,
-                reason=reason,
-                at=now,
-            )
-        )
+        review.record_event(conn, request_id, old, new, actor, reason, now)
 
     def cancel(
         self, conn: Connection, request_id: uuid.UUID, *, actor: str, reason: str
@@ -616,7 +622,7 @@ class Payouts:
         ).first()
         if row is None:
             raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
-        current = _request(row)
+        current = request_from_row(row)
         check_transition(current.status, RequestStatus.CANCELLED)
         now = self.clock.now(conn)
         holds.void_hold(conn, current.hold_id, now=now, request=None)
@@ -628,27 +634,46 @@ class Payouts:
         self._event(conn, request_id, current.status, RequestStatus.CANCELLED, actor, reason, now)
         return get(conn, request_id)
 
+    # -- operator review (kassa.payouts.review) --------------------------------------------
 
-_REFUSALS: dict[str, type[RefundRefused] | type[WithdrawalRefused]] = {
+    def approve(
+        self, conn: Connection, request_id: uuid.UUID, *, actor: str, note: str | None = None
+    ) -> PayoutRequest:
+        """One operator's approval; enough of them (from different operators) approve it."""
+        return review.approve(conn, request_id, actor=actor, note=note, clock=self.clock)
+
+    def reject(
+        self, conn: Connection, request_id: uuid.UUID, *, actor: str, reason: str
+    ) -> PayoutRequest:
+        """Refuse a request not yet signed; the hold is voided and the funds return."""
+        return review.reject(conn, request_id, actor=actor, reason=reason, clock=self.clock)
+
+
+def _to_wallet(decision: Decision) -> bool:
+    return decision.breakdown.destination is Destination.ORIGINAL_WALLET
+
+
+Refusal = RefundRefused | WithdrawalRefused | PayoutLimitExceeded
+
+_REFUSALS: dict[str, type[Refusal]] = {
     RefundRefused.code: RefundRefused,
     WithdrawalRefused.code: WithdrawalRefused,
+    PayoutLimitExceeded.code: PayoutLimitExceeded,
 }
 
 
-def _store_refusal(
-    conn: Connection, claimed: idempotency.Claim, refused: RefundRefused | WithdrawalRefused
-) -> None:
-    """Keep the refusal with its whole decision under the key, for retries."""
-    detail = json.dumps({"summary": refused.detail, "decision": refused.decision}, default=str)
+def _store_refusal(conn: Connection, claimed: idempotency.Claim, refused: Refusal) -> None:
+    """Keep the refusal with what explains it (the decision, the limits) under the key."""
+    detail = json.dumps({"summary": refused.detail, **refused.problem_extra()}, default=str)
     idempotency.complete(conn, claimed, refused.code, None, detail)
 
 
 def _replay(conn: Connection, stored: StoredOutcome) -> PayoutRequest:
-    """The request a retried key created, or the refusal it got, decision included."""
+    """The request a retried key created, or the refusal it got, explanation included."""
     refusal = _REFUSALS.get(stored.outcome)
     if refusal is not None:
         record = json.loads(stored.detail or "{}")
-        raise refusal(str(record.get("summary", stored.outcome)), record.get("decision"))
+        raise refusal.from_record(str(record.get("summary", stored.outcome)), record)
     return get(conn, stored.resource_uuid)
 
 
