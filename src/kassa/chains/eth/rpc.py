@@ -13,6 +13,9 @@ Design:
   are `EthNodeError`.
 * "Not found" is a ``null`` result in Ethereum (a block above the tip, an unknown receipt);
   the typed helpers return None for it.
+* The payout rail adds balance, nonce, code, gas estimation, ``eth_call`` and broadcasting;
+  byte strings (code, call results, raw transactions) travel as ``0x`` hex *data* and
+  `data_bytes` decodes them strictly, as `quantity` does numbers.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ __all__ = [
     "RpcTransportError",
     "UnexpectedResponse",
     "block_tag",
+    "data_bytes",
     "quantity",
 ]
 
 _QUANTITY_RE = re.compile(r"0x[0-9a-fA-F]+", re.ASCII)
+_DATA_RE = re.compile(r"0x(?:[0-9a-fA-F]{2})*", re.ASCII)
 
 
 class EthNodeError(Exception):
@@ -115,6 +120,54 @@ class EthRpc(JsonRpcClient):
         return _optional_dict(
             self.call("eth_getTransactionReceipt", tx_hash), "eth_getTransactionReceipt"
         )
+
+    # ------------------------------------------------------------------ payouts
+
+    def get_transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
+        """The transaction as the node knows it (mempool or chain); None if it does not."""
+        return _optional_dict(
+            self.call("eth_getTransactionByHash", tx_hash), "eth_getTransactionByHash"
+        )
+
+    def get_balance(self, address: str, block: int | str = "latest") -> int:
+        """Wei held by ``address`` at a height or tag."""
+        return quantity(self.call("eth_getBalance", address, block_tag(block)), "eth_getBalance")
+
+    def get_transaction_count(self, address: str, block: int | str = "latest") -> int:
+        """Transactions sent from ``address`` up to a height or tag: its next nonce there."""
+        return quantity(
+            self.call("eth_getTransactionCount", address, block_tag(block)),
+            "eth_getTransactionCount",
+        )
+
+    def get_code(self, address: str, block: int | str = "latest") -> bytes:
+        """The contract code at ``address`` (empty for an account without code)."""
+        return data_bytes(self.call("eth_getCode", address, block_tag(block)), "eth_getCode")
+
+    def estimate_gas(self, tx: Mapping[str, object], block: int | str | None = None) -> int:
+        """Gas ``tx`` would use now. A call that would revert is an `RpcError`."""
+        params: list[object] = [dict(tx)]
+        if block is not None:
+            params.append(block_tag(block))
+        return quantity(self.call("eth_estimateGas", *params), "eth_estimateGas")
+
+    def call_contract(self, tx: Mapping[str, object], block: int | str = "latest") -> bytes:
+        """``eth_call``: what a read-only call returns (named so as not to hide `call`)."""
+        return data_bytes(self.call("eth_call", dict(tx), block_tag(block)), "eth_call")
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        """Broadcast signed bytes; the node's answer is the transaction hash (``0x``, lower)."""
+        result = self.call("eth_sendRawTransaction", "0x" + raw.hex())
+        if not isinstance(result, str) or len(data_bytes(result, "eth_sendRawTransaction")) != 32:
+            raise UnexpectedResponse(f"eth_sendRawTransaction: expected a hash, got {result!r}")
+        return result.lower()
+
+
+def data_bytes(value: object, what: str = "data") -> bytes:
+    """Hex-encoded JSON-RPC data (``"0x"`` and an even number of hex digits) as bytes."""
+    if isinstance(value, str) and _DATA_RE.fullmatch(value):
+        return bytes.fromhex(value[2:])
+    raise UnexpectedResponse(f"{what}: expected 0x-prefixed hex data, got {value!r}")
 
 
 def _optional_dict(value: object, method: str) -> dict[str, Any] | None:
