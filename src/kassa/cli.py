@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import SecretStr, ValidationError
@@ -51,6 +51,9 @@ from kassa.pricing.history import RateSample
 from kassa.pricing.model import Symbol, UnknownSymbol, price_text, symbol_of
 from kassa.pricing.service import PricingService
 from kassa.worker import run_worker
+
+if TYPE_CHECKING:
+    from kassa.payouts.executor import PayoutWorker
 
 BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
 
@@ -195,6 +198,39 @@ def worker(ctx: typer.Context) -> None:
         run_worker(settings, stop, database=database, clock=clock_of(settings))
 
 
+@app.command("payout-worker")
+def payout_worker(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Run one round, print it, and stop")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker id (leases name it)")] = None,
+) -> None:
+    """Run the payout worker only: sign, broadcast and settle approved payouts."""
+    settings = settings_of(ctx)
+    if settings.devnet:
+        devnet = Devnet(settings.data_dir, echo=say)
+        settings = with_devnet_hot_wallets(with_devnet(settings, devnet), devnet)
+    with database_of(settings, pool_size=3) as database:
+        require_head(database)
+        setup_logging()
+        worker, skipped = payout_worker_of(settings, database, worker_id=name)
+        for chain, reason in skipped.items():
+            say(f"not paying out on {chain}: {reason}")
+        if once:
+            report = worker.run_once()
+            say(
+                f"signed {len(report.signed)}, broadcast {len(report.broadcast)}, "
+                f"confirmed {len(report.confirmed)}, failed {len(report.failed)}, "
+                f"waiting {len(report.waiting)}, re-signed {len(report.resigned)}, "
+                f"replaced {len(report.replaced)}"
+            )
+            for request_id, reason in report.waiting.items():
+                say(f"  {request_id} waits: {reason}")
+            return
+        stop = threading.Event()
+        stop_on_signals(stop)
+        worker.run_forever(stop)
+
+
 # --------------------------------------------------------------------------- chains
 
 
@@ -308,6 +344,7 @@ def up(
         except (ChainToolsError, ProcessError, DevnetError) as error:
             fail(f"the local chains did not start: {error}")
         settings = with_devnet(settings, chains)
+        settings = with_devnet_hot_wallets(settings, chains)
     with database_of(settings) as database:
         upgrade(database.engine)
         revision = require_head(database)
@@ -336,6 +373,7 @@ def up(
         )
         sweeper.start()
         watchers = start_watchers(settings, database, stop)
+        payer = start_payout_worker(settings, database, stop)
         if settings.devnet:
             say("Send a test deposit: kassa devnet fund ADDRESS AMOUNT ASSET (after creating an")
             say("account and POST /v1/accounts/{id}/deposit-addresses); `kassa devnet down` stops")
@@ -344,8 +382,51 @@ def up(
             _serve(settings, database)
         finally:
             stop.set()
-            for thread in [sweeper, *watchers]:
+            for thread in [sweeper, *watchers, *payer]:
                 thread.join(timeout=10)
+
+
+def with_devnet_hot_wallets(settings: Settings, devnet: Devnet) -> Settings:
+    """Create and fund the devnet's payout hot wallets (first run) and unlock them."""
+    from kassa.devnet.hot_wallets import ensure_hot_wallets
+
+    signer = ensure_hot_wallets(
+        settings.data_dir, settings.signer, settings.chains, devnet.faucet(), echo=say
+    )
+    return settings.model_copy(update={"signer": signer})
+
+
+def payout_worker_of(
+    settings: Settings, database: Database, *, worker_id: str | None = None
+) -> tuple[PayoutWorker, dict[Chain, str]]:
+    """The payout worker with every rail that can be built; the others and why not."""
+    from kassa.payouts.runtime import build_rails, build_worker
+    from kassa.payouts.signer import load_local_signer
+
+    signer = load_local_signer(
+        settings.signer, settings.chains.enabled(), data_dir=settings.data_dir
+    )
+    rails, skipped = build_rails(settings.chains, settings.payouts, signer)
+    clock = clock_of(settings)
+    pricing = PricingService(database, clock, settings.pricing)
+    worker = build_worker(database, clock, pricing, settings.payouts, rails, worker_id=worker_id)
+    return worker, skipped
+
+
+def start_payout_worker(
+    settings: Settings, database: Database, stop: threading.Event
+) -> list[threading.Thread]:
+    """The payout worker in a thread; says which chains pay out and which do not, and why."""
+    worker, skipped = payout_worker_of(settings, database)
+    for chain, reason in skipped.items():
+        say(f"not paying out on {chain}: {reason}")
+    for chain, rail in worker.rails.items():
+        say(f"paying out on {chain} from {rail.hot_address()}")
+    thread = threading.Thread(
+        target=worker.run_forever, args=(stop,), name="kassa-payouts", daemon=True
+    )
+    thread.start()
+    return [thread]
 
 
 def clock_of(settings: Settings) -> Clock:
@@ -548,6 +629,254 @@ def rates_at(
         except NoRate as error:
             fail(error.detail, 3)
     _print_rate(sample)
+
+
+# =========================================================================== payouts: review
+# `kassa payouts …`: an operator's side of refunds and withdrawals — the review queue, one
+# request in full, lists, approve and reject (kassa.payouts.review). The actor recorded is
+# `operator:cli:<OS user>`. Kept in this one block (imports inside the commands, like the
+# chain commands); more `kassa payouts` commands join the same sub-app.
+
+payouts_app = typer.Typer(
+    help="Refunds and withdrawals: the review queue, approve, reject, list, show.",
+    no_args_is_help=True,
+)
+app.add_typer(payouts_app, name="payouts")
+
+
+def operator_actor() -> str:
+    """Who approves or rejects from this shell: ``operator:cli:<OS user>``."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = f"uid-{os.getuid()}"
+    return f"operator:cli:{user}"
+
+
+@contextmanager
+def _payout_database(ctx: typer.Context) -> Iterator[tuple[Settings, Database]]:
+    settings = settings_of(ctx)
+    with database_of(settings, pool_size=1) as database:
+        require_head(database)
+        yield settings, database
+
+
+def _request_id(text: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"{text!r} is not a request id (a UUID, as `kassa payouts list` shows)", 2)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _payout_rows(conn: Connection, items: list[Any], now: Any, *, reasons: bool) -> None:
+    """A table of requests; with ``reasons``, each followed by its destination, why it waits
+    and who approved it so far."""
+    from kassa.payouts import review
+
+    given = review.approvals(conn, [item.id for item in items])
+    owners: dict[Any, str] = {}
+    typer.echo(
+        f"{'ID':<37}{'KIND':<11}{'STATUS':<15}{'ACCOUNT':<16}{'GROSS USD':>12}  "
+        f"{'PAYS':<26}{'AGE':>8}  APPROVALS"
+    )
+    for item in items:
+        if item.customer_account_id not in owners:
+            owner = accounts.get(conn, item.customer_account_id).external_id
+            owners[item.customer_account_id] = owner
+        done = given.get(item.id, [])
+        pays = f"{item.net_native.format()} {item.asset}"
+        typer.echo(
+            f"{item.id!s:<37}{item.kind.value:<11}{item.status.value:<15}"
+            f"{owners[item.customer_account_id]:<16}{item.gross_usd.format():>12}  "
+            f"{pays:<26}{_age((now - item.created_at).total_seconds()):>8}  "
+            f"{len(done)}/{item.approvals_required}"
+        )
+        if reasons:
+            typer.echo(f"    to {item.destination}")
+            for reason in item.review_reasons:
+                typer.echo(f"    - {reason.code.value}: {reason.detail}")
+            for approval in done:
+                note = f" ({approval.note})" if approval.note else ""
+                typer.echo(
+                    f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
+                )
+
+
+@payouts_app.command("review")
+def payouts_review(ctx: typer.Context) -> None:
+    """Requests waiting for an operator, oldest first, with why each waits."""
+    from kassa.payouts import review
+
+    with _payout_database(ctx) as (settings, database), database.transaction() as conn:
+        items = review.pending(conn)
+        if not items:
+            say("no refund or withdrawal waits for review")
+            return
+        _payout_rows(conn, items, clock_of(settings).now(conn), reasons=True)
+    say(
+        f"\n{len(items)} waiting. Approve: kassa payouts approve ID [--note TEXT]; "
+        "reject: kassa payouts reject ID --reason TEXT"
+    )
+
+
+@payouts_app.command("list")
+def payouts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="pending_review, approved, signed, broadcast, confirmed, …")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only this customer (external id)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
+) -> None:
+    """Refunds and withdrawals, newest first."""
+    from kassa.payouts import review
+    from kassa.payouts.model import RequestStatus
+
+    wanted = None
+    if status is not None:
+        try:
+            wanted = RequestStatus(status)
+        except ValueError:
+            known = ", ".join(s.value for s in RequestStatus)
+            fail(f"unknown status {status!r}; one of {known}", 2)
+    with _payout_database(ctx) as (settings, database), database.transaction() as conn:
+        owner = None if account is None else accounts.get_by_external_id(conn, account).id
+        items = review.search(conn, status=wanted, customer_account_id=owner, limit=limit)
+        if not items:
+            say("no refund or withdrawal matches")
+            return
+        _payout_rows(conn, items, clock_of(settings).now(conn), reasons=False)
+
+
+@payouts_app.command("show")
+def payouts_show(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request's id")]
+) -> None:
+    """One request in full: money, why it waits, approvals, history, transactions."""
+    from kassa.payouts import requests, review
+
+    ident = _request_id(request_id)
+    with _payout_database(ctx) as (settings, database), database.transaction() as conn:
+        item = requests.get(conn, ident)
+        owner = accounts.get(conn, item.customer_account_id).external_id
+        now = clock_of(settings).now(conn)
+        done = review.approvals(conn, [item.id]).get(item.id, [])
+        history = requests.events(conn, item.id)
+        txs = review.transactions(conn, item.id)
+    fee_native = "" if item.network_fee_native is None else f" ({item.network_fee_native})"
+    lines = [
+        f"{item.kind.value} {item.id}",
+        f"  status       {item.status.value}",
+        f"  account      {owner}",
+        f"  destination  {item.destination} ({item.asset})",
+        f"  gross        {item.gross_usd}",
+        f"  fees         {item.fees_usd} (flat {item.flat_fee_usd})",
+        f"  network fee  {item.network_fee_usd}{fee_native}, borne: {item.fee_charge.value}",
+        f"  net          {item.net_usd} = {item.net_native}",
+        f"  policy       {item.policy}; requested by {item.requested_by} ({item.actor})",
+        f"  created      {item.created_at:%Y-%m-%d %H:%M:%S}Z"
+        f" ({_age((now - item.created_at).total_seconds())} ago)",
+    ]
+    if item.review_due_at is not None:
+        lines.append(f"  review due   {item.review_due_at:%Y-%m-%d %H:%M:%S}Z")
+    if item.wait_reason:
+        lines.append(f"  waiting      {item.wait_reason}")
+    if item.failure_reason:
+        lines.append(f"  failed       {item.failure_reason}")
+    lines.append(f"  review       {len(done)} of {item.approvals_required} approvals")
+    lines += [f"    - {r.code.value}: {r.detail}" for r in item.review_reasons]
+    for approval in done:
+        note = f" ({approval.note})" if approval.note else ""
+        lines.append(
+            f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
+        )
+    lines.append("  history")
+    for event in history:
+        was = f"{event['from']} → " if event["from"] else ""
+        lines.append(
+            f"    {event['at']:%Y-%m-%d %H:%M:%S}Z {was}{event['to']} by {event['actor']}"
+            + (f": {event['reason']}" if event["reason"] else "")
+        )
+    if txs:
+        lines.append("  transactions")
+    for tx in txs:
+        paid = "" if tx.fee_paid_native is None else f", fee paid {tx.fee_paid_native}"
+        lines.append(
+            f"    {tx.chain} {tx.txid} {tx.status}: {tx.amount_native}, fee up to {tx.fee_native}"
+            f"{paid}"
+        )
+    typer.echo("\n".join(lines))
+
+
+def _payouts_service(settings: Settings, database: Database) -> Any:
+    from kassa.payouts.requests import Payouts
+
+    clock = clock_of(settings)
+    return Payouts(
+        database=database,
+        clock=clock,
+        pricing=PricingService(database, clock, settings.pricing),
+        policy=settings.policy.load(),
+        settings=settings.payouts,
+        chains=settings.chains,
+    )
+
+
+@payouts_app.command("approve")
+def payouts_approve(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request's id")],
+    note: Annotated[str | None, typer.Option(help="Recorded with the approval")] = None,
+) -> None:
+    """Approve a request pending review (as operator:cli:<you>); prints its new status."""
+    ident = _request_id(request_id)
+    actor = operator_actor()
+    with _payout_database(ctx) as (settings, database), database.transaction() as conn:
+        item = _payouts_service(settings, database).approve(conn, ident, actor=actor, note=note)
+    if item.status.value == "approved":
+        say(f"{item.kind.value} {item.id} approved by {actor}: the payout worker sends it")
+    else:
+        say(
+            f"{item.kind.value} {item.id}: approval recorded for {actor}; it needs "
+            f"{item.approvals_required} approvals from different operators"
+        )
+    typer.echo(item.status.value)
+
+
+@payouts_app.command("reject")
+def payouts_reject(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request's id")],
+    reason: Annotated[str, typer.Option(help="Why (recorded; the customer may ask)")],
+) -> None:
+    """Reject a request not yet signed; its reserved funds return to the balance."""
+    ident = _request_id(request_id)
+    actor = operator_actor()
+    with _payout_database(ctx) as (settings, database), database.transaction() as conn:
+        item = _payouts_service(settings, database).reject(
+            conn, ident, actor=actor, reason=reason
+        )
+    say(f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance")
+    typer.echo(item.status.value)
+
+
+# =========================================================================== end payouts: review
 
 
 # --------------------------------------------------------------------------- bench
