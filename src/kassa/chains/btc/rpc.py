@@ -138,6 +138,24 @@ class BtcRpc(JsonRpcClient):
             raise UnexpectedResponse(f"estimatesmartfee: fee rate {rate!r} is not a number")
         return rate if rate > 0 else None
 
+    def send_raw_transaction(self, raw_hex: str) -> str:
+        """Submit signed bytes (hex); the node's txid. A refusal is an `RpcError` with Core's
+        codes: -25 inputs missing or spent, -26 policy or consensus rejection, -27 already in
+        the chain, -22 undecodable."""
+        return _str(self.call("sendrawtransaction", raw_hex), "sendrawtransaction")
+
+    def get_tx_out(
+        self, txid: str, vout: int, *, include_mempool: bool = True
+    ) -> dict[str, Any] | None:
+        """The unspent output ``txid:vout``, or None when it is spent (in a block, or in the
+        mempool when ``include_mempool``) or never existed."""
+        answer = self.call("gettxout", txid, vout, include_mempool)
+        return None if answer is None else _dict(answer, "gettxout")
+
+    def get_block_header(self, block_hash: str) -> dict[str, Any]:
+        """The decoded header (``height``, ``confirmations``, ``previousblockhash``…)."""
+        return _dict(self.call("getblockheader", block_hash, True), "getblockheader")
+
 
 def _dict(value: object, method: str) -> dict[str, Any]:
     if not isinstance(value, dict):
