@@ -64,6 +64,7 @@ from kassa.chains.eth.scanner import (
     TRANSFER_TOPIC,
     EthFinality,
     EthScanner,
+    _hash,
     _topic_address,
     _word,
 )
@@ -254,6 +255,8 @@ class EthRail:
         fee_cap = Money(estimate.params["gas_limit"] * estimate.params["max_fee_per_gas"], ETH)
         hot = self._hot_address()
         try:
+            # The count before the balances: a block arriving in between then makes a payout
+            # count twice (committed and already spent), never not at all.
             count = self.rpc.get_transaction_count(hot.text, "latest")
             eth_balance = Money(self.rpc.get_balance(hot.text, "latest"), ETH)
             token_balance = self._token_balance() if coin == USDT_ERC20 else Money(0, USDT_ERC20)
@@ -366,8 +369,11 @@ class EthRail:
         except EthNodeError as error:
             raise RailUnavailable(f"Ethereum node: {error}") from None
         nonce = self._allocate_nonce(conn, chain_count, now)
-        signed = self._sign(coin, destination, line.amount.amount, nonce, params["gas_limit"], fees)
-        return self._signed_tx(signed, coin, destination, line.amount.amount, spend_key=None)
+        token = self._token() if coin == USDT_ERC20 else None
+        signed = self._sign(
+            token, destination, line.amount.amount, nonce, params["gas_limit"], fees
+        )
+        return self._signed_tx(signed, token, destination, line.amount.amount, spend_key=None)
 
     def _allocate_nonce(self, conn: Connection, chain_count: int, now: datetime) -> int:
         """Lock the hot address's nonce row (creating it if absent), take max(row, chain),
@@ -395,7 +401,7 @@ class EthRail:
 
     def _sign(
         self,
-        coin: Asset,
+        token: EthAddress | None,
         destination: EthAddress,
         amount: int,
         nonce: int,
@@ -403,7 +409,7 @@ class EthRail:
         fees: EthFees,
     ) -> SignedEthTransaction:
         try:
-            if coin == ETH:
+            if token is None:
                 return self.signer.sign_eth_transfer(
                     network=self.network,
                     nonce=nonce,
@@ -415,7 +421,7 @@ class EthRail:
             return self.signer.sign_erc20_transfer(
                 network=self.network,
                 nonce=nonce,
-                token=self._token(),
+                token=token,
                 to=destination,
                 amount=amount,
                 fees=fees,
@@ -427,7 +433,7 @@ class EthRail:
     def _signed_tx(
         self,
         signed: SignedEthTransaction,
-        coin: Asset,
+        token: EthAddress | None,
         destination: EthAddress,
         amount: int,
         *,
@@ -445,8 +451,8 @@ class EthRail:
                 "max_priority_fee_per_gas": signed.fees.max_priority_fee_per_gas,
             },
         }
-        if coin == USDT_ERC20:
-            spend["token"] = self._token().text
+        if token is not None:
+            spend["token"] = token.text
         return SignedTx(
             txid=signed.hash,
             raw="0x" + signed.raw.hex(),
@@ -490,7 +496,7 @@ class EthRail:
 
     def _mined(self, tx: StoredTx, receipt: Mapping[str, Any], head: ChainHead) -> TxStatus:
         height = quantity(receipt.get("blockNumber"), "receipt.blockNumber")
-        block_hash = str(receipt.get("blockHash")).lower()
+        block_hash = _hash(receipt.get("blockHash"))
         confirmations = max(head.height - height + 1, 0)
         if height > head.final_height:
             return TxStatus(
@@ -580,6 +586,8 @@ class EthRail:
         if type(bump_percent) is not int or bump_percent < 1:
             raise ValueError(f"bump_percent must be a positive int, got {bump_percent!r}")
         spend = tx.spend
+        if str(spend["from"]).lower() != self._hot_lower:
+            return None  # signed with another key (the hot key was changed): cannot sign again
         old = spend["fees"]
         tip = _ceil_percent(int(old["max_priority_fee_per_gas"]), 100 + bump_percent)
         cap = _ceil_percent(int(old["max_fee_per_gas"]), 100 + bump_percent)
@@ -593,14 +601,14 @@ class EthRail:
         except (EthNodeError, RailUnavailable):
             pass  # the bump alone is a valid replacement; the next one can follow the market
         line = tx.lines[0]
-        coin = USDT_ERC20 if "token" in spend else ETH
+        token = parse_eth_address(str(spend["token"])) if "token" in spend else None
         destination = parse_eth_address(str(spend["to"]))
         if destination.text.lower() != line.destination.lower() or int(spend["value"]) != (
             line.amount.amount
         ):
             raise ValueError(f"{tx.txid}: its spend does not match its payout line")
         signed = self._sign(
-            coin,
+            token,
             destination,
             int(spend["value"]),
             int(spend["nonce"]),
@@ -608,7 +616,7 @@ class EthRail:
             EthFees(max_fee_per_gas=cap, max_priority_fee_per_gas=tip),
         )
         return self._signed_tx(
-            signed, coin, destination, int(spend["value"]), spend_key=tx.spend_key
+            signed, token, destination, int(spend["value"]), spend_key=tx.spend_key
         )
 
     def settle(self, conn: Connection, tx: StoredTx, state: TxState) -> None:
