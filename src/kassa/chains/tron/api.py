@@ -1,4 +1,6 @@
-"""A small typed client of java-tron's HTTP API: the reads a deposit scanner needs.
+"""A small typed client of java-tron's HTTP API: the reads a deposit scanner needs, and what the
+payout rail needs to price, send and follow a transaction (accounts and their bandwidth and energy,
+chain parameters, constant contract calls and energy estimates, broadcast, receipts, the pool).
 
 Design:
 * Every call is ``POST <base>/<path>`` with a JSON body carrying ``"visible": true``, so
@@ -38,15 +40,21 @@ from kassa.errors import KassaError
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "BroadcastResult",
+    "ConstantCallResult",
     "NodeInfo",
     "OtherContract",
     "TransferContract",
     "TriggerSmartContract",
+    "TronAccount",
+    "TronAccountResources",
     "TronApi",
     "TronApiError",
     "TronBlock",
+    "TronCallRefused",
     "TronLog",
     "TronNodeError",
+    "TronReceipt",
     "TronTransaction",
     "TronTransactionInfo",
     "TronTransportError",
@@ -100,6 +108,19 @@ class TronUnexpectedAnswer(TronApiError):
 
     code = "tron_unexpected_answer"
     title = "Unexpected answer from the TRON node"
+
+
+class TronCallRefused(TronApiError):
+    """The node would not run a contract call: its ``result.code`` (a validation error, a revert
+    found by ``estimateenergy``, or ``estimateenergy`` switched off on this node)."""
+
+    code = "tron_call_refused"
+    title = "TRON node refused the contract call"
+
+    def __init__(self, response_code: str, message: str, *, path: str) -> None:
+        super().__init__(f"{response_code}: {message}", path=path)
+        self.response_code = response_code
+        self.message = message
 
 
 # ---------------------------------------------------------------------------------- model
@@ -183,6 +204,88 @@ class NodeInfo:
     head_id: str
     solid_number: int
     solid_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TronAccount:
+    """``getaccount``: what a payout needs to know of an account."""
+
+    address: TronAddress
+    balance: int
+    """Sun."""
+    is_contract: bool
+    create_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TronAccountResources:
+    """``wallet/getaccountresource``: the account's bandwidth and energy, usage recovered to the
+    head block (java-tron applies the 24-hour recovery before answering)."""
+
+    free_net_limit: int
+    """The free daily bandwidth every account has (bytes)."""
+    free_net_used: int
+    net_limit: int
+    """Bandwidth from staked TRX (bytes)."""
+    net_used: int
+    energy_limit: int
+    """Energy from staked TRX."""
+    energy_used: int
+
+    @property
+    def free_net_left(self) -> int:
+        return max(0, self.free_net_limit - self.free_net_used)
+
+    @property
+    def net_left(self) -> int:
+        return max(0, self.net_limit - self.net_used)
+
+    @property
+    def energy_left(self) -> int:
+        return max(0, self.energy_limit - self.energy_used)
+
+
+@dataclass(frozen=True, slots=True)
+class TronReceipt:
+    """``gettransactioninfobyid`` in full: where a transaction is and what it cost."""
+
+    info: TronTransactionInfo
+    fee: int
+    """Sun burned in total: bandwidth, energy and account creation."""
+    net_usage: int
+    """Bandwidth bytes paid from free or staked bandwidth."""
+    net_fee: int
+    energy_usage_total: int
+    energy_fee: int
+    result_message: str
+    """``resMessage`` as text: why a failed call failed; empty otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantCallResult:
+    """``triggerconstantcontract``: a contract call run on the head state without a
+    transaction."""
+
+    energy_used: int
+    """The energy a transaction making this call would consume, java-tron's dynamic-energy
+    penalty included."""
+    energy_penalty: int
+    """The part of ``energy_used`` that is the penalty of heavily used contracts."""
+    output: bytes
+    reverted: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastResult:
+    """``broadcasttransaction``'s answer."""
+
+    accepted: bool
+    code: str
+    """``SUCCESS`` when accepted, else java-tron's response code (``SIGERROR``,
+    ``DUP_TRANSACTION_ERROR``, ``TRANSACTION_EXPIRATION_ERROR``, ``CONTRACT_VALIDATE_ERROR``, …)."""
+    message: str
+    """The node's reason as text."""
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -349,6 +452,29 @@ def _transaction_info(reader: _Reader) -> TronTransactionInfo:
     )
 
 
+def _message(value: Json) -> str:
+    """java-tron prints a ``Return.message`` (bytes) as hex of UTF-8; show it as text."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return bytes.fromhex(value).decode("utf-8")
+    except ValueError:
+        return value
+
+
+def _receipt(reader: _Reader) -> TronReceipt:
+    receipt = reader.child("receipt", optional=True)
+    return TronReceipt(
+        info=_transaction_info(reader),
+        fee=reader.integer("fee", 0),
+        net_usage=receipt.integer("net_usage", 0),
+        net_fee=receipt.integer("net_fee", 0),
+        energy_usage_total=receipt.integer("energy_usage_total", 0),
+        energy_fee=receipt.integer("energy_fee", 0),
+        result_message=_message(reader.data.get("resMessage")),
+    )
+
+
 def _block_reference(reader: _Reader, key: str) -> tuple[int, str]:
     """getnodeinfo's ``"Num:<n>,ID:<64 hex>"``."""
     text = reader.text(key)
@@ -431,6 +557,29 @@ class TronApi:
             raise TronNodeError(str(data["Error"]), path=path)
         return data
 
+    def _post_content(self, path: str, content: bytes) -> Json:
+        """POST ``content`` exactly as given (no ``visible`` added): for a signed transaction,
+        whose stored JSON must reach the node byte for byte. Errors as `post`."""
+        try:
+            response = self._client.post(
+                f"{self.url}/{path}", content=content, headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as error:
+            raise TronTransportError(f"{type(error).__name__}: {error}", path=path) from error
+        if response.status_code != httpx.codes.OK:
+            raise TronTransportError(
+                f"HTTP {response.status_code}: {response.text[:200]!r}",
+                path=path,
+                status_code=response.status_code,
+            )
+        try:
+            data: Json = json.loads(response.content, parse_float=Decimal)
+        except ValueError as error:
+            raise TronTransportError(f"the answer is not JSON: {error}", path=path) from error
+        if isinstance(data, Mapping) and "Error" in data:
+            raise TronNodeError(str(data["Error"]), path=path)
+        return data
+
     def _object(self, path: str, body: Mapping[str, Json] | None = None) -> _Reader | None:
         """An endpoint answering one object, or ``{}`` for "not found" (None)."""
         data = self.post(path, body)
@@ -495,3 +644,142 @@ class TronApi:
         head_number, head_id = _block_reference(reader, "block")
         solid_number, solid_id = _block_reference(reader, "solidityBlock")
         return NodeInfo(head_number, head_id, solid_number, solid_id)
+
+    # -- payouts ---------------------------------------------------------------------------
+
+    def account(self, address: TronAddress, *, solid: bool = False) -> TronAccount | None:
+        """``getaccount`` as of the head (or, with ``solid``, the solidified) block; None for an
+        account that does not exist yet (never received TRX)."""
+        path = "walletsolidity/getaccount" if solid else "wallet/getaccount"
+        reader = self._object(path, {"address": address.text})
+        if reader is None:
+            return None
+        found = reader.address("address")
+        if found != address:
+            raise TronUnexpectedAnswer(f"asked for {address}, got {found}", path=path)
+        return TronAccount(
+            address=found,
+            balance=reader.integer("balance", 0),
+            is_contract=reader.data.get("type") == "Contract",
+            create_time_ms=reader.integer("create_time", 0),
+        )
+
+    def account_resources(self, address: TronAddress) -> TronAccountResources | None:
+        """``wallet/getaccountresource``; None for an account that does not exist."""
+        reader = self._object("wallet/getaccountresource", {"address": address.text})
+        if reader is None:
+            return None
+        return TronAccountResources(
+            free_net_limit=reader.integer("freeNetLimit", 0),
+            free_net_used=reader.integer("freeNetUsed", 0),
+            net_limit=reader.integer("NetLimit", 0),
+            net_used=reader.integer("NetUsed", 0),
+            energy_limit=reader.integer("EnergyLimit", 0),
+            energy_used=reader.integer("EnergyUsed", 0),
+        )
+
+    def chain_parameters(self) -> dict[str, int]:
+        """``wallet/getchainparameters`` as a mapping (``getTransactionFee``, ``getEnergyFee``,
+        ``getCreateAccountFee``, …); a parameter printed without a value is 0."""
+        path = "wallet/getchainparameters"
+        reader = self._object(path)
+        if reader is None:
+            raise TronUnexpectedAnswer("no chain parameters", path=path)
+        return {
+            item.text("key"): item.integer("value", 0) for item in reader.items("chainParameter")
+        }
+
+    def _call_body(
+        self, owner: TronAddress, contract: TronAddress, function_selector: str, parameter: bytes
+    ) -> dict[str, Json]:
+        return {
+            "owner_address": owner.text,
+            "contract_address": contract.text,
+            "function_selector": function_selector,
+            "parameter": parameter.hex(),
+        }
+
+    def trigger_constant(
+        self, owner: TronAddress, contract: TronAddress, function_selector: str, parameter: bytes
+    ) -> ConstantCallResult:
+        """``wallet/triggerconstantcontract``: run ``function_selector(parameter)`` from
+        ``owner`` on the head state. A revert is a result (``reverted``), not an error; a call
+        the node will not run at all raises `TronCallRefused`."""
+        path = "wallet/triggerconstantcontract"
+        reader = self._object(path, self._call_body(owner, contract, function_selector, parameter))
+        if reader is None:
+            raise TronUnexpectedAnswer("empty answer", path=path)
+        result = reader.child("result", optional=True)
+        code = result.data.get("code")
+        if code is not None and code != "SUCCESS":
+            raise TronCallRefused(str(code), _message(result.data.get("message")), path=path)
+        rets = reader.child("transaction", optional=True).items("ret")
+        outputs = reader.hex_list("constant_result")
+        return ConstantCallResult(
+            energy_used=reader.integer("energy_used", 0),
+            energy_penalty=reader.integer("energy_penalty", 0),
+            output=outputs[0] if outputs else b"",
+            reverted=bool(rets) and rets[0].data.get("ret") == "FAILED",
+            message=_message(result.data.get("message")),
+        )
+
+    def estimate_energy(
+        self, owner: TronAddress, contract: TronAddress, function_selector: str, parameter: bytes
+    ) -> int:
+        """``wallet/estimateenergy``: the energy a transaction making this call needs. Raises
+        `TronCallRefused` when the call would revert or the node does not offer the estimate
+        (java-tron's ``vm.estimateEnergy`` is off by default)."""
+        path = "wallet/estimateenergy"
+        reader = self._object(path, self._call_body(owner, contract, function_selector, parameter))
+        if reader is None:
+            raise TronUnexpectedAnswer("empty answer", path=path)
+        result = reader.child("result", optional=True)
+        if result.data.get("result") is not True:
+            raise TronCallRefused(
+                str(result.data.get("code", "")), _message(result.data.get("message")), path=path
+            )
+        return reader.integer("energy_required")
+
+    def trc20_balance(self, contract: TronAddress, holder: TronAddress) -> int:
+        """``balanceOf(holder)`` of a TRC-20 token, in its minor units, as of the head block."""
+        path = "wallet/triggerconstantcontract"
+        call = self.trigger_constant(
+            holder, contract, "balanceOf(address)", bytes(12) + holder.evm_bytes
+        )
+        if call.reverted or len(call.output) != 32:
+            raise TronUnexpectedAnswer(
+                f"balanceOf({holder}) on {contract} did not return a uint256", path=path
+            )
+        return int.from_bytes(call.output, "big")
+
+    def broadcast(self, transaction_json: str) -> BroadcastResult:
+        """``wallet/broadcasttransaction`` of a signed transaction's JSON, sent as is."""
+        path = "wallet/broadcasttransaction"
+        reader = _Reader(self._post_content(path, transaction_json.encode()), path, "answer")
+        if reader.data.get("result") is True:
+            return BroadcastResult(accepted=True, code="SUCCESS", message="")
+        code = reader.data.get("code")
+        if not isinstance(code, str):
+            raise reader.problem("code", "a response code")
+        return BroadcastResult(
+            accepted=False, code=code, message=_message(reader.data.get("message"))
+        )
+
+    def transaction_info(self, txid: str, *, solid: bool = False) -> TronReceipt | None:
+        """``gettransactioninfobyid`` from the head (or, with ``solid``, only from solidified
+        blocks); None while the transaction is in no such block."""
+        path = "walletsolidity/gettransactioninfobyid" if solid else "wallet/gettransactioninfobyid"
+        reader = self._object(path, {"value": txid})
+        if reader is None:
+            return None
+        receipt = _receipt(reader)
+        if receipt.info.txid != txid.lower():
+            raise TronUnexpectedAnswer(f"asked for {txid}, got {receipt.info.txid}", path=path)
+        return receipt
+
+    def pending_transaction(self, txid: str) -> TronTransaction | None:
+        """``wallet/gettransactionfrompending``: the transaction while it waits in the node's
+        pool; None when the pool does not hold it (in a block, dropped, or never received)."""
+        path = "wallet/gettransactionfrompending"
+        reader = self._object(path, {"value": txid})
+        return None if reader is None else _transaction(reader)
