@@ -38,13 +38,14 @@ from kassa.chains.network import BtcNetwork, Chain
 from kassa.clock import ManualClock
 from kassa.db import Database
 from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode
+from kassa.devnet.testing import BitcoinNode, free_port
 from kassa.money import BTC, ETH, Money
 from kassa.payouts.rails.base import (
     BroadcastOutcome,
     HotWalletShort,
     PayoutLine,
     PayoutNotSendable,
+    RailUnavailable,
     SignedTx,
     StoredTx,
     TxState,
@@ -212,6 +213,19 @@ def test_the_scan_records_a_funded_coin_once_it_is_final_and_only_once(
         progress = conn.execute(select(btc_hot_sync)).one()
     assert progress.block_hash == btc_rpc.get_block_hash(progress.height)
     assert progress.height == btc_rpc.get_blockchain_info()["blocks"] - 1
+
+
+def test_a_long_scan_is_spread_over_several_checks(hot: Hot) -> None:
+    hot.rail.wallet.max_blocks = 1
+    start = hot.rail.wallet.scan_from_height
+    hot.mine(2)
+    hot.fund(50_000)  # in block start + 2
+    for scanned in (start, start + 1):
+        with pytest.raises(HotWalletShort) as short:
+            hot.check_funds([line(new_address(), 20_000)])
+        assert f"read the chain up to block {scanned} of {start + 2}" in short.value.detail
+    hot.check_funds([line(new_address(), 20_000)])
+    assert [c.value for c in hot.coins().values()] == [50_000]
 
 
 def test_a_reorg_below_the_scanned_height_stops_the_wallet(
@@ -440,6 +454,23 @@ def test_concurrent_signers_never_reserve_the_same_coin(
     )
 
 
+def test_a_payout_gathering_many_coins_has_a_spend_key_that_fits(hot: Hot) -> None:
+    for _ in range(8):
+        hot.fund(20_000)
+    tx = hot.sign([line(new_address(), 150_000)])
+    assert len(tx.spend["inputs"]) == 8
+    # Eight "txid:vout" do not fit the 512-character columns: their hash stands in.
+    assert tx.spend_key.startswith("btc:sha256:")
+    assert {c.reserved_for for c in hot.coins().values()} == {tx.spend_key}
+    assert hot.rail.broadcast(tx).outcome is BroadcastOutcome.ACCEPTED
+    hot.mine()
+    assert hot.rail.status(tx).state is TxState.FINAL
+    hot.settle(tx, TxState.FINAL)
+    coins = hot.coins()
+    assert sorted(c.status for c in coins.values()) == ["available"] + ["spent"] * 8
+    assert coins[f"{tx.txid}:1"].value == 160_000 - 150_000 - tx.fee.amount
+
+
 # --------------------------------------------------------------------------- the chain's word
 
 
@@ -551,10 +582,54 @@ def test_a_replacement_spends_the_same_inputs_for_a_higher_fee(hot: Hot) -> None
     assert (change.status, change.value) == ("available", instead.spend["change"]["value"])
 
 
-def test_the_fee_rate_is_capped(bitcoin_node: BitcoinNode, db: Database, btc_rpc: BtcRpc) -> None:
-    hot = make_hot(bitcoin_node, db, btc_rpc, fallback_sat_per_kvb=20_000, max_sat_per_kvb=4_000)
+def test_the_fee_rate_is_capped(btc_rpc: BtcRpc) -> None:
+    rail = BtcRail(
+        btc_rpc,
+        LocalKeySigner({Chain.BTC: coincurve.PrivateKey()}),
+        NET,
+        settings=BtcPayoutSettings(fallback_sat_per_kvb=20_000, max_sat_per_kvb=4_000),
+        confirmations=1,
+    )
     destination = new_address()
-    estimate = hot.rail.estimate(BTC, [line(destination, 10_000)])
+    estimate = rail.estimate(BTC, [line(destination, 10_000)])
     vsize = estimate_vsize(1, [parse_btc_address(destination, NET).script_pubkey] * 2)
-    assert estimate.params["sat_per_kvb"] == 4_000
+    assert (estimate.source, estimate.params["sat_per_kvb"]) == ("fallback", 4_000)
     assert estimate.total == Money(fee_for_vsize(vsize, 4_000), BTC)
+
+
+def test_an_unreachable_node_is_unavailable_never_rejected(db: Database) -> None:
+    key = coincurve.PrivateKey()
+    with BtcRpc(f"http://127.0.0.1:{free_port()}", "no-node", timeout=2.0) as rpc:
+        rail = BtcRail(
+            rpc,
+            LocalKeySigner({Chain.BTC: key}),
+            NET,
+            settings=BtcPayoutSettings(),
+            confirmations=1,
+        )
+        script = p2wpkh_address_for_key(key, NET).script_pubkey
+        payment = [line(new_address(), 40_000)]
+        raw = build_transaction(
+            [Coin(OutPoint("ab" * 32, 0), 50_000, script)],
+            [TxOut(40_000, parse_btc_address(payment[0].destination, NET).script_pubkey)],
+        ).sign([key])
+        tx = StoredTx(
+            id=uuid.uuid4(),
+            chain=Chain.BTC,
+            txid=raw.txid,
+            raw=raw.serialize().hex(),
+            spend_key=f"btc:{'ab' * 32}:0",
+            spend={"inputs": [{"txid": "ab" * 32, "vout": 0, "value": 50_000}], "change": None},
+            fee=Money(10_000, BTC),
+            lines=tuple(payment),
+            created_at=NOW,
+            broadcast_at=None,
+            expires_at=None,
+        )
+        assert rail.broadcast(tx).outcome is BroadcastOutcome.UNAVAILABLE
+        with pytest.raises(RailUnavailable):
+            rail.status(tx)
+        with pytest.raises(RailUnavailable):
+            rail.estimate(BTC, payment)
+        with pytest.raises(RailUnavailable), db.transaction() as conn:
+            rail.check_funds(conn, BTC, payment)

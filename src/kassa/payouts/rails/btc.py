@@ -14,8 +14,9 @@ What it does, per `kassa.payouts.rails.base.Rail`:
   change back to the hot address, unless the change would be dust: then it is left to the fee.
   Several lines make a batch: one transaction, one change output, one set of inputs, so the fee
   is far below that of separate transactions. Every input signals replace-by-fee.
-* **Spend identity**: ``btc:<txid>:<vout>+…`` of the sorted inputs. A replacement spends the
-  same inputs, so it shares the key, and the coins stay reserved for it.
+* **Spend identity**: ``btc:<txid>:<vout>+…`` of the sorted inputs (a SHA-256 of that text
+  when it would not fit the 512-character columns). A replacement spends the same inputs, so it
+  shares the key, and the coins stay reserved for it.
 * **Broadcast** maps Core's ``sendrawtransaction`` codes: already known or in the chain is
   success; inputs missing or spent (-25) and policy refusals (-26, -22) are rejections with the
   node's words; no answer is "unavailable".
@@ -39,11 +40,12 @@ What it does, per `kassa.payouts.rails.base.Rail`:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Column, Connection
 
 from kassa.chains.btc.address import BtcAddress, parse_btc_address
 from kassa.chains.btc.rpc import BtcNodeError, BtcRpc, RpcError, satoshi
@@ -66,6 +68,7 @@ from kassa.payouts.rails.base import (
     Broadcast,
     BroadcastOutcome,
     FeeEstimate,
+    HotWalletShort,
     PayoutLine,
     PayoutNotSendable,
     RailUnavailable,
@@ -86,8 +89,17 @@ from kassa.payouts.rails.btc_wallet import (
 )
 from kassa.payouts.settings import BtcPayoutSettings
 from kassa.payouts.signer import Signer
+from kassa.payouts.tables import btc_hot_utxo, payout_tx
 
 __all__ = ["BtcRail", "HotWalletReorg"]
+
+
+def _column_length(column: Column[Any]) -> int:
+    length = getattr(column.type, "length", None)
+    if type(length) is not int:  # pragma: no cover - the schema gives both a length
+        raise TypeError(f"{column} has no length")
+    return length
+
 
 RPC_VERIFY_ERROR = -25
 """Core's RPC_VERIFY_ERROR: inputs missing or already spent."""
@@ -96,6 +108,10 @@ RPC_VERIFY_ALREADY_IN_CHAIN = -27
 RPC_IN_WARMUP = -28
 RPC_INVALID_ADDRESS_OR_KEY = -5
 """Core's answer to ``getrawtransaction`` for a transaction it does not know."""
+
+MAX_SPEND_KEY = min(
+    _column_length(payout_tx.c.spend_key), _column_length(btc_hot_utxo.c.reserved_for)
+)
 
 INCREMENTAL_RELAY_FEE = 1_000
 """Sat per 1000 vB a replacement must add on top of the fee it replaces (BIP125 rule 4,
@@ -206,6 +222,7 @@ class BtcRail:
             sat_per_kvb=rate,
         )
         if selection is None:
+            # Raised as "recorded": the unit of work keeps what the scan wrote.
             raise self._short(summary, pay, scripts, rate, synced, incoming=True)
 
     def _short(
@@ -217,7 +234,7 @@ class BtcRail:
         synced: SyncResult | None,
         *,
         incoming: bool,
-    ) -> Exception:
+    ) -> HotWalletShort:
         inputs = max(1, len(summary.spendable))
         needed = pay + fee_for_vsize(
             estimate_vsize(inputs, [*scripts, self._hot.script_pubkey]), rate
@@ -293,8 +310,14 @@ class BtcRail:
             if selection is not None:
                 break
         if selection is None:
-            # Coins other workers hold right now are not ours to count.
-            raise self._short(summary, pay, scripts, rate, None, incoming=False)
+            if len(held) == len(summary.spendable):
+                raise self._short(summary, pay, scripts, rate, None, incoming=False)
+            raise HotWalletShort(
+                f"the BTC hot wallet {self._hot.text}: {sum(c.value for c in held)} sat in "
+                f"{len(held)} coins could be taken for this payout of {pay} sat plus fee; "
+                f"{len(summary.spendable) - len(held)} more coins are being spent by payouts "
+                "signed at this moment"
+            )
         outputs = [
             TxOut(line.amount.amount, script) for line, script in zip(lines, scripts, strict=True)
         ]
@@ -579,4 +602,11 @@ def _total(lines: Sequence[PayoutLine]) -> int:
 
 
 def _spend_key(coins: Sequence[HotCoin]) -> str:
-    return "btc:" + "+".join(sorted(f"{c.txid}:{c.vout}" for c in coins))
+    """``btc:<txid>:<vout>+…`` of the sorted inputs; when that is longer than the columns
+    holding it (``payout_tx.spend_key``, ``btc_hot_utxo.reserved_for``: 8 or more inputs),
+    ``btc:sha256:<hex>`` of that text instead. Either way the same inputs give the same key;
+    the inputs themselves are listed in the transaction's ``spend``."""
+    key = "btc:" + "+".join(sorted(f"{c.txid}:{c.vout}" for c in coins))
+    if len(key) <= MAX_SPEND_KEY:
+        return key
+    return "btc:sha256:" + hashlib.sha256(key.encode("ascii")).hexdigest()

@@ -58,6 +58,7 @@ __all__ = [
     "HotCoin",
     "HotWallet",
     "HotWalletReorg",
+    "ShortAfterSync",
     "SyncResult",
     "WalletSummary",
     "select_coins",
@@ -68,9 +69,11 @@ AVAILABLE = "available"
 RESERVED = "reserved"
 SPENT = "spent"
 
-MAX_BLOCKS_PER_SYNC = 2_000
-"""A first scan over a long stretch of chain is split over several calls (each one database
-transaction); payouts see the coins found so far and the shortfall reason says how far it got."""
+MAX_BLOCKS_PER_SYNC = 144
+"""Blocks one sync reads at most (a day of mainnet blocks, a minute or so of decoding). A first
+scan over a long stretch of chain is split over several calls, each one database transaction;
+payouts see the coins found so far, and the shortfall reason says how far the scan got. Set
+``scan_from_height`` near the hot wallet's creation."""
 
 
 class HotWalletReorg(RailUnavailable):
@@ -80,6 +83,14 @@ class HotWalletReorg(RailUnavailable):
 
     code = "btc_hot_wallet_reorg"
     title = "Bitcoin reorg deeper than the finality setting"
+
+
+class ShortAfterSync(HotWalletShort):
+    """`HotWalletShort` from ``check_funds``, raised after the coin scan wrote what it read:
+    the unit of work (`kassa.db.Database.transaction`) commits that instead of rolling it back,
+    so a scan that finds the wallet short still moves forward."""
+
+    recorded = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +123,14 @@ class SyncResult:
     """New coins paying the hot address."""
     spent: int
     """Known coins seen spent."""
-    height: int | None
-    """The last block scanned so far (None: nothing scanned yet)."""
+    height: int
+    """The last block scanned so far (``scan_from_height - 1`` before the first)."""
     final_height: int
     """The last final block of the chain now."""
 
     @property
     def complete(self) -> bool:
-        return self.height is not None and self.height >= self.final_height
+        return self.height >= self.final_height
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +220,7 @@ class HotWallet:
         address: str,
         script_pubkey: bytes,
         scan_from_height: int,
+        max_blocks: int = MAX_BLOCKS_PER_SYNC,
     ) -> None:
         if type(scan_from_height) is not int or scan_from_height < 0:
             raise ValueError(f"scan_from_height must be a height, got {scan_from_height!r}")
@@ -217,6 +229,7 @@ class HotWallet:
         self.address = address
         self.script_pubkey = script_pubkey
         self.scan_from_height = scan_from_height
+        self.max_blocks = max_blocks
         self._script_hex = script_pubkey.hex()
 
     # ------------------------------------------------------------------ sync
@@ -244,9 +257,9 @@ class HotWallet:
             start, previous = row.height + 1, row.block_hash
         else:
             start, previous = self.scan_from_height, None
-        end = min(final, start + MAX_BLOCKS_PER_SYNC - 1)
+        end = min(final, start + self.max_blocks - 1)
         if end < start:
-            return SyncResult(0, 0, 0, None if row is None else row.height, final)
+            return SyncResult(0, 0, 0, start - 1, final)
         known = self._unsettled_outpoints(conn)
         found = spent = 0
         block_hash = ""
@@ -516,4 +529,5 @@ def shortfall_reason(
         parts.append(
             f"the coin scan has read the chain up to block {sync.height} of {sync.final_height}"
         )
-    return HotWalletShort("; ".join(parts))
+    reason = "; ".join(parts)
+    return HotWalletShort(reason) if sync is None else ShortAfterSync(reason)
