@@ -4,13 +4,18 @@ Each test has its own hot wallet (a fresh random key) funded by the devnet fauce
 genesis account, so tests share the session's simulator without sharing balances. The
 simulator makes a block every 0.5 s; tests mine on demand (``/debug/mine``) to include a
 transaction and to solidify its block (``solid_lag + 1`` blocks), and never assume block
-numbers. Signing allocates nothing in the database on TRON, so the tests that do not look at
-pending commitments sign inside a throwaway in-memory SQLite connection.
+numbers. One test needs a transaction to stay in the pool (``PENDING``) and uses a second,
+timer-less simulator served in this process. Signing allocates nothing in the database on
+TRON, so the tests that do not look at pending commitments sign inside a throwaway in-memory
+SQLite connection.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,6 +24,7 @@ from decimal import Decimal
 import coincurve
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import Connection, create_engine, insert, update
 from tronpy.proto import tron_pb2
 
@@ -30,7 +36,9 @@ from kassa.chains.tron.tx import trc20_transfer_calldata, tron_address_for_key
 from kassa.clock import ManualClock
 from kassa.db import Database
 from kassa.deposits.settings import ChainsSettings
+from kassa.devnet.faucet import DevnetEndpoints, Faucet
 from kassa.devnet.testing import TronNode
+from kassa.devnet.tron import DevnetConfig, create_app
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.transfers import adjust
 from kassa.money import TRX, USD, USDT_TRC20, Asset, Money
@@ -62,14 +70,14 @@ SUN = 1_000_000
 
 
 class TronChain:
-    """The session simulator as these tests use it: funds, blocks, balances."""
+    """A simulator as these tests use it: funds, blocks, balances."""
 
-    def __init__(self, node: TronNode, api: TronApi) -> None:
-        self.node = node
+    def __init__(self, url: str, api: TronApi) -> None:
+        self.url = url
         self.api = api
-        self.faucet = node.faucet()
-        self.usdt = parse_tron_address(node.usdt_contract)
-        info = httpx.get(f"{node.url}/debug/info", timeout=10).json()
+        self.faucet = Faucet(DevnetEndpoints(tron_url=url))
+        info = httpx.get(f"{url}/debug/info", timeout=10).json()
+        self.usdt = parse_tron_address(info["usdt_contract"])
         self.solid_lag = int(info["solid_lag"])
 
     def fund(self, address: TronAddress, amount: Money) -> None:
@@ -77,7 +85,7 @@ class TronChain:
 
     def mine(self, blocks: int = 1, *, advance_seconds: float = 0) -> None:
         response = httpx.post(
-            f"{self.node.url}/debug/mine",
+            f"{self.url}/debug/mine",
             json={"blocks": blocks, "advance_seconds": advance_seconds},
             timeout=30,
         )
@@ -128,7 +136,37 @@ def tron_api(tron_sim: TronNode) -> Iterator[TronApi]:
 
 @pytest.fixture
 def tron_chain(tron_sim: TronNode, tron_api: TronApi) -> TronChain:
-    return TronChain(tron_sim, tron_api)
+    return TronChain(tron_sim.url, tron_api)
+
+
+@pytest.fixture(scope="module")
+def tron_quiet_url() -> Iterator[str]:
+    """A second simulator, in this process, without a block timer: blocks come only from
+    ``/debug/mine``, so a broadcast transaction stays in the pool until the test mines."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(DevnetConfig(block_interval=0)),
+            log_level="warning",
+            ws="none",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="tron-quiet", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
 
 
 @pytest.fixture
@@ -601,3 +639,40 @@ def test_a_usdt_transfer_the_token_would_revert_cannot_be_priced(
     tron_chain.fund(hot, Money(5 * SUN, TRX))
     with pytest.raises(RailUnavailable, match=r"would revert.*holds 0\.00 USDT-TRC20"):
         tron_rail.estimate(USDT_TRC20, [line(new_address(), Money(1_000_000, USDT_TRC20))])
+
+
+def test_a_payout_in_the_pool_is_pending_and_one_the_node_refused_is_unknown(
+    tron_quiet_url: str, tron_hot_key: coincurve.PrivateKey, tron_conn: Connection
+) -> None:
+    with TronApi(tron_quiet_url) as api:
+        chain = TronChain(tron_quiet_url, api)
+        rail = make_rail(api, tron_hot_key, chain.usdt)
+        hot = parse_tron_address(rail.hot_address())
+        payee = new_address()
+        chain.fund(hot, Money(3 * SUN, TRX))
+
+        # More than the hot wallet holds: the node refuses it and says why.
+        too_much = [line(payee, Money(5 * SUN, TRX))]
+        refused = stored(
+            rail.sign(
+                tron_conn, TRX, too_much, rail.estimate(TRX, too_much), now=datetime.now(UTC)
+            ),
+            too_much,
+        )
+        answer = rail.broadcast(refused)
+        assert answer.outcome is BroadcastOutcome.REJECTED
+        assert "balance is not sufficient" in answer.detail
+        assert rail.status(refused).state is TxState.UNKNOWN
+
+        estimate, tx = pay(rail, tron_conn, TRX, [line(payee, Money(1 * SUN, TRX))])
+        pending = api.pending_transaction(tx.txid)
+        assert pending is not None and pending.txid == tx.txid
+        assert rail.status(tx).state is TxState.PENDING
+        chain.mine()
+        assert api.pending_transaction(tx.txid) is None
+        assert rail.status(tx).state is TxState.MINED
+        chain.solidify()
+        final = rail.status(tx)
+        assert final.state is TxState.FINAL
+        assert final.fee_paid == estimate.total
+        assert chain.trx(payee) == 1 * SUN

@@ -473,6 +473,8 @@ class TronRail:
         line, destination = self._one_line(coin, lines)
         if estimate.total.asset != TRX or "bandwidth_bytes" not in estimate.params:
             raise ValueError("the estimate is not a TRON rail's")
+        if ("fee_limit" in estimate.params) != (coin == USDT_TRC20):
+            raise ValueError(f"the estimate is not of a {coin.code} payout")
         try:
             head = self.api.now_block()
             if coin == TRX:
@@ -498,8 +500,6 @@ class TronRail:
                     expiration_ms=expiration_ms,
                 )
             else:
-                if "fee_limit" not in estimate.params:
-                    raise ValueError("the estimate is not a TRC-20 transfer's")
                 fee_limit = estimate.params["fee_limit"]
                 signed = self.signer.sign_trc20_transfer(
                     token=self._token(),
