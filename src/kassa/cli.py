@@ -634,8 +634,16 @@ def rates_at(
 # =========================================================================== payouts: review
 # `kassa payouts …`: an operator's side of refunds and withdrawals — the review queue, one
 # request in full, lists, approve and reject (kassa.payouts.review). The actor recorded is
-# `operator:cli:<OS user>`. Kept in this one block (imports inside the commands, like the
-# chain commands); more `kassa payouts` commands join the same sub-app.
+# `operator:cli:<OS user>`. Kept in this one block, its imports included; more
+# `kassa payouts` commands join the same sub-app.
+
+import getpass  # noqa: E402
+import uuid  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+from kassa.payouts import requests as payout_requests  # noqa: E402
+from kassa.payouts import review as payout_review  # noqa: E402
+from kassa.payouts.model import PayoutRequest, RequestStatus  # noqa: E402
 
 payouts_app = typer.Typer(
     help="Refunds and withdrawals: the review queue, approve, reject, list, show.",
@@ -646,8 +654,6 @@ app.add_typer(payouts_app, name="payouts")
 
 def operator_actor() -> str:
     """Who approves or rejects from this shell: ``operator:cli:<OS user>``."""
-    import getpass
-
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no login name and no passwd entry (some containers)
@@ -663,9 +669,7 @@ def _payout_database(ctx: typer.Context) -> Iterator[tuple[Settings, Database]]:
         yield settings, database
 
 
-def _request_id(text: str) -> Any:
-    import uuid
-
+def _request_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
@@ -684,13 +688,13 @@ def _age(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _payout_rows(conn: Connection, items: list[Any], now: Any, *, reasons: bool) -> None:
+def _payout_rows(
+    conn: Connection, items: list[PayoutRequest], now: datetime, *, reasons: bool
+) -> None:
     """A table of requests; with ``reasons``, each followed by its destination, why it waits
     and who approved it so far."""
-    from kassa.payouts import review
-
-    given = review.approvals(conn, [item.id for item in items])
-    owners: dict[Any, str] = {}
+    given = payout_review.approvals(conn, [item.id for item in items])
+    owners: dict[uuid.UUID, str] = {}
     typer.echo(
         f"{'ID':<37}{'KIND':<11}{'STATUS':<15}{'ACCOUNT':<16}{'GROSS USD':>12}  "
         f"{'PAYS':<26}{'AGE':>8}  APPROVALS"
@@ -721,10 +725,8 @@ def _payout_rows(conn: Connection, items: list[Any], now: Any, *, reasons: bool)
 @payouts_app.command("review")
 def payouts_review(ctx: typer.Context) -> None:
     """Requests waiting for an operator, oldest first, with why each waits."""
-    from kassa.payouts import review
-
     with _payout_database(ctx) as (settings, database), database.transaction() as conn:
-        items = review.pending(conn)
+        items = payout_review.pending(conn)
         if not items:
             say("no refund or withdrawal waits for review")
             return
@@ -745,9 +747,6 @@ def payouts_list(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
 ) -> None:
     """Refunds and withdrawals, newest first."""
-    from kassa.payouts import review
-    from kassa.payouts.model import RequestStatus
-
     wanted = None
     if status is not None:
         try:
@@ -757,7 +756,7 @@ def payouts_list(
             fail(f"unknown status {status!r}; one of {known}", 2)
     with _payout_database(ctx) as (settings, database), database.transaction() as conn:
         owner = None if account is None else accounts.get_by_external_id(conn, account).id
-        items = review.search(conn, status=wanted, customer_account_id=owner, limit=limit)
+        items = payout_review.search(conn, status=wanted, customer_account_id=owner, limit=limit)
         if not items:
             say("no refund or withdrawal matches")
             return
@@ -769,16 +768,14 @@ def payouts_show(
     ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request's id")]
 ) -> None:
     """One request in full: money, why it waits, approvals, history, transactions."""
-    from kassa.payouts import requests, review
-
     ident = _request_id(request_id)
     with _payout_database(ctx) as (settings, database), database.transaction() as conn:
-        item = requests.get(conn, ident)
+        item = payout_requests.get(conn, ident)
         owner = accounts.get(conn, item.customer_account_id).external_id
         now = clock_of(settings).now(conn)
-        done = review.approvals(conn, [item.id]).get(item.id, [])
-        history = requests.events(conn, item.id)
-        txs = review.transactions(conn, item.id)
+        done = payout_review.approvals(conn, [item.id]).get(item.id, [])
+        history = payout_requests.events(conn, item.id)
+        txs = payout_review.transactions(conn, item.id)
     fee_native = "" if item.network_fee_native is None else f" ({item.network_fee_native})"
     lines = [
         f"{item.kind.value} {item.id}",
@@ -824,11 +821,9 @@ def payouts_show(
     typer.echo("\n".join(lines))
 
 
-def _payouts_service(settings: Settings, database: Database) -> Any:
-    from kassa.payouts.requests import Payouts
-
+def _payouts_service(settings: Settings, database: Database) -> payout_requests.Payouts:
     clock = clock_of(settings)
-    return Payouts(
+    return payout_requests.Payouts(
         database=database,
         clock=clock,
         pricing=PricingService(database, clock, settings.pricing),
@@ -849,7 +844,7 @@ def payouts_approve(
     actor = operator_actor()
     with _payout_database(ctx) as (settings, database), database.transaction() as conn:
         item = _payouts_service(settings, database).approve(conn, ident, actor=actor, note=note)
-    if item.status.value == "approved":
+    if item.status is RequestStatus.APPROVED:
         say(f"{item.kind.value} {item.id} approved by {actor}: the payout worker sends it")
     else:
         say(
@@ -869,10 +864,10 @@ def payouts_reject(
     ident = _request_id(request_id)
     actor = operator_actor()
     with _payout_database(ctx) as (settings, database), database.transaction() as conn:
-        item = _payouts_service(settings, database).reject(
-            conn, ident, actor=actor, reason=reason
-        )
-    say(f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance")
+        item = _payouts_service(settings, database).reject(conn, ident, actor=actor, reason=reason)
+    say(
+        f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance"
+    )
     typer.echo(item.status.value)
 
 

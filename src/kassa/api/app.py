@@ -23,6 +23,7 @@ from kassa.api.routes import (
     accounts,
     activations,
     admin,
+    admin_payouts,
     deposits,
     health,
     holds,
@@ -101,6 +102,7 @@ def create_app(
         activations,
         account_states,
         payouts,
+        admin_payouts,
     ):
         app.include_router(module.router)
     return app

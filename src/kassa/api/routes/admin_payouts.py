@@ -1,0 +1,282 @@
+"""Operators' review of refunds and withdrawals (admin scope).
+
+``GET /v1/admin/payouts`` lists requests — ``?status=pending_review`` is the review queue — with
+why each waits (its review reasons), the approvals so far and how many it needs, the amounts,
+the destination and its age; pages are opaque cursors (``next_cursor``). ``GET …/{id}`` adds the
+policy decision, the history, and the transactions the payout worker signed for it (txid,
+status, fee). ``POST …/{id}/approve`` records the calling key's approval (``{note?}``); with
+enough approvals from different keys the request is ``approved`` and the worker sends it.
+``POST …/{id}/reject`` (``{reason}``) refuses a request that is pending review or approved but
+not yet signed, and its reserved funds return to the balance. The actor recorded is the API
+key (``api-key:<name>``), as for every other operator action.
+
+Refusals: ``404 payout_request_not_found``; ``409 payout_request_not_pending`` (wrong state,
+e.g. approving an approved request or rejecting a signed one); ``409 payout_already_approved``
+(the same key approving twice: a second approval must come from another operator). A retried
+approve or reject is answered from the request's state, not replayed: check it with ``GET``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+
+from kassa.accounts import service as accounts
+from kassa.api.auth import Admin
+from kassa.api.context import Ctx
+from kassa.api.errors import InvalidCursor
+from kassa.api.idempotency import Idem
+from kassa.api.routes.payouts import PayoutRequestOut, request_out
+from kassa.api.schemas import AmountOut
+from kassa.clock import as_utc
+from kassa.payouts import requests, review
+from kassa.payouts.model import PayoutRequest, RequestStatus
+from kassa.payouts.review import Approval, PayoutTransaction
+
+router = APIRouter(prefix="/v1/admin/payouts", tags=["payout review"])
+
+
+class ReviewReasonOut(BaseModel):
+    code: str = Field(examples=["new_destination", "above_threshold", "policy"])
+    detail: str
+
+
+class ApprovalOut(BaseModel):
+    actor: str
+    note: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, approval: Approval) -> ApprovalOut:
+        return cls(actor=approval.actor, note=approval.note, at=approval.at)
+
+
+class PayoutTxOut(BaseModel):
+    id: str
+    chain: str
+    txid: str
+    status: str = Field(description="signed, broadcast, confirmed, failed or dead")
+    amount: AmountOut = Field(description="Paid to this request's destination")
+    fee: AmountOut = Field(description="The most the transaction can cost")
+    fee_paid: AmountOut | None = Field(description="What the chain charged, once known")
+    replaces_id: str | None
+    broadcast_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, tx: PayoutTransaction) -> PayoutTxOut:
+        return cls(
+            id=str(tx.id),
+            chain=tx.chain,
+            txid=tx.txid,
+            status=tx.status,
+            amount=AmountOut.of(tx.amount_native),
+            fee=AmountOut.of(tx.fee_native),
+            fee_paid=None if tx.fee_paid_native is None else AmountOut.of(tx.fee_paid_native),
+            replaces_id=None if tx.replaces_id is None else str(tx.replaces_id),
+            broadcast_at=tx.broadcast_at,
+            last_error=tx.last_error,
+            created_at=tx.created_at,
+        )
+
+
+class ReviewFields(BaseModel):
+    review_reasons: list[ReviewReasonOut] = Field(description="Why it waits (or waited)")
+    approvals: list[ApprovalOut]
+    approvals_required: int
+    age_seconds: int = Field(description="Since the request was made")
+    wait_reason: str | None = Field(description="Why an approved payout is not sent yet")
+    failure_reason: str | None
+
+
+class PayoutSummaryOut(ReviewFields):
+    id: str
+    kind: str
+    status: str
+    external_id: str
+    asset: str
+    destination: str
+    gross: AmountOut
+    fees: AmountOut
+    network_fee: AmountOut
+    net: AmountOut
+    net_native: AmountOut
+    review_due_at: datetime | None
+    created_at: datetime
+
+
+class AdminPayoutOut(PayoutRequestOut, ReviewFields):
+    fee_charge: str = Field(
+        description="Network fee the customer bears: all, beyond_flat_fee, none"
+    )
+    settled_at: datetime | None
+    transactions: list[PayoutTxOut]
+
+
+class PayoutPageOut(BaseModel):
+    requests: list[PayoutSummaryOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, description="Recorded; the customer may ask")
+
+
+# --------------------------------------------------------------------------- cursors
+
+_CURSOR_VERSION = "r1:"
+
+
+def encode_cursor(item: PayoutRequest) -> str:
+    text = f"{_CURSOR_VERSION}{item.created_at.isoformat()}|{item.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    invalid = InvalidCursor("cursor is not one this API returned; start again without it")
+    if len(cursor) > 128:
+        raise invalid
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_VERSION):
+            raise invalid
+        at, ident = text.removeprefix(_CURSOR_VERSION).split("|")
+        return as_utc(datetime.fromisoformat(at)), uuid.UUID(ident)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid from None
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _review_fields(item: PayoutRequest, given: list[Approval], now: datetime) -> dict[str, Any]:
+    return ReviewFields(
+        review_reasons=[
+            ReviewReasonOut(code=r.code.value, detail=r.detail) for r in item.review_reasons
+        ],
+        approvals=[ApprovalOut.of(a) for a in given],
+        approvals_required=item.approvals_required,
+        age_seconds=max(0, int((now - item.created_at).total_seconds())),
+        wait_reason=item.wait_reason,
+        failure_reason=item.failure_reason,
+    ).model_dump()
+
+
+def summary_out(
+    item: PayoutRequest, external_id: str, given: list[Approval], now: datetime
+) -> PayoutSummaryOut:
+    return PayoutSummaryOut(
+        id=str(item.id),
+        kind=item.kind.value,
+        status=item.status.value,
+        external_id=external_id,
+        asset=item.asset,
+        destination=item.destination,
+        gross=AmountOut.of(item.gross_usd),
+        fees=AmountOut.of(item.fees_usd),
+        network_fee=AmountOut.of(item.network_fee_usd),
+        net=AmountOut.of(item.net_usd),
+        net_native=AmountOut.of(item.net_native),
+        review_due_at=item.review_due_at,
+        created_at=item.created_at,
+        **_review_fields(item, given, now),
+    )
+
+
+def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPayoutOut:
+    base = request_out(conn, item)
+    given = review.approvals(conn, [item.id]).get(item.id, [])
+    return AdminPayoutOut(
+        **base.model_dump(),
+        **_review_fields(item, given, now),
+        fee_charge=item.fee_charge.value,
+        settled_at=item.settled_at,
+        transactions=[PayoutTxOut.of(tx) for tx in review.transactions(conn, item.id)],
+    )
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("")
+def list_payouts(
+    _caller: Admin,
+    ctx: Ctx,
+    status: Annotated[
+        RequestStatus | None, Query(description="pending_review for the review queue")
+    ] = None,
+    external_id: Annotated[str | None, Query(description="Only this customer's")] = None,
+    order: Annotated[
+        str, Query(pattern="^(newest|oldest)$", description="newest first, or oldest first")
+    ] = "newest",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> PayoutPageOut:
+    after = None if cursor is None else decode_cursor(cursor)
+    with ctx.database.transaction() as conn:
+        account_id = None
+        if external_id is not None:
+            account_id = accounts.get_by_external_id(conn, external_id).id
+        # One extra row says whether another page exists, so the last page has no cursor.
+        found = review.search(
+            conn,
+            status=status,
+            customer_account_id=account_id,
+            limit=limit + 1,
+            after=after,
+            oldest_first=order == "oldest",
+        )
+        page, more = found[:limit], len(found) > limit
+        given = review.approvals(conn, [item.id for item in page])
+        owners: dict[uuid.UUID, str] = {}
+        for item in page:
+            if item.customer_account_id not in owners:
+                owner = accounts.get(conn, item.customer_account_id)
+                owners[item.customer_account_id] = owner.external_id
+        now = ctx.clock.now(conn)
+    return PayoutPageOut(
+        requests=[
+            summary_out(item, owners[item.customer_account_id], given.get(item.id, []), now)
+            for item in page
+        ],
+        next_cursor=encode_cursor(page[-1]) if more else None,
+    )
+
+
+@router.get("/{request_id}")
+def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
+    with ctx.database.transaction() as conn:
+        item = requests.get(conn, request_id)
+        return detail_out(conn, item, ctx.clock.now(conn))
+
+
+@router.post("/{request_id}/approve")
+def approve_payout(
+    request_id: uuid.UUID, body: ApproveIn, caller: Admin, _idem: Idem, ctx: Ctx
+) -> AdminPayoutOut:
+    with ctx.database.transaction() as conn:
+        item = ctx.payouts.approve(conn, request_id, actor=caller.actor, note=body.note)
+        return detail_out(conn, item, ctx.clock.now(conn))
+
+
+@router.post("/{request_id}/reject")
+def reject_payout(
+    request_id: uuid.UUID, body: RejectIn, caller: Admin, _idem: Idem, ctx: Ctx
+) -> AdminPayoutOut:
+    with ctx.database.transaction() as conn:
+        item = ctx.payouts.reject(conn, request_id, actor=caller.actor, reason=body.reason)
+        return detail_out(conn, item, ctx.clock.now(conn))
