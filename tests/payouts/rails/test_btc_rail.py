@@ -216,7 +216,7 @@ def test_the_scan_records_a_funded_coin_once_it_is_final_and_only_once(
 
 
 def test_a_long_scan_is_spread_over_several_checks(hot: Hot) -> None:
-    hot.rail.wallet.max_blocks = 1
+    hot.rail.wallet.max_bytes = 1  # one block per call
     start = hot.rail.wallet.scan_from_height
     hot.mine(2)
     hot.fund(50_000)  # in block start + 2

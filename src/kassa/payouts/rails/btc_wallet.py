@@ -69,11 +69,12 @@ AVAILABLE = "available"
 RESERVED = "reserved"
 SPENT = "spent"
 
-MAX_BLOCKS_PER_SYNC = 144
-"""Blocks one sync reads at most (a day of mainnet blocks, a minute or so of decoding). A first
-scan over a long stretch of chain is split over several calls, each one database transaction;
-payouts see the coins found so far, and the shortfall reason says how far the scan got. Set
-``scan_from_height`` near the hot wallet's creation."""
+MAX_BYTES_PER_SYNC = 64_000_000
+"""Block bytes one sync reads at most (it stops after the block that crosses it; at least one
+block is read): some 40 mainnet blocks, half a minute or so of decoding, or a whole regtest
+chain. A first scan over a long stretch of chain is split over several calls, each one database
+transaction; payouts see the coins found so far, and the shortfall reason says how far the scan
+got. Set ``scan_from_height`` near the hot wallet's creation."""
 
 
 class HotWalletReorg(RailUnavailable):
@@ -220,7 +221,7 @@ class HotWallet:
         address: str,
         script_pubkey: bytes,
         scan_from_height: int,
-        max_blocks: int = MAX_BLOCKS_PER_SYNC,
+        max_bytes: int = MAX_BYTES_PER_SYNC,
     ) -> None:
         if type(scan_from_height) is not int or scan_from_height < 0:
             raise ValueError(f"scan_from_height must be a height, got {scan_from_height!r}")
@@ -229,13 +230,13 @@ class HotWallet:
         self.address = address
         self.script_pubkey = script_pubkey
         self.scan_from_height = scan_from_height
-        self.max_blocks = max_blocks
+        self.max_bytes = max_bytes
         self._script_hex = script_pubkey.hex()
 
     # ------------------------------------------------------------------ sync
 
     def sync(self, conn: Connection, *, now: datetime) -> SyncResult:
-        """Read the final blocks not read yet (at most `MAX_BLOCKS_PER_SYNC`); raise
+        """Read the final blocks not read yet (about `MAX_BYTES_PER_SYNC` of them); raise
         `HotWalletReorg` if the last one read is no longer in the chain, `RailUnavailable`
         if the node cannot be asked."""
         try:
@@ -257,13 +258,13 @@ class HotWallet:
             start, previous = row.height + 1, row.block_hash
         else:
             start, previous = self.scan_from_height, None
-        end = min(final, start + self.max_blocks - 1)
-        if end < start:
+        if final < start:
             return SyncResult(0, 0, 0, start - 1, final)
         known = self._unsettled_outpoints(conn)
-        found = spent = 0
+        found = spent = read = 0
         block_hash = ""
-        for height in range(start, end + 1):
+        end = start - 1
+        for height in range(start, final + 1):
             block_hash = self.rpc.get_block_hash(height)
             block = self.rpc.get_block(block_hash)
             if block.get("height") != height or block.get("hash") != block_hash:
@@ -281,7 +282,11 @@ class HotWallet:
             block_found, block_spent = self._read_block(conn, block, height, known, now)
             found += block_found
             spent += block_spent
-            previous = block_hash
+            previous, end = block_hash, height
+            size = block.get("size")
+            read += size if type(size) is int else 0
+            if read >= self.max_bytes:
+                break
         self._store_progress(conn, end, block_hash, now)
         return SyncResult(end - start + 1, found, spent, end, final)
 
