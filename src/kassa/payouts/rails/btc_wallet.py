@@ -22,7 +22,9 @@ How the list is kept:
 * A sync with nothing new costs two RPC calls (the tip, and the hash at the stored height), so
   `BtcRail.check_funds` can run it every time. The sync row is locked while scanning, so two
   workers do not scan the same blocks; every write is idempotent anyway (insert-if-absent,
-  "mark spent"), so a redundant scan changes nothing.
+  "mark spent"), so a redundant scan changes nothing. When ``check_funds`` then finds the
+  wallet short, it raises `ShortAfterSync`, a *recorded* refusal, so the unit of work commits
+  the scan's progress instead of rolling it back.
 * Kassa's own payouts reserve coins (``reserved``, ``reserved_for`` = the spend key of the
   transaction), and once final (`BtcRail.settle`) mark them spent and add their change as a new
   coin with its block height. Whichever of the sync and the settle gets there first records it;
