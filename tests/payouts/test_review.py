@@ -17,10 +17,11 @@ the default policy (withdrawals: $20 minimum, $5 flat fee, the network fee deduc
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -64,6 +65,9 @@ from kassa.policy import FeeCharge
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+
+if TYPE_CHECKING:
+    from tests.conftest import DatabaseFactory
 
 PAYEE = "bcrt1qpa2gjyrd8l5xfyedg8f52m2jcwrfz4uh6hk2uh"
 """A wallet outside Kassa that withdrawals pay."""
@@ -557,3 +561,59 @@ def test_refunds_go_to_a_checked_sender_and_a_new_one_is_reviewed(desk: Desk) ->
     assert [r.code for r in made.review_reasons] == [ReviewCode.NEW_DESTINATION]
     assert made.fee_charge is FeeCharge.ALL  # the default policy deducts the network fee
     assert desk.available(customer) == "50.00"
+
+
+def test_a_request_from_before_review_reasons_still_reads_and_approves(desk: Desk) -> None:
+    """Rows made before migration 0006 have no reasons stored (NULL) and need one approval."""
+    customer = desk.account("c", funds="100")
+    made = desk.withdraw(customer, "30", NEW_PAYEE)
+    with desk.db.transaction() as conn:
+        conn.execute(
+            update(payout_request)
+            .where(payout_request.c.id == made.id)
+            .values(review_reasons=None, approvals_required=1)
+        )
+
+    old = desk.get(made.id)
+
+    assert [r.code for r in old.review_reasons] == [ReviewCode.POLICY]
+    with desk.db.transaction() as conn:
+        assert desk.payouts.approve(conn, made.id, actor="operator:ann").status is (
+            RequestStatus.APPROVED
+        )
+
+
+def test_concurrent_requests_of_one_account_respect_the_daily_count(
+    pg_databases: DatabaseFactory, clock: ManualClock
+) -> None:
+    """PostgreSQL: five requests at once under a limit of two — the account's row lock makes
+    them count one after the other, so exactly two get through."""
+    db = pg_databases.new()
+    desk = Desk(
+        db,
+        clock,
+        Settings.model_validate(
+            {"payouts": {"review": {"max_count_per_day": 2, "new_destinations": False}}}
+        ),
+    )
+    customer = desk.account("c", funds="500")
+    start = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            desk.withdraw(customer, "30")
+            outcomes.append("made")
+        except PayoutLimitExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["made", "made", "refused", "refused", "refused"]
+    assert len(desk.requests_of(customer)) == 2
+    assert desk.available(customer) == "440.00"
