@@ -12,19 +12,18 @@ block times and rate times agree.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import coincurve
-import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
-from kassa.chains.btc.rpc import satoshi
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.clock import ManualClock
@@ -32,8 +31,8 @@ from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import build_scanner, derivers, dust_thresholds
-from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.deposits.settings import ChainsSettings
+from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.devnet import tron_node
 from kassa.devnet.testing import BitcoinNode, GanacheNode, TronNode
 from kassa.ledger.accounts import get_balance
@@ -131,12 +130,11 @@ class Stage:
 
     def mine(self, blocks: int = 1) -> None:
         if isinstance(self.node, GanacheNode):
-            with EthRpc(self.node.url) as rpc:
+            with EthRpc(self.node.url) as eth:
                 for _ in range(blocks):
-                    rpc.call("evm_mine")
+                    eth.call("evm_mine")
         elif isinstance(self.node, BitcoinNode):
-            rpc = self.node.rpc()
-            rpc.generate(blocks, self.node.faucet_key.address)
+            self.node.rpc().generate(blocks, self.node.faucet_key.address)
         else:
             tron_node.mine(self.node.url, blocks)
 
@@ -159,7 +157,7 @@ class Stage:
                 script = out["scriptPubKey"]
                 paid_to = script.get("address") or (script.get("addresses") or [None])[0]
                 if paid_to == destination:
-                    total += satoshi(out["value"])
+                    total += int(Decimal(str(out["value"])) * 100_000_000)
             return total
         return _tron_balance(self.node, destination, coin)
 
@@ -299,26 +297,15 @@ def _request(operation: str) -> Request:
 
 
 def _tron_balance(node: TronNode, address: str, coin: Asset) -> int:
-    if coin.code.value == "TRX":
-        answer = httpx.post(
-            f"{node.url}/wallet/getaccount", json={"address": address, "visible": True}
-        ).json()
-        return int(answer.get("balance", 0))
     from kassa.chains.tron.address import parse_tron_address
+    from kassa.chains.tron.api import TronApi
 
     holder = parse_tron_address(address)
-    data = "70a08231" + "00" * 12 + holder.raw.hex()
-    answer = httpx.post(
-        f"{node.url}/wallet/triggerconstantcontract",
-        json={
-            "owner_address": address,
-            "contract_address": node.usdt_contract,
-            "function_selector": "balanceOf(address)",
-            "parameter": data[8:],
-            "visible": True,
-        },
-    ).json()
-    return int(answer["constant_result"][0], 16)
+    with TronApi(node.url) as api:
+        if coin.code.value == "TRX":
+            account = api.account(holder)
+            return 0 if account is None else account.balance
+        return api.trc20_balance(parse_tron_address(node.usdt_contract), holder)
 
 
 def fresh_address(chain: Chain) -> str:
@@ -334,6 +321,22 @@ def fresh_address(chain: Chain) -> str:
     if chain is Chain.ETH:
         return eth_address_for_key(key).text
     return tron_address_for_key(key).text
+
+
+@pytest.fixture
+def make_stage() -> Iterator[Callable[..., Stage]]:
+    """Build (and fund) stages with other settings; closed at the end of the test."""
+    made: list[Stage] = []
+
+    def make(db: Database, chain: Chain, node: Any, **options: Any) -> Stage:
+        stage = Stage(db, chain, node, **options)
+        made.append(stage)
+        stage.fund_hot()
+        return stage
+
+    yield make
+    for stage in made:
+        stage.close()
 
 
 @pytest.fixture

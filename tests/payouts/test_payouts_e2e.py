@@ -8,6 +8,7 @@ paid. Every figure is checked on chain and in the ledger.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from kassa.chains.network import Chain
@@ -17,17 +18,13 @@ from kassa.payouts.model import RequestStatus
 if TYPE_CHECKING:
     from tests.payouts.conftest import Stage
 
-RATES = {"BTC": 60_000, "ETH": 3_000, "TRX": "0.25"}
+RATES = {"BTC": 60_000, "ETH": 3_000, "TRX": "0.25", "USDT-TRC20": 1, "USDT-ERC20": 1}
 
 
-def _owed_native(usd: str, code: str) -> int:
-    """Whole coins per USD at the static rate, rounded down, in minor units."""
-    from fractions import Fraction
-
+def _owed_native(owed: Money, code: str) -> int:
+    """``owed`` USD in coins at the static rate, rounded down, in minor units."""
     rate = Fraction(str(RATES[code]))
-    coin = asset(code)
-    owed = Money.parse(usd, USD)
-    return convert_down(owed, rate.denominator, rate.numerator, coin).amount
+    return convert_down(owed, rate.denominator, rate.numerator, asset(code)).amount
 
 
 def _withdraw_and_check(stage: Stage, code: str) -> None:
@@ -42,8 +39,13 @@ def _withdraw_and_check(stage: Stage, code: str) -> None:
     (tx,) = stage.txs()
     fee = done.network_fee_native
     assert fee is not None and fee.amount > 0
-    # net = 25 − 5 − network fee: the $20 owed in coins, minus the fee measured at execution.
-    assert done.net_native.amount == _owed_native("20.00", code) - fee.amount
+    # net = 25 − 5 − network fee, the fee measured on the chain at execution: deducted in
+    # coins when the chain's fee asset is the payout asset, else in USD (USDT pays TRX gas).
+    owed = Money.parse("20.00", USD)
+    if fee.asset == done.net_native.asset:
+        assert done.net_native.amount == _owed_native(owed, code) - fee.amount
+    else:
+        assert done.net_native.amount == _owed_native(owed - done.network_fee_usd, code)
     assert stage.received(destination, asset(code), tx.txid) == done.net_native.amount
     # The ledger: $25 left the balance, $5 is revenue, clearing is empty, and the network-fee
     # account holds exactly the fee paid minus the fee charged (both at the payout-time rate).
@@ -62,8 +64,8 @@ def test_btc_withdrawal_arrives_net_of_flat_and_network_fee(btc_stage: Stage) ->
     _withdraw_and_check(btc_stage, "BTC")
 
 
-def test_trx_withdrawal_arrives_net_of_flat_and_network_fee(tron_stage: Stage) -> None:
-    _withdraw_and_check(tron_stage, "TRX")
+def test_usdt_trc20_withdrawal_arrives_net_of_flat_and_network_fee(tron_stage: Stage) -> None:
+    _withdraw_and_check(tron_stage, "USDT-TRC20")
 
 
 def _refund_and_check(stage: Stage, code: str, amount: str) -> None:

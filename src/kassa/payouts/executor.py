@@ -384,8 +384,12 @@ class PayoutWorker:
         try:
             estimate = rail.estimate(coin, provisional)
             priced, refused = self._price(jobs, estimate, coin)
-        except (RailUnavailable, NoRate) as error:
+        except (RailUnavailable, NoRate, HotWalletShort) as error:
             report.waiting |= self._release(jobs, str(error))
+            return
+        except PayoutNotSendable as refused_error:
+            for job in jobs:
+                self._fail_unsent(job.id, refused_error.detail, report)
             return
         for job_id, reason in refused.items():
             self._fail_unsent(job_id, reason, report)
