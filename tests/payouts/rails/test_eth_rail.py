@@ -352,7 +352,8 @@ def test_estimate_prices_at_the_chains_base_fee_and_estimates_token_gas(
     capped = eth_rails(hot, settings=EthPayoutSettings(max_fee_per_gas_wei=capped_at))
     estimate = capped.estimate(ETH, [line(Money(MILLI_ETH, ETH))])
     assert estimate.params["max_fee_per_gas"] == capped_at
-    assert estimate.params["max_priority_fee_per_gas"] == tip
+    # The tip never exceeds the cap (the base fee decays on a quiet chain, so it may be tiny).
+    assert estimate.params["max_priority_fee_per_gas"] == min(tip, capped_at)
     assert estimate.total == Money(21_000 * capped_at, ETH)
 
     # USDT: the hot wallet holds none yet, so the transfer cannot be estimated.
