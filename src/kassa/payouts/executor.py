@@ -61,6 +61,7 @@ from kassa.ledger.transfers import Leg, post
 from kassa.money import USD, Asset, AssetCode, Money, asset
 from kassa.payouts.model import RequestStatus, check_transition
 from kassa.payouts.rails.base import (
+    IN_FLIGHT,
     BroadcastOutcome,
     FeeEstimate,
     HotWalletShort,
@@ -87,7 +88,6 @@ log = logging.getLogger(__name__)
 
 CRASH_ENV = "KASSA_FAULT_CRASH_AT"
 CRASH_POINTS = frozenset({"after_sign", "after_broadcast", "before_confirm"})
-IN_FLIGHT = ("signed", "broadcast")
 
 
 def _crash_point_from_env() -> str | None:

@@ -32,11 +32,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from kassa.chains.network import Chain
 from kassa.errors import Conflict, KassaError
 from kassa.money import Asset, Money
+from kassa.payouts.tables import payout_tx, payout_tx_line
+
+IN_FLIGHT = ("signed", "broadcast")
+"""``payout_tx`` statuses of transactions that may still be included: their lines and fees are
+still to leave the hot wallet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,41 @@ class StoredTx:
     created_at: datetime
     broadcast_at: datetime | None
     expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightTx:
+    """A stored payout transaction still in flight, with what it pays out in total."""
+
+    id: uuid.UUID
+    asset: str
+    spend_key: str
+    fee_native: int
+    paid_native: int
+    """The sum of its lines, in its payout asset's minor units."""
+
+
+def in_flight(conn: Connection, chain: Chain, *, spend_key_prefix: str = "") -> list[InFlightTx]:
+    """Kassa's signed or broadcast transactions on ``chain`` (whose spend key starts with
+    ``spend_key_prefix``): what the hot wallet has promised but not yet paid."""
+    query = select(
+        payout_tx.c.id, payout_tx.c.asset, payout_tx.c.spend_key, payout_tx.c.fee_native
+    ).where(payout_tx.c.chain == chain.value, payout_tx.c.status.in_(IN_FLIGHT))
+    if spend_key_prefix:
+        query = query.where(payout_tx.c.spend_key.startswith(spend_key_prefix, autoescape=True))
+    rows = conn.execute(query).all()
+    paid: dict[uuid.UUID, int] = {}
+    if rows:
+        for line in conn.execute(
+            select(payout_tx_line.c.tx_id, payout_tx_line.c.amount_native).where(
+                payout_tx_line.c.tx_id.in_([row.id for row in rows])
+            )
+        ):
+            paid[line.tx_id] = paid.get(line.tx_id, 0) + int(line.amount_native)
+    return [
+        InFlightTx(row.id, row.asset, row.spend_key, int(row.fee_native), paid.get(row.id, 0))
+        for row in rows
+    ]
 
 
 class BroadcastOutcome(StrEnum):

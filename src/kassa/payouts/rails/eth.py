@@ -89,10 +89,11 @@ from kassa.payouts.rails.base import (
     StoredTx,
     TxState,
     TxStatus,
+    in_flight,
 )
 from kassa.payouts.settings import EthPayoutSettings
 from kassa.payouts.signer import Signer
-from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
+from kassa.payouts.tables import payout_nonce
 
 __all__ = ["GAS_HEADROOM_PERCENT", "EthRail"]
 
@@ -101,7 +102,6 @@ GAS_HEADROOM_PERCENT = 20
 
 _BALANCE_OF_SELECTOR = bytes.fromhex("70a08231")  # balanceOf(address)
 _ZERO_ADDRESS = "0x" + "00" * 20
-_IN_FLIGHT = ("signed", "broadcast")
 _KNOWN = ("already known", "known transaction", "alreadyknown")
 _NONCE_TOO_LOW = ("nonce too low", "doesn't have the correct nonce")
 """geth/erigon/besu say "nonce too low"; ganache says "the tx doesn't have the correct nonce"
@@ -310,33 +310,16 @@ class EthRail:
     def _commitments(self, conn: Connection, count: int) -> tuple[Money, Money, int]:
         """(ETH, USDT, how many) that the hot address's unmined payout transactions will
         still spend: versions of one nonce count once, at their largest."""
-        prefix = f"eth:{self._hot_lower}:"
-        rows = conn.execute(
-            select(
-                payout_tx.c.id, payout_tx.c.asset, payout_tx.c.spend_key, payout_tx.c.fee_native
-            ).where(
-                payout_tx.c.chain == Chain.ETH.value,
-                payout_tx.c.status.in_(_IN_FLIGHT),
-                payout_tx.c.spend_key.startswith(prefix, autoescape=True),
-            )
-        ).all()
-        unmined = [row for row in rows if int(row.spend_key.rsplit(":", 1)[1]) >= count]
-        amounts: dict[Any, int] = {}
-        if unmined:
-            for line in conn.execute(
-                select(payout_tx_line.c.tx_id, payout_tx_line.c.amount_native).where(
-                    payout_tx_line.c.tx_id.in_([row.id for row in unmined])
-                )
-            ):
-                amounts[line.tx_id] = amounts.get(line.tx_id, 0) + int(line.amount_native)
+        flying = in_flight(conn, Chain.ETH, spend_key_prefix=f"eth:{self._hot_lower}:")
+        unmined = [tx for tx in flying if int(tx.spend_key.rsplit(":", 1)[1]) >= count]
         eth_by_nonce: dict[str, int] = {}
         token_by_nonce: dict[str, int] = {}
-        for row in unmined:
-            value = amounts.get(row.id, 0)
-            eth = int(row.fee_native) + (value if row.asset == ETH.code.value else 0)
-            token = value if row.asset == USDT_ERC20.code.value else 0
-            eth_by_nonce[row.spend_key] = max(eth_by_nonce.get(row.spend_key, 0), eth)
-            token_by_nonce[row.spend_key] = max(token_by_nonce.get(row.spend_key, 0), token)
+        for tx in unmined:
+            value = tx.paid_native
+            eth = tx.fee_native + (value if tx.asset == ETH.code.value else 0)
+            token = value if tx.asset == USDT_ERC20.code.value else 0
+            eth_by_nonce[tx.spend_key] = max(eth_by_nonce.get(tx.spend_key, 0), eth)
+            token_by_nonce[tx.spend_key] = max(token_by_nonce.get(tx.spend_key, 0), token)
         return (
             Money(sum(eth_by_nonce.values()), ETH),
             Money(sum(token_by_nonce.values()), USDT_ERC20),

@@ -60,7 +60,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from eth_hash.auto import keccak
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.network import Chain, TronNetwork
@@ -87,10 +87,10 @@ from kassa.payouts.rails.base import (
     StoredTx,
     TxState,
     TxStatus,
+    in_flight,
 )
 from kassa.payouts.settings import TronPayoutSettings
 from kassa.payouts.signer import Signer
-from kassa.payouts.tables import payout_tx, payout_tx_line
 
 __all__ = ["TronRail", "transaction_bandwidth"]
 
@@ -102,7 +102,6 @@ TRANSFER_TOPIC = keccak(b"Transfer(address,address,uint256)")
 FEE_LIMIT_HEADROOM = 2
 """The fee limit allows this many times the estimated energy cost (dynamic energy may rise)."""
 
-_IN_FLIGHT = ("signed", "broadcast")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TRANSFER_TYPE_URL = "type.googleapis.com/protocol.TransferContract"
 _TRIGGER_TYPE_URL = "type.googleapis.com/protocol.TriggerSmartContract"
@@ -435,26 +434,11 @@ class TronRail:
 
     def _commitments(self, conn: Connection) -> tuple[Money, Money, int]:
         """(TRX, USDT, how many transactions) that Kassa's unsettled TRON payouts still spend."""
-        rows = conn.execute(
-            select(payout_tx.c.id, payout_tx.c.asset, payout_tx.c.fee_native).where(
-                payout_tx.c.chain == Chain.TRON.value, payout_tx.c.status.in_(_IN_FLIGHT)
-            )
-        ).all()
-        if not rows:
-            return Money(0, TRX), Money(0, USDT_TRC20), 0
-        assets = {row.id: row.asset for row in rows}
-        trx = sum(int(row.fee_native) for row in rows)
-        tokens = 0
-        for line in conn.execute(
-            select(payout_tx_line.c.tx_id, payout_tx_line.c.amount_native).where(
-                payout_tx_line.c.tx_id.in_(list(assets))
-            )
-        ):
-            if assets[line.tx_id] == USDT_TRC20.code.value:
-                tokens += int(line.amount_native)
-            else:
-                trx += int(line.amount_native)
-        return Money(trx, TRX), Money(tokens, USDT_TRC20), len(rows)
+        flying = in_flight(conn, Chain.TRON)
+        trx = sum(tx.fee_native for tx in flying)
+        trx += sum(tx.paid_native for tx in flying if tx.asset != USDT_TRC20.code.value)
+        tokens = sum(tx.paid_native for tx in flying if tx.asset == USDT_TRC20.code.value)
+        return Money(trx, TRX), Money(tokens, USDT_TRC20), len(flying)
 
     # -- sign ------------------------------------------------------------------------------
 
