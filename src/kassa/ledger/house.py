@@ -38,7 +38,9 @@ def adjustments(conn: Connection, asset_: Asset, now: datetime) -> Account:
     )
 
 
-def wallet(conn: Connection, name: str, asset_: Asset, now: datetime) -> Account:
+def wallet(
+    conn: Connection, name: str, asset_: Asset, now: datetime, *, allow_negative: bool = False
+) -> Account:
     """Crypto the house holds on chain, in native units (debit-normal asset), e.g. the
     deposit addresses of one chain (``wallet:btc-deposits:BTC``)."""
     return open_account(
@@ -47,7 +49,7 @@ def wallet(conn: Connection, name: str, asset_: Asset, now: datetime) -> Account
         asset_=asset_,
         normal_side=NormalSide.DEBIT,
         kind=AccountKind.WALLET,
-        allow_negative=False,
+        allow_negative=allow_negative,
         now=now,
     )
 
@@ -76,15 +78,7 @@ def hot_wallet(conn: Connection, chain: str, asset_: Asset, now: datetime) -> Ac
     happens outside Kassa), so its balance may go negative: it then reads as "paid out of the
     hot wallet beyond what the ledger saw arrive", which reconciliation compares with the chain.
     """
-    return open_account(
-        conn,
-        code=f"wallet:{chain}-hot:{asset_.code}",
-        asset_=asset_,
-        normal_side=NormalSide.DEBIT,
-        kind=AccountKind.WALLET,
-        allow_negative=True,
-        now=now,
-    )
+    return wallet(conn, f"{chain}-hot", asset_, now, allow_negative=True)
 
 
 def network_fees(conn: Connection, asset_: Asset, now: datetime) -> Account:
