@@ -831,10 +831,7 @@ class PayoutWorker:
                 Leg(house.fx(conn, coin, USD, now).id, -net_usd),
                 Leg(house.fx(conn, coin, coin, now).id, net_native),
                 Leg(house.hot_wallet(conn, chain, coin, now).id, -net_native),
-                Leg(house.hot_wallet(conn, chain, fee_asset, now).id, -fee_paid),
-                Leg(house.fx(conn, fee_asset, fee_asset, now).id, fee_paid),
-                Leg(house.fx(conn, fee_asset, USD, now).id, -fee_paid_usd),
-                Leg(house.network_fees(conn, USD, now).id, fee_paid_usd),
+                *_fee_paid_legs(conn, chain, fee_paid, fee_paid_usd, now),
             ]
         )
         post(
@@ -909,20 +906,9 @@ class PayoutWorker:
                 if paid_share.is_positive:
                     lock = get_lock(conn, row.execution_rate_lock_id)
                     usd = lock.usd_charge_for(paid_share)
-                    fee_asset = paid_share.asset
                     post(
                         conn,
-                        _merge(
-                            [
-                                Leg(
-                                    house.hot_wallet(conn, rail.chain.value, fee_asset, now).id,
-                                    -paid_share,
-                                ),
-                                Leg(house.fx(conn, fee_asset, fee_asset, now).id, paid_share),
-                                Leg(house.fx(conn, fee_asset, USD, now).id, -usd),
-                                Leg(house.network_fees(conn, USD, now).id, usd),
-                            ]
-                        ),
+                        _merge(_fee_paid_legs(conn, rail.chain.value, paid_share, usd, now)),
                         kind=TransactionKind.PAYOUT,
                         now=now,
                         request=Request.of(
@@ -1015,6 +1001,19 @@ class PayoutWorker:
             self._fail(conn, row, reason, now)
         report.failed.append(request_id)
         log.info("payout %s failed: %s", request_id, reason)
+
+
+def _fee_paid_legs(
+    conn: Connection, chain: str, fee: Money, fee_usd: Money, now: datetime
+) -> list[Leg]:
+    """The chain fee leaving the hot wallet (native, through the fee asset's FX accounts) as a
+    cost on ``house:network-fees:USD`` at ``fee_usd``."""
+    return [
+        Leg(house.hot_wallet(conn, chain, fee.asset, now).id, -fee),
+        Leg(house.fx(conn, fee.asset, fee.asset, now).id, fee),
+        Leg(house.fx(conn, fee.asset, USD, now).id, -fee_usd),
+        Leg(house.network_fees(conn, USD, now).id, fee_usd),
+    ]
 
 
 def _merge(legs: Iterable[Leg]) -> list[Leg]:
