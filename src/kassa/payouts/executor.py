@@ -324,7 +324,34 @@ class PayoutWorker:
                 )
                 continue
             for batch in self._batches(rail, group):
-                self._execute(rail, batch, report)
+                batch = self._renew(batch)
+                if batch:
+                    self._execute(rail, batch, report)
+
+    def _renew(self, jobs: list[_Job]) -> list[_Job]:
+        """Extend this worker's lease on ``jobs`` before working on them, and drop any that
+        another worker took over meanwhile (a claim lapses when a round runs long) or that
+        left ``approved`` (cancelled, rejected). Signing re-checks the claim under a row lock;
+        renewing here keeps a long round from losing its later payouts to another worker and
+        having done their pricing for nothing."""
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            kept = set(
+                conn.execute(
+                    update(payout_request)
+                    .where(
+                        payout_request.c.id.in_([job.id for job in jobs]),
+                        payout_request.c.status == RequestStatus.APPROVED.value,
+                        payout_request.c.claimed_by == self.worker_id,
+                    )
+                    .values(lease_until=now + timedelta(seconds=self.settings.worker.lease_seconds))
+                    .returning(payout_request.c.id)
+                ).scalars()
+            )
+        lost = [job.id for job in jobs if job.id not in kept]
+        if lost:
+            log.info("payouts no longer claimed by %s: %s", self.worker_id, lost)
+        return [job for job in jobs if job.id in kept]
 
     def _batches(self, rail: Rail, jobs: list[_Job]) -> list[list[_Job]]:
         btc = self.settings.btc
@@ -577,7 +604,12 @@ class PayoutWorker:
                     .where(payout_tx.c.id == tx.id)
                     .values(last_error=f"{result.outcome.value}: {result.detail}", updated_at=now)
                 )
-                log.warning("broadcast of %s %s: %s", tx.txid, result.outcome.value, result.detail)
+                level = (
+                    logging.INFO if result.outcome is BroadcastOutcome.DEFERRED else logging.WARNING
+                )
+                log.log(
+                    level, "broadcast of %s %s: %s", tx.txid, result.outcome.value, result.detail
+                )
         if result.outcome is BroadcastOutcome.ACCEPTED:
             self._crash("after_broadcast")
 
@@ -587,6 +619,8 @@ class PayoutWorker:
             .where(payout_tx.c.id == tx.id)
             .with_for_update()
         ).one()
+        if row.status not in IN_FLIGHT:
+            return  # another worker settled it since this one read it: nothing to mark
         values: dict[str, Any] = {
             "broadcast_count": int(row.broadcast_count) + 1,
             "last_error": None,

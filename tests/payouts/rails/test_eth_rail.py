@@ -417,6 +417,31 @@ def test_eth_payout_is_broadcast_mined_and_final_and_a_rebroadcast_pays_once(
     assert rail.status(tx).state is TxState.FINAL
 
 
+def test_broadcast_sends_in_nonce_order(
+    db: Database, eth_rails: RailFactory, eth_w3: Web3, ganache_node: GanacheNode
+) -> None:
+    # Two workers may sign nonces 0 and 1 and reach the node in the other order: the later
+    # nonce is held back (nothing sent) until the earlier one is in, then it goes through.
+    rail = eth_rails(new_key(), confirmations=1)
+    ganache_node.faucet().fund(rail.hot_address(), Money(100 * MILLI_ETH, ETH))
+    first, second = line(Money(MILLI_ETH, ETH)), line(Money(2 * MILLI_ETH, ETH))
+    tx0 = sign(db, rail, ETH, [first])
+    tx1 = sign(db, rail, ETH, [second])
+
+    early = rail.broadcast(tx1)
+    assert early.outcome is BroadcastOutcome.DEFERRED
+    assert "nonce 1" in early.detail and "nonce 0" in early.detail
+    assert rail.status(tx1).state is TxState.UNKNOWN  # the node never saw it
+    assert eth_w3.eth.get_transaction_count(rail.hot_address(), "pending") == 0
+
+    assert rail.broadcast(tx0).outcome is BroadcastOutcome.ACCEPTED
+    assert rail.broadcast(tx1).outcome is BroadcastOutcome.ACCEPTED
+    mine(rail)
+    assert eth_balance(eth_w3, first.destination) == MILLI_ETH
+    assert eth_balance(eth_w3, second.destination) == 2 * MILLI_ETH
+    assert eth_w3.eth.get_transaction_count(rail.hot_address()) == 2
+
+
 def test_nodes_answers_to_broadcast(db: Database, eth_rails: RailFactory) -> None:
     hot = new_key()
     rail = eth_rails(hot)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -78,6 +78,11 @@ class FakeRail:
     settled: list[tuple[str, TxState]] = field(default_factory=list)
     next_nonce: int = 0
     broadcast_answer: BroadcastOutcome = BroadcastOutcome.ACCEPTED
+    before_estimate: Callable[[], None] | None = None
+    """Called as an estimate starts: lets a test make a round slow (move the clock)."""
+    after_status_read: Callable[[], None] | None = None
+    """Called once, after `status` read the state and before it answers: lets a test run
+    another worker in between (the answer is then stale, as a real one can be)."""
 
     chain: Chain = Chain.ETH
     fee_asset: Asset = ETH
@@ -93,6 +98,8 @@ class FakeRail:
         return Money(1, coin)
 
     def estimate(self, coin: Asset, lines: Sequence[PayoutLine]) -> FeeEstimate:
+        if self.before_estimate is not None:
+            self.before_estimate()
         return FeeEstimate(Money(self.fee_per_tx, ETH), {"gas": 21_000}, "fake")
 
     def _pending(self) -> int:
@@ -151,8 +158,13 @@ class FakeRail:
         fake = self.txs[tx.txid]
         if fake.state in (TxState.FINAL, TxState.FAILED):
             paid = int(fake.signed.fee.amount * self.fee_paid_ratio)
-            return TxStatus(fake.state, "", 7, "0xblock", fake.confirmations, Money(paid, ETH))
-        return TxStatus(fake.state)
+            answer = TxStatus(fake.state, "", 7, "0xblock", fake.confirmations, Money(paid, ETH))
+        else:
+            answer = TxStatus(fake.state)
+        hook, self.after_status_read = self.after_status_read, None
+        if hook is not None:
+            hook()
+        return answer
 
     def replacement(
         self, conn: Connection, tx: StoredTx, *, bump_percent: int, now: datetime

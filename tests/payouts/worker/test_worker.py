@@ -22,6 +22,8 @@ from kassa.payouts.tables import payout_tx
 if TYPE_CHECKING:
     from tests.payouts.worker.conftest import Bench
 
+    from kassa.payouts.executor import RoundReport
+
 OWED_WEI = 6_666_666_666_666_666
 FEE_WEI = 420_000 * 10**9
 NET_WEI = OWED_WEI - FEE_WEI
@@ -206,3 +208,59 @@ def test_cancelled_before_signing_is_never_signed(bench: Bench) -> None:
     assert bench.worker().run_once().idle
     assert bench.rail.txs == {}
     assert bench.available(customer) == Money.parse("100.00", USD)
+
+
+def test_a_worker_with_a_stale_view_leaves_a_payout_another_worker_settled(bench: Bench) -> None:
+    # Worker b reads the signed transaction and asks the chain about it; meanwhile worker a
+    # broadcasts it and settles it. b's answer (never broadcast) is stale by then: b sends the
+    # same bytes again, and must not move the confirmed payout back to broadcast.
+    request = bench.withdraw(bench.customer(), "25.00")
+    a, b = bench.worker("a"), bench.worker("b")
+    bench.rail.broadcast_answer = BroadcastOutcome.UNAVAILABLE
+    a.run_once()
+    assert _status(bench, request.id) is RequestStatus.SIGNED
+    bench.rail.broadcast_answer = BroadcastOutcome.ACCEPTED
+
+    def a_settles_it() -> None:
+        a.run_once()  # broadcast
+        bench.rail.mine()
+        a.run_once()  # confirmed
+        assert _status(bench, request.id) is RequestStatus.CONFIRMED
+
+    bench.rail.after_status_read = a_settles_it
+    report = b.run_once()
+
+    assert report.confirmed == []
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+    assert [status for _, status in _txs(bench)] == ["confirmed"]
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+
+
+def test_a_long_round_keeps_its_claims_by_renewing_the_lease(bench: Bench) -> None:
+    # Each payout's pricing takes 100 s of the 120 s lease. The second payout of the batch is
+    # still this worker's when it comes to it: the lease is renewed as each one starts.
+    customer = bench.customer("100.00")
+    requests = [bench.withdraw(customer, "25.00") for _ in range(2)]
+    bench.rail.before_estimate = lambda: bench.clock.advance(timedelta(seconds=100))
+    report = bench.worker().run_once()
+    assert sorted(report.signed) == sorted(r.id for r in requests)
+
+
+def test_a_payout_taken_over_by_another_worker_is_not_worked_on(bench: Bench) -> None:
+    # Worker a's round is so slow that its claim on the second payout lapses and worker b
+    # claims it: a skips it (b signs it), and each payout is signed exactly once.
+    customer = bench.customer("100.00")
+    first, second = bench.withdraw(customer, "25.00"), bench.withdraw(customer, "25.00")
+    a, b = bench.worker("a"), bench.worker("b")
+    b_report: list[RoundReport] = []
+
+    def slow_then_b_runs() -> None:
+        bench.rail.before_estimate = None
+        bench.clock.advance(timedelta(seconds=121))
+        b_report.append(b.run_once())
+
+    bench.rail.before_estimate = slow_then_b_runs
+    a_report = a.run_once()
+    assert len(bench.rail.txs) == 2
+    assert {*a_report.signed, *b_report[0].signed} == {first.id, second.id}
+    assert not set(a_report.signed) & set(b_report[0].signed)

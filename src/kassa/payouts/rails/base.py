@@ -166,6 +166,9 @@ class BroadcastOutcome(StrEnum):
     ask ``status`` whether it is dead before doing anything else."""
     UNAVAILABLE = "unavailable"
     """The node could not be asked (down, timeout): try again later."""
+    DEFERRED = "deferred"
+    """Not sent yet, on purpose: an earlier transaction of the same sender must reach the node
+    first (ETH sends in nonce order). The next round sends it."""
 
 
 @dataclass(frozen=True, slots=True)

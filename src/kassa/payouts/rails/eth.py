@@ -448,13 +448,27 @@ class EthRail:
 
     def broadcast(self, tx: StoredTx) -> Broadcast:
         raw = tx.raw.removeprefix("0x")
+        nonce, sender = int(tx.spend["nonce"]), str(tx.spend["from"])
         try:
             if self.rpc.get_transaction_by_hash(tx.txid) is not None:
                 return Broadcast(BroadcastOutcome.ACCEPTED, "already known to the node")
+            # Send in nonce order. Two workers may sign nonces n and n+1 and broadcast them in
+            # the other order; a node parks a transaction with a gap before it (geth's queue
+            # may drop it, ganache's instamine blocks the call until the gap fills). Wait for
+            # the earlier ones instead; the next round sends this one.
+            ready = self.rpc.get_transaction_count(sender, "pending")
+            if nonce > ready:
+                return Broadcast(
+                    BroadcastOutcome.DEFERRED,
+                    f"nonce {nonce} of {sender} waits for nonce {ready} to reach the node",
+                )
             self.rpc.send_raw_transaction(bytes.fromhex(raw))
         except RpcError as error:
             message = error.message.lower()
-            if any(known in message for known in _KNOWN):
+            if any(known in message for known in _KNOWN) or self._knows(tx.txid):
+                # Another worker sent these very bytes a moment ago: nodes answer that in
+                # their own words ("already known", ganache's "underpriced" or "mining has
+                # already started"), so the node is asked for the hash itself.
                 return Broadcast(BroadcastOutcome.ACCEPTED, error.message)
             if any(low in message for low in _NONCE_TOO_LOW):
                 return Broadcast(BroadcastOutcome.REJECTED, f"nonce too low: {error.message}")
@@ -462,6 +476,12 @@ class EthRail:
         except EthNodeError as error:  # unreachable, timeout, or an answer of the wrong shape
             return Broadcast(BroadcastOutcome.UNAVAILABLE, str(error))
         return Broadcast(BroadcastOutcome.ACCEPTED)
+
+    def _knows(self, txid: str) -> bool:
+        try:
+            return self.rpc.get_transaction_by_hash(txid) is not None
+        except EthNodeError:
+            return False
 
     # ------------------------------------------------------------------ watching
 
