@@ -432,14 +432,17 @@ def test_broadcast_sends_in_nonce_order(
     assert early.outcome is BroadcastOutcome.DEFERRED
     assert "nonce 1" in early.detail and "nonce 0" in early.detail
     assert rail.status(tx1).state is TxState.UNKNOWN  # the node never saw it
-    assert eth_w3.eth.get_transaction_count(rail.hot_address(), "pending") == 0
+    assert (
+        eth_w3.eth.get_transaction_count(Web3.to_checksum_address(rail.hot_address()), "pending")
+        == 0
+    )
 
     assert rail.broadcast(tx0).outcome is BroadcastOutcome.ACCEPTED
     assert rail.broadcast(tx1).outcome is BroadcastOutcome.ACCEPTED
     mine(rail)
     assert eth_balance(eth_w3, first.destination) == MILLI_ETH
     assert eth_balance(eth_w3, second.destination) == 2 * MILLI_ETH
-    assert eth_w3.eth.get_transaction_count(rail.hot_address()) == 2
+    assert eth_w3.eth.get_transaction_count(Web3.to_checksum_address(rail.hot_address())) == 2
 
 
 def test_nodes_answers_to_broadcast(db: Database, eth_rails: RailFactory) -> None:

@@ -78,9 +78,9 @@ class FakeRail:
     settled: list[tuple[str, TxState]] = field(default_factory=list)
     next_nonce: int = 0
     broadcast_answer: BroadcastOutcome = BroadcastOutcome.ACCEPTED
-    before_estimate: Callable[[], None] | None = None
+    before_estimate: Callable[[], object] | None = None
     """Called as an estimate starts: lets a test make a round slow (move the clock)."""
-    after_status_read: Callable[[], None] | None = None
+    after_status_read: Callable[[], object] | None = None
     """Called once, after `status` read the state and before it answers: lets a test run
     another worker in between (the answer is then stale, as a real one can be)."""
 
