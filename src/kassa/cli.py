@@ -907,5 +907,18 @@ def bench_watchers(ctx: typer.Context) -> None:
     raise typer.Exit(entry(list(ctx.args)))
 
 
+@bench_app.command(
+    "payouts",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench_payouts(ctx: typer.Context) -> None:
+    """Payout benchmark on the local chains (payouts/s, BTC batching fee saved); arguments go
+    to kassa.bench.payouts."""
+    module = importlib.import_module("kassa.bench.payouts")
+    entry: Callable[[list[str] | None], int] = module.main
+    raise typer.Exit(entry(list(ctx.args)))
+
+
 def main() -> None:
     app()

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
+from kassa.bench._payouts_run import close_client, fresh_address
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.clock import ManualClock
@@ -162,7 +163,7 @@ class Stage:
         return _tron_balance(self.node, destination, coin)
 
     def close(self) -> None:
-        _close_client_of(self.rail)
+        close_client(self.rail)
 
     def fresh_address(self) -> str:
         return fresh_address(self.chain)
@@ -221,7 +222,7 @@ class Stage:
                 if found:
                     return found[0]
         finally:
-            _close_client_of(watcher.scanner)
+            close_client(watcher.scanner)
         raise AssertionError("the top-up was not credited")
 
     def withdraw(self, account: CustomerAccount, usd: str, coin: str, to: str) -> PayoutRequest:
@@ -284,14 +285,6 @@ class Stage:
             return 0 if row is None else get_balance(conn, row.id).posted.amount
 
 
-def _close_client_of(holder: object) -> None:
-    """Close the node client a rail or scanner holds (an unclosed socket fails the test)."""
-    for name in ("rpc", "api", "_api", "_rpc"):
-        client = getattr(holder, name, None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
-
-
 def _request(operation: str) -> Request:
     return Request.of(IdempotencyKey("test", uuid.uuid4().hex), f"payouts.{operation}", {})
 
@@ -306,21 +299,6 @@ def _tron_balance(node: TronNode, address: str, coin: Asset) -> int:
             account = api.account(holder)
             return 0 if account is None else account.balance
         return api.trc20_balance(parse_tron_address(node.usdt_contract), holder)
-
-
-def fresh_address(chain: Chain) -> str:
-    """An address nobody has used: a new random key's, on the devnet network."""
-    from kassa.chains.btc.keys import p2wpkh_address_for_key
-    from kassa.chains.eth.tx import eth_address_for_key
-    from kassa.chains.network import BtcNetwork
-    from kassa.chains.tron.tx import tron_address_for_key
-
-    key = coincurve.PrivateKey()
-    if chain is Chain.BTC:
-        return p2wpkh_address_for_key(key, BtcNetwork.REGTEST).text
-    if chain is Chain.ETH:
-        return eth_address_for_key(key).text
-    return tron_address_for_key(key).text
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@ the real local chains, while blocks are mined; each payout is paid exactly once.
 
 Each worker is what `kassa payout-worker` runs: its own rail and node client, the same hot
 key, claims with a lease under SKIP LOCKED. They run in threads of this process, truly at
-the same time (the work is network and database I/O). What is checked comes from the chain
-itself, not from Kassa's tables: every block mined during the test is read, and each
-destination must have received exactly one transfer, of exactly the net amount recorded.
-Then the database: one final transaction per payout, no other spend, and (ETH) a nonce per
-transaction without a gap.
+the same time (the work is network and database I/O), in `kassa.bench._payouts_run.WorkerPool`
+(which `kassa bench payouts` runs too); the miner moves the test's clock a second per block.
+What is checked comes from the chain itself, not from Kassa's tables: every block mined
+during the test is read, and each destination must have received exactly one transfer, of
+exactly the net amount recorded. Then the database: one confirmed transaction per payout, no
+other spend, and (ETH) a nonce per transaction without a gap.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -22,15 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import func, select
 
+from kassa.bench._payouts_run import WorkerPool, chain_tip, paid_on_chain
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.deposits.addresses import match_key
-from kassa.deposits.runtime import build_scanner
 from kassa.money import USD, Money, asset
-from kassa.payouts.executor import PayoutWorker, RoundReport
 from kassa.payouts.model import RequestStatus
-from kassa.payouts.runtime import build_rail
-from kassa.payouts.tables import payout_nonce, payout_request, payout_tx, payout_tx_line
+from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,114 +46,6 @@ CASES: dict[Chain, tuple[tuple[str, ...], str, dict[str, Any]]] = {
     Chain.BTC: (("BTC",), "bitcoin_node", {"btc": {"batching": True, "max_batch": 5}}),
     Chain.TRON: (("USDT-TRC20",), "tron_sim", {}),
 }
-
-
-class _Workers:
-    """Two workers in threads and a miner that mines a block (and moves the clock a second)
-    every quarter second; errors escaping a round are kept for the test to see."""
-
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        self.signed: dict[str, int] = defaultdict(int)
-        self.rails = [
-            build_rail(stage.chains, stage.settings, stage.signer, stage.chain) for _ in range(2)
-        ]
-        self.workers = [
-            PayoutWorker(
-                stage.db,
-                stage.clock,
-                stage.pricing,
-                stage.settings,
-                {stage.chain: rail},
-                worker_id=f"payout-worker:w{n}",
-                crash_at=None,
-            )
-            for n, rail in enumerate(self.rails, start=1)
-        ]
-        self.threads = [
-            threading.Thread(target=self._work, args=(w,), name=w.worker_id) for w in self.workers
-        ]
-        self.threads.append(threading.Thread(target=self._mine, name="miner"))
-
-    def _work(self, worker: PayoutWorker) -> None:
-        while not self.stop.is_set():
-            try:
-                report: RoundReport = worker.run_once()
-            except Exception as error:
-                self.errors.append(error)
-                self.stop.set()
-                return
-            self.signed[worker.worker_id] += len(report.signed)
-            if report.idle:
-                self.stop.wait(0.05)
-
-    def _mine(self) -> None:
-        while not self.stop.wait(0.25):
-            try:
-                self.stage.mine(1)
-            except Exception as error:
-                self.errors.append(error)
-                self.stop.set()
-                return
-            self.stage.clock.advance(timedelta(seconds=1))
-
-    def __enter__(self) -> _Workers:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-        for rail in self.rails:
-            _close(rail)
-
-
-def _settled(stage: Stage, ids: list[uuid.UUID]) -> dict[str, int]:
-    with stage.db.transaction() as conn:
-        rows = conn.execute(
-            select(payout_request.c.status, func.count())
-            .where(payout_request.c.id.in_(ids))
-            .group_by(payout_request.c.status)
-        ).all()
-    return {row[0]: int(row[1]) for row in rows}
-
-
-def _close(holder: object) -> None:
-    for name in ("rpc", "api", "_api", "_rpc"):
-        client = getattr(holder, name, None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
-
-
-def _tip(stage: Stage) -> int:
-    scanner = build_scanner(stage.chains, stage.chain)
-    try:
-        return scanner.head().height
-    finally:
-        _close(scanner)
-
-
-def _paid_on_chain(
-    stage: Stage, from_height: int, destinations: frozenset[str]
-) -> dict[tuple[str, str], list[int]]:
-    """Every successful transfer to ``destinations`` (match keys) in the blocks above
-    ``from_height``: (address, asset) → amounts, read from the chain by the deposit scanner."""
-    scanner = build_scanner(stage.chains, stage.chain)
-    try:
-        tip = scanner.head().height
-        paid: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for height in range(from_height + 1, tip + 1):
-            for transfer in scanner.block(height, destinations).transfers:
-                if transfer.success:
-                    key = (match_key(stage.chain, transfer.to_address), transfer.asset)
-                    paid[key].append(transfer.amount)
-        return paid
-    finally:
-        _close(scanner)
 
 
 @pytest.mark.parametrize("chain", list(CASES), ids=[c.value for c in CASES])
@@ -186,7 +75,7 @@ def test_two_workers_pay_each_of_100_payouts_exactly_once(
         for _ in range(9):
             stage.faucet_fund(stage.rail.hot_address(), Money.parse("0.2", asset("BTC")))
         stage.mine(2)
-    start_height = _tip(stage)
+    start_height = chain_tip(stage.chains, chain)
 
     customer = stage.customer("3000.00")
     requests = [
@@ -196,22 +85,28 @@ def test_two_workers_pay_each_of_100_payouts_exactly_once(
     assert all(r.status is RequestStatus.APPROVED for r in requests)
     ids = [r.id for r in requests]
 
-    with _Workers(stage) as running:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while time.monotonic() < deadline and not running.stop.is_set():
-            if _settled(stage, ids).get(RequestStatus.CONFIRMED.value, 0) == PAYOUTS:
-                break
-            time.sleep(0.5)
-    assert not running.errors, running.errors
-    assert _settled(stage, ids) == {RequestStatus.CONFIRMED.value: PAYOUTS}
+    with WorkerPool(
+        stage.db,
+        stage.clock,
+        stage.pricing,
+        stage.settings,
+        stage.chains,
+        stage.signer,
+        chain,
+        count=2,
+        mine=stage.mine,
+        mine_every=0.25,
+        on_block=lambda: stage.clock.advance(timedelta(seconds=1)),
+    ) as pool:
+        waited = pool.wait(ids, timeout_seconds=DEADLINE_SECONDS)
+    assert not pool.errors, pool.errors
+    assert waited.statuses == {RequestStatus.CONFIRMED.value: PAYOUTS}
     # Both workers signed: the payouts really were shared between them.
-    assert all(running.signed[w.worker_id] > 0 for w in running.workers), dict(running.signed)
+    assert all(pool.signed[w.worker_id] > 0 for w in pool.workers), dict(pool.signed)
 
     # The chain: each destination got exactly one transfer of exactly the recorded net amount.
     done_requests = [stage.request(r.id) for r in requests]
-    paid = _paid_on_chain(
-        stage, start_height, frozenset(match_key(chain, d.destination) for d in done_requests)
-    )
+    paid = paid_on_chain(stage.chains, chain, start_height, [d.destination for d in done_requests])
     for done in done_requests:
         key = (match_key(chain, done.destination), done.net_native.asset.code.value)
         assert paid[key] == [done.net_native.amount], (done.destination, paid[key])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
 
+from kassa.bench._chart import panels_svg
 from kassa.bench._report import machine
 from kassa.bench._watch_addresses import Population
 from kassa.bench._watch_fetch import FetchFigures
@@ -304,11 +304,6 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- SVG chart
 
-WIDTH = 760
-LABEL_WIDTH = 250
-BAR_HEIGHT = 16
-BAR_GAP = 4
-PANEL_GAP = 34
 COLOURS = {"raw": "#4c78a8", "scanner": "#72b7b2", "sqlite": "#f58518", "postgres": "#54a24b"}
 
 
@@ -338,28 +333,10 @@ def chart_svg(runs: Sequence[ChainRun]) -> str:
                 )
         if run.derived_per_second is not None:
             panels[2][1].append((str(run.chain), run.derived_per_second, "raw"))
-    parts: list[str] = []
-    y = 10
-    for title, bars in panels:
-        parts.append(f'<text x="10" y="{y + 14}" font-weight="bold">{escape(title)}</text>')
-        y += 24
-        top = max((value for _, value, _ in bars), default=0.0) or 1.0
-        for label, value, colour in bars:
-            width = (WIDTH - LABEL_WIDTH - 90) * value / top
-            parts.append(
-                f'<text x="{LABEL_WIDTH - 8}" y="{y + 12}" text-anchor="end">{escape(label)}</text>'
-            )
-            parts.append(
-                f'<rect x="{LABEL_WIDTH}" y="{y}" width="{width:.1f}" height="{BAR_HEIGHT}" '
-                f'fill="{COLOURS[colour]}"/>'
-            )
-            parts.append(
-                f'<text x="{LABEL_WIDTH + width + 6:.1f}" y="{y + 12}">{_rate(value)}</text>'
-            )
-            y += BAR_HEIGHT + BAR_GAP
-        y += PANEL_GAP - BAR_GAP
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" '
-        f'font-family="sans-serif" font-size="12">\n'
-        f'<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(parts) + "\n</svg>\n"
+    return panels_svg(
+        [
+            (title, [(label, value, COLOURS[c]) for label, value, c in bars])
+            for title, bars in panels
+        ],
+        _rate,
     )
