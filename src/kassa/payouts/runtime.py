@@ -32,6 +32,7 @@ def build_rail(
 ) -> Rail:
     if chain not in signer.keys:
         raise PayoutsNotConfigured(f"no signing key for {chain.display_name}")
+    timeout = payouts.worker.node_timeout_seconds
     # Each rail is imported when its chain is set up: a process paying on one chain does not
     # load the others' libraries.
     if chain is Chain.BTC:
@@ -41,7 +42,7 @@ def build_rail(
         if not btc.rpc_url or btc.rpc_api_key is None:
             raise PayoutsNotConfigured("[chains.btc] needs rpc_url and rpc_api_key")
         return BtcRail(
-            BtcRpc(btc.rpc_url, btc.rpc_api_key.get_secret_value()),
+            BtcRpc(btc.rpc_url, btc.rpc_api_key.get_secret_value(), timeout=timeout),
             signer,
             btc.network,
             settings=payouts.btc,
@@ -55,7 +56,7 @@ def build_rail(
         if not eth.rpc_url:
             raise PayoutsNotConfigured("[chains.eth] needs rpc_url")
         return EthRail(
-            EthRpc(eth.rpc_url),
+            EthRpc(eth.rpc_url, timeout=timeout),
             signer,
             eth.network_value(),  # type: ignore[arg-type]
             usdt_contract=None if not eth.usdt_contract else parse_eth_address(eth.usdt_contract),
@@ -69,7 +70,7 @@ def build_rail(
     if not tron.api_url:
         raise PayoutsNotConfigured("[chains.tron] needs api_url")
     return TronRail(
-        TronApi(tron.api_url),
+        TronApi(tron.api_url, timeout=timeout),
         signer,
         tron.network,
         usdt_contract=None if not tron.usdt_contract else parse_tron_address(tron.usdt_contract),

@@ -92,6 +92,12 @@ class WorkerSettings(BaseModel):
     )
     bump_percent: int = Field(default=25, ge=10, le=500, description="Fee raise per replacement")
     batch_size: int = Field(default=20, ge=1, le=200, description="Payouts claimed per round")
+    node_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="A node request slower than this fails; the payout waits and is retried",
+    )
 
 
 class BtcPayoutSettings(BaseModel):
