@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from kassa.chains.btc.address import BtcAddress, BtcAddressKind, parse_btc_address
 from kassa.chains.btc.keys import p2wpkh_address_for_key
-from kassa.chains.btc.rpc import BtcRpc, satoshi
+from kassa.chains.btc.rpc import BtcRpc, RpcError, satoshi
 from kassa.chains.btc.tx import (
     SEQUENCE_RBF,
     Coin,
@@ -580,6 +580,112 @@ def test_a_replacement_spends_the_same_inputs_for_a_higher_fee(hot: Hot) -> None
     hot.settle(instead, TxState.FINAL)
     change = hot.coins()[f"{instead.txid}:1"]
     assert (change.status, change.value) == ("available", instead.spend["change"]["value"])
+
+
+def without_index(monkeypatch: pytest.MonkeyPatch, rpc: BtcRpc, *txids: str) -> None:
+    """The node as one without a full transaction index sees it (Core without -txindex, or
+    its index still catching up): ``getrawtransaction`` answers -5 for ``txids`` even once
+    they are mined; every other call is the real node's."""
+    real = rpc.get_raw_transaction
+
+    def get_raw_transaction(txid: str) -> dict[str, Any]:
+        if txid in txids:
+            raise RpcError(
+                "getrawtransaction",
+                -5,
+                "No such mempool or blockchain transaction. Use gettransaction for wallet "
+                "transactions.",
+            )
+        return real(txid)
+
+    monkeypatch.setattr(rpc, "get_raw_transaction", get_raw_transaction)
+
+
+def test_a_mined_payout_the_node_cannot_find_is_never_dead(
+    bitcoin_node: BitcoinNode, db: Database, btc_rpc: BtcRpc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hot = make_hot(bitcoin_node, db, btc_rpc, confirmations=2)
+    hot.fund(300_000)
+    hot.mine()  # the funding coin is final
+    destination = new_address()
+    tx = hot.sign([line(destination, 100_000)])
+    assert hot.rail.broadcast(tx).outcome is BroadcastOutcome.ACCEPTED
+    [block] = hot.mine()
+    height = btc_rpc.get_block_header(block)["height"]
+    without_index(monkeypatch, btc_rpc, tx.txid)
+
+    mined = hot.rail.status(tx)
+    assert (mined.state, mined.block_hash, mined.block_number, mined.confirmations) == (
+        TxState.MINED,
+        block,
+        height,
+        1,
+    )
+    hot.mine()  # its block is final now: the old code called it dead and paid it again
+    final = hot.rail.status(tx)
+    assert (final.state, final.block_hash, final.block_number, final.fee_paid) == (
+        TxState.FINAL,
+        block,
+        height,
+        tx.fee,
+    )
+    hot.settle(tx, TxState.FINAL)  # finds its block without the index too
+    change = hot.coins()[f"{tx.txid}:1"]
+    assert (change.status, change.height) == ("available", height)
+    monkeypatch.undo()
+    paid = [
+        satoshi(out["value"])
+        for item in btc_rpc.get_block(block)["tx"]
+        for out in item["vout"]
+        if out["scriptPubKey"]["hex"] == script_hex(destination)
+    ]
+    assert paid == [100_000]
+
+
+def test_a_replaced_version_is_dead_and_the_mined_one_final_without_the_index(
+    hot: Hot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hot.fund(400_000)
+    original = hot.sign([line(new_address(), 100_000)])
+    with hot.db.transaction() as conn:
+        bumped_signed = hot.rail.replacement(conn, original, bump_percent=25, now=NOW)
+    assert bumped_signed is not None
+    bumped = stored(bumped_signed, original.lines)
+    # bcoin has no replace-by-fee: the first version sent is the one mined.
+    assert hot.rail.broadcast(original).outcome is BroadcastOutcome.ACCEPTED
+    [block] = hot.mine()
+    without_index(monkeypatch, hot.rpc, original.txid, bumped.txid)
+
+    final = hot.rail.status(original)
+    assert (final.state, final.block_hash) == (TxState.FINAL, block)
+    dead = hot.rail.status(bumped)
+    assert dead.state is TxState.DEAD
+    assert original.txid in dead.detail  # the version that won spent its input
+
+
+def test_a_payout_over_a_coin_spent_before_it_was_signed_is_dead(
+    hot: Hot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    funding = hot.fund(80_000)
+    hot.sync()
+    [coin] = hot.coins().values()
+    assert coin.txid == funding
+    # The key's holder spends the coin directly; Kassa's scan has not read that block yet.
+    script = p2wpkh_address_for_key(hot.key, NET).script_pubkey
+    conflict = build_transaction(
+        [Coin(OutPoint(coin.txid, coin.vout), 80_000, script)],
+        [TxOut(70_000, parse_btc_address(new_address(), NET).script_pubkey)],
+    ).sign([hot.key])
+    hot.rpc.send_raw_transaction(conflict.serialize().hex())
+    hot.mine()
+    lines = [line(new_address(), 50_000)]
+    with hot.db.transaction() as conn:  # signed without the scan that would have seen it
+        signed = hot.rail.sign(conn, BTC, lines, hot.rail.estimate(BTC, lines), now=NOW)
+    tx = stored(signed, lines)
+    without_index(monkeypatch, hot.rpc, tx.txid)
+    dead = hot.rail.status(tx)
+    assert dead.state is TxState.DEAD
+    assert f"{coin.txid}:{coin.vout}" in dead.detail
 
 
 def test_the_fee_rate_is_capped(btc_rpc: BtcRpc) -> None:

@@ -20,12 +20,17 @@ What it does, per `kassa.payouts.rails.base.Rail`:
 * **Broadcast** maps Core's ``sendrawtransaction`` codes: already known or in the chain is
   success; inputs missing or spent (-25) and policy refusals (-26, -22) are rejections with the
   node's words; no answer is "unavailable".
-* **Status** reads ``getrawtransaction <txid> true`` (the node needs a transaction index:
-  bcoin ``--index-tx``, Core ``-txindex``): final with ``confirmations`` confirmations, mined
-  below that, pending in the mempool. A transaction the node does not know is DEAD only when
-  one of its inputs was spent by another transaction *in a final block* — an input spent only
-  in the mempool, or in a block that is not final yet, may still be undone, so that is UNKNOWN
-  (rebroadcast) with the reason, never a guess.
+* **Status** reads ``getrawtransaction <txid> true``: final with ``confirmations``
+  confirmations, mined below that, pending in the mempool. "Not found" proves nothing: a node
+  without a full transaction index (Core without ``-txindex``, or with its index catching up)
+  says so of mined transactions too. So when the node does not know it and an input is spent in
+  the chain, the blocks since the transaction was signed (``spend.final_height_at_signing``,
+  the last block final then) are read for the transaction spending it: this very txid → mined
+  or final from that block; another transaction in a final block (a replacement that won, or
+  anyone else) → DEAD; in no block since → spent before this one existed, DEAD; in a block
+  not final yet, or only in the mempool → UNKNOWN (rebroadcast) with the reason. DEAD is
+  never said of a transaction that may be in the chain. Settling a final one finds its block
+  the same way.
 * **Replacement** (BIP125): the same inputs and payment outputs, the fee raised by at least
   ``bump_percent`` and by at least the relay increment (1 sat/vB of its size), or to the
   current estimate if that is higher, taken from the change; None when the change cannot pay it
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +68,7 @@ from kassa.chains.btc.tx import (
 )
 from kassa.chains.errors import DustOutput, InvalidAddress, InvalidTransaction
 from kassa.chains.network import BtcNetwork, Chain
+from kassa.chains.scanning import ChainHead
 from kassa.clock import Clock, DatabaseClock
 from kassa.money import BTC, Asset, AssetCode, Money
 from kassa.payouts.rails.base import (
@@ -112,6 +119,13 @@ RPC_INVALID_ADDRESS_OR_KEY = -5
 MAX_SPEND_KEY = min(
     _column_length(payout_tx.c.spend_key), _column_length(btc_hot_utxo.c.reserved_for)
 )
+
+SIGNED_AFTER = "final_height_at_signing"
+"""Key of ``spend``: the chain's last final block when the transaction was signed."""
+
+LEGACY_TIME_MARGIN_SECONDS = 4 * 3600
+"""For a transaction stored without `SIGNED_AFTER`: blocks stamped this long before it was
+signed are the last read for its inputs' spender (block times may be two hours fast)."""
 
 INCREMENTAL_RELAY_FEE = 1_000
 """Sat per 1000 vB a replacement must add on top of the fee it replaces (BIP125 rule 4,
@@ -289,9 +303,10 @@ class BtcRail:
                 )
         rate = self._signing_rate(estimate.params)
         try:
-            tip = self.scanner.head().height
+            head = self.scanner.head()
         except BtcNodeError as error:
             raise RailUnavailable(f"Bitcoin node: {error}") from error
+        tip = head.height
         summary = self.wallet.summary(
             conn, tip=tip, min_confirmations=self.settings.min_confirmations_to_spend
         )
@@ -346,6 +361,9 @@ class BtcRail:
                 "change": change,
                 "sat_per_kvb": rate,
                 "vsize": selection.vsize,
+                # Blocks up to this one were final before the transaction existed: neither it
+                # nor a replacement of it can be in them (see `_spent_in_chain`).
+                SIGNED_AFTER: head.final_height,
             },
             fee=Money(unsigned.fee, BTC),
             outputs={line.request_id: index for index, line in enumerate(lines)},
@@ -403,25 +421,46 @@ class BtcRail:
             else:
                 in_mempool.append(str(outpoint))
         if in_chain:
+            # "Not found" is no proof the transaction is not in a block: a node without a full
+            # transaction index (Core without -txindex, or its index catching up) says so of
+            # mined transactions too. Only the block that spent the input tells.
             head = self.scanner.head()
-            recent = self._spenders(
-                {str(o) for o in inputs}, range(head.final_height + 1, head.height + 1)
-            )
-            final = [o for o in in_chain if o not in recent]
+            spenders, bounded = self._spent_in_chain(tx, inputs, head)
+            mine = [o for o in in_chain if o in spenders and spenders[o].txid == tx.txid]
+            if mine:
+                return self._block_status(tx, spenders[mine[0]], head)
             # Mined meanwhile (relayed from elsewhere)? Then it is not dead after all.
             known = self._lookup(tx.txid)
             if known is not None:
                 return self._known_status(tx, known)
-            if final:
-                return TxStatus(
-                    TxState.DEAD,
-                    f"input {final[0]} was spent by a different transaction in a final block",
-                )
-            spender, height = recent[in_chain[0]]
+            for spent in in_chain:
+                spender = spenders.get(spent)
+                if spender is not None and spender.height <= head.final_height:
+                    return TxStatus(
+                        TxState.DEAD,
+                        f"input {spent} was spent by a different transaction, "
+                        f"{spender.txid}, in final block {spender.height}",
+                    )
+            for spent in in_chain:
+                if spent not in spenders and bounded is not None:
+                    return TxStatus(
+                        TxState.DEAD,
+                        f"input {spent} was spent by a different transaction in a final "
+                        f"block at or below {bounded}, before this one was signed",
+                    )
+            for spent in in_chain:
+                spender = spenders.get(spent)
+                if spender is not None:
+                    return TxStatus(
+                        TxState.UNKNOWN,
+                        f"input {spent} is spent by transaction {spender.txid} in block "
+                        f"{spender.height}, which is not final yet",
+                    )
             return TxStatus(
                 TxState.UNKNOWN,
-                f"input {in_chain[0]} is spent by transaction {spender} in block {height}, "
-                "which is not final yet",
+                f"input {in_chain[0]} is spent in the chain, but the node does not know this "
+                "transaction and the block that spent the input was not found; it may be "
+                "this one, so it is not dead",
             )
         if in_mempool:
             return TxStatus(
@@ -429,6 +468,70 @@ class BtcRail:
                 f"input {in_mempool[0]} is spent by another transaction in the node's mempool",
             )
         return TxStatus(TxState.UNKNOWN, "the node does not know it; its inputs are unspent")
+
+    def _spent_in_chain(
+        self, tx: StoredTx, inputs: Sequence[OutPoint], head: ChainHead
+    ) -> tuple[dict[str, _Spender], int | None]:
+        """Which transaction spends each of ``inputs`` in the blocks since ``tx`` was signed,
+        and the last block that was final before it was (None for a transaction stored
+        without it: then the blocks back to a while before ``created_at`` are read, and an
+        input spent in none of them proves nothing).
+
+        Blocks up to the one final at signing cannot hold ``tx`` or any later version of its
+        spend; an input spent in one of them was spent by someone else."""
+        outpoints = {str(o) for o in inputs}
+        signed_after = tx.spend.get(SIGNED_AFTER)
+        if type(signed_after) is int:
+            return self._spenders(outpoints, range(max(signed_after + 1, 0), head.height + 1)), (
+                signed_after
+            )
+        # Stored before the height was recorded: read back from the tip to a block stamped
+        # well before the transaction was signed (block times may run two hours fast).
+        found: dict[str, _Spender] = {}
+        oldest = tx.created_at.timestamp() - LEGACY_TIME_MARGIN_SECONDS
+        for height in range(head.height, -1, -1):
+            block_hash, block = self._block(height)
+            for spent, spender in _block_spenders(block, outpoints, height, block_hash).items():
+                found.setdefault(spent, spender)
+            time = block.get("time")
+            if type(time) is not int or time < oldest:
+                break
+        return found, None
+
+    def _block_status(self, tx: StoredTx, spender: _Spender, head: ChainHead) -> TxStatus:
+        """The status of ``tx`` found in the block that spent its inputs."""
+        confirmations = head.height - spender.height + 1
+        if confirmations >= self.confirmations:
+            return TxStatus(
+                TxState.FINAL,
+                block_number=spender.height,
+                block_hash=spender.block_hash,
+                confirmations=confirmations,
+                fee_paid=tx.fee,
+            )
+        return TxStatus(
+            TxState.MINED,
+            f"{confirmations} of {self.confirmations} confirmations",
+            block_number=spender.height,
+            block_hash=spender.block_hash,
+            confirmations=confirmations,
+        )
+
+    def _mined_at(self, tx: StoredTx, inputs: Sequence[OutPoint]) -> tuple[str, int] | None:
+        """(block hash, height) of the block holding ``tx``, None if the node has it in none:
+        from its transaction index, else from the block that spent its inputs."""
+        found = self._lookup(tx.txid)
+        block_hash = None if found is None else found.get("blockhash")
+        if block_hash:
+            height = self.rpc.get_block_header(str(block_hash)).get("height")
+            if type(height) is not int:
+                raise RailUnavailable(f"getblockheader {block_hash}: no height")
+            return str(block_hash), height
+        spenders, _ = self._spent_in_chain(tx, inputs, self.scanner.head())
+        for spender in spenders.values():
+            if spender.txid == tx.txid:
+                return spender.block_hash, spender.height
+        return None
 
     def _lookup(self, txid: str) -> dict[str, Any] | None:
         try:
@@ -462,19 +565,17 @@ class BtcRail:
             confirmations=confirmations,
         )
 
-    def _spenders(self, outpoints: set[str], heights: range) -> dict[str, tuple[str, int]]:
+    def _spenders(self, outpoints: set[str], heights: range) -> dict[str, _Spender]:
         """Which transaction spends each of ``outpoints`` in the blocks at ``heights``."""
-        found: dict[str, tuple[str, int]] = {}
+        found: dict[str, _Spender] = {}
         for height in heights:
-            block = self.rpc.get_block(self.rpc.get_block_hash(height))
-            for item in block.get("tx", ()):
-                for vin in item.get("vin", ()):
-                    if "coinbase" in vin:
-                        continue
-                    spent = f"{vin['txid']}:{vin['vout']}"
-                    if spent in outpoints:
-                        found[spent] = (str(item["txid"]), height)
+            block_hash, block = self._block(height)
+            found.update(_block_spenders(block, outpoints, height, block_hash))
         return found
+
+    def _block(self, height: int) -> tuple[str, dict[str, Any]]:
+        block_hash = self.rpc.get_block_hash(height)
+        return block_hash, self.rpc.get_block(block_hash)
 
     # ------------------------------------------------------------------ replacing
 
@@ -548,13 +649,10 @@ class BtcRail:
         parsed = Transaction.parse(bytes.fromhex(tx.raw))
         inputs = [i.outpoint for i in parsed.inputs]
         if state is TxState.FINAL:
-            found = self._lookup(tx.txid)
-            block_hash = None if found is None else found.get("blockhash")
-            if not block_hash:
+            mined = self._mined_at(tx, inputs)
+            if mined is None:
                 raise RailUnavailable(f"{tx.txid} is not in a block on the node; cannot settle it")
-            height = self.rpc.get_block_header(str(block_hash)).get("height")
-            if type(height) is not int:
-                raise RailUnavailable(f"getblockheader {block_hash}: no height")
+            _, height = mined
             self.wallet.mark_spent(conn, inputs, tx.txid, now=now)
             change = tx.spend.get("change")
             if change:
@@ -590,6 +688,29 @@ class BtcRail:
             if line.amount.amount <= 0:
                 raise PayoutNotSendable(f"payout {line.request_id}: amount must be positive")
         return [self._script(line.destination) for line in lines]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spender:
+    """The transaction spending an input, and the block it is in."""
+
+    txid: str
+    height: int
+    block_hash: str
+
+
+def _block_spenders(
+    block: Mapping[str, Any], outpoints: set[str], height: int, block_hash: str
+) -> dict[str, _Spender]:
+    found: dict[str, _Spender] = {}
+    for item in block.get("tx", ()):
+        for vin in item.get("vin", ()):
+            if "coinbase" in vin:
+                continue
+            spent = f"{vin['txid']}:{vin['vout']}"
+            if spent in outpoints:
+                found[spent] = _Spender(str(item["txid"]), height, block_hash)
+    return found
 
 
 def _check_coin(coin: Asset) -> None:
