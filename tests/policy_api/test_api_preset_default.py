@@ -4,11 +4,15 @@ quotes and requests. Every figure is computed by hand in the comments (fees: con
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
+
+from kassa.payouts.tables import payout_request
 
 if TYPE_CHECKING:
     from tests.policy_api.conftest import PolicyApi, World
@@ -253,6 +257,24 @@ def test_withdrawals_charge_a_5_dollar_flat_fee_and_subtract_the_network_fee(
     cancelled = api.ok(api.post(f"/v1/withdrawals/{made['id']}/cancel", {}))
     assert cancelled["status"] == "cancelled"
     assert api.available("w") == "150.00"
+
+
+def test_a_withdrawals_hold_is_not_settled_through_the_holds_api(
+    api: PolicyApi, world: World
+) -> None:
+    """The reserve of a withdrawal is captured by the payout worker when the chain confirms
+    it, and released by cancelling or rejecting the request; voiding or capturing it through
+    the generic holds API would let the coins go out with the money back on the balance."""
+    api.account("w", funds="150.00")
+    made = api.ok(api.withdraw("w", "100.00"), 201)
+    with world.db.transaction() as conn:
+        hold_id = conn.execute(
+            select(payout_request.c.hold_id).where(payout_request.c.id == uuid.UUID(made["id"]))
+        ).scalar_one()
+    for action in ("void", "capture"):
+        api.problem(api.post(f"/v1/holds/{hold_id}/{action}", {}), 409, "hold_owned_by_payout")
+    assert api.get(f"/v1/holds/{hold_id}").json()["status"] == "pending"
+    assert api.available("w") == "50.00"
 
 
 def test_withdrawal_network_fee_in_another_asset_is_deducted_at_its_usd_value(

@@ -76,6 +76,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "payout_request_not_pending": 409,
     "payout_already_approved": 409,
     "payout_limit_exceeded": 409,
+    "hold_owned_by_payout": 409,
     "hot_wallet_short": 409,
     "payout_not_sendable": 409,
     "rail_unavailable": 503,

@@ -89,6 +89,15 @@ class PayoutLimitExceeded(Conflict):
         return cls(summary, record.get("limits"))
 
 
+class HoldOwnedByPayout(Conflict):
+    """The generic holds API may not capture or void the hold of a refund or withdrawal: the
+    payout worker captures it when the chain confirms the payment, and rejecting or
+    cancelling the request voids it."""
+
+    code = "hold_owned_by_payout"
+    title = "Hold belongs to a payout"
+
+
 class AlreadyApproved(Conflict):
     code = "payout_already_approved"
     title = "Already approved by this operator"

@@ -44,7 +44,8 @@ import os
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,7 @@ from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 from kassa.chains.network import Chain
 from kassa.clock import Clock
 from kassa.db import Database
+from kassa.errors import KassaError
 from kassa.ledger import holds, house
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import TransactionKind
@@ -97,6 +99,11 @@ def _crash_point_from_env() -> str | None:
     if value not in CRASH_POINTS:
         raise ValueError(f"{CRASH_ENV} must be one of {sorted(CRASH_POINTS)}, got {value!r}")
     return value
+
+
+class WorkerConflict(RuntimeError):
+    """The books refused a step of the worker (e.g. the payout's hold was resolved by someone
+    else): nothing of that step was committed; an operator must look."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +168,8 @@ class RoundReport:
     waiting: dict[uuid.UUID, str] = field(default_factory=dict)
     resigned: list[uuid.UUID] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Unexpected errors of single transactions or batches (logged; the others went on)."""
 
     @property
     def idle(self) -> bool:
@@ -239,6 +248,20 @@ class PayoutWorker:
             if report.idle:
                 stop.wait(interval)
 
+    @contextmanager
+    def _unit(self) -> Iterator[Connection]:
+        """A database transaction that rolls back on *every* error. `Database.transaction`
+        commits a "recorded" refusal (so an API request's idempotency record survives); the
+        worker has no such record, and a half-done settlement (transaction confirmed, hold
+        not captured) must never be committed. Such a refusal surfaces as `WorkerConflict`."""
+        with self.database.transaction() as conn:
+            try:
+                yield conn
+            except KassaError as error:
+                if error.recorded:
+                    raise WorkerConflict(f"{type(error).__name__}: {error}") from error
+                raise
+
     def _crash(self, point: str) -> None:
         if self.crash_at == point:
             log.error("fault injection: exiting at %s", point)
@@ -248,7 +271,7 @@ class PayoutWorker:
 
     def _claim(self) -> list[_Job]:
         """Lease up to ``batch_size`` approved requests that nobody holds and are due."""
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             query = (
                 select(payout_request)
@@ -286,7 +309,7 @@ class PayoutWorker:
         ids = [job.id for job in jobs]
         if not ids:
             return {}
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             later = now + timedelta(seconds=self.settings.worker.retry_seconds)
             conn.execute(
@@ -325,8 +348,15 @@ class PayoutWorker:
                 continue
             for batch in self._batches(rail, group):
                 batch = self._renew(batch)
-                if batch:
+                if not batch:
+                    continue
+                try:
                     self._execute(rail, batch, report)
+                except Exception as error:  # the claim lapses; the next round tries again
+                    log.exception("payouts %s could not be executed", [j.id for j in batch])
+                    report.errors.append(
+                        f"{', '.join(str(j.id) for j in batch)}: {type(error).__name__}: {error}"
+                    )
 
     def _renew(self, jobs: list[_Job]) -> list[_Job]:
         """Extend this worker's lease on ``jobs`` before working on them, and drop any that
@@ -334,7 +364,7 @@ class PayoutWorker:
         left ``approved`` (cancelled, rejected). Signing re-checks the claim under a row lock;
         renewing here keeps a long round from losing its later payouts to another worker and
         having done their pricing for nothing."""
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             kept = set(
                 conn.execute(
@@ -368,12 +398,15 @@ class PayoutWorker:
         shares = [estimate.share(i, len(jobs)) for i in range(len(jobs))]
         priced: list[_Priced] = []
         refused: dict[uuid.UUID, str] = {}
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             request_locks = {job.id: get_lock(conn, job.rate_lock_id) for job in jobs}
+        # A lock per attempt and ten minutes: a payout that waited (hot wallet short, node
+        # down) is priced at a rate of now, not of its first try, without a new lock per retry.
+        bucket = now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0)
         for job, share in zip(jobs, shares, strict=True):
             execution_lock = self.pricing.lock(
-                purpose=f"payout:{job.id}:execution:{job.attempts + 1}",
+                purpose=f"payout:{job.id}:execution:{job.attempts + 1}:{bucket:%Y%m%dT%H%M}",
                 asset=fee_asset.code,
                 side=RateSide.ASK,
                 at=now,
@@ -441,7 +474,7 @@ class PayoutWorker:
             return
         lines = [PayoutLine(p.job.id, p.job.destination, p.net_native) for p in sendable]
         try:
-            with self.database.transaction() as conn:
+            with self._unit() as conn:
                 rail.check_funds(conn, coin, lines)
         except HotWalletShort as short:
             report.waiting |= self._release(jobs, short.detail)
@@ -476,7 +509,7 @@ class PayoutWorker:
         estimate: FeeEstimate,
     ) -> StoredTx | None:
         ids = [item.job.id for item in priced]
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             locked = conn.execute(
                 select(payout_request.c.id)
@@ -593,7 +626,7 @@ class PayoutWorker:
 
     def _broadcast(self, rail: Rail, tx: StoredTx, report: RoundReport) -> None:
         result = rail.broadcast(tx)
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             if result.outcome is BroadcastOutcome.ACCEPTED:
                 self._mark_broadcast(conn, tx, now)
@@ -682,7 +715,7 @@ class PayoutWorker:
     # ------------------------------------------------------------------ in flight
 
     def advance_in_flight(self, report: RoundReport) -> None:
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             rows = conn.execute(
                 select(payout_tx)
                 .where(payout_tx.c.status.in_(IN_FLIGHT))
@@ -706,10 +739,12 @@ class PayoutWorker:
                 continue
             try:
                 status = rail.status(tx)
+                self._advance(rail, tx, statuses[tx.id], status, report)
             except RailUnavailable as error:
                 log.warning("status of %s unavailable: %s", tx.txid, error)
-                continue
-            self._advance(rail, tx, statuses[tx.id], status, report)
+            except Exception as error:  # one transaction's trouble must not stop the others
+                log.exception("payout transaction %s could not be advanced", tx.txid)
+                report.errors.append(f"{tx.txid}: {type(error).__name__}: {error}")
 
     def _advance(
         self, rail: Rail, tx: StoredTx, stored_status: str, status: TxStatus, report: RoundReport
@@ -719,7 +754,7 @@ class PayoutWorker:
             self._broadcast(rail, tx, report)
         elif state in (TxState.PENDING, TxState.MINED):
             if stored_status == "signed":
-                with self.database.transaction() as conn:
+                with self._unit() as conn:
                     self._mark_broadcast(conn, tx, self.clock.now(conn))
             if state is TxState.PENDING:
                 self._maybe_replace(rail, tx, report)
@@ -732,10 +767,31 @@ class PayoutWorker:
             self._settle_dead(rail, tx, status, report)
 
     def _lock_in_flight(self, conn: Connection, tx: StoredTx) -> bool:
-        row = conn.execute(
-            select(payout_tx.c.status).where(payout_tx.c.id == tx.id).with_for_update()
-        ).one()
-        return row.status in IN_FLIGHT
+        """Lock every version (fee bumps) of ``tx``'s spend, in one order, and say whether
+        ``tx`` is still in flight. Locking all of them makes two workers settling two
+        versions at once take turns: each then sees what the other decided."""
+        rows = conn.execute(
+            select(payout_tx.c.id, payout_tx.c.status)
+            .where(payout_tx.c.chain == tx.chain.value, payout_tx.c.spend_key == tx.spend_key)
+            .order_by(payout_tx.c.id)
+            .with_for_update()
+        ).all()
+        return any(row.id == tx.id and row.status in IN_FLIGHT for row in rows)
+
+    def _retire_siblings(self, conn: Connection, tx: StoredTx, now: datetime) -> None:
+        """``tx`` was mined (paid or reverted): every other version of its spend is dead."""
+        for sibling in self._siblings(conn, tx):
+            if sibling.status in IN_FLIGHT:
+                conn.execute(
+                    update(payout_tx)
+                    .where(payout_tx.c.id == sibling.id)
+                    .values(
+                        status="dead",
+                        last_error=f"replaced: {tx.txid} spent the same identity",
+                        settled_at=now,
+                        updated_at=now,
+                    )
+                )
 
     def _siblings(self, conn: Connection, tx: StoredTx) -> Sequence[Any]:
         """Other versions (fee bumps) of ``tx``'s spend."""
@@ -749,7 +805,7 @@ class PayoutWorker:
 
     def _maybe_replace(self, rail: Rail, tx: StoredTx, report: RoundReport) -> None:
         worker = self.settings.worker
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             since = tx.broadcast_at or tx.created_at
             if now - since < timedelta(seconds=worker.stuck_after_seconds):
@@ -788,7 +844,7 @@ class PayoutWorker:
     def _settle_final(
         self, rail: Rail, tx: StoredTx, status: TxStatus, report: RoundReport
     ) -> None:
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             if not self._lock_in_flight(conn, tx):
                 return
@@ -805,18 +861,7 @@ class PayoutWorker:
                     updated_at=now,
                 )
             )
-            for sibling in self._siblings(conn, tx):
-                if sibling.status in IN_FLIGHT:
-                    conn.execute(
-                        update(payout_tx)
-                        .where(payout_tx.c.id == sibling.id)
-                        .values(
-                            status="dead",
-                            last_error=f"replaced: {tx.txid} spent the same identity",
-                            settled_at=now,
-                            updated_at=now,
-                        )
-                    )
+            self._retire_siblings(conn, tx, now)
             rail.settle(conn, tx, TxState.FINAL)
             shares = _split(fee_paid, len(tx.lines))
             for line, paid_share in zip(tx.lines, shares, strict=True):
@@ -909,7 +954,7 @@ class PayoutWorker:
     ) -> None:
         """Mined but did not pay (a reverted token transfer): the payouts fail, the funds
         return, and the fee the chain burnt is booked as the house's cost."""
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             if not self._lock_in_flight(conn, tx):
                 return
@@ -927,6 +972,7 @@ class PayoutWorker:
                     updated_at=now,
                 )
             )
+            self._retire_siblings(conn, tx, now)
             rail.settle(conn, tx, TxState.FAILED)
             shares = _split(fee_paid, len(tx.lines))
             for line, paid_share in zip(tx.lines, shares, strict=True):
@@ -966,7 +1012,7 @@ class PayoutWorker:
     def _settle_dead(self, rail: Rail, tx: StoredTx, status: TxStatus, report: RoundReport) -> None:
         """Proven never to be included: free what it reserved; if no other version of the
         same spend is alive, its payouts go back to approved and are signed anew."""
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             if not self._lock_in_flight(conn, tx):
                 return
@@ -975,10 +1021,11 @@ class PayoutWorker:
                 .where(payout_tx.c.id == tx.id)
                 .values(status="dead", last_error=status.detail, settled_at=now, updated_at=now)
             )
-            alive = [s for s in self._siblings(conn, tx) if s.status in IN_FLIGHT]
-            confirmed = [s for s in self._siblings(conn, tx) if s.status == "confirmed"]
-            if alive or confirmed:
-                return  # another version may still (or did) pay; it decides
+            siblings = self._siblings(conn, tx)
+            alive = [s for s in siblings if s.status in IN_FLIGHT]
+            mined = [s for s in siblings if s.status in ("confirmed", "failed")]
+            if alive or mined:
+                return  # another version may still (or did) settle the payouts; it decides
             rail.settle(conn, tx, TxState.DEAD)
             for line in tx.lines:
                 moved = self._move(
@@ -1017,7 +1064,7 @@ class PayoutWorker:
 
     def _fail_unsent(self, request_id: uuid.UUID, reason: str, report: RoundReport) -> None:
         """Fail a claimed, approved payout before anything was signed for it."""
-        with self.database.transaction() as conn:
+        with self._unit() as conn:
             now = self.clock.now(conn)
             row = conn.execute(
                 select(payout_request)

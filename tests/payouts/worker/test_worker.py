@@ -8,14 +8,20 @@ minus the fee in coins: 0.006246666666666666 ETH is sent.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Connection, select
 
+from kassa.ledger import holds
 from kassa.money import USD, Money
+from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
-from kassa.payouts.rails.base import BroadcastOutcome, TxState
+from kassa.payouts.rails.base import BroadcastOutcome, StoredTx, TxState
 from kassa.payouts.requests import events, get
 from kassa.payouts.tables import payout_tx
 
@@ -264,3 +270,93 @@ def test_a_payout_taken_over_by_another_worker_is_not_worked_on(bench: Bench) ->
     assert len(bench.rail.txs) == 2
     assert {*a_report.signed, *b_report[0].signed} == {first.id, second.id}
     assert not set(a_report.signed) & set(b_report[0].signed)
+
+
+def test_a_reverted_fee_bump_fails_the_payout_and_retires_the_original(bench: Bench) -> None:
+    # The stuck original is replaced; the replacement is mined and reverts. The original can
+    # never be mined now (its nonce is used): it must be retired with the failure, not later
+    # "proven dead" and sent back to approved (which a failed request cannot be), wedging
+    # every round for every other payout.
+    customer = bench.customer("500.00")
+    request = bench.withdraw(customer, "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    bench.advance(timedelta(seconds=601))
+    assert len(worker.run_once().replaced) == 1
+    original, replacement = bench.rail.txs.values()
+    original.state = TxState.UNKNOWN  # not known dead yet when the replacement settles
+    replacement.state = TxState.FAILED
+    report = worker.run_once()
+    assert report.failed == [request.id]
+    assert sorted(s for _, s in _txs(bench)) == ["dead", "failed"]
+
+    original.state = TxState.DEAD
+    later = bench.withdraw(customer, "25.00")
+    report = worker.run_once()
+    assert report.errors == []
+    assert report.signed == [later.id]
+    assert _status(bench, request.id) is RequestStatus.FAILED
+    assert bench.available(customer) == Money.parse("475.00", USD)
+
+
+def test_two_workers_settling_both_dead_versions_at_once_strand_nothing(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both versions of a spend are proven dead, and two workers settle one each at the same
+    # moment. Each must see what the other decided: the payout goes back to approved once,
+    # is signed again and paid once (not left "broadcast" with nothing in flight).
+    request = bench.withdraw(bench.customer(), "25.00")
+    a, b = bench.worker("a"), bench.worker("b")
+    a.run_once()
+    bench.advance(timedelta(seconds=601))
+    assert len(a.run_once().replaced) == 1
+    for fake in bench.rail.txs.values():
+        fake.state = TxState.DEAD
+
+    # Hold each worker between reading the other versions and deciding, until the other
+    # arrives (or 2 s pass: with the versions locked together, it cannot arrive).
+    meet = threading.Barrier(2, timeout=2)
+    siblings = PayoutWorker._siblings
+
+    def slow_siblings(self: PayoutWorker, conn: Connection, tx: StoredTx) -> Sequence[Any]:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()
+        return siblings(self, conn, tx)
+
+    monkeypatch.setattr(PayoutWorker, "_siblings", slow_siblings)
+    reports: list[RoundReport] = []
+    threads = [threading.Thread(target=lambda w=w: reports.append(w.run_once())) for w in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    monkeypatch.undo()
+
+    assert [r.errors for r in reports] == [[], []]
+    a.run_once()
+    bench.rail.mine()
+    a.run_once()
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+
+
+def test_a_payout_hold_resolved_behind_the_workers_back_is_not_half_settled(
+    bench: Bench,
+) -> None:
+    # Someone voids the payout's hold while its transaction is in flight; then it confirms.
+    # Capturing the hold is refused: nothing of the settlement may be committed (not the
+    # transaction as confirmed, not half the books); the error is reported every round for
+    # an operator, and the other payouts go on.
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    with bench.db.transaction() as conn:
+        holds.void_hold(conn, request.hold_id, now=bench.clock.now(conn), request=None)
+    bench.rail.mine()
+    report = worker.run_once()
+    assert len(report.errors) == 1 and "HoldAlreadyResolved" in report.errors[0]
+    assert _status(bench, request.id) is RequestStatus.BROADCAST
+    assert [s for _, s in _txs(bench)] == ["broadcast"]
+    assert bench.account_balance("clearing:payouts:USD") == 0
+    assert len(worker.run_once().errors) == 1  # still there, still loud

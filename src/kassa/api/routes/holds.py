@@ -6,9 +6,11 @@ holds expire (the worker sweeps them; a capture after expiry is refused and expi
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter
+from sqlalchemy import Connection, select
 
 from kassa.api.auth import Reader, Writer, customer_for, hold_for
 from kassa.api.context import Ctx
@@ -16,6 +18,8 @@ from kassa.api.idempotency import Idem
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
 from kassa.ledger import holds, house
 from kassa.money import USD
+from kassa.payouts.errors import HoldOwnedByPayout
+from kassa.payouts.tables import payout_request
 
 router = APIRouter(prefix="/v1", tags=["holds"])
 
@@ -64,6 +68,7 @@ def capture_hold(
 ) -> HoldOut:
     with ctx.database.transaction() as conn:
         hold = hold_for(conn, caller, hold_id)
+        _not_a_payouts(conn, hold.id)
         amount = (
             None if body is None or body.amount is None else body.amount.to_money(hold.amount.asset)
         )
@@ -86,6 +91,20 @@ def capture_hold(
 def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> HoldOut:
     with ctx.database.transaction() as conn:
         hold = hold_for(conn, caller, hold_id)
+        _not_a_payouts(conn, hold.id)
         request = idem.request("holds.void", {"hold_id": str(hold.id)})
         voided = holds.void_hold(conn, hold.id, now=ctx.clock.now(conn), request=request)
     return HoldOut.of(voided)
+
+
+def _not_a_payouts(conn: Connection, hold_id: uuid.UUID) -> None:
+    """Refuse to settle a refund's or withdrawal's hold here: only the payout worker (on
+    confirmation) and the request's rejection or cancellation may."""
+    owner = conn.execute(
+        select(payout_request.c.id).where(payout_request.c.hold_id == hold_id)
+    ).first()
+    if owner is not None:
+        raise HoldOwnedByPayout(
+            f"hold {hold_id} reserves payout request {owner.id}: it is captured when the "
+            "payout is confirmed on chain, and released by rejecting or cancelling the request"
+        )
