@@ -124,6 +124,7 @@ class WorkerPool:
                 self.stop.set()
                 return
             self.rounds[worker.worker_id] += 1
+            self.errors.extend(RuntimeError(text) for text in report.errors)
             self.signed[worker.worker_id] += len(report.signed)
             if report.idle:
                 self.stop.wait(IDLE_PAUSE_SECONDS)

@@ -624,7 +624,7 @@ class PayoutWorker:
 
     # ------------------------------------------------------------------ broadcasting
 
-    def _broadcast(self, rail: Rail, tx: StoredTx, report: RoundReport) -> None:
+    def _broadcast(self, rail: Rail, tx: StoredTx, report: RoundReport) -> BroadcastOutcome:
         result = rail.broadcast(tx)
         with self._unit() as conn:
             now = self.clock.now(conn)
@@ -645,6 +645,7 @@ class PayoutWorker:
                 )
         if result.outcome is BroadcastOutcome.ACCEPTED:
             self._crash("after_broadcast")
+        return result.outcome
 
     def _mark_broadcast(self, conn: Connection, tx: StoredTx, now: datetime) -> None:
         row = conn.execute(
@@ -751,7 +752,10 @@ class PayoutWorker:
     ) -> None:
         state = status.state
         if state is TxState.UNKNOWN:
-            self._broadcast(rail, tx, report)
+            if self._broadcast(rail, tx, report) is BroadcastOutcome.REJECTED:
+                # The node will not take it (e.g. evicted when fees rose, and now too cheap
+                # to re-enter): once stuck long enough, it is replaced like a pending one.
+                self._maybe_replace(rail, tx, report)
         elif state in (TxState.PENDING, TxState.MINED):
             if stored_status == "signed":
                 with self._unit() as conn:

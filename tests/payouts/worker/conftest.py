@@ -78,6 +78,8 @@ class FakeRail:
     settled: list[tuple[str, TxState]] = field(default_factory=list)
     next_nonce: int = 0
     broadcast_answer: BroadcastOutcome = BroadcastOutcome.ACCEPTED
+    too_cheap: set[str] = field(default_factory=set)
+    """Txids the node refuses as underpriced (a full mempool evicted them)."""
     before_estimate: Callable[[], object] | None = None
     """Called as an estimate starts: lets a test make a round slow (move the clock)."""
     after_status_read: Callable[[], object] | None = None
@@ -148,6 +150,8 @@ class FakeRail:
     def broadcast(self, tx: StoredTx) -> Broadcast:
         if self.broadcast_answer is not BroadcastOutcome.ACCEPTED:
             return Broadcast(self.broadcast_answer, "node says no")
+        if tx.txid in self.too_cheap:
+            return Broadcast(BroadcastOutcome.REJECTED, "transaction underpriced")
         self.broadcasts.append(tx.raw)
         fake = self.txs[tx.txid]
         if fake.state is TxState.UNKNOWN:

@@ -360,3 +360,27 @@ def test_a_payout_hold_resolved_behind_the_workers_back_is_not_half_settled(
     assert [s for _, s in _txs(bench)] == ["broadcast"]
     assert bench.account_balance("clearing:payouts:USD") == 0
     assert len(worker.run_once().errors) == 1  # still there, still loud
+
+
+def test_a_transaction_the_node_refuses_as_too_cheap_is_replaced_once_stuck(
+    bench: Bench,
+) -> None:
+    # The node dropped the payout (fees rose) and now refuses its bytes as underpriced. It is
+    # not left to be refused forever: once stuck, it is replaced on the same nonce with a
+    # higher fee, and the replacement pays once.
+    request = bench.withdraw(bench.customer(), "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    (first,) = bench.rail.txs.values()
+    first.state = TxState.UNKNOWN  # evicted from the mempool
+    bench.rail.too_cheap.add(first.signed.txid)
+    assert worker.run_once().replaced == []  # refused, but not stuck for long yet
+    bench.advance(timedelta(seconds=601))
+    report = worker.run_once()
+    assert len(report.replaced) == 1
+    assert {t.nonce for t in bench.rail.txs.values()} == {0}
+    bench.rail.mine()
+    worker.run_once()
+    assert _status(bench, request.id) is RequestStatus.CONFIRMED
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+    assert sorted(s for _, s in _txs(bench)) == ["confirmed", "dead"]
