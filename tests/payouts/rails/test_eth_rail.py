@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ import coincurve
 import pytest
 from eth_account import Account
 from eth_typing import HexStr
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 from web3 import Web3
 
 from kassa.accounts.tables import customer_account
@@ -445,10 +446,17 @@ def test_broadcast_sends_in_nonce_order(
     assert eth_w3.eth.get_transaction_count(Web3.to_checksum_address(rail.hot_address())) == 2
 
 
-def test_nodes_answers_to_broadcast(db: Database, eth_rails: RailFactory) -> None:
+def test_nodes_answers_to_broadcast(
+    db: Database, eth_rails: RailFactory, ganache_node: GanacheNode
+) -> None:
     hot = new_key()
     rail = eth_rails(hot)
-    unfunded = sign(db, rail, ETH, [line(Money(MILLI_ETH, ETH))])
+    ganache_node.faucet().fund(rail.hot_address(), Money(10 * MILLI_ETH, ETH))
+    # Two payouts of 6 mETH from 10, the first never stored (so not counted in flight): the
+    # second is signed, and once the first is in a block the node refuses it.
+    first = sign(db, rail, ETH, [line(Money(6 * MILLI_ETH, ETH))])
+    unfunded = sign(db, rail, ETH, [line(Money(6 * MILLI_ETH, ETH))])
+    assert rail.broadcast(first).outcome is BroadcastOutcome.ACCEPTED
     refused = rail.broadcast(unfunded)
     assert refused.outcome is BroadcastOutcome.REJECTED
     assert "insufficient funds" in refused.detail
@@ -502,14 +510,19 @@ def test_usdt_transfer_that_reverts_is_failed_and_its_fee_recorded(
     faucet = ganache_node.faucet()
     faucet.fund(rail.hot_address(), Money(20 * MILLI_ETH, ETH))
     faucet.fund(rail.hot_address(), Money(5_000_000, USDT_ERC20))
-    payout = line(Money(9_000_000, USDT_ERC20))
 
     with db.transaction() as conn, pytest.raises(HotWalletShort) as short:
-        rail.check_funds(conn, USDT_ERC20, [payout])
+        rail.check_funds(conn, USDT_ERC20, [line(Money(9_000_000, USDT_ERC20))])
     assert "holds 5.00 USDT-ERC20" in short.value.detail
     assert "send at least 4.00 USDT-ERC20" in short.value.detail
 
-    tx = sign(db, rail, USDT_ERC20, [payout])  # skipping check_funds on purpose
+    # Two payouts of 3 USDT from 5, the first never stored (so not counted in flight): the
+    # second is signed, and once the first is in a block its transfer reverts.
+    first = sign(db, rail, USDT_ERC20, [line(Money(3_000_000, USDT_ERC20))])
+    payout = line(Money(3_000_000, USDT_ERC20))
+    tx = sign(db, rail, USDT_ERC20, [payout])
+    assert rail.broadcast(first).outcome is BroadcastOutcome.ACCEPTED
+    assert rail.status(first).state is TxState.FINAL
     assert rail.broadcast(tx).outcome is BroadcastOutcome.ACCEPTED
     failed = rail.status(tx)
     assert failed.state is TxState.FAILED
@@ -517,18 +530,19 @@ def test_usdt_transfer_that_reverts_is_failed_and_its_fee_recorded(
     assert failed.fee_paid == Money(receipt_fee(eth_w3, tx.txid), ETH)
     assert failed.fee_paid.amount > 0
     assert token_balance(eth_w3, ganache_node, payout.destination) == 0
-    assert token_balance(eth_w3, ganache_node, rail.hot_address()) == 5_000_000
+    assert token_balance(eth_w3, ganache_node, rail.hot_address()) == 2_000_000
 
 
 # --------------------------------------------------------------------------- nonces
 
 
 def test_two_workers_allocate_nonces_without_gaps_or_repeats(
-    pg_databases: DatabaseFactory, eth_rails: RailFactory
+    pg_databases: DatabaseFactory, eth_rails: RailFactory, ganache_node: GanacheNode
 ) -> None:
     db = pg_databases.new()
     hot = new_key()
     workers = [eth_rails(hot), eth_rails(hot)]
+    ganache_node.faucet().fund(workers[0].hot_address(), Money(10 * MILLI_ETH, ETH))
     estimate = workers[0].estimate(ETH, [line(Money(MILLI_ETH, ETH))])
     start = threading.Barrier(2)
     nonces: list[int] = []
@@ -680,6 +694,120 @@ def test_check_funds_counts_the_balance_and_payouts_in_flight(
         rail.check_funds(conn, ETH, [line(Money(room, ETH))])
     with db.transaction() as conn, pytest.raises(HotWalletShort):
         rail.check_funds(conn, ETH, [line(Money(room + 1, ETH))])
+
+
+@pytest.mark.parametrize(
+    ("coin", "fund", "amount"),
+    [
+        (ETH, [Money(10 * MILLI_ETH, ETH)], 6 * MILLI_ETH),
+        (USDT_ERC20, [Money(20 * MILLI_ETH, ETH), Money(5_000_000, USDT_ERC20)], 3_000_000),
+    ],
+    ids=["eth", "usdt"],
+)
+def test_sign_checks_the_funds_again_so_two_payouts_both_checked_do_not_overspend(
+    db: Database,
+    eth_rails: RailFactory,
+    ganache_node: GanacheNode,
+    coin: Asset,
+    fund: list[Money],
+    amount: int,
+) -> None:
+    # Two workers each passed check_funds (in its own transaction) for a wallet that pays only
+    # one of the two payouts; then each signs and stores in its signing transaction.
+    rail = eth_rails(new_key())
+    for money in fund:
+        ganache_node.faucet().fund(rail.hot_address(), money)
+    first, second = line(Money(amount, coin)), line(Money(amount, coin))
+    estimates = [rail.estimate(coin, [first]), rail.estimate(coin, [second])]
+    for payout in (first, second):
+        with db.transaction() as conn:
+            rail.check_funds(conn, coin, [payout])
+
+    with db.transaction() as conn:
+        signed = rail.sign(conn, coin, [first], estimates[0], now=NOW)
+        store_as_worker(conn, stored(signed, [first]), coin, "signed")
+    assert signed.spend["nonce"] == 0
+    with db.transaction() as conn, pytest.raises(HotWalletShort) as short:
+        rail.sign(conn, coin, [second], estimates[1], now=NOW)
+        pytest.fail("signed a payout the hot wallet cannot pay besides the first")
+    assert "of it committed to" in short.value.detail
+    assert f"to {rail.hot_address()}" in short.value.detail
+    # The refused signing took no nonce: the next payout that fits gets nonce 1.
+    assert next_nonce_row(db, rail) == 1
+    assert sign(db, rail, coin, [line(Money(1, coin))]).spend["nonce"] == 1
+
+
+def lock_waiter_seen(db: Database, timeout: float = 5) -> bool:
+    """Whether a session of ``db``'s PostgreSQL database waits for a lock within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.transaction() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_signer_waits_for_the_other_to_commit_then_sees_its_payout(
+    pg_databases: DatabaseFactory, eth_rails: RailFactory, ganache_node: GanacheNode
+) -> None:
+    # The same race on PostgreSQL with the two signing transactions open at once: the first
+    # signs and stores and keeps its transaction open until the second waits for the nonce
+    # row's lock; once the first commits, the second sees its payout and refuses.
+    db = pg_databases.new()
+    hot = new_key()
+    workers = [eth_rails(hot), eth_rails(hot)]
+    ganache_node.faucet().fund(workers[0].hot_address(), Money(10 * MILLI_ETH, ETH))
+    payouts = [line(Money(6 * MILLI_ETH, ETH)), line(Money(6 * MILLI_ETH, ETH))]
+    estimates = [rail.estimate(ETH, [p]) for rail, p in zip(workers, payouts, strict=True)]
+    for rail, payout in zip(workers, payouts, strict=True):
+        with db.transaction() as conn:
+            rail.check_funds(conn, ETH, [payout])
+    first_stored = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            with db.transaction() as conn:
+                tx = workers[0].sign(conn, ETH, [payouts[0]], estimates[0], now=NOW)
+                store_as_worker(conn, stored(tx, [payouts[0]]), ETH, "signed")
+                first_stored.set()
+                outcome["second waited"] = lock_waiter_seen(db)
+            outcome["first"] = tx
+        except BaseException as error:  # pragma: no cover - reported below
+            first_stored.set()
+            outcome["first"] = error
+
+    def second() -> None:
+        first_stored.wait(timeout=30)
+        try:
+            with db.transaction() as conn:
+                tx = workers[1].sign(conn, ETH, [payouts[1]], estimates[1], now=NOW)
+                store_as_worker(conn, stored(tx, [payouts[1]]), ETH, "signed")
+            outcome["second"] = tx
+        except BaseException as error:
+            outcome["second"] = error
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    signed = outcome["first"]
+    assert isinstance(signed, SignedTx) and signed.spend["nonce"] == 0
+    assert outcome["second waited"] is True
+    short = outcome["second"]
+    assert isinstance(short, HotWalletShort), short
+    assert "committed to 1 unconfirmed payout" in short.detail
+    assert next_nonce_row(db, workers[0]) == 1
+    with db.transaction() as conn:
+        assert conn.execute(select(payout_tx.c.txid)).scalars().all() == [signed.txid]
 
 
 def test_assets_fee_asset_and_no_dust_rule(eth_rails: RailFactory) -> None:

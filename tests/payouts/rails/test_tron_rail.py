@@ -6,13 +6,15 @@ simulator makes a block every 0.5 s; tests mine on demand (``/debug/mine``) to i
 transaction and to solidify its block (``solid_lag + 1`` blocks), and never assume block
 numbers. One test needs a transaction to stay in the pool (``PENDING``) and uses a second,
 timer-less simulator served in this process. Signing allocates nothing in the database on
-TRON, so the tests that do not look at pending commitments sign inside a throwaway in-memory
-SQLite connection.
+TRON (it locks the hot address's row and checks the funds again), so the tests that do not
+look at pending commitments sign inside a throwaway migrated SQLite database where nothing is
+in flight.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -20,12 +22,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import coincurve
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Connection, create_engine, insert, update
+from sqlalchemy import Connection, insert, select, text, update
 from tronpy.proto import tron_pb2
 
 from kassa.accounts import service as accounts
@@ -34,7 +38,7 @@ from kassa.chains.tron.address import TronAddress, parse_tron_address, tron_addr
 from kassa.chains.tron.api import TronApi
 from kassa.chains.tron.tx import trc20_transfer_calldata, tron_address_for_key
 from kassa.clock import ManualClock
-from kassa.db import Database
+from kassa.db import Database, make_engine
 from kassa.deposits.settings import ChainsSettings
 from kassa.devnet.faucet import DevnetEndpoints, Faucet
 from kassa.devnet.testing import TronNode
@@ -58,10 +62,13 @@ from kassa.payouts.rails.tron import TronRail, transaction_bandwidth
 from kassa.payouts.requests import Payouts
 from kassa.payouts.settings import PayoutSettings, PolicySettings, TronPayoutSettings
 from kassa.payouts.signer import LocalKeySigner
-from kassa.payouts.tables import payout_tx, payout_tx_line
+from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+
+if TYPE_CHECKING:
+    from tests.conftest import DatabaseFactory
 
 SUN = 1_000_000
 
@@ -194,9 +201,12 @@ def tron_rail(
 
 
 @pytest.fixture
-def tron_conn() -> Iterator[Connection]:
-    """A connection for `sign`, which on TRON allocates nothing in the database."""
-    engine = create_engine("sqlite://")
+def tron_conn(sqlite_template: str, tmp_path: Path) -> Iterator[Connection]:
+    """A connection for `sign` to a fresh migrated SQLite database that stores nothing: on
+    TRON signing allocates nothing, and no payout is in flight there."""
+    path = tmp_path / "tron-sign.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
         yield conn
     engine.dispose()
@@ -408,23 +418,30 @@ def test_trc20_transfer_reverted_on_chain_is_failed_with_the_fee_it_burnt(
     payee = new_address()
     tron_chain.fund(hot, Money(40 * SUN, TRX))
     tron_chain.fund(hot, Money(5_000_000, USDT_TRC20))
+    # Two payouts of 3 USDT from 5, the first never stored (so not counted in flight): the
+    # second is signed, and included after the first it reverts.
+    signed_both: list[StoredTx] = []
+    for payee_of in (new_address(), payee):
+        lines = [line(payee_of, Money(3_000_000, USDT_TRC20))]
+        estimate = tron_rail.estimate(USDT_TRC20, lines)
+        signed = tron_rail.sign(tron_conn, USDT_TRC20, lines, estimate, now=datetime.now(UTC))
+        signed_both.append(stored(signed, lines))
+    first, tx = signed_both
+    assert tron_rail.broadcast(first).outcome is BroadcastOutcome.ACCEPTED
+    tron_chain.mine()
     hot_trx = tron_chain.trx(hot)
-    # Priced for the 5 USDT the hot wallet holds, signed for 50 (check_funds skipped).
-    estimate = tron_rail.estimate(USDT_TRC20, [line(payee, Money(5_000_000, USDT_TRC20))])
-    lines = [line(payee, Money(50_000_000, USDT_TRC20))]
-    signed = tron_rail.sign(tron_conn, USDT_TRC20, lines, estimate, now=datetime.now(UTC))
-    tx = stored(signed, lines)
     assert tron_rail.broadcast(tx).outcome is BroadcastOutcome.ACCEPTED  # reverts are included
     tron_chain.mine()
     tron_chain.solidify()
 
+    assert tron_rail.status(first).state is TxState.FINAL
     status = tron_rail.status(tx)
     assert status.state is TxState.FAILED
     assert "REVERT" in status.detail
     assert status.fee_paid is not None and status.fee_paid.is_positive
     assert tron_chain.trx(hot) == hot_trx - status.fee_paid.amount
     assert tron_chain.usdt_of(payee) == 0
-    assert tron_chain.usdt_of(hot) == 5_000_000
+    assert tron_chain.usdt_of(hot) == 2_000_000
 
 
 def test_an_expired_transaction_is_dead_once_its_expiry_is_solidified(
@@ -497,40 +514,47 @@ def store_in_flight(
 ) -> uuid.UUID:
     """Store ``signed`` as the worker does (status 'signed'), paying a real payout request."""
     with db.transaction() as conn:
-        now = clock.now(conn)
-        tx_id = uuid.uuid4()
-        conn.execute(
-            insert(payout_tx).values(
-                id=tx_id,
-                chain=Chain.TRON.value,
-                asset=coin.code.value,
-                txid=signed.txid,
-                spend_key=signed.spend_key,
-                raw=signed.raw,
-                spend=signed.spend_json(),
-                fee_native=signed.fee.amount,
-                fee_asset=signed.fee.asset.code.value,
-                fee_estimate="{}",
-                status="signed",
-                expires_at=signed.expires_at,
-                created_at=now,
-                updated_at=now,
-            )
+        return store_signed(conn, clock.now(conn), signed, coin, payout)
+
+
+def store_signed(
+    conn: Connection, now: datetime, signed: SignedTx, coin: Asset, payout: PayoutLine
+) -> uuid.UUID:
+    """The payout_tx row and line the worker stores in its signing transaction."""
+    tx_id = uuid.uuid4()
+    conn.execute(
+        insert(payout_tx).values(
+            id=tx_id,
+            chain=Chain.TRON.value,
+            asset=coin.code.value,
+            txid=signed.txid,
+            spend_key=signed.spend_key,
+            raw=signed.raw,
+            spend=signed.spend_json(),
+            fee_native=signed.fee.amount,
+            fee_asset=signed.fee.asset.code.value,
+            fee_estimate="{}",
+            status="signed",
+            expires_at=signed.expires_at,
+            created_at=now,
+            updated_at=now,
         )
-        conn.execute(
-            insert(payout_tx_line).values(
-                tx_id=tx_id,
-                request_id=payout.request_id,
-                destination=payout.destination,
-                amount_native=payout.amount.amount,
-                fee_share_native=signed.fee.amount,
-            )
+    )
+    conn.execute(
+        insert(payout_tx_line).values(
+            tx_id=tx_id,
+            request_id=payout.request_id,
+            destination=payout.destination,
+            amount_native=payout.amount.amount,
+            fee_share_native=signed.fee.amount,
         )
+    )
     return tx_id
 
 
 def payout_request(db: Database, clock: ManualClock, destination: TronAddress) -> uuid.UUID:
-    """A real USDT-TRC20 withdrawal request for payout_tx_line to point at."""
+    """A real USDT-TRC20 withdrawal request for payout_tx_line to point at (TRX payouts too:
+    Kassa pays no TRX withdrawals, and the rail counts the ``payout_tx`` row's asset)."""
     pricing = PricingService(
         db,
         clock,
@@ -632,6 +656,139 @@ def test_check_funds_counts_the_balance_and_the_payouts_in_flight(
         tron_rail.check_funds(conn, TRX, thirty_trx)
 
 
+@pytest.mark.parametrize(
+    ("coin", "trx", "usdt", "amount"),
+    [(TRX, 6 * SUN, 0, 4 * SUN), (USDT_TRC20, 80 * SUN, 5_000_000, 3_000_000)],
+    ids=["trx", "usdt"],
+)
+def test_sign_checks_the_funds_again_so_two_payouts_both_checked_do_not_overspend(
+    db: Database,
+    clock: ManualClock,
+    tron_chain: TronChain,
+    tron_rail: TronRail,
+    coin: Asset,
+    trx: int,
+    usdt: int,
+    amount: int,
+) -> None:
+    # Two workers each passed check_funds (in its own transaction) for a wallet that pays only
+    # one of the two payouts; then each signs and stores in its signing transaction.
+    hot = parse_tron_address(tron_rail.hot_address())
+    payee = new_address()
+    tron_chain.fund(hot, Money(trx, TRX))
+    tron_chain.fund(payee, Money(1 * SUN, TRX))  # an existing account: no creation fee
+    if usdt:
+        tron_chain.fund(hot, Money(usdt, USDT_TRC20))
+    first, second = (
+        PayoutLine(payout_request(db, clock, payee), payee.text, Money(amount, coin))
+        for _ in range(2)
+    )
+    estimates = [tron_rail.estimate(coin, [payout]) for payout in (first, second)]
+    for payout in (first, second):
+        with db.transaction() as conn:
+            tron_rail.check_funds(conn, coin, [payout])
+
+    with db.transaction() as conn:
+        now = clock.now(conn)
+        signed = tron_rail.sign(conn, coin, [first], estimates[0], now=now)
+        store_signed(conn, now, signed, coin, first)
+    with db.transaction() as conn, pytest.raises(HotWalletShort) as short:
+        tron_rail.sign(conn, coin, [second], estimates[1], now=clock.now(conn))
+        pytest.fail("signed a payout the hot wallet cannot pay besides the first")
+    assert "of it committed to" in short.value.detail
+    assert f"to {hot.text}" in short.value.detail
+    with db.transaction() as conn:
+        assert conn.execute(select(payout_tx.c.txid)).scalars().all() == [signed.txid]
+        # The lock row of the hot address: one per address, it holds nothing.
+        rows = conn.execute(select(payout_nonce.c.chain, payout_nonce.c.address)).all()
+        assert [tuple(row) for row in rows] == [("tron", hot.text)]
+
+
+def lock_waiter_seen(db: Database, timeout: float = 5) -> bool:
+    """Whether a session of ``db``'s PostgreSQL database waits for a lock within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.transaction() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_signer_waits_for_the_other_to_commit_then_sees_its_payout(
+    pg_databases: DatabaseFactory,
+    clock: ManualClock,
+    tron_sim: TronNode,
+    tron_chain: TronChain,
+    tron_hot_key: coincurve.PrivateKey,
+) -> None:
+    # The same race on PostgreSQL with the two signing transactions open at once: the first
+    # signs and stores and keeps its transaction open until the second waits for the hot
+    # address's lock; once the first commits, the second sees its payout and refuses.
+    db = pg_databases.new()
+    with TronApi(tron_sim.url) as first_api, TronApi(tron_sim.url) as second_api:
+        workers = [make_rail(api, tron_hot_key, tron_chain.usdt) for api in (first_api, second_api)]
+        hot = parse_tron_address(workers[0].hot_address())
+        tron_chain.fund(hot, Money(6 * SUN, TRX))
+        payouts: list[PayoutLine] = []
+        for _ in range(2):
+            payee = new_address()
+            tron_chain.fund(payee, Money(1 * SUN, TRX))  # existing accounts: no creation fee
+            payouts.append(
+                PayoutLine(payout_request(db, clock, payee), payee.text, Money(4 * SUN, TRX))
+            )
+        estimates = [rail.estimate(TRX, [p]) for rail, p in zip(workers, payouts, strict=True)]
+        for rail, payout in zip(workers, payouts, strict=True):
+            with db.transaction() as conn:
+                rail.check_funds(conn, TRX, [payout])
+        first_stored = threading.Event()
+        outcome: dict[str, object] = {}
+
+        def sign_and_store(index: int) -> SignedTx:
+            with db.transaction() as conn:
+                now = clock.now(conn)
+                tx = workers[index].sign(conn, TRX, [payouts[index]], estimates[index], now=now)
+                store_signed(conn, now, tx, TRX, payouts[index])
+                if index == 0:
+                    first_stored.set()
+                    outcome["second waited"] = lock_waiter_seen(db)
+            return tx
+
+        def first() -> None:
+            try:
+                outcome["first"] = sign_and_store(0)
+            except BaseException as error:  # pragma: no cover - reported below
+                first_stored.set()
+                outcome["first"] = error
+
+        def second() -> None:
+            first_stored.wait(timeout=30)
+            try:
+                outcome["second"] = sign_and_store(1)
+            except BaseException as error:
+                outcome["second"] = error
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    signed = outcome["first"]
+    assert isinstance(signed, SignedTx), signed
+    assert outcome["second waited"] is True
+    short = outcome["second"]
+    assert isinstance(short, HotWalletShort), short
+    assert "committed to 1 unconfirmed payout" in short.detail
+    with db.transaction() as conn:
+        assert conn.execute(select(payout_tx.c.txid)).scalars().all() == [signed.txid]
+
+
 def test_a_usdt_transfer_the_token_would_revert_cannot_be_priced(
     tron_chain: TronChain, tron_rail: TronRail
 ) -> None:
@@ -649,16 +806,21 @@ def test_a_payout_in_the_pool_is_pending_and_one_the_node_refused_is_unknown(
         rail = make_rail(api, tron_hot_key, chain.usdt)
         hot = parse_tron_address(rail.hot_address())
         payee = new_address()
-        chain.fund(hot, Money(3 * SUN, TRX))
+        chain.fund(hot, Money(5 * SUN, TRX))
+        chain.fund(payee, Money(1 * SUN, TRX))  # an existing account: no creation fee
 
-        # More than the hot wallet holds: the node refuses it and says why.
-        too_much = [line(payee, Money(5 * SUN, TRX))]
+        # Two payouts of 3 TRX from 5, the first never stored (so not counted in flight): the
+        # second is signed, and once the first is in a block the node refuses it.
+        first_lines = [line(payee, Money(3 * SUN, TRX))]
+        pay(rail, tron_conn, TRX, first_lines)
+        too_much = [line(new_address(), Money(3 * SUN, TRX))]
         refused = stored(
             rail.sign(
                 tron_conn, TRX, too_much, rail.estimate(TRX, too_much), now=datetime.now(UTC)
             ),
             too_much,
         )
+        chain.mine()
         answer = rail.broadcast(refused)
         assert answer.outcome is BroadcastOutcome.REJECTED
         assert "balance is not sufficient" in answer.detail
@@ -675,4 +837,4 @@ def test_a_payout_in_the_pool_is_pending_and_one_the_node_refused_is_unknown(
         final = rail.status(tx)
         assert final.state is TxState.FINAL
         assert final.fee_paid == estimate.total
-        assert chain.trx(payee) == 1 * SUN
+        assert chain.trx(payee) == 1 * SUN + 3 * SUN + 1 * SUN

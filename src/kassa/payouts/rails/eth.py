@@ -20,6 +20,9 @@ Design:
   which two PostgreSQL workers may race on safely. The nonce is the larger of the row and the
   chain's ``latest`` transaction count, so a transaction sent with the key outside Kassa cannot
   make Kassa reuse its nonce; it only makes the allocation skip past it.
+* ``sign`` checks the funds again once it holds the nonce row's lock (``check_funds`` ran in an
+  earlier transaction): two workers that both passed ``check_funds`` for a wallet that pays
+  only one of them then sign one payout; the other gets `HotWalletShort` and allocates nothing.
 * Pending commitments: the hot address's payout transactions still ``signed`` or ``broadcast``
   whose nonce the chain has not used yet (nonce ≥ the ``latest`` count). The ones below it are
   in a block and already out of the balance; versions of one nonce (fee bumps) count once, at
@@ -251,7 +254,14 @@ class EthRail:
 
     def check_funds(self, conn: Connection, coin: Asset, lines: Sequence[PayoutLine]) -> None:
         line = self._one_line(coin, lines)
-        estimate = self.estimate(coin, lines)
+        self._check_funds(conn, coin, line, self.estimate(coin, lines))
+
+    def _check_funds(
+        self, conn: Connection, coin: Asset, line: PayoutLine, estimate: FeeEstimate
+    ) -> None:
+        """Raise `HotWalletShort` unless the hot wallet's balances, less what Kassa's unmined
+        payouts of it still commit, pay ``line`` and the most a transaction signed for
+        ``estimate`` may cost (gas limit × fee cap)."""
         fee_cap = Money(estimate.params["gas_limit"] * estimate.params["max_fee_per_gas"], ETH)
         hot = self._hot_address()
         try:
@@ -347,20 +357,30 @@ class EthRail:
             max_fee_per_gas=params["max_fee_per_gas"],
             max_priority_fee_per_gas=params["max_priority_fee_per_gas"],
         )
+        row_nonce = self._lock_nonce_row(conn, now)
+        # Checked again under the lock: another worker may have signed and stored a payout of
+        # this address since this one's check_funds; its commitment is visible now (it
+        # committed before the lock was granted), and ours is not stored until we commit.
+        # Short: the caller rolls back, so no nonce is taken.
+        self._check_funds(conn, coin, line, estimate)
         try:
             chain_count = self.rpc.get_transaction_count(self._hot_address().text, "latest")
         except EthNodeError as error:
             raise RailUnavailable(f"Ethereum node: {error}") from None
-        nonce = self._allocate_nonce(conn, chain_count, now)
+        nonce = max(row_nonce, chain_count)
+        where = (payout_nonce.c.chain == Chain.ETH.value) & (
+            payout_nonce.c.address == self._hot_lower
+        )
+        conn.execute(update(payout_nonce).where(where).values(next_nonce=nonce + 1, updated_at=now))
         token = self._token() if coin == USDT_ERC20 else None
         signed = self._sign(
             token, destination, line.amount.amount, nonce, params["gas_limit"], fees
         )
         return self._signed_tx(signed, token, destination, line.amount.amount, spend_key=None)
 
-    def _allocate_nonce(self, conn: Connection, chain_count: int, now: datetime) -> int:
-        """Lock the hot address's nonce row (creating it if absent), take max(row, chain),
-        advance the row past it."""
+    def _lock_nonce_row(self, conn: Connection, now: datetime) -> int:
+        """Lock the hot address's nonce row (creating it if absent) and return its next nonce.
+        The lock serializes the signers of this address until their transactions end."""
         where = (payout_nonce.c.chain == Chain.ETH.value) & (
             payout_nonce.c.address == self._hot_lower
         )
@@ -378,9 +398,7 @@ class EthRail:
                 .on_conflict_do_nothing(index_elements=["chain", "address"])
             )
             row = conn.execute(locked).one()
-        nonce = max(int(row.next_nonce), chain_count)
-        conn.execute(update(payout_nonce).where(where).values(next_nonce=nonce + 1, updated_at=now))
-        return nonce
+        return int(row.next_nonce)
 
     def _sign(
         self,

@@ -47,9 +47,12 @@ Design:
   payout plus what Kassa's own TRON transactions still ``signed`` or ``broadcast`` will spend
   (their lines and their ``fee_native``). A transaction already in a block but not yet settled
   by the worker is then counted twice for a moment; that only ever makes a payout wait.
+  ``sign`` checks again in the signing transaction, holding a row lock of the hot address
+  (``payout_nonce``, chain ``tron``): two workers that both passed ``check_funds`` for a
+  wallet that pays only one of them then sign one payout; the other gets `HotWalletShort`.
 * ``replacement`` is always None: a TRON transaction cannot be replaced; the worker waits for
   its expiration and the proof that it is dead. ``settle`` books nothing: nothing is reserved
-  when signing, and balances are read from the chain.
+  when signing (the lock row holds no state), and balances are read from the chain.
 * ``SignedTx.raw`` is the broadcast JSON text (``wallet/broadcasttransaction``), sent as stored.
 Amounts are ``int`` sun and token minor units.
 """
@@ -60,7 +63,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from eth_hash.auto import keccak
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.network import Chain, TronNetwork
@@ -91,6 +96,7 @@ from kassa.payouts.rails.base import (
 )
 from kassa.payouts.settings import TronPayoutSettings
 from kassa.payouts.signer import Signer
+from kassa.payouts.tables import payout_nonce
 
 __all__ = ["TronRail", "transaction_bandwidth"]
 
@@ -372,6 +378,20 @@ class TronRail:
 
     def check_funds(self, conn: Connection, coin: Asset, lines: Sequence[PayoutLine]) -> None:
         line, _destination = self._one_line(coin, lines)
+        self._check_funds(conn, coin, lines, line, None)
+
+    def _check_funds(
+        self,
+        conn: Connection,
+        coin: Asset,
+        lines: Sequence[PayoutLine],
+        line: PayoutLine,
+        estimate: FeeEstimate | None,
+    ) -> None:
+        """Raise `HotWalletShort` unless the hot wallet's balances, less what Kassa's unsettled
+        TRON payouts still commit, pay ``line`` and the most a transaction signed for
+        ``estimate`` may burn (None: priced now, once the tokens are known to be there, since a
+        transfer the token would revert cannot be priced)."""
         hot = self._hot()
         trx_committed, token_committed, in_flight = self._commitments(conn)
         try:
@@ -400,7 +420,8 @@ class TronRail:
                     f"the TRON hot wallet {hot.text} holds {held_tokens}{committed}; this payout "
                     f"needs {line.amount}: send at least {line.amount - token_free} to {hot.text}"
                 )
-        estimate = self.estimate(coin, lines)
+        if estimate is None:
+            estimate = self.estimate(coin, lines)
         fee = self._most_fee(coin, estimate)
         balance = Money(account.balance, TRX)
         trx_free = balance - trx_committed
@@ -452,8 +473,9 @@ class TronRail:
         now: datetime,
     ) -> SignedTx:
         """Sign on the head block, dated by its time (java-tron checks expirations against the
-        head block, not against Kassa's clock, so ``now`` is not used). Nothing is allocated
-        in ``conn``: the transaction is its own spend identity."""
+        head block, not against Kassa's clock; ``now`` only dates the lock row). Nothing is
+        allocated in ``conn``: the transaction is its own spend identity. The funds are
+        checked again under the hot address's lock (see `_lock_hot_address`)."""
         line, destination = self._one_line(coin, lines)
         if estimate.total.asset != TRX or "bandwidth_bytes" not in estimate.params:
             raise ValueError("the estimate is not a TRON rail's")
@@ -470,6 +492,11 @@ class TronRail:
                     )
         except TronApiError as error:
             raise RailUnavailable(f"TRON node: {error}") from None
+        self._lock_hot_address(conn, now)
+        # check_funds ran in an earlier transaction: another worker may have stored a payout
+        # since. Under the lock every payout signed before is visible, and ours is not stored
+        # until this transaction commits; short, the caller rolls back.
+        self._check_funds(conn, coin, lines, line, estimate)
         timestamp_ms = head.timestamp_ms
         expiration_ms = timestamp_ms + self.settings.expiration_seconds * 1000
         fee_limit: int | None = None
@@ -511,6 +538,26 @@ class TronRail:
             fee=self._most_fee(coin, estimate),
             expires_at=_time(signed.expiration_ms),
         )
+
+    def _lock_hot_address(self, conn: Connection, now: datetime) -> None:
+        """Lock the hot address's ``payout_nonce`` row (chain ``tron``, created if absent;
+        its ``next_nonce`` is unused: TRON has no nonce) until ``conn``'s transaction ends, so
+        signers of this address check the funds and store their transactions one at a time.
+        On SQLite the writer's lock (BEGIN IMMEDIATE) already does that; FOR UPDATE is a no-op
+        there."""
+        address = self._hot().text
+        where = (payout_nonce.c.chain == Chain.TRON.value) & (payout_nonce.c.address == address)
+        locked = select(payout_nonce.c.chain).where(where).with_for_update()
+        if conn.execute(locked).first() is None:
+            # Two workers may both find no row: the second insert waits for the first to
+            # commit and then does nothing, and its lock below waits on the first one's row.
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(
+                insert(payout_nonce)
+                .values(chain=Chain.TRON.value, address=address, next_nonce=0, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["chain", "address"])
+            )
+            conn.execute(locked).one()
 
     # -- broadcast -------------------------------------------------------------------------
 
