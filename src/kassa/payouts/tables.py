@@ -177,7 +177,8 @@ payout_nonce = Table(
     PrimaryKeyConstraint("chain", "address", name="pk_payout_nonce"),
 )
 """The next ETH nonce of each hot address. Locked and advanced in the transaction that stores
-the signed bytes, so nonces are allocated without gaps."""
+the signed bytes, so nonces are allocated without gaps. TRON hot addresses have a row too, as a
+lock only (``next_nonce`` unused): signers of one address check its funds one at a time."""
 
 btc_hot_utxo = Table(
     "btc_hot_utxo",

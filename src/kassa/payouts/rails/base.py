@@ -33,11 +33,13 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kassa.chains.network import Chain
 from kassa.errors import Conflict, KassaError
 from kassa.money import Asset, Money
-from kassa.payouts.tables import payout_tx, payout_tx_line
+from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
 
 IN_FLIGHT = ("signed", "broadcast")
 """``payout_tx`` statuses of transactions that may still be included: their lines and fees are
@@ -295,3 +297,24 @@ class Rail(Protocol):
         """Book the rail's own records once ``tx`` is FINAL, FAILED or DEAD (BTC: mark inputs
         spent and record the change output, or free the reserved inputs of a dead one)."""
         ...
+
+
+def lock_hot_address(conn: Connection, chain: Chain, address: str, now: datetime) -> int:
+    """Lock the ``payout_nonce`` row of a hot address (created if absent) until ``conn``'s
+    transaction ends, and return its ``next_nonce`` (ETH's next nonce; unused on TRON, which
+    has no nonce). Signers of one address then check its funds and store their transactions
+    one at a time. On SQLite the writer's lock (BEGIN IMMEDIATE) already does that."""
+    where = (payout_nonce.c.chain == chain.value) & (payout_nonce.c.address == address)
+    locked = select(payout_nonce.c.next_nonce).where(where).with_for_update()
+    row = conn.execute(locked).first()
+    if row is None:
+        # Two workers may both find no row: the second insert waits for the first to commit
+        # and then does nothing, and its lock below waits on the first one's row.
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            insert(payout_nonce)
+            .values(chain=chain.value, address=address, next_nonce=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["chain", "address"])
+        )
+        row = conn.execute(locked).one()
+    return int(row.next_nonce)

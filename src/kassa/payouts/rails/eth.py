@@ -56,9 +56,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, update
 
 from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.eth.address import EthAddress, parse_eth_address
@@ -93,6 +91,7 @@ from kassa.payouts.rails.base import (
     TxState,
     TxStatus,
     in_flight,
+    lock_hot_address,
 )
 from kassa.payouts.settings import EthPayoutSettings
 from kassa.payouts.signer import Signer
@@ -381,24 +380,7 @@ class EthRail:
     def _lock_nonce_row(self, conn: Connection, now: datetime) -> int:
         """Lock the hot address's nonce row (creating it if absent) and return its next nonce.
         The lock serializes the signers of this address until their transactions end."""
-        where = (payout_nonce.c.chain == Chain.ETH.value) & (
-            payout_nonce.c.address == self._hot_lower
-        )
-        locked = select(payout_nonce.c.next_nonce).where(where).with_for_update()
-        row = conn.execute(locked).first()
-        if row is None:
-            # Two workers may both find no row: the second insert waits for the first to
-            # commit and then does nothing, and its lock below sees the first one's row.
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(
-                insert(payout_nonce)
-                .values(
-                    chain=Chain.ETH.value, address=self._hot_lower, next_nonce=0, updated_at=now
-                )
-                .on_conflict_do_nothing(index_elements=["chain", "address"])
-            )
-            row = conn.execute(locked).one()
-        return int(row.next_nonce)
+        return lock_hot_address(conn, Chain.ETH, self._hot_lower, now)
 
     def _sign(
         self,

@@ -63,9 +63,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from eth_hash.auto import keccak
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from kassa.chains.errors import InvalidAddress, InvalidTransaction
 from kassa.chains.network import Chain, TronNetwork
@@ -93,10 +91,10 @@ from kassa.payouts.rails.base import (
     TxState,
     TxStatus,
     in_flight,
+    lock_hot_address,
 )
 from kassa.payouts.settings import TronPayoutSettings
 from kassa.payouts.signer import Signer
-from kassa.payouts.tables import payout_nonce
 
 __all__ = ["TronRail", "transaction_bandwidth"]
 
@@ -540,24 +538,9 @@ class TronRail:
         )
 
     def _lock_hot_address(self, conn: Connection, now: datetime) -> None:
-        """Lock the hot address's ``payout_nonce`` row (chain ``tron``, created if absent;
-        its ``next_nonce`` is unused: TRON has no nonce) until ``conn``'s transaction ends, so
-        signers of this address check the funds and store their transactions one at a time.
-        On SQLite the writer's lock (BEGIN IMMEDIATE) already does that; FOR UPDATE is a no-op
-        there."""
-        address = self._hot().text
-        where = (payout_nonce.c.chain == Chain.TRON.value) & (payout_nonce.c.address == address)
-        locked = select(payout_nonce.c.chain).where(where).with_for_update()
-        if conn.execute(locked).first() is None:
-            # Two workers may both find no row: the second insert waits for the first to
-            # commit and then does nothing, and its lock below waits on the first one's row.
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(
-                insert(payout_nonce)
-                .values(chain=Chain.TRON.value, address=address, next_nonce=0, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["chain", "address"])
-            )
-            conn.execute(locked).one()
+        """Lock the hot address's ``payout_nonce`` row (chain ``tron``) until ``conn``'s
+        transaction ends (see `rails.base.lock_hot_address`)."""
+        lock_hot_address(conn, Chain.TRON, self._hot().text, now)
 
     # -- broadcast -------------------------------------------------------------------------
 
