@@ -19,12 +19,11 @@ from typing import Any
 
 import coincurve
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
-from kassa.bench._payouts_run import close_client, fresh_address
+from kassa.bench._payouts_run import chains_settings_for, close_client, fresh_address
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.clock import ManualClock
@@ -32,7 +31,6 @@ from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import build_scanner, derivers, dust_thresholds
-from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.devnet import tron_node
 from kassa.devnet.testing import BitcoinNode, GanacheNode, TronNode
@@ -58,23 +56,6 @@ HOT_FUNDING = {
 }
 
 
-def chains_settings(
-    eth: GanacheNode | None = None, btc: BitcoinNode | None = None, tron: TronNode | None = None
-) -> ChainsSettings:
-    values: dict[str, Any] = {
-        "btc": {"enabled": btc is not None},
-        "eth": {"enabled": eth is not None, "finality": "confirmations", "confirmations": 1},
-        "tron": {"enabled": tron is not None},
-    }
-    if btc is not None:
-        values["btc"] |= {"rpc_url": btc.url, "rpc_api_key": SecretStr(btc.api_key)}
-    if eth is not None:
-        values["eth"] |= {"rpc_url": eth.url, "usdt_contract": eth.usdt_address}
-    if tron is not None:
-        values["tron"] |= {"api_url": tron.url, "usdt_contract": tron.usdt_contract}
-    return ChainsSettings.model_validate(values)
-
-
 class Stage:
     """One chain with its node, a funded hot wallet, a worker and the services around it."""
 
@@ -95,11 +76,7 @@ class Stage:
             db, self.clock, PricingSettings(history_tolerance_seconds=3600)
         )
         self.record_rates()
-        self.chains = chains_settings(
-            eth=node if isinstance(node, GanacheNode) else None,
-            btc=node if isinstance(node, BitcoinNode) else None,
-            tron=node if isinstance(node, TronNode) else None,
-        )
+        self.chains = chains_settings_for(node)
         self.settings = PayoutSettings.model_validate(
             {"review": {"new_destinations": False}, **(payout_overrides or {})}
         )

@@ -21,8 +21,10 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import coincurve
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from kassa.chains.btc.keys import p2wpkh_address_for_key
@@ -35,6 +37,7 @@ from kassa.db import Database
 from kassa.deposits.addresses import match_key
 from kassa.deposits.runtime import build_scanner
 from kassa.deposits.settings import ChainsSettings
+from kassa.devnet.testing import BitcoinNode, GanacheNode, TronNode
 from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.runtime import build_rail
@@ -42,6 +45,8 @@ from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_request
 from kassa.pricing.service import PricingService
+
+LocalNode = BitcoinNode | GanacheNode | TronNode
 
 SENT = frozenset({RequestStatus.BROADCAST.value, RequestStatus.CONFIRMED.value})
 SETTLED = frozenset({RequestStatus.CONFIRMED.value, RequestStatus.FAILED.value})
@@ -204,6 +209,28 @@ def fresh_address(chain: Chain) -> str:
     if chain is Chain.ETH:
         return eth_address_for_key(key).text
     return tron_address_for_key(key).text
+
+
+def chains_settings_for(node: LocalNode) -> ChainsSettings:
+    """Chain settings with only ``node``'s chain enabled, pointing at it (ETH final after one
+    confirmation)."""
+    values: dict[str, Any] = {
+        "btc": {"enabled": False},
+        "eth": {"enabled": False},
+        "tron": {"enabled": False},
+    }
+    if isinstance(node, BitcoinNode):
+        values["btc"] = {"rpc_url": node.url, "rpc_api_key": SecretStr(node.api_key)}
+    elif isinstance(node, GanacheNode):
+        values["eth"] = {
+            "rpc_url": node.url,
+            "usdt_contract": node.usdt_address,
+            "finality": "confirmations",
+            "confirmations": 1,
+        }
+    elif isinstance(node, TronNode):
+        values["tron"] = {"api_url": node.url, "usdt_contract": node.usdt_contract}
+    return ChainsSettings.model_validate(values)
 
 
 def chain_tip(chains: ChainsSettings, chain: Chain) -> int:

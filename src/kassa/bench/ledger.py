@@ -29,6 +29,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from kassa.bench._args import at_least
 from kassa.bench._databases import (
     DEFAULT_PG_ADMIN_URL,
     POSTGRES,
@@ -123,7 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--seconds", type=_positive(float), default=10.0, help="measured seconds per phase"
     )
     parser.add_argument("--writers", type=_positive(int), default=8, help="writer processes")
-    parser.add_argument("--accounts", type=_at_least(2), default=1_000, help="user accounts")
+    parser.add_argument("--accounts", type=at_least(2), default=1_000, help="user accounts")
     parser.add_argument("--pg-url", default=DEFAULT_PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     args = parser.parse_args(argv)
@@ -136,16 +137,6 @@ def _positive(kind: type[int] | type[float]) -> Any:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
-def _at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
         return value
 
     return parse

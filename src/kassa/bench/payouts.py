@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import coincurve
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from kassa.accounts import service as accounts
+from kassa.bench._args import at_least, chains
 from kassa.bench._chart import panels_svg
 from kassa.bench._databases import (
     DEFAULT_PG_ADMIN_URL,
@@ -57,8 +57,10 @@ from kassa.bench._databases import (
     sqlite_target,
 )
 from kassa.bench._payouts_run import (
+    LocalNode,
     WorkerPool,
     chain_tip,
+    chains_settings_for,
     close_client,
     fresh_address,
     paid_on_chain,
@@ -78,7 +80,6 @@ from kassa.devnet import tron_node
 from kassa.devnet.testing import (
     BitcoinNode,
     GanacheNode,
-    TronNode,
     start_bitcoin_node,
     start_ganache_node,
     start_tron_node,
@@ -95,8 +96,6 @@ from kassa.payouts.tables import payout_request, payout_tx, payout_tx_line
 from kassa.pricing.model import SYMBOL_OF_ASSET
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
-
-LocalNode = BitcoinNode | GanacheNode | TronNode
 
 WITHDRAWAL_USD = "21.00"
 """Above the policy's $20 minimum; $16 of it is paid out, less the network fee."""
@@ -220,10 +219,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "saves.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--chains", type=_chains, default="btc,eth,tron", help="comma-separated")
-    parser.add_argument("--payouts", type=_at_least(1), default=200, help="payouts per run")
-    parser.add_argument("--workers", type=_at_least(1), default=2, help="payout workers (threads)")
-    parser.add_argument("--batch", type=_at_least(2), default=20, help="BTC batch size")
+    parser.add_argument("--chains", type=chains, default="btc,eth,tron", help="comma-separated")
+    parser.add_argument("--payouts", type=at_least(1), default=200, help="payouts per run")
+    parser.add_argument("--workers", type=at_least(1), default=2, help="payout workers (threads)")
+    parser.add_argument("--batch", type=at_least(2), default=20, help="BTC batch size")
     parser.add_argument(
         "--db", choices=(POSTGRES, SQLITE), default=POSTGRES, help="database (SQLite: 1 worker)"
     )
@@ -252,26 +251,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
 
 
-def _chains(text: str) -> tuple[Chain, ...]:
-    try:
-        chains = tuple(Chain(part.strip().lower()) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"chains are btc, eth and tron: {error}") from None
-    if not chains:
-        raise argparse.ArgumentTypeError("name at least one chain")
-    return tuple(dict.fromkeys(chains))
-
-
-def _at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}")
-        return value
-
-    return parse
-
-
 # --------------------------------------------------------------------------- one chain
 
 
@@ -292,7 +271,7 @@ def _bench_chain(
         node = _start(chain, workdir / chain.value)
     except Exception as error:  # reported per run; the other chains still run
         traceback.print_exc(file=sys.stderr)
-        return [_failed(spec, options, f"node did not start: {error}") for spec in specs]
+        return [_result(spec, options, f"node did not start: {error}") for spec in specs]
     try:
         for spec in specs:
             results.append(_bench_run(spec, node, options, progress))
@@ -301,7 +280,7 @@ def _bench_chain(
     return results
 
 
-def _failed(spec: RunSpec, options: Options, error: str) -> RunResult:
+def _result(spec: RunSpec, options: Options, error: str | None = None) -> RunResult:
     return RunResult(
         spec.label,
         spec.chain.value,
@@ -322,26 +301,6 @@ def _database(options: Options) -> Iterator[Database]:
         stack.callback(db.dispose)
         upgrade(db.engine)
         yield db
-
-
-def _chains_settings(node: LocalNode) -> ChainsSettings:
-    values: dict[str, Any] = {
-        "btc": {"enabled": False},
-        "eth": {"enabled": False},
-        "tron": {"enabled": False},
-    }
-    if isinstance(node, BitcoinNode):
-        values["btc"] = {"rpc_url": node.url, "rpc_api_key": SecretStr(node.api_key)}
-    elif isinstance(node, GanacheNode):
-        values["eth"] = {
-            "rpc_url": node.url,
-            "usdt_contract": node.usdt_address,
-            "finality": "confirmations",
-            "confirmations": 1,
-        }
-    elif isinstance(node, TronNode):
-        values["tron"] = {"api_url": node.url, "usdt_contract": node.usdt_contract}
-    return ChainsSettings.model_validate(values)
 
 
 def _miner(node: LocalNode, stack: ExitStack) -> Callable[[], object]:
@@ -377,8 +336,7 @@ def _hot_funding(spec: RunSpec, payouts: int) -> list[Money]:
 
 
 def _bench_run(spec: RunSpec, node: LocalNode, options: Options, progress: Progress) -> RunResult:
-    result = _failed(spec, options, "")
-    result.error = None
+    result = _result(spec, options)
     n = options.payouts
     progress.step(
         f"{spec.chain.display_name} {spec.label}: {n} payouts, {options.workers} worker(s), "
@@ -411,7 +369,7 @@ def _run(
     missing = pricing.refresh().missing
     if missing:
         raise RuntimeError(f"no rates for {missing}")
-    chains = _chains_settings(node)
+    chains = chains_settings_for(node)
     settings = PayoutSettings.model_validate(
         {
             "review": {
@@ -436,13 +394,14 @@ def _run(
 
     hot = _hot_address(chains, settings, signer, chain)
     faucet = node.faucet()
-    for amount in _hot_funding(spec, n):
+    funding = _hot_funding(spec, n)
+    for amount in funding:
         faucet.fund(hot, amount)
     for _ in range(2):
         mine()
-    funded = ", ".join(f"{m.format()} {m.asset.code}" for m in _hot_funding(spec, n))
+    funded = ", ".join(f"{m.format()} {m.asset.code}" for m in funding)
     if spec.chain is Chain.BTC:
-        funded = f"{len(_hot_funding(spec, n))} coins of {_hot_funding(spec, n)[0].format()} BTC"
+        funded = f"{len(funding)} coins of {funding[0].format()} BTC"
     progress.heartbeat(f"hot wallet {hot} funded by the faucet: {funded}")
 
     ids = _requests(spec, payouts, db, n, progress)
@@ -576,7 +535,9 @@ def _verify(
     if result.fee_asset:
         rate = _static_rate(result.fee_asset)
         fee = Fraction(result.fee_paid_native, 10 ** asset(result.fee_asset).decimals) * rate
-        result.fee_paid_usd = f"{float(fee):.4f}"
+        result.fee_paid_usd = str(
+            (Decimal(fee.numerator) / Decimal(fee.denominator)).quantize(Decimal("0.0001"))
+        )
     result.checks = [
         _check(f"every payout confirmed ({confirmed}/{len(ids)})", confirmed == len(ids)),
         _check(

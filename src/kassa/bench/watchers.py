@@ -38,10 +38,10 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from kassa.bench._args import at_least, chains
 from kassa.bench._databases import (
     DEFAULT_PG_ADMIN_URL,
     POSTGRES,
@@ -76,8 +76,6 @@ from kassa.deposits.addresses import match_key
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.runtime import build_scanner, derivers
 from kassa.deposits.settings import ChainsSettings
-
-CHAINS = (Chain.BTC, Chain.ETH, Chain.TRON)
 
 # Rough costs on the project's 2-vCPU machine under load, for the run ETA only.
 NODE_START_SECONDS = 5.0
@@ -173,23 +171,23 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--chains", type=_chains, default="btc,eth,tron", help="comma-separated chains"
+        "--chains", type=chains, default="btc,eth,tron", help="comma-separated chains"
     )
     parser.add_argument(
-        "--addresses", type=_at_least(1), default=100_000, help="watched addresses per chain"
+        "--addresses", type=at_least(1), default=100_000, help="watched addresses per chain"
     )
     parser.add_argument(
         "--blocks",
-        type=_at_least(1),
+        type=at_least(1),
         default=100,
         help="blocks in the range (every other one paid)",
     )
     parser.add_argument(
-        "--deposits-per-block", type=_at_least(1), default=5, help="deposits in a paid block"
+        "--deposits-per-block", type=at_least(1), default=5, help="deposits in a paid block"
     )
     parser.add_argument(
         "--allocate",
-        type=_at_least(0),
+        type=at_least(0),
         default=300,
         help="of the addresses, how many go through addresses.get_or_create (measured)",
     )
@@ -219,26 +217,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         seed=args.seed,
         out=args.out,
     )
-
-
-def _chains(text: str) -> tuple[Chain, ...]:
-    try:
-        chosen = {Chain(name.strip().lower()) for name in text.split(",") if name.strip()}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"chains are btc, eth and tron; got {text!r}") from None
-    if not chosen:
-        raise argparse.ArgumentTypeError("name at least one chain")
-    return tuple(chain for chain in CHAINS if chain in chosen)
-
-
-def _at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
-        return value
-
-    return parse
 
 
 # --------------------------------------------------------------------------- databases

@@ -845,6 +845,31 @@ class PayoutWorker:
         report.replaced.append(signed.txid)
         self._broadcast(rail, replacement, report)
 
+    def _record_mined(
+        self, conn: Connection, rail: Rail, tx: StoredTx, status: TxStatus, now: datetime
+    ) -> list[Money]:
+        """Record ``tx`` as mined (FINAL: confirmed; FAILED: failed) with its block and the fee
+        the chain took, retire the other versions of its spend, let the rail settle what it
+        reserved; return each line's share of the fee paid."""
+        fee_paid = status.fee_paid if status.fee_paid is not None else tx.fee
+        failed = status.state is TxState.FAILED
+        conn.execute(
+            update(payout_tx)
+            .where(payout_tx.c.id == tx.id)
+            .values(
+                status="failed" if failed else "confirmed",
+                block_number=status.block_number,
+                block_hash=status.block_hash,
+                fee_paid_native=fee_paid.amount,
+                settled_at=now,
+                updated_at=now,
+                **({"last_error": status.detail} if failed else {}),
+            )
+        )
+        self._retire_siblings(conn, tx, now)
+        rail.settle(conn, tx, status.state)
+        return _split(fee_paid, len(tx.lines))
+
     def _settle_final(
         self, rail: Rail, tx: StoredTx, status: TxStatus, report: RoundReport
     ) -> None:
@@ -852,22 +877,7 @@ class PayoutWorker:
             now = self.clock.now(conn)
             if not self._lock_in_flight(conn, tx):
                 return
-            fee_paid = status.fee_paid if status.fee_paid is not None else tx.fee
-            conn.execute(
-                update(payout_tx)
-                .where(payout_tx.c.id == tx.id)
-                .values(
-                    status="confirmed",
-                    block_number=status.block_number,
-                    block_hash=status.block_hash,
-                    fee_paid_native=fee_paid.amount,
-                    settled_at=now,
-                    updated_at=now,
-                )
-            )
-            self._retire_siblings(conn, tx, now)
-            rail.settle(conn, tx, TxState.FINAL)
-            shares = _split(fee_paid, len(tx.lines))
+            shares = self._record_mined(conn, rail, tx, status, now)
             for line, paid_share in zip(tx.lines, shares, strict=True):
                 if self._confirm_request(conn, rail, tx, line, paid_share, now):
                     report.confirmed.append(line.request_id)
@@ -962,23 +972,7 @@ class PayoutWorker:
             now = self.clock.now(conn)
             if not self._lock_in_flight(conn, tx):
                 return
-            fee_paid = status.fee_paid if status.fee_paid is not None else tx.fee
-            conn.execute(
-                update(payout_tx)
-                .where(payout_tx.c.id == tx.id)
-                .values(
-                    status="failed",
-                    block_number=status.block_number,
-                    block_hash=status.block_hash,
-                    fee_paid_native=fee_paid.amount,
-                    last_error=status.detail,
-                    settled_at=now,
-                    updated_at=now,
-                )
-            )
-            self._retire_siblings(conn, tx, now)
-            rail.settle(conn, tx, TxState.FAILED)
-            shares = _split(fee_paid, len(tx.lines))
+            shares = self._record_mined(conn, rail, tx, status, now)
             for line, paid_share in zip(tx.lines, shares, strict=True):
                 row = conn.execute(
                     select(payout_request)
