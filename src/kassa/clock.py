@@ -13,6 +13,8 @@ from typing import Protocol
 
 from sqlalchemy import Connection, text
 
+from kassa.errors import InvalidRequest
+
 
 class Clock(Protocol):
     @property
@@ -70,3 +72,20 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+class InvalidTime(InvalidRequest):
+    code = "invalid_time"
+    title = "Invalid time"
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with an explicit offset (``2026-11-20T14:03:11Z``); no offset is refused,
+    because a local time would silently mean different moments on different servers."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidTime(f"{text!r} is not an ISO 8601 time like 2026-11-20T14:03:11Z") from None
+    if moment.tzinfo is None:
+        raise InvalidTime(f"{text!r} has no UTC offset; add Z or +00:00")
+    return moment

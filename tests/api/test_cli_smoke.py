@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from kassa.accounts import service as accounts
 from kassa.apikeys import service as apikeys
-from kassa.cli import BOOTSTRAP_KEY_FILE, app, bootstrap_admin
+from kassa.cli import app
+from kassa.cli.run import BOOTSTRAP_KEY_FILE, bootstrap_admin
 from kassa.clock import DatabaseClock
 from kassa.config import load_settings
 from kassa.db import Database

@@ -35,9 +35,8 @@ from kassa.api.schemas import Problem
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
-from kassa.deposits.runtime import derivers
-from kassa.payouts.requests import Payouts
 from kassa.pricing.service import PricingService
+from kassa.wiring import Services
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": description}
@@ -55,11 +54,18 @@ def create_app(
     database: Database | None = None,
     clock: Clock | None = None,
     pricing: PricingService | None = None,
+    services: Services | None = None,
 ) -> FastAPI:
-    """Build the API. A database passed in stays the caller's to dispose; one built here from
-    `settings` is disposed when the app shuts down."""
-    owned = database is None
-    db = database or Database.from_url(settings.db_url, pool_size=settings.db_pool_size)
+    """Build the API on `services` (`kassa.wiring`), or on parts built here from `settings` and
+    whichever of database, clock and pricing are given. A database passed in (or the services')
+    stays the caller's to dispose; one built here is disposed when the app shuts down."""
+    if services is None:
+        owned = database is None
+        db = database or Database.from_url(settings.db_url, pool_size=settings.db_pool_size)
+        services = Services(settings, db, clock or DatabaseClock(), pricing=pricing)
+    else:
+        owned = False
+        db = services.database
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -74,21 +80,12 @@ def create_app(
         lifespan=lifespan,
         responses=_PROBLEMS,
     )
-    the_clock = clock or DatabaseClock()
-    the_pricing = pricing or PricingService(db, the_clock, settings.pricing)
     app.state.kassa = AppContext(
         database=db,
-        clock=the_clock,
-        pricing=the_pricing,
-        derivers=derivers(settings.chains),
-        payouts=Payouts(
-            database=db,
-            clock=the_clock,
-            pricing=the_pricing,
-            policy=settings.policy.load(),
-            settings=settings.payouts,
-            chains=settings.chains,
-        ),
+        clock=services.clock,
+        pricing=services.pricing,
+        derivers=services.derivers,
+        payouts=services.payouts,
     )
     problems.install(app)
     for module in (

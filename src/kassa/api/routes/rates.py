@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from kassa.api.auth import AnyKey
 from kassa.api.context import Ctx
+from kassa.clock import parse_time
 from kassa.errors import InvalidRequest
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample, StoredQuote
@@ -26,11 +27,6 @@ router = APIRouter(prefix="/v1", tags=["rates"])
 class UnknownSymbolError(InvalidRequest):
     code = "unknown_symbol"
     title = "Unknown asset"
-
-
-class InvalidTime(InvalidRequest):
-    code = "invalid_time"
-    title = "Invalid time"
 
 
 class QuoteOut(BaseModel):
@@ -99,17 +95,6 @@ class UnavailableOut(BaseModel):
 class RatesOut(BaseModel):
     rates: list[RateOut]
     unavailable: list[UnavailableOut]
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time with an explicit offset (``2026-11-20T14:03:11Z``)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidTime(f"{text!r} is not an ISO 8601 time like 2026-11-20T14:03:11Z") from None
-    if moment.tzinfo is None:
-        raise InvalidTime(f"{text!r} has no UTC offset; add Z or +00:00")
-    return moment
 
 
 def parse_symbol(text: str) -> Symbol:

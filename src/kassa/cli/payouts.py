@@ -1,0 +1,255 @@
+"""`kassa payouts …`: an operator's side of refunds and withdrawals — the review queue, one
+request in full, lists, approve and reject (`kassa.payouts.review`).
+
+The actor recorded is ``operator:cli:<OS user>``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kassa.cli._common import fail, migrated_database, say
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Connection
+
+    from kassa.config import Settings
+    from kassa.db import Database
+    from kassa.payouts.model import PayoutRequest
+    from kassa.payouts.requests import Payouts
+
+app = typer.Typer(
+    help="Refunds and withdrawals: the review queue, approve, reject, list, show.",
+    no_args_is_help=True,
+)
+
+
+def operator_actor() -> str:
+    """Who approves or rejects from this shell: ``operator:cli:<OS user>``."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = f"uid-{os.getuid()}"
+    return f"operator:cli:{user}"
+
+
+def _request_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"{text!r} is not a request id (a UUID, as `kassa payouts list` shows)", 2)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _payout_rows(
+    conn: Connection, items: list[PayoutRequest], now: datetime, *, reasons: bool
+) -> None:
+    """A table of requests; with ``reasons``, each followed by its destination, why it waits
+    and who approved it so far."""
+    from kassa.accounts import service as accounts
+    from kassa.payouts import review as payout_review
+
+    given = payout_review.approvals(conn, [item.id for item in items])
+    owners: dict[uuid.UUID, str] = {}
+    typer.echo(
+        f"{'ID':<37}{'KIND':<11}{'STATUS':<15}{'ACCOUNT':<16}{'GROSS USD':>12}  "
+        f"{'PAYS':<26}{'AGE':>8}  APPROVALS"
+    )
+    for item in items:
+        if item.customer_account_id not in owners:
+            owner = accounts.get(conn, item.customer_account_id).external_id
+            owners[item.customer_account_id] = owner
+        done = given.get(item.id, [])
+        pays = f"{item.net_native.format()} {item.asset}"
+        typer.echo(
+            f"{item.id!s:<37}{item.kind.value:<11}{item.status.value:<15}"
+            f"{owners[item.customer_account_id]:<16}{item.gross_usd.format():>12}  "
+            f"{pays:<26}{_age((now - item.created_at).total_seconds()):>8}  "
+            f"{len(done)}/{item.approvals_required}"
+        )
+        if reasons:
+            typer.echo(f"    to {item.destination}")
+            for reason in item.review_reasons:
+                typer.echo(f"    - {reason.code.value}: {reason.detail}")
+            for approval in done:
+                note = f" ({approval.note})" if approval.note else ""
+                typer.echo(
+                    f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
+                )
+
+
+@app.command("review")
+def payouts_review(ctx: typer.Context) -> None:
+    """Requests waiting for an operator, oldest first, with why each waits."""
+    from kassa.payouts import review as payout_review
+    from kassa.wiring import clock_of
+
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        items = payout_review.pending(conn)
+        if not items:
+            say("no refund or withdrawal waits for review")
+            return
+        _payout_rows(conn, items, clock_of(settings).now(conn), reasons=True)
+    say(
+        f"\n{len(items)} waiting. Approve: kassa payouts approve ID [--note TEXT]; "
+        "reject: kassa payouts reject ID --reason TEXT"
+    )
+
+
+@app.command("list")
+def payouts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="pending_review, approved, signed, broadcast, confirmed, …")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only this customer (external id)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
+) -> None:
+    """Refunds and withdrawals, newest first."""
+    from kassa.accounts import service as accounts
+    from kassa.payouts import review as payout_review
+    from kassa.payouts.model import RequestStatus
+    from kassa.wiring import clock_of
+
+    wanted = None
+    if status is not None:
+        try:
+            wanted = RequestStatus(status)
+        except ValueError:
+            known = ", ".join(s.value for s in RequestStatus)
+            fail(f"unknown status {status!r}; one of {known}", 2)
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        owner = None if account is None else accounts.get_by_external_id(conn, account).id
+        items = payout_review.search(conn, status=wanted, customer_account_id=owner, limit=limit)
+        if not items:
+            say("no refund or withdrawal matches")
+            return
+        _payout_rows(conn, items, clock_of(settings).now(conn), reasons=False)
+
+
+@app.command("show")
+def payouts_show(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request's id")]
+) -> None:
+    """One request in full: money, why it waits, approvals, history, transactions."""
+    from kassa.accounts import service as accounts
+    from kassa.payouts import requests as payout_requests
+    from kassa.payouts import review as payout_review
+    from kassa.wiring import clock_of
+
+    ident = _request_id(request_id)
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        item = payout_requests.get(conn, ident)
+        owner = accounts.get(conn, item.customer_account_id).external_id
+        now = clock_of(settings).now(conn)
+        done = payout_review.approvals(conn, [item.id]).get(item.id, [])
+        history = payout_requests.events(conn, item.id)
+        txs = payout_review.transactions(conn, item.id)
+    fee_native = "" if item.network_fee_native is None else f" ({item.network_fee_native})"
+    lines = [
+        f"{item.kind.value} {item.id}",
+        f"  status       {item.status.value}",
+        f"  account      {owner}",
+        f"  destination  {item.destination} ({item.asset})",
+        f"  gross        {item.gross_usd}",
+        f"  fees         {item.fees_usd} (flat {item.flat_fee_usd})",
+        f"  network fee  {item.network_fee_usd}{fee_native}, borne: {item.fee_charge.value}",
+        f"  net          {item.net_usd} = {item.net_native}",
+        f"  policy       {item.policy}; requested by {item.requested_by} ({item.actor})",
+        f"  created      {item.created_at:%Y-%m-%d %H:%M:%S}Z"
+        f" ({_age((now - item.created_at).total_seconds())} ago)",
+    ]
+    if item.review_due_at is not None:
+        lines.append(f"  review due   {item.review_due_at:%Y-%m-%d %H:%M:%S}Z")
+    if item.wait_reason:
+        lines.append(f"  waiting      {item.wait_reason}")
+    if item.failure_reason:
+        lines.append(f"  failed       {item.failure_reason}")
+    lines.append(f"  review       {len(done)} of {item.approvals_required} approvals")
+    lines += [f"    - {r.code.value}: {r.detail}" for r in item.review_reasons]
+    for approval in done:
+        note = f" ({approval.note})" if approval.note else ""
+        lines.append(
+            f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
+        )
+    lines.append("  history")
+    for event in history:
+        was = f"{event['from']} → " if event["from"] else ""
+        lines.append(
+            f"    {event['at']:%Y-%m-%d %H:%M:%S}Z {was}{event['to']} by {event['actor']}"
+            + (f": {event['reason']}" if event["reason"] else "")
+        )
+    if txs:
+        lines.append("  transactions")
+    for tx in txs:
+        paid = "" if tx.fee_paid_native is None else f", fee paid {tx.fee_paid_native}"
+        lines.append(
+            f"    {tx.chain} {tx.txid} {tx.status}: {tx.amount_native}, fee up to {tx.fee_native}"
+            f"{paid}"
+        )
+    typer.echo("\n".join(lines))
+
+
+def _payouts_service(settings: Settings, database: Database) -> Payouts:
+    from kassa.wiring import Services, clock_of
+
+    return Services(settings, database, clock_of(settings)).payouts
+
+
+@app.command("approve")
+def payouts_approve(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request's id")],
+    note: Annotated[str | None, typer.Option(help="Recorded with the approval")] = None,
+) -> None:
+    """Approve a request pending review (as operator:cli:<you>); prints its new status."""
+    from kassa.payouts.model import RequestStatus
+
+    ident = _request_id(request_id)
+    actor = operator_actor()
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        item = _payouts_service(settings, database).approve(conn, ident, actor=actor, note=note)
+    if item.status is RequestStatus.APPROVED:
+        say(f"{item.kind.value} {item.id} approved by {actor}: the payout worker sends it")
+    else:
+        say(
+            f"{item.kind.value} {item.id}: approval recorded for {actor}; it needs "
+            f"{item.approvals_required} approvals from different operators"
+        )
+    typer.echo(item.status.value)
+
+
+@app.command("reject")
+def payouts_reject(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request's id")],
+    reason: Annotated[str, typer.Option(help="Why (recorded; the customer may ask)")],
+) -> None:
+    """Reject a request not yet signed; its reserved funds return to the balance."""
+    ident = _request_id(request_id)
+    actor = operator_actor()
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        item = _payouts_service(settings, database).reject(conn, ident, actor=actor, reason=reason)
+    say(
+        f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance"
+    )
+    typer.echo(item.status.value)

@@ -1,0 +1,243 @@
+"""The commands that run Kassa: `migrate`, `serve`, `worker`, `payout-worker`, `watch` and `up`.
+
+`kassa up` is the all-in-one default: start the local chains (devnet mode, from the development
+tools), migrate, make sure an admin key exists, then serve the API and run the worker (hold
+expiry, rate refresh), one watcher per enabled chain and the payout worker in one process.
+`serve`, `worker`, `payout-worker` and `watch --chain X` are the same parts for deployments that
+run them separately; they never migrate and refuse to start on a database that is not at the
+code's migration head (run `kassa migrate` first).
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kassa.chains.network import Chain
+from kassa.cli._common import (
+    database_of,
+    fail,
+    require_head,
+    say,
+    settings_of,
+    setup_logging,
+    shown_url,
+    stop_on_signals,
+    write_secret,
+)
+
+if TYPE_CHECKING:
+    from kassa.clock import Clock
+    from kassa.config import Settings
+    from kassa.db import Database
+    from kassa.wiring import Services
+
+BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Upgrade the database to the latest migration."""
+    from kassa.db.migrate import current_revision, upgrade
+
+    settings = settings_of(ctx)
+    with database_of(settings, pool_size=1) as database:
+        upgrade(database.engine)
+        revision = current_revision(database.engine)
+    say(f"database {shown_url(settings.db_url)} is at migration {revision}")
+    typer.echo(revision)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+) -> None:
+    """Serve the HTTP API (does not migrate)."""
+    settings = settings_of(ctx, host=host, port=port)
+    with database_of(settings) as database:
+        require_head(database)
+        setup_logging()
+        _serve(_services(settings, database))
+
+
+def worker(ctx: typer.Context) -> None:
+    """Run the hold-expiry worker loop only (does not migrate)."""
+    from kassa.worker import run_worker
+
+    settings = settings_of(ctx)
+    with database_of(settings, pool_size=2) as database:
+        require_head(database)
+        setup_logging()
+        stop = threading.Event()
+        stop_on_signals(stop)
+        run_worker(settings, stop, database=database, clock=_clock(settings))
+
+
+def payout_worker(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Run one round, print it, and stop")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker id (leases name it)")] = None,
+) -> None:
+    """Run the payout worker only: sign, broadcast and settle approved payouts."""
+    settings = _on_devnet(settings_of(ctx), hot_wallets=True)
+    with database_of(settings, pool_size=3) as database:
+        require_head(database)
+        setup_logging()
+        worker, skipped = _services(settings, database).payout_worker(worker_id=name)
+        for chain, reason in skipped.items():
+            say(f"not paying out on {chain}: {reason}")
+        if once:
+            report = worker.run_once()
+            say(
+                f"signed {len(report.signed)}, broadcast {len(report.broadcast)}, "
+                f"confirmed {len(report.confirmed)}, failed {len(report.failed)}, "
+                f"waiting {len(report.waiting)}, re-signed {len(report.resigned)}, "
+                f"replaced {len(report.replaced)}"
+            )
+            for request_id, reason in report.waiting.items():
+                say(f"  {request_id} waits: {reason}")
+            return
+        stop = threading.Event()
+        stop_on_signals(stop)
+        worker.run_forever(stop)
+
+
+def watch(
+    ctx: typer.Context,
+    chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
+) -> None:
+    """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
+    from kassa.deposits.runtime import ChainNotConfigured
+    from kassa.deposits.watcher import DeepReorg
+
+    settings = _on_devnet(settings_of(ctx))
+    if not settings.chains.of(chain).enabled:
+        fail(f"deposits on {chain.display_name} are disabled ([chains.{chain}] enabled = false)")
+    with database_of(settings, pool_size=3) as database:
+        require_head(database)
+        setup_logging()
+        try:
+            watcher = _services(settings, database).watcher(chain)
+        except ChainNotConfigured as error:
+            fail(f"{error} (or run the devnet: kassa devnet up)")
+        stop = threading.Event()
+        stop_on_signals(stop)
+        try:
+            watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
+        except DeepReorg as error:
+            fail(error.detail)
+
+
+def up(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+    devnet: Annotated[
+        bool | None,
+        typer.Option("--devnet/--no-devnet", help="Start and watch the local chains"),
+    ] = None,
+) -> None:
+    """All in one: local chains, migrate, admin key, API, worker and chain watchers."""
+    from kassa.db.migrate import upgrade
+
+    settings = settings_of(ctx, host=host, port=port, devnet=devnet)
+    if settings.devnet:
+        say("Starting the local chains (kassa devnet up); the first run installs them with npm.")
+    settings = _on_devnet(settings, start=True, hot_wallets=True)
+    with database_of(settings) as database:
+        upgrade(database.engine)
+        revision = require_head(database)
+        token = bootstrap_admin(settings, database)
+        url = local_url(settings.host, settings.port)
+        key_file = settings.data_dir / BOOTSTRAP_KEY_FILE
+        say(f"Kassa on {shown_url(settings.db_url)} (migration {revision})")
+        if token is not None:
+            say("\nA bootstrap admin key was created. It is shown only this once:\n")
+            typer.echo(token)
+            say(f"\nIt is also saved in {key_file} (mode 0600). Store it, then delete the file.")
+        credential = f"$(cat {shlex.quote(str(key_file))})" if key_file.exists() else "$KASSA_KEY"
+        say(f"\nAPI: {url}/v1   docs: {url}/docs")
+        say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
+        setup_logging()
+        stop = threading.Event()
+        # uvicorn re-raises the signal that stopped it once it has shut down; with this handler
+        # in place that ends the worker gracefully instead of killing the process mid-sweep.
+        stop_on_signals(stop)
+        services = _services(settings, database)
+        threads = services.start_background(stop, say)
+        if settings.devnet:
+            say("Send a test deposit: kassa devnet fund ADDRESS AMOUNT ASSET (after creating an")
+            say("account and POST /v1/accounts/{id}/deposit-addresses); `kassa devnet down` stops")
+            say("the chains.\n")
+        try:
+            _serve(services)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+
+
+def bootstrap_admin(settings: Settings, database: Database) -> str | None:
+    """Create the first admin key on a brand-new installation and return its token.
+
+    The key file is written before the key is committed: if writing fails, no key exists that
+    nobody could ever read.
+    """
+    from kassa.apikeys import service as apikeys
+    from kassa.clock import DatabaseClock
+
+    with database.transaction() as conn:
+        created = apikeys.ensure_bootstrap_admin(conn, DatabaseClock().now(conn))
+        if created is None:
+            return None
+        _key, token = created
+        write_secret(settings.data_dir / BOOTSTRAP_KEY_FILE, token)
+    return token
+
+
+def local_url(host: str, port: int) -> str:
+    """A URL a local curl can reach even when the server listens on every interface."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - mapping the wildcard to loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _on_devnet(settings: Settings, *, start: bool = False, hot_wallets: bool = False) -> Settings:
+    """`wiring.with_devnet`, ending the command with the reason when the devnet is unavailable."""
+    from kassa.plugins import DevnetUnavailable
+    from kassa.wiring import with_devnet
+
+    try:
+        return with_devnet(settings, say, start=start, hot_wallets=hot_wallets)
+    except DevnetUnavailable as error:
+        fail(f"the local chains did not start: {error}")
+
+
+def _clock(settings: Settings) -> Clock:
+    from kassa.plugins import DevnetUnavailable
+    from kassa.wiring import clock_of
+
+    try:
+        return clock_of(settings)
+    except DevnetUnavailable as error:
+        fail(str(error))
+
+
+def _services(settings: Settings, database: Database) -> Services:
+    from kassa.wiring import Services
+
+    return Services(settings, database, _clock(settings))
+
+
+def _serve(services: Services) -> None:
+    import uvicorn  # only the serving commands need it
+
+    from kassa.api import create_app
+
+    settings = services.settings
+    uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
