@@ -5,11 +5,9 @@ What it does, per `kassa.payouts.rails.base.Rail`:
 * **Coins** are Kassa's own records (`kassa.payouts.rails.btc_wallet`): found by scanning final
   blocks, reserved by the transaction that spends them, settled when it is final.
   ``check_funds`` runs the scan first (two RPC calls when nothing is new).
-* **Fees** come from ``estimatesmartfee(target_blocks)`` in sat per 1000 vB, rounded up, never
-  below the 1 sat/vB relay floor, the configured fallback when the node has no estimate
-  (regtest, a fresh node), and never above ``max_sat_per_kvb``. An estimate prices one input;
-  ``sign`` uses the same rate with the real input count, so the fee of a transaction is
-  exactly its (largest possible) vsize times the priced rate.
+* **Fees** are priced at ``estimatesmartfee``'s rate, within the configured floor, fallback and
+  cap (`kassa.payouts.rails.btc_fees`); ``sign`` uses the priced rate with the real input count,
+  so the fee of a transaction is exactly its (largest possible) vsize times that rate.
 * **Transactions** pay one output per payout line, in order (``SignedTx.outputs``), then the
   change back to the hot address, unless the change would be dust: then it is left to the fee.
   Several lines make a batch: one transaction, one change output, one set of inputs, so the fee
@@ -20,20 +18,12 @@ What it does, per `kassa.payouts.rails.base.Rail`:
 * **Broadcast** maps Core's ``sendrawtransaction`` codes: already known or in the chain is
   success; inputs missing or spent (-25) and policy refusals (-26, -22) are rejections with the
   node's words; no answer is "unavailable".
-* **Status** reads ``getrawtransaction <txid> true``: final with ``confirmations``
-  confirmations, mined below that, pending in the mempool. "Not found" proves nothing: a node
-  without a full transaction index (Core without ``-txindex``, or with its index catching up)
-  says so of mined transactions too. So when the node does not know it and an input is spent in
-  the chain, the blocks since the transaction was signed (``spend.final_height_at_signing``,
-  the last block final then) are read for the transaction spending it: this very txid → mined
-  or final from that block; another transaction in a final block (a replacement that won, or
-  anyone else) → DEAD; in no block since → spent before this one existed, DEAD; in a block
-  not final yet, or only in the mempool → UNKNOWN (rebroadcast) with the reason. DEAD is
-  never said of a transaction that may be in the chain. Settling a final one finds its block
-  the same way.
-* **Replacement** (BIP125): the same inputs and payment outputs, the fee raised by at least
-  ``bump_percent`` and by at least the relay increment (1 sat/vB of its size), or to the
-  current estimate if that is higher, taken from the change; None when the change cannot pay it
+* **Status** (`kassa.payouts.rails.btc_status`) reads the node's transaction index, and where
+  that says "not found" of a transaction whose inputs are spent, the blocks since it was signed:
+  DEAD only when a different transaction spent an input in a final block, or before this one
+  was signed; never of a transaction that may be in the chain.
+* **Replacement** (BIP125): the same inputs and payment outputs, the fee raised as
+  `kassa.payouts.rails.btc_fees` says, taken from the change; None when the change cannot pay it
   or the fee cap forbids it. bcoin 1.0.2 (the local devnet node) has no replace-by-fee: it
   refuses any transaction spending an input a mempool transaction already spends
   (``bad-txns-inputs-spent``, code -26), so there the first version confirms and the
@@ -46,8 +36,7 @@ What it does, per `kassa.payouts.rails.base.Rail`:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +44,7 @@ from sqlalchemy import Column, Connection
 
 from kassa.chains.btc.address import BtcAddress, parse_btc_address
 from kassa.chains.btc.rpc import BtcNodeError, BtcRpc, RpcError, satoshi
-from kassa.chains.btc.scanner import MIN_RELAY_FEE_RATE, BtcScanner, FeeSource
+from kassa.chains.btc.scanner import BtcScanner
 from kassa.chains.btc.tx import (
     OutPoint,
     Transaction,
@@ -68,7 +57,6 @@ from kassa.chains.btc.tx import (
 )
 from kassa.chains.errors import DustOutput, InvalidAddress, InvalidTransaction
 from kassa.chains.network import BtcNetwork, Chain
-from kassa.chains.scanning import ChainHead
 from kassa.clock import Clock, DatabaseClock
 from kassa.money import BTC, Asset, AssetCode, Money
 from kassa.payouts.rails.base import (
@@ -84,6 +72,8 @@ from kassa.payouts.rails.base import (
     TxState,
     TxStatus,
 )
+from kassa.payouts.rails.btc_fees import BtcFeePolicy
+from kassa.payouts.rails.btc_status import SIGNED_AFTER, BtcTxWatcher
 from kassa.payouts.rails.btc_wallet import (
     RESERVED,
     HotCoin,
@@ -113,23 +103,10 @@ RPC_VERIFY_ERROR = -25
 RPC_VERIFY_REJECTED = -26
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
 RPC_IN_WARMUP = -28
-RPC_INVALID_ADDRESS_OR_KEY = -5
-"""Core's answer to ``getrawtransaction`` for a transaction it does not know."""
 
 MAX_SPEND_KEY = min(
     _column_length(payout_tx.c.spend_key), _column_length(btc_hot_utxo.c.reserved_for)
 )
-
-SIGNED_AFTER = "final_height_at_signing"
-"""Key of ``spend``: the chain's last final block when the transaction was signed."""
-
-LEGACY_TIME_MARGIN_SECONDS = 4 * 3600
-"""For a transaction stored without `SIGNED_AFTER`: blocks stamped this long before it was
-signed are the last read for its inputs' spender (block times may be two hours fast)."""
-
-INCREMENTAL_RELAY_FEE = 1_000
-"""Sat per 1000 vB a replacement must add on top of the fee it replaces (BIP125 rule 4,
-Core's default -incrementalrelayfee)."""
 
 
 class BtcRail:
@@ -168,6 +145,8 @@ class BtcRail:
             script_pubkey=self._hot.script_pubkey,
             scan_from_height=scan_from_height,
         )
+        self._fees = BtcFeePolicy(self.scanner, settings)
+        self._watcher = BtcTxWatcher(rpc, self.scanner, confirmations=confirmations)
 
     # ------------------------------------------------------------------ identity
 
@@ -194,27 +173,7 @@ class BtcRail:
 
     def estimate(self, coin: Asset, lines: Sequence[PayoutLine]) -> FeeEstimate:
         _check_coin(coin)
-        scripts = self._line_scripts(lines)
-        rate, source = self._fee_rate()
-        vsize = estimate_vsize(1, [*scripts, self._hot.script_pubkey])
-        return FeeEstimate(
-            total=Money(fee_for_vsize(vsize, rate), BTC),
-            params={
-                "sat_per_kvb": rate,
-                "inputs": 1,
-                "vsize": vsize,
-                "target_blocks": self.settings.target_blocks,
-            },
-            source=source,
-        )
-
-    def _fee_rate(self) -> tuple[int, str]:
-        try:
-            found = self.scanner.fee_rate(self.settings.target_blocks)
-        except BtcNodeError as error:
-            raise RailUnavailable(f"Bitcoin node: {error}") from error
-        source = "estimatesmartfee" if found.source is FeeSource.NODE else "fallback"
-        return min(found.sat_per_kvb, self.settings.max_sat_per_kvb), source
+        return self._fees.estimate(self._line_scripts(lines), self._hot.script_pubkey)
 
     # ------------------------------------------------------------------ funds
 
@@ -223,7 +182,7 @@ class BtcRail:
         scripts = self._line_scripts(lines)
         synced = self.wallet.sync(conn, now=self._clock.now(conn))
         tip = synced.final_height + self.confirmations - 1
-        rate, _ = self._fee_rate()
+        rate, _ = self._fees.rate()
         summary = self.wallet.summary(
             conn, tip=tip, min_confirmations=self.settings.min_confirmations_to_spend
         )
@@ -301,7 +260,7 @@ class BtcRail:
                     f"is below the dust limit of {dust} sat for that address; nodes would not "
                     "relay it"
                 )
-        rate = self._signing_rate(estimate.params)
+        rate = self._fees.signing_rate(estimate.params)
         try:
             head = self.scanner.head()
         except BtcNodeError as error:
@@ -362,7 +321,7 @@ class BtcRail:
                 "sat_per_kvb": rate,
                 "vsize": selection.vsize,
                 # Blocks up to this one were final before the transaction existed: neither it
-                # nor a replacement of it can be in them (see `_spent_in_chain`).
+                # nor a replacement of it can be in them (see `kassa.payouts.rails.btc_status`).
                 SIGNED_AFTER: head.final_height,
             },
             fee=Money(unsigned.fee, BTC),
@@ -374,12 +333,6 @@ class BtcRail:
         if signed.serialize(witness=False) != unsigned.tx.serialize(witness=False):
             raise InvalidTransaction("the signer returned a different transaction than asked")
         return signed
-
-    def _signing_rate(self, params: Mapping[str, int]) -> int:
-        rate = params.get("sat_per_kvb")
-        if type(rate) is not int or rate < MIN_RELAY_FEE_RATE:
-            raise ValueError(f"a BTC fee estimate carries sat_per_kvb ≥ 1000, got {rate!r}")
-        return min(rate, self.settings.max_sat_per_kvb)
 
     # ------------------------------------------------------------------ the chain
 
@@ -401,181 +354,7 @@ class BtcRail:
         return Broadcast(BroadcastOutcome.ACCEPTED)
 
     def status(self, tx: StoredTx) -> TxStatus:
-        try:
-            return self._status(tx)
-        except BtcNodeError as error:
-            raise RailUnavailable(f"Bitcoin node: {error}") from error
-
-    def _status(self, tx: StoredTx) -> TxStatus:
-        known = self._lookup(tx.txid)
-        if known is not None:
-            return self._known_status(tx, known)
-        inputs = [i.outpoint for i in Transaction.parse(bytes.fromhex(tx.raw)).inputs]
-        in_mempool: list[str] = []
-        in_chain: list[str] = []
-        for outpoint in inputs:
-            if self.rpc.get_tx_out(outpoint.txid, outpoint.vout, include_mempool=True) is not None:
-                continue
-            if self.rpc.get_tx_out(outpoint.txid, outpoint.vout, include_mempool=False) is None:
-                in_chain.append(str(outpoint))
-            else:
-                in_mempool.append(str(outpoint))
-        if in_chain:
-            # "Not found" is no proof the transaction is not in a block: a node without a full
-            # transaction index (Core without -txindex, or its index catching up) says so of
-            # mined transactions too. Only the block that spent the input tells.
-            head = self.scanner.head()
-            spenders, bounded = self._spent_in_chain(tx, inputs, head)
-            mine = [o for o in in_chain if o in spenders and spenders[o].txid == tx.txid]
-            if mine:
-                return self._block_status(tx, spenders[mine[0]], head)
-            # Mined meanwhile (relayed from elsewhere)? Then it is not dead after all.
-            known = self._lookup(tx.txid)
-            if known is not None:
-                return self._known_status(tx, known)
-            for spent in in_chain:
-                spender = spenders.get(spent)
-                if spender is not None and spender.height <= head.final_height:
-                    return TxStatus(
-                        TxState.DEAD,
-                        f"input {spent} was spent by a different transaction, "
-                        f"{spender.txid}, in final block {spender.height}",
-                    )
-            for spent in in_chain:
-                if spent not in spenders and bounded is not None:
-                    return TxStatus(
-                        TxState.DEAD,
-                        f"input {spent} was spent by a different transaction in a final "
-                        f"block at or below {bounded}, before this one was signed",
-                    )
-            for spent in in_chain:
-                spender = spenders.get(spent)
-                if spender is not None:
-                    return TxStatus(
-                        TxState.UNKNOWN,
-                        f"input {spent} is spent by transaction {spender.txid} in block "
-                        f"{spender.height}, which is not final yet",
-                    )
-            return TxStatus(
-                TxState.UNKNOWN,
-                f"input {in_chain[0]} is spent in the chain, but the node does not know this "
-                "transaction and the block that spent the input was not found; it may be "
-                "this one, so it is not dead",
-            )
-        if in_mempool:
-            return TxStatus(
-                TxState.UNKNOWN,
-                f"input {in_mempool[0]} is spent by another transaction in the node's mempool",
-            )
-        return TxStatus(TxState.UNKNOWN, "the node does not know it; its inputs are unspent")
-
-    def _spent_in_chain(
-        self, tx: StoredTx, inputs: Sequence[OutPoint], head: ChainHead
-    ) -> tuple[dict[str, _Spender], int | None]:
-        """Which transaction spends each of ``inputs`` in the blocks since ``tx`` was signed,
-        and the last block that was final before it was (None for a transaction stored
-        without it: then the blocks back to a while before ``created_at`` are read, and an
-        input spent in none of them proves nothing).
-
-        Blocks up to the one final at signing cannot hold ``tx`` or any later version of its
-        spend; an input spent in one of them was spent by someone else."""
-        outpoints = {str(o) for o in inputs}
-        signed_after = tx.spend.get(SIGNED_AFTER)
-        if type(signed_after) is int:
-            return self._spenders(outpoints, range(max(signed_after + 1, 0), head.height + 1)), (
-                signed_after
-            )
-        # Stored before the height was recorded: read back from the tip to a block stamped
-        # well before the transaction was signed (block times may run two hours fast).
-        found: dict[str, _Spender] = {}
-        oldest = tx.created_at.timestamp() - LEGACY_TIME_MARGIN_SECONDS
-        for height in range(head.height, -1, -1):
-            block_hash, block = self._block(height)
-            for spent, spender in _block_spenders(block, outpoints, height, block_hash).items():
-                found.setdefault(spent, spender)
-            time = block.get("time")
-            if type(time) is not int or time < oldest:
-                break
-        return found, None
-
-    def _block_status(self, tx: StoredTx, spender: _Spender, head: ChainHead) -> TxStatus:
-        """The status of ``tx`` found in the block that spent its inputs."""
-        confirmations = head.height - spender.height + 1
-        if confirmations >= self.confirmations:
-            return TxStatus(
-                TxState.FINAL,
-                block_number=spender.height,
-                block_hash=spender.block_hash,
-                confirmations=confirmations,
-                fee_paid=tx.fee,
-            )
-        return TxStatus(
-            TxState.MINED,
-            f"{confirmations} of {self.confirmations} confirmations",
-            block_number=spender.height,
-            block_hash=spender.block_hash,
-            confirmations=confirmations,
-        )
-
-    def _mined_at(self, tx: StoredTx, inputs: Sequence[OutPoint]) -> tuple[str, int] | None:
-        """(block hash, height) of the block holding ``tx``, None if the node has it in none:
-        from its transaction index, else from the block that spent its inputs."""
-        found = self._lookup(tx.txid)
-        block_hash = None if found is None else found.get("blockhash")
-        if block_hash:
-            height = self.rpc.get_block_header(str(block_hash)).get("height")
-            if type(height) is not int:
-                raise RailUnavailable(f"getblockheader {block_hash}: no height")
-            return str(block_hash), height
-        spenders, _ = self._spent_in_chain(tx, inputs, self.scanner.head())
-        for spender in spenders.values():
-            if spender.txid == tx.txid:
-                return spender.block_hash, spender.height
-        return None
-
-    def _lookup(self, txid: str) -> dict[str, Any] | None:
-        try:
-            return self.rpc.get_raw_transaction(txid)
-        except RpcError as error:
-            # Core: -5 "No such mempool or blockchain transaction"; bcoin: -1 "not found".
-            if error.code == RPC_INVALID_ADDRESS_OR_KEY or "not found" in error.message.lower():
-                return None
-            raise
-
-    def _known_status(self, tx: StoredTx, found: Mapping[str, Any]) -> TxStatus:
-        block_hash = found.get("blockhash")
-        confirmations = found.get("confirmations") or 0
-        if not block_hash or type(confirmations) is not int or confirmations < 1:
-            return TxStatus(TxState.PENDING, "in the node's mempool")
-        height = self.rpc.get_block_header(str(block_hash)).get("height")
-        block_number = height if type(height) is int else None
-        if confirmations >= self.confirmations:
-            return TxStatus(
-                TxState.FINAL,
-                block_number=block_number,
-                block_hash=str(block_hash),
-                confirmations=confirmations,
-                fee_paid=tx.fee,
-            )
-        return TxStatus(
-            TxState.MINED,
-            f"{confirmations} of {self.confirmations} confirmations",
-            block_number=block_number,
-            block_hash=str(block_hash),
-            confirmations=confirmations,
-        )
-
-    def _spenders(self, outpoints: set[str], heights: range) -> dict[str, _Spender]:
-        """Which transaction spends each of ``outpoints`` in the blocks at ``heights``."""
-        found: dict[str, _Spender] = {}
-        for height in heights:
-            block_hash, block = self._block(height)
-            found.update(_block_spenders(block, outpoints, height, block_hash))
-        return found
-
-    def _block(self, height: int) -> tuple[str, dict[str, Any]]:
-        block_hash = self.rpc.get_block_hash(height)
-        return block_hash, self.rpc.get_block(block_hash)
+        return self._watcher.status(tx)
 
     # ------------------------------------------------------------------ replacing
 
@@ -598,16 +377,9 @@ class BtcRail:
         held = [c for c in coins if c is not None]
         vsize = estimate_vsize(len(held), [o.script_pubkey for o in old.outputs])
         old_fee = tx.fee.amount
-        bumped = -(-old_fee * (100 + bump_percent) // 100)
-        needed = max(bumped, old_fee + fee_for_vsize(vsize, INCREMENTAL_RELAY_FEE))
-        ceiling = fee_for_vsize(vsize, self.settings.max_sat_per_kvb)
-        if needed > ceiling:
+        new_fee = self._fees.replacement_fee(old_fee, vsize, bump_percent)
+        if new_fee is None:
             return None
-        try:
-            market = fee_for_vsize(vsize, self._fee_rate()[0])
-        except RailUnavailable:
-            market = 0
-        new_fee = max(needed, min(market, ceiling))
         new_change = old.outputs[change_vout].amount - (new_fee - old_fee)
         if new_change < dust_threshold(self._hot.script_pubkey):
             return None
@@ -649,7 +421,7 @@ class BtcRail:
         parsed = Transaction.parse(bytes.fromhex(tx.raw))
         inputs = [i.outpoint for i in parsed.inputs]
         if state is TxState.FINAL:
-            mined = self._mined_at(tx, inputs)
+            mined = self._watcher.mined_at(tx, inputs)
             if mined is None:
                 raise RailUnavailable(f"{tx.txid} is not in a block on the node; cannot settle it")
             _, height = mined
@@ -688,29 +460,6 @@ class BtcRail:
             if line.amount.amount <= 0:
                 raise PayoutNotSendable(f"payout {line.request_id}: amount must be positive")
         return [self._script(line.destination) for line in lines]
-
-
-@dataclass(frozen=True, slots=True)
-class _Spender:
-    """The transaction spending an input, and the block it is in."""
-
-    txid: str
-    height: int
-    block_hash: str
-
-
-def _block_spenders(
-    block: Mapping[str, Any], outpoints: set[str], height: int, block_hash: str
-) -> dict[str, _Spender]:
-    found: dict[str, _Spender] = {}
-    for item in block.get("tx", ()):
-        for vin in item.get("vin", ()):
-            if "coinbase" in vin:
-                continue
-            spent = f"{vin['txid']}:{vin['vout']}"
-            if spent in outpoints:
-                found[spent] = _Spender(str(item["txid"]), height, block_hash)
-    return found
 
 
 def _check_coin(coin: Asset) -> None:
