@@ -38,19 +38,19 @@ from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings, load_settings
 from kassa.db import Database
 from kassa.db.migrate import current_revision, head_revision, upgrade
-from kassa.db.scenario import ScenarioClock
 from kassa.deposits.watcher import DeepReorg, Watcher
-from kassa.devnet import tron_node
-from kassa.devnet.cli import devnet_app
-from kassa.devnet.processes import ProcessError
-from kassa.devnet.stack import Devnet, DevnetError
-from kassa.devnet.tools import ChainToolsError
 from kassa.errors import KassaError
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample
 from kassa.pricing.model import Symbol, UnknownSymbol, price_text, symbol_of
 from kassa.pricing.service import PricingService
 from kassa.worker import run_worker
+from kassa_dev.devnet import tron_node
+from kassa_dev.devnet.cli import devnet_app
+from kassa_dev.devnet.processes import ProcessError
+from kassa_dev.devnet.stack import Devnet, DevnetError
+from kassa_dev.devnet.tools import ChainToolsError
+from kassa_dev.scenario import ScenarioClock
 
 if TYPE_CHECKING:
     from kassa.payouts.executor import PayoutWorker
@@ -388,7 +388,7 @@ def up(
 
 def with_devnet_hot_wallets(settings: Settings, devnet: Devnet) -> Settings:
     """Create and fund the devnet's payout hot wallets (first run) and unlock them."""
-    from kassa.devnet.hot_wallets import ensure_hot_wallets
+    from kassa_dev.devnet.hot_wallets import ensure_hot_wallets
 
     signer = ensure_hot_wallets(
         settings.data_dir, settings.signer, settings.chains, devnet.faucet(), echo=say
@@ -883,14 +883,14 @@ def payouts_reject(
     add_help_option=False,
 )
 def bench_ledger(ctx: typer.Context) -> None:
-    """Ledger benchmark; arguments go to kassa.bench.ledger (try --help)."""
+    """Ledger benchmark; arguments go to kassa_dev.bench.ledger (try --help)."""
     try:
         # Imported lazily: the benchmark is optional and heavy.
-        module = importlib.import_module("kassa.bench.ledger")
+        module = importlib.import_module("kassa_dev.bench.ledger")
     except ModuleNotFoundError as error:
-        if error.name not in ("kassa.bench", "kassa.bench.ledger"):
+        if error.name not in ("kassa_dev.bench", "kassa_dev.bench.ledger"):
             raise
-        fail("the ledger benchmark (kassa.bench.ledger) is not part of this installation")
+        fail("the ledger benchmark (kassa_dev.bench.ledger) is not part of this installation")
     entry: Callable[[list[str] | None], int] = module.main
     raise typer.Exit(entry(list(ctx.args)))
 
@@ -901,8 +901,8 @@ def bench_ledger(ctx: typer.Context) -> None:
     add_help_option=False,
 )
 def bench_watchers(ctx: typer.Context) -> None:
-    """Deposit-watcher benchmark on the local chains; arguments go to kassa.bench.watchers."""
-    module = importlib.import_module("kassa.bench.watchers")
+    """Deposit-watcher benchmark on the local chains; arguments go to kassa_dev.bench.watchers."""
+    module = importlib.import_module("kassa_dev.bench.watchers")
     entry: Callable[[list[str] | None], int] = module.main
     raise typer.Exit(entry(list(ctx.args)))
 
@@ -914,8 +914,8 @@ def bench_watchers(ctx: typer.Context) -> None:
 )
 def bench_payouts(ctx: typer.Context) -> None:
     """Payout benchmark on the local chains (payouts/s, BTC batching fee saved); arguments go
-    to kassa.bench.payouts."""
-    module = importlib.import_module("kassa.bench.payouts")
+    to kassa_dev.bench.payouts."""
+    module = importlib.import_module("kassa_dev.bench.payouts")
     entry: Callable[[list[str] | None], int] = module.main
     raise typer.Exit(entry(list(ctx.args)))
 
