@@ -22,7 +22,7 @@ import pytest
 from kassa.clock import ManualClock
 from kassa.db import Database, make_engine
 from kassa.db.migrate import upgrade
-from kassa.devnet.testing import (
+from kassa_dev.devnet.testing import (
     BitcoinNode,
     GanacheNode,
     TronNode,
@@ -134,7 +134,7 @@ def clock() -> ManualClock:
 
 
 # Real local chain nodes, one of each per test session, each on a free loopback port and
-# stopped by pid at the end (see kassa.devnet.testing). Tests using them are marked `chain`.
+# stopped by pid at the end (see kassa_dev.devnet.testing). Tests using them are marked `chain`.
 CHAIN_FIXTURES = frozenset({"ganache_node", "bitcoin_node", "tron_sim"})
 
 

@@ -2,14 +2,20 @@
 
 `DatabaseClock` asks the database inside the current unit of work, so every process sharing a
 PostgreSQL server agrees on "now" (and on SQLite there is one process anyway). `ManualClock` is
-for tests and for the devnet's scenario clock: it only moves when told to.
+for tests: it only moves when told to.
+
+A clock may also run ahead of real time by a stored offset (`ShiftedClock`), and an operator may
+move it forward (`MovableClock`): the devnet's scenario clock (`kassa_dev.scenario.ScenarioClock`)
+is both. The product only knows these protocols: the watcher adds `offset_of(clock, conn)` to a
+block's (real) time to get the payment time, and ``POST /v1/admin/clock`` exists only when the
+running clock is a `MovableClock`.
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Connection, text
 
@@ -25,6 +31,29 @@ class Clock(Protocol):
     def now(self, conn: Connection) -> datetime:
         """Current time, timezone-aware UTC."""
         ...
+
+
+@runtime_checkable
+class ShiftedClock(Clock, Protocol):
+    """A clock that runs ahead of real (database) time by an offset it keeps."""
+
+    def offset(self, conn: Connection) -> timedelta:
+        """How far this clock is ahead of real time now (never negative)."""
+        ...
+
+
+@runtime_checkable
+class MovableClock(ShiftedClock, Protocol):
+    """A shifted clock an operator may move forward (``POST /v1/admin/clock``)."""
+
+    def advance(self, conn: Connection, seconds: int) -> timedelta:
+        """Move forward by `seconds` (a positive int; never backwards); return the new offset."""
+        ...
+
+
+def offset_of(clock: Clock, conn: Connection) -> timedelta:
+    """How far `clock` runs ahead of real time: its offset if it is a `ShiftedClock`, else zero."""
+    return clock.offset(conn) if isinstance(clock, ShiftedClock) else timedelta(0)
 
 
 class DatabaseClock:

@@ -4,8 +4,9 @@ Kassa's development tools (the local chains, their faucet, the scenario clock, t
 are a separate distribution, ``kassa-dev`` (``dev-tools/`` in the repository), that depends on
 Kassa and never the other way round. The product finds them through two entry-point groups:
 
-* ``kassa.cli`` — each entry point is a typer app added as the command group ``kassa <name>``
-  (``kassa-dev`` adds ``devnet`` and ``bench``);
+* ``kassa.cli`` — each entry point is a typer app, added as the command group ``kassa <name>``,
+  or a function, added as the command ``kassa <name>`` (``kassa-dev`` adds the groups ``devnet``
+  and ``bench``; `kassa.cli.add_commands` loads them);
 * ``kassa.devnet`` — one entry point, a zero-argument factory of a `Devnet`: what
   ``devnet = true`` needs (start the local chains, fill their endpoints and development keys into
   the settings, fund the payout hot wallets, the scenario clock).
@@ -68,11 +69,3 @@ def devnet() -> Devnet:
         raise DevnetUnavailable(f"more than one devnet is installed: {names}")
     factory: Callable[[], Devnet] = found[0].load()
     return factory()
-
-
-def command_groups() -> list[tuple[str, object]]:
-    """The command groups other packages add to ``kassa``: (name, typer app), by name."""
-    return [
-        (point.name, point.load())
-        for point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda p: p.name)
-    ]

@@ -2,7 +2,7 @@
 
 from kassa.accounts import tables as _accounts  # noqa: F401
 from kassa.apikeys import tables as _apikeys  # noqa: F401
-from kassa.db import scenario as _scenario  # noqa: F401
+from kassa.db import clock_offset as _clock_offset  # noqa: F401
 from kassa.db.metadata import metadata
 from kassa.deposits import tables as _deposits  # noqa: F401
 from kassa.ledger import tables as _ledger  # noqa: F401

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.hd import parse_account_key
 from kassa.chains.network import BtcNetwork, Chain, EthNetwork, TronNetwork
 from kassa.chains.scanning import ChainTransfer, SenderKind
@@ -15,6 +14,7 @@ from kassa.deposits.settings import DEV_MNEMONIC
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devkeys import dev_account_xpub
 
 if TYPE_CHECKING:
     from tests.api.conftest import Api

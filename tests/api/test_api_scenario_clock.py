@@ -13,12 +13,12 @@ from kassa.api import create_app
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.config import Settings
-from kassa.db.scenario import ScenarioClock
 from kassa.deposits import records
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.scenario import ScenarioClock
 
 if TYPE_CHECKING:
     from tests.api.conftest import Api

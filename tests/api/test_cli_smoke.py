@@ -135,9 +135,9 @@ def test_bench_ledger_hands_its_arguments_over(
         received.append(argv)
         return 3
 
-    fake = ModuleType("kassa.bench.ledger")
+    fake = ModuleType("kassa_dev.bench.ledger")
     fake.main = main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kassa.bench.ledger", fake)
+    monkeypatch.setitem(sys.modules, "kassa_dev.bench.ledger", fake)
     code, _out, _err = run(config, "bench", "ledger", "--db", "sqlite", "--seconds", "1")
     assert code == 3
     assert received == [["--db", "sqlite", "--seconds", "1"]]

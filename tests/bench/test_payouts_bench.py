@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kassa.bench import payouts
+from kassa_dev.bench import payouts
 
 
 @pytest.mark.chain

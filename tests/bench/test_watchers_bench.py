@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kassa.bench import watchers
-from kassa.bench._watch_model import PaidDeposit
-from kassa.bench._watch_verify import passed, verify
 from kassa.chains.network import Chain
 from kassa.db import Database
+from kassa_dev.bench import watchers
+from kassa_dev.bench._watch_model import PaidDeposit
+from kassa_dev.bench._watch_verify import passed, verify
 
 
 @pytest.mark.chain

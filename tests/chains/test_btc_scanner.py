@@ -37,12 +37,12 @@ from kassa.chains.btc.tx import (
     estimate_vsize,
     fee_for_vsize,
 )
-from kassa.chains.devkeys import dev_private_key
 from kassa.chains.network import BtcNetwork, Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.deposits.addresses import match_key as deposits_match_key
-from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode, free_port
+from kassa_dev.devkeys import dev_private_key
+from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode, free_port
 
 NET = BtcNetwork.REGTEST
 MNEMONIC = "abandon " * 11 + "about"

@@ -19,9 +19,9 @@ from kassa.chains.eth.tx import (
     sign_eth_transfer,
 )
 from kassa.chains.network import EthNetwork
-from kassa.devnet import ganache
-from kassa.devnet.testing import GanacheNode
 from kassa.money import ETH, Money
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.testing import GanacheNode
 
 GWEI = 10**9
 

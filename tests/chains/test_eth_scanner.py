@@ -32,9 +32,9 @@ from kassa.chains.eth.scanner import (
 )
 from kassa.chains.network import Chain
 from kassa.chains.scanning import NATIVE_POSITION, ChainTransfer, SenderKind
-from kassa.devnet import ganache
-from kassa.devnet.testing import GanacheNode, free_port
 from kassa.money import ETH, USDT_ERC20, Money
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.testing import GanacheNode, free_port
 
 OWNER = ganache.dev_account(0)
 """Holds the TestUSDT supply; pays the faucet."""

@@ -12,10 +12,10 @@ from tronpy.providers import HTTPProvider
 
 from kassa.chains._base58 import b58check_decode, b58check_encode
 from kassa.chains.btc.address import p2wpkh_address_for_public_key
-from kassa.chains.devkeys import dev_account_xpub, dev_private_key
 from kassa.chains.errors import InvalidExtendedKey, KeyProblem
 from kassa.chains.hd import MAX_ADDRESS_INDEX, parse_account_key
 from kassa.chains.network import ETH_MAINNET, BtcNetwork, EthNetwork, TronNetwork
+from kassa_dev.devkeys import dev_account_xpub, dev_private_key
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
 

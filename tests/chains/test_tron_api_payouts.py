@@ -16,8 +16,8 @@ import pytest
 from kassa.chains.tron.address import TronAddress, parse_tron_address, tron_address_for_public_key
 from kassa.chains.tron.api import TronApi, TronCallRefused
 from kassa.chains.tron.tx import sign_trx_transfer, tron_address_for_key
-from kassa.devnet.testing import TronNode
 from kassa.money import TRX, Money
+from kassa_dev.devnet.testing import TronNode
 
 TRANSFER = "transfer(address,uint256)"
 

@@ -27,7 +27,6 @@ from tronpy.contract import Contract
 from tronpy.keys import PrivateKey
 from tronpy.providers import HTTPProvider
 
-from kassa.chains.devkeys import dev_private_key
 from kassa.chains.network import Chain, TronNetwork
 from kassa.chains.scanning import NATIVE_POSITION, ChainTransfer, SenderKind
 from kassa.chains.tron.address import TronAddress, tron_address_for_public_key
@@ -44,9 +43,10 @@ from kassa.chains.tron.scanner import (
     TronChainMoved,
     TronScanner,
 )
-from kassa.devnet.testing import TronNode, free_port
-from kassa.devnet.tron import DEFAULT_GENESIS_KEY_HEX
 from kassa.money import TRX, USDT_TRC20, Money
+from kassa_dev.devkeys import dev_private_key
+from kassa_dev.devnet.testing import TronNode, free_port
+from kassa_dev.devnet.tron import DEFAULT_GENESIS_KEY_HEX
 
 MNEMONIC = "abandon " * 11 + "about"
 TRC20_FEE_LIMIT = 30_000_000

@@ -30,7 +30,6 @@ from kassa.chains.btc.tx import (
     estimate_vsize,
     fee_for_vsize,
 )
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.hd import parse_account_key
 from kassa.chains.network import BtcNetwork, Chain
 from kassa.chains.scanning import SenderKind
@@ -40,12 +39,13 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode
 from kassa.ledger.accounts import get_balance
 from kassa.money import USD, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devkeys import dev_account_xpub
+from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode
 
 NET = BtcNetwork.REGTEST
 MNEMONIC = "abandon " * 11 + "about"

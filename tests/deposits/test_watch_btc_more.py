@@ -43,14 +43,14 @@ from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import derivers, dust_thresholds
 from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.tables import ledger_transaction
 from kassa.money import USD, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode
 
 NET = BtcNetwork.REGTEST
 SETTINGS = ChainsSettings()

@@ -19,7 +19,6 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from kassa.accounts import service as accounts
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.eth.scanner import EthFinality, EthScanner
 from kassa.chains.hd import parse_account_key
@@ -31,12 +30,13 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import ganache
-from kassa.devnet.testing import GanacheNode
 from kassa.ledger.accounts import get_balance
 from kassa.money import ETH, USD, USDT_ERC20, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devkeys import dev_account_xpub
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.testing import GanacheNode
 
 NET = EthNetwork(ganache.CHAIN_ID)
 MNEMONIC = "abandon " * 11 + "about"

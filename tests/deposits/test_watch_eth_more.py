@@ -27,15 +27,15 @@ from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import derivers, dust_thresholds
 from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import ganache
-from kassa.devnet.faucet import DevnetEndpoints, Faucet
-from kassa.devnet.testing import GanacheNode
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.tables import ledger_transaction
 from kassa.money import USD, USDT_ERC20, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.faucet import DevnetEndpoints, Faucet
+from kassa_dev.devnet.testing import GanacheNode
 
 SETTINGS = ChainsSettings()
 

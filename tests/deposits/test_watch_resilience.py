@@ -60,14 +60,14 @@ from kassa.deposits import addresses, records
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import derivers
 from kassa.deposits.tables import deposit, watcher_checkpoint
-from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode, GanacheNode
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.tables import ledger_transaction
 from kassa.money import ETH, USD, USDT_ERC20, Money
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
+from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode, GanacheNode
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory

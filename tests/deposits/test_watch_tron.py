@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from kassa.accounts import service as accounts
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.hd import parse_account_key
 from kassa.chains.network import Chain, TronNetwork
 from kassa.chains.tron.api import TronApi
@@ -27,12 +26,13 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet.testing import TronNode
 from kassa.ledger.accounts import get_balance
 from kassa.money import TRX, USD, USDT_TRC20, Money
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devkeys import dev_account_xpub
+from kassa_dev.devnet.testing import TronNode
 
 MNEMONIC = "abandon " * 11 + "about"
 TRON_KEY = parse_account_key(dev_account_xpub(MNEMONIC, TronNetwork.DEVNET), TronNetwork.DEVNET)

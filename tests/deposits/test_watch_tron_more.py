@@ -41,8 +41,6 @@ from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import derivers, dust_thresholds
 from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import tron_node
-from kassa.devnet.testing import TronNode
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.tables import ledger_transaction
@@ -50,6 +48,8 @@ from kassa.money import TRX, USD, USDT_TRC20, Money
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devnet import tron_node
+from kassa_dev.devnet.testing import TronNode
 
 SETTINGS = ChainsSettings()
 SOLIDIFY = 20

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 
 from kassa.accounts import service as accounts
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.hd import parse_account_key
 from kassa.chains.network import BtcNetwork, Chain, EthNetwork
 from kassa.chains.scanning import ChainBlock, ChainHead
@@ -40,6 +39,7 @@ from kassa.pricing.locks import get_lock
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devkeys import dev_account_xpub
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory

@@ -13,9 +13,9 @@ from kassa.chains.btc.address import parse_btc_address
 from kassa.chains.btc.keys import p2wpkh_address_for_key
 from kassa.chains.btc.tx import Coin, OutPoint, Transaction, TxOut, build_transaction
 from kassa.chains.network import BtcNetwork
-from kassa.devnet import bitcoin as btc
-from kassa.devnet.rpc import JsonRpcError
-from kassa.devnet.testing import BitcoinNode
+from kassa_dev.devnet import bitcoin as btc
+from kassa_dev.devnet.rpc import JsonRpcError
+from kassa_dev.devnet.testing import BitcoinNode
 
 pytestmark = pytest.mark.chain
 

@@ -11,11 +11,11 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner, Result
 
-from kassa.devnet import ganache
-from kassa.devnet.cli import devnet_app
-from kassa.devnet.processes import port_is_open
-from kassa.devnet.stack import Devnet
-from kassa.devnet.testing import free_port
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.cli import devnet_app
+from kassa_dev.devnet.processes import port_is_open
+from kassa_dev.devnet.stack import Devnet
+from kassa_dev.devnet.testing import free_port
 
 pytestmark = pytest.mark.chain
 

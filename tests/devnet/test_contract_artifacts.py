@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kassa.devnet.ganache import load_artifact
-from kassa.devnet.tools import chain_tools_dir, contracts_dir, ensure_chain_tools, node_executable
+from kassa_dev.devnet.ganache import load_artifact
+from kassa_dev.devnet.tools import (
+    chain_tools_dir,
+    contracts_dir,
+    ensure_chain_tools,
+    node_executable,
+)
 
 pytestmark = pytest.mark.chain
 

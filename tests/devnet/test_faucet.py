@@ -10,10 +10,10 @@ from eth_account import Account
 from eth_typing import HexStr
 from tronpy import keys as tron_keys
 
-from kassa.devnet import ganache
-from kassa.devnet.faucet import FaucetError
-from kassa.devnet.testing import GanacheNode, TronNode
 from kassa.money import ETH, TRX, USDT_ERC20, USDT_TRC20, Money
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.faucet import FaucetError
+from kassa_dev.devnet.testing import GanacheNode, TronNode
 
 pytestmark = pytest.mark.chain
 

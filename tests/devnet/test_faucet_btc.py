@@ -7,10 +7,10 @@ import pytest
 
 from kassa.chains.btc.keys import p2wpkh_address_for_key
 from kassa.chains.network import BtcNetwork
-from kassa.devnet import bitcoin as btc
-from kassa.devnet.faucet import FaucetError
-from kassa.devnet.testing import BitcoinNode
 from kassa.money import BTC, Money
+from kassa_dev.devnet import bitcoin as btc
+from kassa_dev.devnet.faucet import FaucetError
+from kassa_dev.devnet.testing import BitcoinNode
 
 pytestmark = pytest.mark.chain
 

@@ -7,8 +7,8 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from kassa.devnet import ganache
-from kassa.devnet.testing import GanacheNode
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.testing import GanacheNode
 
 pytestmark = pytest.mark.chain
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kassa.devnet.processes import ProcessError, ProcessManager
+from kassa_dev.devnet.processes import ProcessError, ProcessManager
 
 # A child that writes a marker file once it has set itself up, then waits to be stopped.
 SLEEPER = """

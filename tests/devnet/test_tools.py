@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kassa.devnet.tools import ChainToolsError, ensure_chain_tools
+from kassa_dev.devnet.tools import ChainToolsError, ensure_chain_tools
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from sqlalchemy import select
 
 from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
-from kassa.bench._payouts_run import chains_settings_for, close_client, fresh_address
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.clock import ManualClock
@@ -32,8 +31,6 @@ from kassa.deposits import addresses, records
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.runtime import build_scanner, derivers, dust_thresholds
 from kassa.deposits.watcher import Watcher, WatcherConfig
-from kassa.devnet import tron_node
-from kassa.devnet.testing import BitcoinNode, GanacheNode, TronNode
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.tables import ledger_account
@@ -48,6 +45,9 @@ from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_tx
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.bench._payouts_run import chains_settings_for, close_client, fresh_address
+from kassa_dev.devnet import tron_node
+from kassa_dev.devnet.testing import BitcoinNode, GanacheNode, TronNode
 
 HOT_FUNDING = {
     Chain.BTC: {"BTC": "2"},

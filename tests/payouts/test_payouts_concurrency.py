@@ -3,7 +3,7 @@ the real local chains, while blocks are mined; each payout is paid exactly once.
 
 Each worker is what `kassa payout-worker` runs: its own rail and node client, the same hot
 key, claims with a lease under SKIP LOCKED. They run in threads of this process, truly at
-the same time (the work is network and database I/O), in `kassa.bench._payouts_run.WorkerPool`
+the same time (the work is network and database I/O), in `kassa_dev.bench._payouts_run.WorkerPool`
 (which `kassa bench payouts` runs too); the miner moves the test's clock a second per block.
 What is checked comes from the chain itself, not from Kassa's tables: every block mined
 during the test is read, and each destination must have received exactly one transfer, of
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import func, select
 
-from kassa.bench._payouts_run import WorkerPool, chain_tip, paid_on_chain
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.deposits.addresses import match_key
 from kassa.money import USD, Money, asset
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
+from kassa_dev.bench._payouts_run import WorkerPool, chain_tip, paid_on_chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -17,15 +17,19 @@ Settings come from `kassa.config.load_settings`: KASSA_* environment variables o
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kassa.cli import keys, payouts, rates, run
-from kassa.plugins import command_groups
+from kassa.plugins import COMMANDS_GROUP
 
+# Plain help and errors (rich_markup_mode=None, here and in every group): typer's rich output
+# costs more to import than the rest of `kassa --help` together.
 app = typer.Typer(
+    rich_markup_mode=None,
     name="kassa",
     help="Kassa: self-hosted crypto payment gateway.",
     no_args_is_help=True,
@@ -53,10 +57,31 @@ app.command()(run.up)
 app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
 app.add_typer(payouts.app, name="payouts")
-for _name, _group in command_groups():
-    if not isinstance(_group, typer.Typer):
-        raise TypeError(f"the kassa.cli entry point {_name!r} is not a typer app")
-    app.add_typer(_group, name=_name)
+
+
+def add_commands(app: typer.Typer, *, group: str = COMMANDS_GROUP) -> list[str]:
+    """Add every installed entry point of `group` to `app`; return their names, sorted.
+
+    The entry point's name is the command's: a `typer.Typer` becomes a command group, a function
+    a command; anything else is refused, so a broken plug-in is seen at once, not half-loaded.
+    """
+    names = []
+    for point in sorted(entry_points(group=group), key=lambda point: point.name):
+        plugin = point.load()
+        if isinstance(plugin, typer.Typer):
+            app.add_typer(plugin, name=point.name)
+        elif callable(plugin):
+            app.command(point.name)(plugin)
+        else:
+            raise TypeError(
+                f"entry point {point.name} = {point.value} in {group} is neither a typer app "
+                "nor a function"
+            )
+        names.append(point.name)
+    return names
+
+
+add_commands(app)
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
     from kassa.apikeys.service import ApiKey
 
-app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Issue, list and revoke API keys.", no_args_is_help=True
+)
 
 
 @app.command("create")

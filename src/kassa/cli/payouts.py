@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kassa.payouts.requests import Payouts
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Refunds and withdrawals: the review queue, approve, reject, list, show.",
     no_args_is_help=True,
 )

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from kassa.pricing.history import RateSample
     from kassa.pricing.service import PricingService
 
-app = typer.Typer(help="USD rates: current, at a time, refresh.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="USD rates: current, at a time, refresh.", no_args_is_help=True
+)
 
 
 def _pricing(settings: Settings, database: Database) -> PricingService:

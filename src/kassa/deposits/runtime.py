@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 from kassa.chains.btc.rpc import BtcRpc
 from kassa.chains.btc.scanner import BtcScanner
-from kassa.chains.devkeys import dev_account_xpub
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.eth.scanner import EthScanner
 from kassa.chains.hd import parse_account_key
@@ -22,7 +21,7 @@ from kassa.chains.tron.scanner import TronScanner
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits.derive import HdDeriver
-from kassa.deposits.settings import DEV_MNEMONIC, ChainsSettings
+from kassa.deposits.settings import DEV_ACCOUNT_XPUBS, ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.errors import InvalidRequest
 from kassa.money import Money, asset
@@ -45,8 +44,9 @@ def account_xpub(settings: ChainsSettings, chain: Chain) -> str:
     chain_settings = settings.of(chain)
     if chain_settings.account_xpub is not None:
         return chain_settings.account_xpub
-    # Only reachable on a development network (the settings refuse it elsewhere).
-    return dev_account_xpub(DEV_MNEMONIC, chain_settings.network_value())
+    # Only reachable on a development network (the settings refuse it elsewhere): the public
+    # development key, never derived here.
+    return DEV_ACCOUNT_XPUBS[chain]
 
 
 def derivers(settings: ChainsSettings) -> dict[Chain, HdDeriver]:

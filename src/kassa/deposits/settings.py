@@ -2,13 +2,15 @@
 
 Defaults describe the local devnet (`kassa devnet up`): regtest, chain id 1337 and Kassa's TRON
 simulator, with node URLs, the bcoin API key and token contracts filled in from the devnet's
-state when left empty. On a development network an unset ``account_xpub`` derives from the
-public development mnemonic — convenient and worthless, which is the point. On a production
-network Kassa refuses to start without an explicit account public key.
+state when left empty. On a development network an unset ``account_xpub`` is the account key of
+the public development mnemonic (`DEV_ACCOUNT_XPUBS`) — convenient and worthless, which is the
+point. On a production network Kassa refuses to start without an explicit account public key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -19,6 +21,24 @@ DEV_MNEMONIC = (
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 )
 """The BIP39 test mnemonic: deposit keys of the devnet only (anyone can spend from it)."""
+
+DEV_ACCOUNT_XPUBS: Mapping[Chain, str] = MappingProxyType(
+    {
+        # BIP84 m/84'/1'/0' on regtest (the only development network of Bitcoin).
+        Chain.BTC: "vpub5Y6cjg78GGuNLsaPhmYsiw4gYX3HoQiRBiSwDaBXKUafCt9bNwWQiitDk5VZ5BVxYnQdwo"
+        "TyXSs2JHRPAgjAvtbBrf8ZhDYe2jWAqvZVnsc",
+        # BIP44 m/44'/60'/0' (the same on every chain id, 1337 and 31337 alike).
+        Chain.ETH: "xpub6DCoCpSuQZB2jawqnGMEPS63ePKWkwWPH4TU45Q7LPXWuNd8TMtVxRrgjtEshuqpK3mdha"
+        "WHPFsBngh5GFZaM6si3yZdUsT8ddYM3PwnATt",
+        # BIP44 m/44'/195'/0' on the TRON devnet.
+        Chain.TRON: "xpub6D1AabNHCupeiLM65ZR9UStMhJ1vCpyV4XbZdyhMZBiJXALQtmn9p42VTQckoHVn8WNqS7"
+        "dqnJokZHAHcHGoaQgmv8D45oNUKx6DZMNZBCd",
+    }
+)
+"""The account public keys of `DEV_MNEMONIC` on each chain's development networks: what an
+unset ``account_xpub`` means there. Kassa never derives keys from a mnemonic; these are the
+published public keys (kassa-dev's `kassa_dev.devkeys.dev_account_xpub` derives them, and a test
+checks they agree)."""
 
 DEV_ETH_CHAIN_IDS = frozenset({1337, 31337})
 

@@ -30,9 +30,8 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainBlock, ChainHead, ChainScanner
-from kassa.clock import Clock
+from kassa.clock import Clock, offset_of
 from kassa.db import Database
-from kassa.db.scenario import scenario_offset
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
 from kassa.deposits.tables import chain_block, watcher_checkpoint
@@ -327,7 +326,7 @@ class Watcher:
         recorded = 0
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
-            seen_at = block.time + scenario_offset(self.clock, conn)
+            seen_at = block.time + offset_of(self.clock, conn)
             for transfer in block.transfers:
                 if transfer.amount <= 0:
                     continue

@@ -32,8 +32,8 @@ from tronpy.keys import PrivateKey
 from tronpy.providers import HTTPProvider
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from kassa.devnet.tron import DEFAULT_GENESIS_KEY_HEX, DevnetConfig, create_app
-from kassa.devnet.tron.chain import TronChain
+from kassa_dev.devnet.tron import DEFAULT_GENESIS_KEY_HEX, DevnetConfig, create_app
+from kassa_dev.devnet.tron.chain import TronChain
 
 GENESIS_KEY = PrivateKey(bytes.fromhex(DEFAULT_GENESIS_KEY_HEX))
 GENESIS = GENESIS_KEY.public_key.to_base58check_address()

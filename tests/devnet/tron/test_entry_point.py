@@ -1,4 +1,4 @@
-"""`python -m kassa.devnet.tron`: the command line `kassa devnet` starts, and `/debug/info`."""
+"""`python -m kassa_dev.devnet.tron`: the command line `kassa devnet` starts, and `/debug/info`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,15 @@ def _free_port() -> int:
 @contextmanager
 def _simulator(*args: str) -> Iterator[str]:
     port = _free_port()
-    argv = [sys.executable, "-m", "kassa.devnet.tron", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "kassa_dev.devnet.tron",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
         [*argv, *args],
         stdout=subprocess.DEVNULL,
@@ -100,7 +108,7 @@ def test_command_line_serves_a_timed_persistent_chain(tmp_path: Path) -> None:
 
 def test_command_line_refuses_a_bad_genesis_key() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kassa.devnet.tron", "--genesis-key", "abcd"],
+        [sys.executable, "-m", "kassa_dev.devnet.tron", "--genesis-key", "abcd"],
         capture_output=True,
         timeout=60,
         check=False,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kassa.devnet.tron import DevnetConfig, create_app
-from kassa.devnet.tron.persistence import StateFileError
+from kassa_dev.devnet.tron import DevnetConfig, create_app
+from kassa_dev.devnet.tron.persistence import StateFileError
 
 if TYPE_CHECKING:
     from tests.devnet.tron.conftest import Accounts, AsyncDevnet, DevnetRunner

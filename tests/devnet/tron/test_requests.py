@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from tronpy.keys import to_hex_address
 
-from kassa.devnet.tron.config import FeeSchedule
+from kassa_dev.devnet.tron.config import FeeSchedule
 
 if TYPE_CHECKING:
     from tests.devnet.tron.conftest import Accounts, AsyncDevnet, DevnetRunner

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from tronpy.tron import Transaction, TransactionRet
 
-from kassa.devnet.tron import DevnetConfig
-from kassa.devnet.tron.config import FeeSchedule
+from kassa_dev.devnet.tron import DevnetConfig
+from kassa_dev.devnet.tron.config import FeeSchedule
 
 if TYPE_CHECKING:
     from tests.devnet.tron.conftest import Accounts, ServedDevnet

@@ -9,7 +9,7 @@ from tronpy.abi import trx_abi
 from tronpy.exceptions import TvmError, ValidationError
 from tronpy.keys import to_hex_address
 
-from kassa.devnet.tron.config import FeeSchedule
+from kassa_dev.devnet.tron.config import FeeSchedule
 
 if TYPE_CHECKING:
     from tests.devnet.tron.conftest import Accounts, AsyncDevnet, DevnetRunner

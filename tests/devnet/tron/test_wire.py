@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tronpy.proto import calculate_txid_from_raw_data
 
-from kassa.devnet.tron.transactions import (
+from kassa_dev.devnet.tron.transactions import (
     MalformedTransaction,
     RawTransaction,
     TransferCall,
@@ -18,7 +18,7 @@ from kassa.devnet.tron.transactions import (
     raw_from_bytes,
     signed_from_bytes,
 )
-from kassa.devnet.tron.wire import as_int64, decode, encode, varint
+from kassa_dev.devnet.tron.wire import as_int64, decode, encode, varint
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 addresses = st.binary(min_size=20, max_size=20).map(lambda body: b"\x41" + body)

@@ -37,8 +37,6 @@ from kassa.chains.btc.tx import (
 from kassa.chains.network import BtcNetwork, Chain
 from kassa.clock import ManualClock
 from kassa.db import Database
-from kassa.devnet import bitcoin as devbtc
-from kassa.devnet.testing import BitcoinNode, free_port
 from kassa.money import BTC, ETH, Money
 from kassa.payouts.rails.base import (
     BroadcastOutcome,
@@ -54,6 +52,8 @@ from kassa.payouts.rails.btc import BtcRail, HotWalletReorg
 from kassa.payouts.settings import BtcPayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import btc_hot_sync, btc_hot_utxo
+from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode, free_port
 
 NET = BtcNetwork.REGTEST
 NOW = datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC)

@@ -37,8 +37,6 @@ from kassa.chains.eth.address import checksum_encode, parse_eth_address
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain, EthNetwork
 from kassa.db import Database
-from kassa.devnet import ganache
-from kassa.devnet.testing import GanacheNode, free_port
 from kassa.ledger.tables import ledger_account, ledger_hold
 from kassa.money import ETH, USDT_ERC20, Asset, Money
 from kassa.payouts.rails.base import (
@@ -55,6 +53,8 @@ from kassa.payouts.settings import EthPayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_nonce, payout_request, payout_tx, payout_tx_line
 from kassa.pricing.tables import rate_lock, rate_sample
+from kassa_dev.devnet import ganache
+from kassa_dev.devnet.testing import GanacheNode, free_port
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory

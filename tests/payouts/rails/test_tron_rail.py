@@ -40,9 +40,6 @@ from kassa.chains.tron.tx import trc20_transfer_calldata, tron_address_for_key
 from kassa.clock import ManualClock
 from kassa.db import Database, make_engine
 from kassa.deposits.settings import ChainsSettings
-from kassa.devnet.faucet import DevnetEndpoints, Faucet
-from kassa.devnet.testing import TronNode
-from kassa.devnet.tron import DevnetConfig, create_app
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.transfers import adjust
 from kassa.money import TRX, USD, USDT_TRC20, Asset, Money
@@ -66,6 +63,9 @@ from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa_dev.devnet.faucet import DevnetEndpoints, Faucet
+from kassa_dev.devnet.testing import TronNode
+from kassa_dev.devnet.tron import DevnetConfig, create_app
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory

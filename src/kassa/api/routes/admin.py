@@ -12,8 +12,7 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.schemas import AdjustmentIn, AdjustmentOut, BalanceOut
-from kassa.db import scenario
-from kassa.db.scenario import ScenarioClock
+from kassa.clock import MovableClock
 from kassa.errors import NotFound
 from kassa.ledger import transfers
 from kassa.ledger.accounts import get_balance
@@ -73,11 +72,13 @@ class ScenarioClockDisabled(NotFound):
 @router.post("/clock")
 def advance_clock(body: ClockAdvanceIn, _caller: Admin, _idem: Idem, ctx: Ctx) -> ClockOut:
     """Devnet only: move Kassa's clock forward (e.g. 15 days to try a refund window)."""
-    if not isinstance(ctx.clock, ScenarioClock):
+    # Only a movable clock moves: the devnet's scenario clock (kassa_dev.scenario).
+    clock = ctx.clock
+    if not isinstance(clock, MovableClock):
         raise ScenarioClockDisabled(
             "the clock can only be moved on the devnet (kassa up with devnet = true)"
         )
     with ctx.database.transaction() as conn:
-        moved = scenario.advance(conn, body.advance_seconds)
-        now = ctx.clock.now(conn)
+        moved = clock.advance(conn, body.advance_seconds)
+        now = clock.now(conn)
     return ClockOut(now=now, offset_seconds=int(moved.total_seconds()))

@@ -2,7 +2,7 @@
 
 Why Kassa keeps its own coin list instead of asking a node wallet: the node runs without a
 wallet (the signer holds the key, the node never sees it), bcoin's address index answers
-nothing on a persistent chain (see `kassa.devnet.bitcoin`), and Bitcoin Core has no cheap
+nothing on a persistent chain (see `kassa_dev.devnet.bitcoin`), and Bitcoin Core has no cheap
 "coins of this address" call without a wallet. More importantly, the payout worker must
 *reserve* coins in the same database transaction that stores the signed bytes, so the coin list
 has to live in the database anyway.

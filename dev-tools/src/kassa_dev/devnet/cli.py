@@ -1,0 +1,180 @@
+"""`kassa devnet`: the local chains (ganache, bcoin regtest, the TRON simulator) for development.
+
+    kassa devnet up       start what is not running, deploy TestUSDT, mine the BTC faucet's coins
+    kassa devnet status   per chain: running?, pid, port, height, finalized/solid height
+    kassa devnet down     stop every devnet process (by pid)
+    kassa devnet fund ADDRESS AMOUNT ASSET
+                          pay ADDRESS from the devnet faucet; prints the txid
+
+State lives in `<data_dir>/devnet/` (see `kassa_dev.devnet.stack`). The data directory is
+`--data-dir`, else Kassa's settings (`KASSA_DATA_DIR`, the `--config` file of the root command).
+Results go to stdout (endpoints, the status table, a txid); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from kassa.money import ASSETS, AssetCode, Money, MoneyError
+from kassa_dev.devnet.settings import DevnetSettings
+
+if TYPE_CHECKING:
+    from kassa_dev.devnet.stack import ChainStatus, Devnet
+
+# The chain machinery (web3, the process manager, the faucet) is imported inside the commands:
+# every `kassa` command, `kassa --help` included, imports this module.
+
+__all__ = ["devnet_app"]
+
+FUNDABLE = (
+    AssetCode.BTC,
+    AssetCode.ETH,
+    AssetCode.TRX,
+    AssetCode.USDT_ERC20,
+    AssetCode.USDT_TRC20,
+)
+
+_DEFAULTS = DevnetSettings()
+
+devnet_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Local chains for development and the demo: ganache, bcoin regtest, TRON simulator.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@devnet_app.callback()
+def _devnet_root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Kassa's data directory (default: from Kassa's settings); state goes in devnet/",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = data_dir
+
+
+def _devnet(ctx: typer.Context) -> Devnet:
+    from kassa_dev.devnet.stack import Devnet
+
+    data_dir: Path | None = ctx.obj if isinstance(ctx.obj, Path) else None
+    if data_dir is None:
+        # Imported here: only needed when --data-dir is not given.
+        from kassa.config import load_settings
+
+        # The root `kassa` command keeps its --config path in its context object.
+        root = ctx.find_root().obj
+        data_dir = load_settings(config_file=root if isinstance(root, Path) else None).data_dir
+    return Devnet(data_dir, echo=_say)
+
+
+@devnet_app.command()
+def up(
+    ctx: typer.Context,
+    eth_port: Annotated[int, typer.Option(help="ganache JSON-RPC port")] = _DEFAULTS.eth_port,
+    btc_port: Annotated[int, typer.Option(help="bcoin HTTP/RPC port")] = _DEFAULTS.btc_port,
+    tron_port: Annotated[int, typer.Option(help="TRON simulator port")] = _DEFAULTS.tron_port,
+    eth_block_time: Annotated[
+        int, typer.Option(help="seconds between Ethereum blocks (0: a block per transaction)")
+    ] = _DEFAULTS.eth_block_time,
+    btc_block_interval: Annotated[
+        float, typer.Option(help="seconds between Bitcoin blocks (0: no miner)")
+    ] = _DEFAULTS.btc_block_interval,
+    tron_block_interval: Annotated[
+        float, typer.Option(help="seconds between TRON blocks")
+    ] = _DEFAULTS.tron_block_interval,
+) -> None:
+    """Start the local chains (idempotent) and print their endpoints."""
+    from kassa_dev.devnet.processes import ProcessError
+    from kassa_dev.devnet.stack import DevnetError
+    from kassa_dev.devnet.tools import ChainToolsError
+
+    devnet = _devnet(ctx)
+    settings = DevnetSettings(
+        eth_port=eth_port,
+        btc_port=btc_port,
+        tron_port=tron_port,
+        eth_block_time=eth_block_time,
+        btc_block_interval=btc_block_interval,
+        tron_block_interval=tron_block_interval,
+    )
+    try:
+        endpoints = devnet.up(settings)
+    except (ChainToolsError, ProcessError, DevnetError) as error:
+        _fail(f"{error}\n(processes already started keep running; `kassa devnet down` stops them)")
+    typer.echo(f"ethereum  {endpoints.eth_url}  chain id 1337  USDT-ERC20 {endpoints.usdt_erc20}")
+    # A devnet-only key, stored in devnet.json too; printed so it can go into Kassa's settings.
+    typer.echo(f"bitcoin   {endpoints.btc_url}  regtest (bcrt1…)  API key {endpoints.btc_api_key}")
+    if endpoints.tron_url:
+        typer.echo(f"tron      {endpoints.tron_url}")
+    typer.echo(f"state     {devnet.run_dir}")
+
+
+@devnet_app.command()
+def status(ctx: typer.Context) -> None:
+    """Show each chain: running?, pid, port, height and finalized/solid height."""
+    rows = _devnet(ctx).status()
+    typer.echo(f"{'chain':<10}{'state':<10}{'pid':>8}{'port':>7}{'height':>9}{'final':>9}")
+    for row in rows:
+        typer.echo(_status_line(row))
+
+
+def _status_line(row: ChainStatus) -> str:
+    def show(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    state = "running" if row.running else "stopped"
+    line = (
+        f"{row.chain:<10}{state:<10}{show(row.pid):>8}{show(row.port):>7}"
+        f"{show(row.height):>9}{show(row.final_height):>9}"
+    )
+    return f"{line}  ({row.error})" if row.error else line
+
+
+@devnet_app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop every devnet process."""
+    stopped = _devnet(ctx).down()
+    _say(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@devnet_app.command()
+def fund(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="recipient address on the asset's chain")],
+    amount: Annotated[str, typer.Argument(help="decimal amount in whole units, e.g. 1.5")],
+    asset: Annotated[str, typer.Argument(help="BTC, ETH, TRX, USDT-ERC20 or USDT-TRC20")],
+) -> None:
+    """Pay ADDRESS from the devnet faucet with a real transaction; print the txid."""
+    from kassa_dev.devnet.faucet import FaucetError
+
+    if asset not in {code.value for code in FUNDABLE}:
+        _fail(f"asset must be one of {', '.join(c.value for c in FUNDABLE)}, not {asset!r}")
+    try:
+        money = Money.parse(amount, ASSETS[asset])
+    except MoneyError as error:
+        _fail(str(error))
+    if money.is_zero:
+        _fail("amount must be positive")
+    try:
+        txid = _devnet(ctx).faucet().fund(address, money)
+    except FaucetError as error:
+        _fail(str(error))
+    _say(f"sent {money} to {address}")
+    typer.echo(txid)
