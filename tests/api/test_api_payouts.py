@@ -56,7 +56,7 @@ def top_up(api: Api, external_id: str, sats: int, txid: str = "cd" * 32) -> str:
 
 
 def test_refund_worked_example_reserves_funds_and_pays_the_sender(api: Api) -> None:
-    """DESIGN.md §7: 0.001 BTC at $60 000 credits $60.00; refunded ten days later at $50 000
+    """docs/domain.md §7: 0.001 BTC at $60 000 credits $60.00; refunded ten days later at $50 000
     with a 2 000 sat network fee it pays 0.00118000 BTC to the sending address."""
     api.account("42")
     prices(api, "60000")

@@ -15,7 +15,7 @@ from kassa.chains.errors import AddressProblem, InvalidAddress
 from kassa.chains.network import TronNetwork
 from kassa.chains.tron.address import TronAddress, parse_tron_address, tron_address_for_public_key
 
-# m/44'/195'/0'/0/0 of "abandon ×11 about" (TOOLCHAIN.md §4, from tronpy's HD wallet).
+# m/44'/195'/0'/0/0 of "abandon ×11 about" (docs/devnet.md §2, from tronpy's HD wallet).
 ABANDON_TRON = "TUEZSdKsoDHQMeZwihtdoBiN46zxhGWYdH"
 
 

@@ -26,7 +26,7 @@ from kassa.chains.eth.tx import (
 )
 from kassa.chains.network import EthNetwork
 
-# ganache's deterministic account 0 (TOOLCHAIN.md §1) and hardhat's (§1): well-known dev keys.
+# ganache's deterministic account 0 and hardhat's (docs/devnet.md §2): well-known dev keys.
 KEY = coincurve.PrivateKey(
     bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 )

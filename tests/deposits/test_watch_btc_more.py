@@ -1,6 +1,6 @@
 """More of the Bitcoin watcher on bcoin regtest: what it ignores and how it splits transactions.
 
-DESIGN.md §4: a transfer is keyed by ``(chain, txid, vout)`` because one transaction can carry
+docs/domain.md §4: a transfer is keyed by ``(chain, txid, vout)`` because one transaction can carry
 several transfers; dust below the chain's threshold is ``ignored`` with its reason and never
 credited. Real signed faucet transactions, the real `BtcScanner`, both databases; the watcher
 starts at the tip it finds (the node is shared by the session) and uses the dust threshold of

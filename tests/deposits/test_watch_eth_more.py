@@ -1,6 +1,6 @@
 """More of the Ethereum watcher on ganache: a look-alike token is recorded and ignored.
 
-DESIGN.md §4 "fake deposits": only the canonical token contract counts. A second TestUSDT —
+docs/domain.md §4, look-alike tokens: only the canonical token contract counts. A second TestUSDT —
 same code, same name, symbol and decimals, a different address — pays the customer's deposit
 address with a real signed ``transfer``; the watcher records it as ``ignored`` with the contract
 named in the reason and never credits it, while a real USDT payment to the same address in the

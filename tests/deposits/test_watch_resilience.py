@@ -1,6 +1,6 @@
 """A `kassa watch` process killed in the middle of a catch-up scan and started again loses
-nothing and doubles nothing (DESIGN.md §4: "after downtime a watcher catches up from its
-checkpoint; nothing is lost, nothing doubles").
+nothing and doubles nothing (docs/domain.md §4: after downtime a watcher resumes from its
+checkpoint; nothing is skipped and nothing is counted twice).
 
 Real everything: twenty signed payments to a customer's watch-only deposit address spread over
 sixty blocks, the operator's command (`kassa --config F watch --chain X`) as a subprocess on a

@@ -1,7 +1,7 @@
 """More of the TRON watcher on Kassa's java-tron simulator: a reorganisation before the credit,
 and a reverted USDT transfer.
 
-TRON's finality is the solidified block (DESIGN.md §4), and the simulator — like java-tron —
+TRON's finality is the solidified block (docs/domain.md §4), and the simulator — like java-tron —
 can only drop blocks above it (``POST /debug/rollback``). So the reorg a TRON watcher must
 survive is the one *before* the credit: the deposit is seen and confirming, its block is rolled
 back, the watcher moves it back to ``seen``; the rollback returns the transaction to the pool,

@@ -137,7 +137,7 @@ def test_deposit_is_credited_at_the_payment_time_rate_once_final(world: World) -
     credited = world.one()
     assert report.credited == [credited.id]
     assert credited.status is DepositStatus.CREDITED
-    assert credited.usd_amount == Money.parse("60", USD).amount  # DESIGN.md §3 example
+    assert credited.usd_amount == Money.parse("60", USD).amount  # docs/domain.md §7 worked example
     assert world.usd() == Money.parse("60", USD)
     with world.db.transaction() as conn:
         assert credited.rate_lock_id is not None

@@ -1,4 +1,4 @@
-"""Money and time columns keep their values exactly on both databases (design brief §2): an
+"""Money and time columns keep their values exactly on both databases (docs/domain.md §2): an
 `Amount` round-trips every integer up to ±(2**256-1) (wei included) and never becomes a float —
 on SQLite it is stored as TEXT — and a `UtcDateTime` comes back timezone-aware in UTC."""
 

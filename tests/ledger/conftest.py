@@ -66,7 +66,7 @@ class Books:
             self.revenue = house.revenue(conn, USD, now).id
             self.adjustments = house.adjustments(conn, USD, now).id
             # Where top-ups come from: the USD side of crypto received (debit-normal, like
-            # the USD leg of fx:BTC in the design brief).
+            # the USD leg of fx:BTC in docs/domain.md §3).
             self.deposits = open_account(
                 conn,
                 code="clearing:deposits:USD",

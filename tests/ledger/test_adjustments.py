@@ -1,4 +1,4 @@
-"""Operator adjustments (design brief §3): a manual credit or debit of a customer's balance
+"""Operator adjustments (docs/domain.md §3): a manual credit or debit of a customer's balance
 against the house adjustments account, with the reason and the operator recorded on the journal
 transaction. A debit is refused like any spend when the balance cannot cover it."""
 

@@ -1,4 +1,4 @@
-"""The ledger under simultaneous requests (design brief §1, §3): any number of API processes
+"""The ledger under simultaneous requests (docs/domain.md §1, §3): any number of API processes
 share one PostgreSQL, so races must end exactly as if the requests had queued — no overspend,
 one effect per idempotency key, no deadlocks, one winner per hold, one reversal per transaction.
 SQLite serialises writers; the spend race runs there too.

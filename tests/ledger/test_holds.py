@@ -1,4 +1,4 @@
-"""Holds — two-phase transfers (design brief §3, §6 activations): a hold reserves funds at once
+"""Holds — two-phase transfers (docs/domain.md §3, §6 activations): a hold reserves funds at once
 (available drops, posted does not), and resolves exactly once by capture (full or partial, the
 rest returns), void, or expiry. A capture at or after the expiry time is refused and the hold
 ends expired with the funds back."""

@@ -1,4 +1,4 @@
-"""Idempotency (design brief §3): same key + same request → the stored result, refusals
+"""Idempotency (docs/domain.md §3): same key + same request → the stored result, refusals
 included, even after the world changed; same key + different request → a clear error and
 nothing changes; a refusal is stored in the same unit of work and survives it; a unit of work
 that fails leaves no record, so the key can be retried."""

@@ -1,4 +1,4 @@
-"""The journal (design brief §2–§3): transfers and multi-leg transactions move money exactly,
+"""The journal (docs/domain.md §2–§3): transfers and multi-leg transactions move money exactly,
 balances are posted − pending = available, entries that do not balance or cannot be afforded are
 refused before anything is written, history pages newest first, and the journal is append-only
 in the database itself."""
@@ -127,7 +127,7 @@ def test_a_transfer_is_one_transaction_of_two_postings_that_sum_to_zero(
 def test_btc_deposit_posts_native_and_usd_legs_in_one_transaction(
     books: Books, db: Database
 ) -> None:
-    # The brief's example: 100 000 sat valued at $97.12 at payment time.
+    # docs/domain.md §3's example: 100 000 sat valued at $97.12 at payment time.
     alice = books.customer()
     wallet, fx_native, fx_usd = open_btc_accounts(books)
 

@@ -6,7 +6,7 @@ payments between customers, multi-leg entries, holds placed / captured in part o
 voided / expired by the clock and the sweep, reversals of random earlier transactions, operator
 adjustments, idempotent retries and key reuse. The model is a few dicts: each account's net
 postings and each hold's status. Every outcome must be the one the model predicts, and after
-every step the database must satisfy the invariants of design brief §3:
+every step the database must satisfy the invariants of docs/domain.md §3:
 
 - debits = credits: postings sum to zero per asset and per transaction (≥ 2 postings each);
 - stored balances are the fold of the postings, and pending sums the fold of the open holds;

@@ -1,4 +1,4 @@
-"""Reversals (design brief §3, §4 reorgs): a correction is the mirror image of the original,
+"""Reversals (docs/domain.md §3, §4 reorgs): a correction is the mirror image of the original,
 posted once. A reversal may take a customer below zero — a chain took the money back — and the
 account is then frozen: nothing leaves it (no spending, no holds) until credits cover it."""
 

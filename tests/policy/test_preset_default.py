@@ -1,4 +1,5 @@
-"""The product's own policy (DESIGN.md §7 "Default" and its worked example), clause by clause.
+"""The product's own policy (docs/domain.md §7 "Default" and its worked example), clause by
+clause.
 
 Every amount is computed by hand in the comments; nothing is derived from the code under test.
 """
@@ -58,15 +59,15 @@ def btc_at(price: str) -> RateFacts:
 
 
 def test_worked_example_top_up_credits_60_dollars() -> None:
-    """DESIGN.md §7: "a top-up of 0.00100000 BTC when BTC = $60 000 credits $60.00"."""
+    """docs/domain.md §7, worked example: a top-up of 0.00100000 BTC at $60 000 credits $60.00."""
     # Credits round down (kassa.money); 100 000 sat × 60 000 $/BTC = $60 exactly.
     assert convert_down(Money(100_000, BTC), 60_000, 1, USD) == usd("60.00")
 
 
 def test_worked_example_refund_ten_days_later_pays_0_00118000_btc() -> None:
-    """DESIGN.md §7: "A refund of that top-up ten days later when BTC = $50 000 and the network
-    fee is 2 000 sat pays 60.00 / 50 000 = 0.00120000 BTC − 0.00002000 = 0.00118000 BTC to the
-    sending address"."""
+    """docs/domain.md §7, worked example: refunded ten days later at BTC = $50 000 with a network
+    fee of 2 000 sat, that top-up pays 60.00 / 50 000 = 0.00120000 BTC − 0.00002000 =
+    0.00118000 BTC to the sending address."""
     decision = quote_refund(
         POLICY,
         btc_topup(),
@@ -94,7 +95,7 @@ def test_worked_example_refund_ten_days_later_pays_0_00118000_btc() -> None:
 
 
 def test_refund_goes_back_to_the_originating_wallet_only() -> None:
-    """DESIGN.md §7 Default: "refunds go back to the originating wallet" — a BTC payment whose
+    """docs/domain.md §7 Default: refunds are paid to the originating wallet — a BTC payment whose
     inputs came from several addresses has no single wallet to go back to."""
     decision = quote_refund(
         POLICY,
@@ -112,8 +113,8 @@ def test_refund_goes_back_to_the_originating_wallet_only() -> None:
 
 
 def test_refund_valued_in_usd_at_payment_time_converted_at_refund_date_rate() -> None:
-    """DESIGN.md §7 Default: "valued in USD as of payment time and converted at the refund-date
-    rate" — BTC rose to $75 000, so the same $60.00 buys fewer coins."""
+    """docs/domain.md §7 Default: the USD credited at payment time, converted at the refund-date
+    rate — BTC rose to $75 000, so the same $60.00 buys fewer coins."""
     decision = quote_refund(
         POLICY,
         btc_topup(),
@@ -130,7 +131,7 @@ def test_refund_valued_in_usd_at_payment_time_converted_at_refund_date_rate() ->
 
 
 def test_refund_network_fee_deducted_at_a_rate_that_does_not_divide_evenly() -> None:
-    """DESIGN.md §7 Default: "network fee deducted"; DESIGN.md §2: rounding favours the house."""
+    """docs/domain.md §7 Default: network fee deducted; §2: rounding favours the house."""
     decision = quote_refund(
         POLICY,
         btc_topup(),
@@ -148,8 +149,8 @@ def test_refund_network_fee_deducted_at_a_rate_that_does_not_divide_evenly() -> 
 
 
 def test_only_the_unspent_part_of_a_top_up_is_refunded() -> None:
-    """Kassa default (DESIGN.md §7 silent): spent funds are not refundable; what is unspent is
-    min(this top-up's credited USD, the available balance)."""
+    """Kassa default (docs/domain.md §7, a Kassa choice): spent funds are not refundable; what is
+    unspent is min(this top-up's credited USD, the available balance)."""
     decision = quote_refund(
         POLICY,
         btc_topup(),
@@ -184,7 +185,7 @@ def test_refund_refused_when_the_network_fee_eats_it() -> None:
 
 
 def test_every_rule_is_listed_even_after_a_refusal() -> None:
-    """DESIGN.md §7: "every decision records the rules it applied and why"."""
+    """docs/domain.md §7: every decision lists the rules it applied and why."""
     decision = quote_refund(
         POLICY,
         btc_topup(sender=None),
@@ -218,7 +219,7 @@ def test_every_rule_is_listed_even_after_a_refusal() -> None:
 
 
 def test_withdrawal_needs_a_20_dollar_minimum() -> None:
-    """DESIGN.md §7 Default: "withdrawals need a $20 minimum"."""
+    """docs/domain.md §7 Default: a withdrawal is at least $20."""
     fee = NetworkFee(Money(2_000, BTC))
     below = quote_withdrawal(
         POLICY, active("100.00"), usd("19.99"), BTC, btc_at("50000"), fee, TEN_DAYS_LATER
@@ -235,7 +236,7 @@ def test_withdrawal_needs_a_20_dollar_minimum() -> None:
 
 
 def test_withdrawal_charges_a_5_dollar_flat_fee_and_subtracts_the_network_fee() -> None:
-    """DESIGN.md §7 Default: withdrawals "charge a $5 flat fee and subtract the network fee"."""
+    """docs/domain.md §7 Default: withdrawals charge a $5 flat fee and deduct the network fee."""
     decision = quote_withdrawal(
         POLICY,
         active("150.00"),
@@ -258,7 +259,7 @@ def test_withdrawal_charges_a_5_dollar_flat_fee_and_subtracts_the_network_fee() 
 
 
 def test_withdrawal_in_eth_subtracts_the_fee_in_wei() -> None:
-    """DESIGN.md §7 Default, paid in ETH: the network fee is ETH too."""
+    """docs/domain.md §7 Default, paid in ETH: the network fee is ETH too."""
     decision = quote_withdrawal(
         POLICY,
         active("150.00"),
@@ -274,7 +275,7 @@ def test_withdrawal_in_eth_subtracts_the_fee_in_wei() -> None:
 
 
 def test_withdrawal_in_usdt_trc20_subtracts_the_trx_fee_at_its_usd_value() -> None:
-    """DESIGN.md §7 Default, paid in USDT on TRON: the network fee is burnt TRX, priced in USD."""
+    """docs/domain.md §7 Default, paid in USDT on TRON: the network fee is burnt TRX, in USD."""
     decision = quote_withdrawal(
         POLICY,
         active("150.00"),
@@ -291,7 +292,7 @@ def test_withdrawal_in_usdt_trc20_subtracts_the_trx_fee_at_its_usd_value() -> No
 
 
 def test_withdrawal_cannot_exceed_the_available_balance() -> None:
-    """DESIGN.md §3: a user's available balance never goes below zero."""
+    """docs/domain.md §3: a customer's available balance never goes below zero."""
     decision = quote_withdrawal(
         POLICY,
         active("30.00"),
@@ -306,7 +307,7 @@ def test_withdrawal_cannot_exceed_the_available_balance() -> None:
 
 
 def test_withdrawal_only_in_the_assets_kassa_accepts() -> None:
-    """DESIGN.md §1: users top up with BTC, ETH, USDT (ERC-20) or USDT (TRC-20); TRX is not one."""
+    """docs/domain.md §1: customers pay with BTC, ETH, USDT-ERC20 or USDT-TRC20; TRX is not one."""
     decision = quote_withdrawal(
         POLICY,
         active("150.00"),
@@ -321,7 +322,7 @@ def test_withdrawal_only_in_the_assets_kassa_accepts() -> None:
 
 
 def test_frozen_account_gets_no_refund_and_no_withdrawal() -> None:
-    """DESIGN.md §4: a negative balance "freezes spending and withdrawal until it is covered"."""
+    """docs/domain.md §4: a negative balance freezes spending and withdrawal until covered."""
     frozen = AccountFacts(
         available_usd=usd("100.00"),
         state=AccountState.FROZEN,
@@ -336,11 +337,11 @@ def test_frozen_account_gets_no_refund_and_no_withdrawal() -> None:
 
     assert [r.rule_id for r in refund.refusals] == ["account_state"]
     assert [r.rule_id for r in withdrawal.refusals] == ["account_state"]
-    assert refund.refusals[0].clause.startswith("DESIGN.md §4")
+    assert refund.refusals[0].clause.startswith("docs/domain.md §4")
 
 
 def test_suspended_account_keeps_its_unused_balance_after_review() -> None:
-    """DESIGN.md §6: each state's effect comes from the policy. Kassa default: a suspended
+    """docs/domain.md §6: each state's effect comes from the policy. Kassa default: a suspended
     account may take its unused money back, after an operator's review."""
     suspended = AccountFacts(
         available_usd=usd("60.00"),
@@ -372,8 +373,8 @@ def test_suspended_account_keeps_its_unused_balance_after_review() -> None:
     ],
 )
 def test_activation_refunds_follow_the_hold(outcome: ActivationOutcome, refunded: bool) -> None:
-    """DESIGN.md §6: "Expired → voided automatically (funds back to balance); cancelled by the
-    user before fulfilment → voided at once; fulfilled → posted, no longer refundable"."""
+    """docs/domain.md §6: expired → the price returns to the balance; cancelled before delivery →
+    voided at once; fulfilled → captured, no longer refundable."""
     activation = ActivationFacts("act-1", usd("0.35"), PAID_AT, outcome)
     decision = quote_activation_refund(POLICY, activation, PAID_AT + timedelta(minutes=21))
 
@@ -384,7 +385,7 @@ def test_activation_refunds_follow_the_hold(outcome: ActivationOutcome, refunded
 
 
 def test_decision_record_is_plain_json_data() -> None:
-    """DESIGN.md §7: "every decision records the rules it applied and why"."""
+    """docs/domain.md §7: every decision lists the rules it applied and why."""
     decision = quote_refund(
         POLICY,
         btc_topup(),

@@ -188,7 +188,7 @@ def test_account_state_is_not_a_condition() -> None:
 
 def test_below_zero_after_a_chargeback_nothing_is_refunded() -> None:
     """What happens in the event of a chargeback: "A chargeback will reset your account balance
-    ... if the amount goes below $0 ..." — the account is frozen (DESIGN.md §4)."""
+    ... if the amount goes below $0 ..." — the account is frozen (docs/domain.md §4)."""
     frozen = AccountFacts(
         available_usd=Money.parse("-5.00", USD, allow_negative=True),
         state=AccountState.FROZEN,

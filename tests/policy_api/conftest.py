@@ -53,7 +53,7 @@ from kassa.pricing.settings import PricingSettings
 from kassa.worker import sweep_expired_holds
 
 FEES: dict[str, str] = {
-    "BTC": "0.00002",  # 2 000 sat (DESIGN.md §7's worked example)
+    "BTC": "0.00002",  # 2 000 sat (docs/domain.md §7's worked example)
     "ETH": "0.0004",
     "USDT-ERC20": "0.0002",  # paid in ETH
     "TRX": "1",

@@ -205,7 +205,7 @@ def test_no_withdrawal_after_a_suspension_or_termination_for_terms_violations(
 ) -> None:
     """§5: "Cases Where We DO NOT Refund ... Account suspended or terminated due to Terms
     violations" — read to cover withdrawing the balance too (docs/policies.md); other
-    suspensions may still withdraw (§6); a frozen balance never leaves (DESIGN.md §4)."""
+    suspensions may still withdraw (§6); a frozen balance never leaves (docs/domain.md §4)."""
     cases = [
         ("suspended", "violation", False),
         ("terminated", "violation", False),

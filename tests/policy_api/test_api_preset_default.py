@@ -1,6 +1,7 @@
-"""The product's own policy (DESIGN.md §6-§7 "Default" and the worked example), clause by clause,
-through the HTTP API: real top-ups credited by the watcher, usage, activations, account states,
-quotes and requests. Every figure is computed by hand in the comments (fees: conftest.FEES)."""
+"""The product's own policy (docs/domain.md §6-§7 "Default" and the worked example), clause by
+clause, through the HTTP API: real top-ups credited by the watcher, usage, activations, account
+states, quotes and requests. Every figure is computed by hand in the comments (fees:
+conftest.FEES)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def api(world: World) -> PolicyApi:
 def test_worked_example_0_001_btc_at_60000_refunded_ten_days_later_pays_0_00118_btc(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7: "a top-up of 0.00100000 BTC when BTC = $60 000 credits $60.00. A refund of
-    that top-up ten days later when BTC = $50 000 and the network fee is 2 000 sat pays
-    60.00 / 50 000 = 0.00120000 BTC − 0.00002000 = 0.00118000 BTC to the sending address"."""
+    """docs/domain.md §7, the worked example: a top-up of 0.00100000 BTC at BTC = $60 000 credits
+    $60.00; refunded ten days later at BTC = $50 000 with a network fee of 2 000 sat, it pays
+    60.00 / 50 000 = 0.00120000 BTC − 0.00002000 = 0.00118000 BTC to the sending address."""
     api.account("42")
     topup = api.top_up("42", "0.001")  # BTC is at $60 000
     # 100 000 sat × $60 000 / 10^8 = $60.00, at the rate of the payment time.
@@ -85,7 +86,7 @@ def test_worked_example_0_001_btc_at_60000_refunded_ten_days_later_pays_0_00118_
 
 
 def test_refunds_go_back_to_the_originating_wallet_only(api: PolicyApi) -> None:
-    """DESIGN.md §7 Default: "refunds go back to the originating wallet" — a BTC payment whose
+    """docs/domain.md §7 Default: refunds are paid to the originating wallet — a BTC payment whose
     inputs came from several addresses has no single wallet to go back to."""
     api.account("7")
     topup = api.top_up("7", "0.001", ambiguous=True)
@@ -104,8 +105,8 @@ def test_refunds_go_back_to_the_originating_wallet_only(api: PolicyApi) -> None:
 def test_refund_valued_in_usd_at_payment_time_converted_at_the_refund_date_rate(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7 Default: refunds are "valued in USD as of payment time and converted at the
-    refund-date rate, network fee deducted"; DESIGN.md §2: rounding favours the house."""
+    """docs/domain.md §7 Default: refunds are worth the USD credited at payment time, converted at
+    the refund-date rate, network fee deducted; docs/domain.md §2: rounding favours the house."""
     api.account("r")
     btc = api.top_up("r", "0.001")  # $60.00 at $60 000
     eth = api.top_up("r", "0.02", "ETH")  # 0.02 ETH × $3 000 = $60.00
@@ -167,7 +168,7 @@ def test_only_the_unused_part_of_a_top_up_is_refunded(api: PolicyApi, world: Wor
 def test_refund_refused_when_the_network_fee_eats_it_every_rule_listed(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7: "every decision records the rules it applied and why"; Kassa: a refund must
+    """docs/domain.md §7: every decision lists the rules it applied and why; Kassa: a refund must
     be worth more than its network fee."""
     api.account("f")
     topup = api.top_up("f", "0.001")  # $60.00
@@ -190,8 +191,8 @@ def test_refund_refused_when_the_network_fee_eats_it_every_rule_listed(
 
 
 def test_a_refused_refund_retried_under_its_key_is_the_same_refusal(api: PolicyApi) -> None:
-    """DESIGN.md §3: "Same key + same request → the stored result"; §7: the refusal carries
-    every rule and why. The balance is topped up between the two tries: the retry must still
+    """docs/domain.md §3: a request repeated with its key gets the stored result; §7: the refusal
+    carries every rule and why. The balance is topped up between the two tries: the retry must still
     get the first answer (409 with its decision), not a new refund.
 
     Fails today: `RefundRefused` is not a recorded error, so the refusal stored under the key by
@@ -211,9 +212,9 @@ def test_a_refused_refund_retried_under_its_key_is_the_same_refusal(api: PolicyA
 def test_withdrawals_need_a_20_dollar_minimum_within_the_balance_in_deposit_assets(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7 Default: "withdrawals need a $20 minimum"; §3: "a user's available balance
-    never goes below zero"; §1: users top up with "BTC, ETH, USDT (ERC-20) or USDT (TRC-20)" —
-    TRX is not one of them."""
+    """docs/domain.md §7 Default: withdrawals are at least $20; §3: a customer's available balance
+    never goes below zero; §1: customers pay with BTC, ETH, USDT-ERC20 or USDT-TRC20 — TRX is
+    not one of the withdrawal assets."""
     api.account("w", funds="30.00")
     world.prices(btc="50000")
 
@@ -237,7 +238,7 @@ def test_withdrawals_need_a_20_dollar_minimum_within_the_balance_in_deposit_asse
 def test_withdrawals_charge_a_5_dollar_flat_fee_and_subtract_the_network_fee(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7 Default: withdrawals "charge a $5 flat fee and subtract the network fee" —
+    """docs/domain.md §7 Default: withdrawals charge a $5 flat fee and deduct the network fee —
     paid in BTC the fee is deducted in BTC; the gross is reserved until paid."""
     api.account("w", funds="150.00")
     world.prices(btc="50000")
@@ -280,7 +281,7 @@ def test_a_withdrawals_hold_is_not_settled_through_the_holds_api(
 def test_withdrawal_network_fee_in_another_asset_is_deducted_at_its_usd_value(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §7 Default, "subtract the network fee", when the fee is not the payout asset:
+    """docs/domain.md §7 Default, the network fee deducted, when the fee is not the payout asset:
     USDT on TRON burns TRX, USDT on Ethereum pays ETH; ETH itself pays ETH."""
     api.account("w", funds="300.00")
     world.prices(eth="2500")  # TRX stays at $0.25, USDT at $1.00
@@ -301,7 +302,7 @@ def test_withdrawal_network_fee_in_another_asset_is_deducted_at_its_usd_value(
 
 
 def test_frozen_account_gets_no_refund_and_no_withdrawal(api: PolicyApi) -> None:
-    """DESIGN.md §4: a negative balance "freezes spending and withdrawal until it is covered";
+    """docs/domain.md §4: a negative balance freezes spending and withdrawal until it is covered;
     the default policy: a frozen account gets no refund either. An operator freezes it here."""
     api.account("z")
     topup = api.top_up("z", "0.001")  # $60.00
@@ -311,7 +312,7 @@ def test_frozen_account_gets_no_refund_and_no_withdrawal(api: PolicyApi) -> None
     withdrawal = api.withdrawal_quote("z", "50.00")
 
     assert api.refused(refund) == ["account_state"]
-    assert api.rule(refund, "account_state")["clause"].startswith("DESIGN.md §4")
+    assert api.rule(refund, "account_state")["clause"].startswith("docs/domain.md §4")
     assert api.refused(withdrawal) == ["account_state"]
     frozen = api.post(
         "/v1/accounts/z/usage",
@@ -323,8 +324,8 @@ def test_frozen_account_gets_no_refund_and_no_withdrawal(api: PolicyApi) -> None
 def test_suspended_and_terminated_accounts_keep_their_unused_balance_after_review(
     api: PolicyApi,
 ) -> None:
-    """DESIGN.md §6: "each state's effect on spending, refunds and withdrawals comes from the
-    policy". Kassa default: suspension and termination stop spending, not the return of unused
+    """docs/domain.md §6: what each account state allows for refunds and withdrawals comes from
+    the policy. Kassa default: suspension and termination stop spending, not the return of unused
     money, but an operator reviews each payout (no time is promised)."""
     api.account("s")
     topup = api.top_up("s", "0.001")  # $60.00
@@ -350,9 +351,9 @@ def test_suspended_and_terminated_accounts_keep_their_unused_balance_after_revie
 def test_activations_expired_voided_by_the_worker_cancelled_at_once_fulfilled_final(
     api: PolicyApi, world: World
 ) -> None:
-    """DESIGN.md §6: "Activations: a hold with an expiry window (e.g. 20 minutes). Expired →
-    voided automatically within a minute or two (funds back to balance); cancelled by the user
-    before fulfilment → voided at once; fulfilled → posted, no longer refundable"."""
+    """docs/domain.md §6: an activation is a hold with an expiry window (20 minutes by default).
+    Expired → the price returns to the balance by the worker's sweep; cancelled before delivery →
+    voided at once; fulfilled → captured, no longer refundable."""
     api.account("a", funds="10.00")
     expiring = api.activate("a", "1.00")
     cancelled = api.activate("a", "2.00")
@@ -371,7 +372,7 @@ def test_activations_expired_voided_by_the_worker_cancelled_at_once_fulfilled_fi
 
 
 def test_decision_rate_reads_the_same_on_both_databases(api: PolicyApi, world: World) -> None:
-    """DESIGN.md §9: amounts as decimal strings; §7: the decision is what support reads. The
+    """docs/domain.md §9: amounts as decimal strings; §7: the decision is what support reads. The
     refund-date rate of $50 000 must read "50000" whatever the database.
 
     Fails on PostgreSQL today: the `Price` column type returns NUMERIC(40,12) values unnormalised

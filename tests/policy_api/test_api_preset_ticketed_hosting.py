@@ -144,8 +144,8 @@ def test_the_account_state_is_not_a_condition(api: PolicyApi) -> None:
 def test_after_a_chargeback_below_zero_nothing_is_refunded(api: PolicyApi, world: World) -> None:
     """What happens in the event of a chargeback: "A chargeback will reset your account balance
     to any amount it was before the payment was sent back ... if the amount goes below $0 ..."
-    The crypto chargeback is a reorg after credit (DESIGN.md §4): a $60 top-up leaves the chain
-    after $100 of the $120 was spent, so the balance reads −$40 and the account is frozen."""
+    The crypto chargeback is a reorg after credit (docs/domain.md §4): a $60 top-up leaves the
+    chain after $100 of the $120 was spent, so the balance reads −$40 and the account is frozen."""
     api.account("r")
     kept = api.top_up("r", "0.001")  # $60.00, block 1
     charged_back = api.top_up("r", "0.001")  # $60.00, block 2

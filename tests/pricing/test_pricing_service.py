@@ -257,7 +257,7 @@ def test_rate_at_says_plainly_when_no_candle_has_it(db: Database, clock: ManualC
 
 
 def test_worked_example_deposit_and_refund_valuation(db: Database, clock: ManualClock) -> None:
-    """DESIGN.md §7: 0.001 BTC at $60 000 credits $60.00; refunded at $50 000 it is 0.0012 BTC."""
+    """docs/domain.md §7: 0.001 BTC at $60 000 credits $60.00; refunded at $50 000: 0.0012 BTC."""
     static = PricingService(db, clock, PricingSettings(static_rates={Symbol.BTC: Decimal(60000)}))
     static.refresh([Symbol.BTC])
     paid_at = clock.now()

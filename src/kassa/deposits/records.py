@@ -3,7 +3,7 @@ side of crediting and reversing.
 
 Every state change goes through `_move`, which checks the transition table and appends a
 `deposit_event`, so a deposit's history reads like a statement. Crediting is one ledger
-transaction with the native and the USD legs (DESIGN.md §3):
+transaction with the native and the USD legs (docs/domain.md §3):
 
     Dr wallet:<chain>-deposits:<asset>  native     Cr fx:<asset>:<asset>  native
     Dr fx:<asset>:USD                   USD        Cr user:<id>:USD       USD

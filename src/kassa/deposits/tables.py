@@ -1,6 +1,6 @@
 """Deposit addresses, deposits, their state history, and what each watcher has scanned.
 
-Idempotency is in the schema (STYLE habit 7): one address per (account, chain); derivation
+Idempotency is in the schema: one address per (account, chain); derivation
 indexes unique per (chain, key) and handed out by a counter row updated in the same
 transaction, so they come without gaps or duplicates; a deposit is unique per
 (chain, txid, position).

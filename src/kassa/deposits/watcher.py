@@ -13,7 +13,7 @@ One tick:
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
    and are credited; without a rate they wait, saying so, and are retried next tick.
 
-No database transaction is open during a node or price request (STYLE habit 3). A lease on the
+No database transaction is open during a node or price request. A lease on the
 checkpoint row keeps a second watcher of the same chain from running the same ticks.
 """
 

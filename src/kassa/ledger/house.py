@@ -55,7 +55,7 @@ def wallet(
 
 
 def fx(conn: Connection, crypto: Asset, leg: Asset, now: datetime) -> Account:
-    """The conversion account of one crypto asset (DESIGN.md §3): ``fx:BTC:BTC`` carries the
+    """The conversion account of one crypto asset (docs/domain.md §3): ``fx:BTC:BTC`` carries the
     native leg and ``fx:BTC:USD`` the USD leg of every cross-asset movement of BTC.
 
     Deposits credit the native leg and debit the USD leg; payouts do the opposite. Their

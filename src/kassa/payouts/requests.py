@@ -6,7 +6,7 @@ its funds reserved by a ledger hold (gross USD, from the customer's balance to
 ``clearing:payouts:USD``). The payout worker later captures the hold when the coins leave, or
 voids it when the request is rejected, cancelled or fails — the funds then return.
 
-Order of work (no database transaction is open during a price lookup, STYLE habit 3):
+Order of work (no database transaction is open during a price lookup):
 1. lock the payout-side rate (ask) for the request's id, outside any transaction;
 2. in one transaction: claim the Idempotency-Key (a retry gets the stored request or refusal),
    lock the top-up's deposit row (refunds of one top-up are decided one at a time, so "one

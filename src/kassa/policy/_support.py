@@ -1,6 +1,6 @@
 """Shared machinery of the decision functions: the rule recorder, payout arithmetic, wording.
 
-Rounding (DESIGN.md §2: always in the house's favour, and written down):
+Rounding (docs/domain.md §2: always in the house's favour, and written down):
 
 * A network fee charged to the customer is converted to USD with `convert_up` (a fee never
   rounds down).
@@ -10,7 +10,7 @@ Rounding (DESIGN.md §2: always in the house's favour, and written down):
   BTC refund, ETH from an ETH refund) it is deducted in coins:
   ``net_native = convert_down(usd_after_fees) − fee_native``. The coins leaving the house
   (payout plus fee) are then exactly the USD owed converted down, and the worked example of
-  DESIGN.md §7 reads literally (0.00120000 − 0.00002000 = 0.00118000 BTC). ``net_usd`` then
+  docs/domain.md §7 reads literally (0.00120000 − 0.00002000 = 0.00118000 BTC). ``net_usd`` then
   reports the fee at its rounded-up USD value, so it may understate the coins' worth by less than
   one micro-dollar — never overstate it.
 * Otherwise (a USDT payout whose fee is ETH or TRX, or only the part beyond a flat fee) the

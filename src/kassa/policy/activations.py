@@ -2,7 +2,7 @@
 
 Design
 ------
-An activation is a purchase held against the balance with an expiry (DESIGN.md §6). Whether its
+An activation is a purchase held against the balance with an expiry (docs/domain.md §6). Whether its
 price goes back is a policy question with the same shape as a refund: every rule listed with its
 clause and reason, a `Decision` with a breakdown (always to the balance, never on chain), and an
 operator override limited to what the policy lists. Claim windows (top-up errors, disputes) are

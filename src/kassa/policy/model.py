@@ -67,13 +67,13 @@ __all__ = [
 
 
 class AccountState(StrEnum):
-    """The states of a customer account (DESIGN.md §6). Their effects come from the policy."""
+    """The states of a customer account (docs/domain.md §6). Their effects come from the policy."""
 
     ACTIVE = "active"
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
     FROZEN = "frozen"
-    """Negative balance after a reversed deposit: spending and withdrawal stop (DESIGN.md §4)."""
+    """Negative balance after a reversal: spending and withdrawal stop (docs/domain.md §4)."""
 
 
 class StateReason(StrEnum):
@@ -106,7 +106,7 @@ class Destination(StrEnum):
 class Valuation(StrEnum):
     USD_AT_PAYMENT = "usd_at_payment"
     """The refund is worth the USD credited at payment time; the coins sent are that USD at the
-    refund-date rate, so exchange-rate movement is the customer's (every seed policy)."""
+    refund-date rate, so exchange-rate movement is the customer's (docs/domain.md §11)."""
 
 
 class RefundNetworkFee(StrEnum):
@@ -413,7 +413,9 @@ _FROZEN_EFFECT = StateEffect(
     state=AccountState.FROZEN,
     refund=False,
     withdrawal=False,
-    clause="DESIGN.md §4: a negative balance freezes spending and withdrawal until it is covered.",
+    clause=(
+        "docs/domain.md §4: a negative balance freezes spending and withdrawal until it is covered."
+    ),
 )
 
 
@@ -426,7 +428,7 @@ class Policy(_Section):
     name: StrictStr = "default"
     """Short id (lower case, digits, dashes): the preset or deployment name."""
     title: StrictStr = "Kassa default policy"
-    source: StrictStr = "Kassa DESIGN.md §7"
+    source: StrictStr = "Kassa default policy (docs/domain.md §7)"
     """The document (and its date) this policy encodes."""
     refund: RefundPolicy = RefundPolicy()
     withdrawal: WithdrawalPolicy = WithdrawalPolicy()

@@ -5,8 +5,8 @@ A lock is keyed by its *purpose* — a string naming what it values, such as
 callers get the same lock and a retry after a crash finds the first one. It copies the side's
 rate and the sources behind it from the sample, so the lock alone explains the valuation.
 
-Conversions round in the house's favour (DESIGN.md §2): what a customer is credited rounds down,
-what a customer is paid out in crypto rounds down, what a customer is charged rounds up.
+Conversions round in the house's favour (docs/domain.md §2): what a customer is credited rounds
+down, what a customer is paid out in crypto rounds down, what a customer is charged rounds up.
 """
 
 from __future__ import annotations

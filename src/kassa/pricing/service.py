@@ -1,6 +1,6 @@
 """The pricing service: refresh rates from the sources, answer "the rate now / at T", lock rates.
 
-Network and database never overlap (STYLE habit 3): quotes are fetched with no transaction
+Network and database never overlap: quotes are fetched with no transaction
 open, then stored in one short transaction. Fetching is async (every source at once, each under
 its own timeout); the public methods are synchronous so routes, the CLI and worker threads can
 call them directly.

@@ -1,6 +1,6 @@
 """Spending tables: usage batches and their events, the last usage per account, activations.
 
-Idempotency is in the schema (STYLE habit 7): a usage event is unique per (customer account,
+Idempotency is in the schema: a usage event is unique per (customer account,
 event id) — its primary key — so a replayed event can never be charged twice, whichever of two
 racing batches carries it. An activation owns exactly one ledger hold.
 

@@ -9,7 +9,7 @@ Design:
   of asset ``BTC`` with ``position`` = vout and an exact satoshi amount; outputs without an
   address (OP_RETURN, bare multisig) are skipped. The address is read from Core's
   ``scriptPubKey.address`` or bcoin's (pre-v22 Core) ``scriptPubKey.addresses: [one]``.
-* The sender (DESIGN.md §4, "originating wallet") is resolved only for transactions paying a
+* The sender (docs/domain.md §4, "originating wallet") is resolved only for transactions paying a
   watched address, because it costs one ``getrawtransaction`` per distinct previous transaction
   (the node needs ``-txindex`` / bcoin ``--index-tx``). All inputs spending from one address →
   `SenderKind.KNOWN`; several addresses, an input script without an address, or a coinbase →

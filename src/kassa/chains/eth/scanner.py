@@ -3,7 +3,7 @@ raw JSON-RPC (`EthRpc`).
 
 Design:
 * `head` reads the ``latest`` block (number and hash in one answer). Finality is explicit:
-  `EthFinality.TAG` asks for the ``finalized`` block (post-merge consensus finality, DESIGN.md
+  `EthFinality.TAG` asks for the ``finalized`` block (post-merge finality, docs/domain.md
   §4); the first answer decides for the scanner's lifetime whether the node supports the tag,
   and a node that refuses it falls back to ``tip - confirmations + 1``. A node that knows the
   tag but has finalized nothing yet makes nothing final. `EthFinality.CONFIRMATIONS` always
@@ -15,7 +15,7 @@ Design:
     `NATIVE_POSITION`, sender = ``from``. A transaction's success is only in its receipt, so a
     receipt is fetched for each transaction paying a *watched* address, and only those native
     transfers are reported (a guessed success flag for the others would be a lie). Value moved
-    by contract-internal calls is not seen (it would need tracing; DESIGN.md §4).
+    by contract-internal calls is not seen (it would need tracing; docs/domain.md §4).
   - Tokens: logs with exactly three topics (ERC-721's Transfer has a fourth, the token id) and
     a 32-byte amount, whose ``to`` is watched; ``position`` = the log's ordinal among its
     transaction's Transfer logs (stable when a reorg re-mines the transaction elsewhere; the

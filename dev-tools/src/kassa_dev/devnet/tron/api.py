@@ -1,6 +1,6 @@
 """The HTTP face of the simulator: java-tron's `/wallet` and `/walletsolidity` API, and `/debug`.
 
-Shapes follow java-tron as tronpy 0.6.2 reads them (see TOOLCHAIN.md §4): every endpoint takes
+Shapes follow java-tron as tronpy 0.6.2 reads them (see docs/devnet.md §3): every endpoint takes
 a JSON body (GET with query parameters works too), answers HTTP 200, and reports problems in
 the body — `{"code": …, "message": <hex UTF-8>}` from broadcasts, `{"Error": …}` for requests
 it cannot read, `{}` for "not found". `visible: true` asks for base58check addresses in the
