@@ -43,9 +43,10 @@ from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.requests import PayoutRequest, Payouts, get
 from kassa.payouts.runtime import build_rail
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_tx
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 

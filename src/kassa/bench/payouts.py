@@ -46,6 +46,7 @@ import coincurve
 from sqlalchemy import select
 
 from kassa.accounts import service as accounts
+from kassa.assets import price_symbol
 from kassa.bench._args import at_least, chains
 from kassa.bench._chart import panels_svg
 from kassa.bench._databases import (
@@ -90,10 +91,10 @@ from kassa.money import USD, Money, asset
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.requests import Payouts
 from kassa.payouts.runtime import build_rail
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_request, payout_tx, payout_tx_line
-from kassa.pricing.model import SYMBOL_OF_ASSET
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 
@@ -555,7 +556,7 @@ def _verify(
 
 
 def _static_rate(code: str) -> Fraction:
-    rate = PricingSettings().static_rates[SYMBOL_OF_ASSET[asset(code).code]]
+    rate = PricingSettings().static_rates[price_symbol(asset(code))]
     return Fraction(rate)
 
 

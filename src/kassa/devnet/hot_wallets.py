@@ -18,8 +18,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from kassa.assets import ASSETS_OF_CHAIN
 from kassa.chains.network import Chain
-from kassa.deposits.runtime import ASSETS_OF_CHAIN
 from kassa.deposits.settings import ChainsSettings
 from kassa.devnet.faucet import Faucet, FaucetError
 from kassa.money import Money, asset

@@ -52,6 +52,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 
+from kassa.assets import chain_of, fee_asset_of
 from kassa.chains.network import Chain
 from kassa.clock import Clock
 from kassa.db import Database
@@ -80,7 +81,6 @@ from kassa.payouts.requests import clearing, rate_facts
 from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.tables import payout_event, payout_request, payout_tx, payout_tx_line
 from kassa.policy import FeeCharge, NetworkFee, payout
-from kassa.policy.facts import CHAIN_OF_ASSET, FEE_ASSET_OF_CHAIN
 from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import RateLock, get_lock
 from kassa.pricing.locks import Side as RateSide
@@ -130,7 +130,7 @@ class _Job:
         return cls(
             id=row.id,
             coin=coin,
-            chain=Chain(CHAIN_OF_ASSET[coin.code]),
+            chain=chain_of(coin),
             destination=row.destination,
             gross_usd=Money(row.gross_usd, USD),
             fees_usd=Money(row.fees_usd, USD),
@@ -181,10 +181,6 @@ class RoundReport:
             or self.resigned
             or self.replaced
         )
-
-
-def _fee_asset(coin: Asset) -> Asset:
-    return FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[coin.code]]
 
 
 def _stored(row: Row[Any], lines: Sequence[Row[Any]]) -> StoredTx:
@@ -340,10 +336,10 @@ class PayoutWorker:
         for job in jobs:
             groups[job.coin.code].append(job)
         for code, group in groups.items():
-            rail = self.rails.get(Chain(CHAIN_OF_ASSET[code]))
+            rail = self.rails.get(chain_of(code))
             if rail is None:
                 report.waiting |= self._release(
-                    group, f"payouts on {Chain(CHAIN_OF_ASSET[code]).display_name} are not set up"
+                    group, f"payouts on {chain_of(code).display_name} are not set up"
                 )
                 continue
             for batch in self._batches(rail, group):
@@ -394,7 +390,7 @@ class PayoutWorker:
         self, jobs: Sequence[_Job], estimate: FeeEstimate, coin: Asset
     ) -> tuple[list[_Priced], dict[uuid.UUID, str]]:
         """Re-price each job with its share of the estimated fee at a payout-time rate."""
-        fee_asset = _fee_asset(coin)
+        fee_asset = fee_asset_of(coin)
         shares = [estimate.share(i, len(jobs)) for i in range(len(jobs))]
         priced: list[_Priced] = []
         refused: dict[uuid.UUID, str] = {}

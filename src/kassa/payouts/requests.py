@@ -40,8 +40,8 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from kassa.accounts import states
 from kassa.accounts.service import CustomerAccount
+from kassa.assets import chain_of, fee_asset_of, on_chain, price_symbol
 from kassa.chains.address import parse_address
-from kassa.chains.network import Chain
 from kassa.chains.scanning import SenderKind
 from kassa.clock import Clock
 from kassa.db import Database
@@ -91,10 +91,8 @@ from kassa.policy import (
     quote_refund,
     quote_withdrawal,
 )
-from kassa.policy.facts import CHAIN_OF_ASSET, FEE_ASSET_OF_CHAIN
 from kassa.policy.model import AccountState, Destination, StateReason
 from kassa.pricing.locks import RateLock, Side
-from kassa.pricing.model import symbol_of
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
@@ -244,12 +242,8 @@ def _current_rate(
     pricing: PricingService, conn: Connection, coin: Asset, now: datetime
 ) -> RateFacts:
     """The payout-side (ask) rate now, unlocked: for quotes."""
-    sample = pricing.current(conn, symbol_of(coin.code), now)
+    sample = pricing.current(conn, price_symbol(coin), now)
     return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
-
-
-def _fee_asset(coin: Asset) -> Asset:
-    return FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[coin.code]]
 
 
 def network_fee(settings: PayoutSettings, coin: Asset, fee_rate: RateFacts | None) -> NetworkFee:
@@ -317,7 +311,7 @@ class Payouts:
         )
 
     def _fee_rate_now(self, conn: Connection, coin: Asset, now: datetime) -> RateFacts | None:
-        fee_asset = _fee_asset(coin)
+        fee_asset = fee_asset_of(coin)
         if fee_asset == coin:
             return None
         return _current_rate(self.pricing, conn, fee_asset, now)
@@ -337,9 +331,9 @@ class Payouts:
 
         A refund's destination is the top-up's sender as the watcher recorded it: checked the
         same way, since a node's answer is no more trusted than a customer's."""
-        if coin.code not in CHAIN_OF_ASSET:
+        if not on_chain(coin):
             raise AssetNotPayable(f"{coin.code} is not paid out on a chain")
-        chain = Chain(CHAIN_OF_ASSET[coin.code])
+        chain = chain_of(coin)
         network = self.chains.of(chain).network_value()
         canonical = str(parse_address(address, network))
         own = conn.execute(
@@ -364,7 +358,7 @@ class Payouts:
 
     def _locked_fee(self, coin: Asset, fee_lock: RateLock | None) -> NetworkFee:
         """The quoted network fee, priced at the fee asset's locked rate when it differs."""
-        fee_rate = None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin))
+        fee_rate = None if fee_lock is None else rate_facts(fee_lock, fee_asset_of(coin))
         return network_fee(self.settings, coin, fee_rate)
 
     def _locks(self, request_id: uuid.UUID, coin: Asset) -> tuple[RateLock, RateLock | None]:
@@ -374,7 +368,7 @@ class Payouts:
         lock = self.pricing.lock(
             purpose=f"payout:{request_id}", asset=coin.code, side=Side.ASK, at=now
         )
-        fee_asset = _fee_asset(coin)
+        fee_asset = fee_asset_of(coin)
         fee_lock = None
         if fee_asset != coin:
             fee_lock = self.pricing.lock(
@@ -679,6 +673,6 @@ def _replay(conn: Connection, stored: StoredOutcome) -> PayoutRequest:
 
 def parse_payout_asset(code: str) -> Asset:
     coin = asset(code)
-    if coin.code not in CHAIN_OF_ASSET:
+    if not on_chain(coin):
         raise AssetNotPayable(f"{code} is not paid out on a chain; use BTC, ETH, TRX or USDT")
     return coin

@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 
 from kassa.accounts.tables import customer_account
-from kassa.chains.network import Chain
+from kassa.assets import ASSETS_OF_CHAIN, chain_of
 from kassa.clock import Clock
 from kassa.deposits.addresses import match_key
 from kassa.errors import InvalidRequest
@@ -82,7 +82,6 @@ from kassa.payouts.tables import (
     payout_tx_line,
 )
 from kassa.policy import Decision, DecisionKind, Policy
-from kassa.policy.facts import CHAIN_OF_ASSET
 
 MAX_ACTOR_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
@@ -144,7 +143,7 @@ def screen(
             )
         )
     if settings.new_destinations and not paid_before(conn, coin, destination):
-        chain = Chain(CHAIN_OF_ASSET[coin.code])
+        chain = chain_of(coin)
         reasons.append(
             ReviewReason(
                 ReviewCode.NEW_DESTINATION,
@@ -171,10 +170,10 @@ def paid_before(conn: Connection, coin: Asset, destination: str) -> bool:
     """Did a confirmed payout on ``coin``'s chain (any asset of that chain) go to
     ``destination``? Addresses compare as the chain does: ETH and bech32 regardless of case,
     base58 exactly."""
-    chain = CHAIN_OF_ASSET[coin.code]
-    codes = [code.value for code, of in CHAIN_OF_ASSET.items() if of == chain]
+    chain = chain_of(coin)
+    codes = [code.value for code in ASSETS_OF_CHAIN[chain]]
     column = payout_request.c.destination
-    key = match_key(Chain(chain), destination)
+    key = match_key(chain, destination)
     same: ColumnElement[bool] = (
         func.lower(column) == key if key == destination.lower() else column == destination
     )

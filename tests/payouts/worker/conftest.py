@@ -43,7 +43,8 @@ from kassa.payouts.rails.base import (
     TxStatus,
 )
 from kassa.payouts.requests import PayoutRequest, Payouts
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
