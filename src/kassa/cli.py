@@ -53,7 +53,7 @@ from kassa.pricing.service import PricingService
 from kassa.worker import run_worker
 
 if TYPE_CHECKING:
-    from kassa.payouts.executor import PayoutWorker
+    from kassa.payouts.worker import PayoutWorker
 
 BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
 
