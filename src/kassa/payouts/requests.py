@@ -26,6 +26,9 @@ to the top-up's sender, which is checked the same way.
 Facts come from Kassa's own records: the deposit (credited USD, payment time, sender), the
 ledger balance, the account state and its history, the last usage, other open requests.
 Disputes are not modelled yet: ``open_dispute`` is always false (see docs/policies.md).
+
+Stored requests are read, created and moved by `kassa.payouts.store`; ``get``, ``events`` and
+``for_account`` are offered here too, as the reading half of this service's API.
 """
 
 from __future__ import annotations
