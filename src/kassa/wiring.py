@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from kassa.chains.network import Chain
     from kassa.deposits.derive import HdDeriver
     from kassa.deposits.watcher import Watcher
-    from kassa.payouts.executor import PayoutWorker
     from kassa.payouts.requests import Payouts
+    from kassa.payouts.worker import PayoutWorker
     from kassa.policy import Policy
 
 Echo = Callable[[str], None]

@@ -36,13 +36,15 @@ from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.tables import ledger_account
 from kassa.ledger.transfers import adjust
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
-from kassa.payouts.requests import PayoutRequest, Payouts, get
+from kassa.payouts.requests import PayoutRequest, Payouts
 from kassa.payouts.runtime import build_rail
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
+from kassa.payouts.store import get
 from kassa.payouts.tables import payout_tx
+from kassa.payouts.worker import PayoutWorker
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 from kassa_dev.bench._payouts_run import chains_settings_for, close_client, fresh_address

@@ -45,7 +45,7 @@ from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import HoldStatus
 from kassa.money import USD, Money, asset
-from kassa.payouts import requests, review
+from kassa.payouts import review, store
 from kassa.payouts.errors import (
     AlreadyApproved,
     DestinationIsOwnAddress,
@@ -148,15 +148,15 @@ class Desk:
 
     def requests_of(self, account: CustomerAccount) -> list[PayoutRequest]:
         with self.db.transaction() as conn:
-            return requests.for_account(conn, account.id)
+            return store.for_account(conn, account.id)
 
     def get(self, request_id: uuid.UUID) -> PayoutRequest:
         with self.db.transaction() as conn:
-            return requests.get(conn, request_id)
+            return store.get(conn, request_id)
 
     def events(self, request_id: uuid.UUID) -> list[dict[str, Any]]:
         with self.db.transaction() as conn:
-            return requests.events(conn, request_id)
+            return store.events(conn, request_id)
 
     # -- requests -------------------------------------------------------------------
 

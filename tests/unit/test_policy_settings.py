@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kassa.payouts.settings import PolicySettings
 from kassa.policy import InvalidPolicy
+from kassa.policy.settings import PolicySettings
 
 
 def test_a_preset_with_overrides_loads() -> None:

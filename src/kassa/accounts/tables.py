@@ -6,8 +6,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, Uuid
 
 from kassa.db.metadata import metadata
-from kassa.db.types import UtcDateTime
-from kassa.ledger.tables import BigId
+from kassa.db.types import BigId, UtcDateTime
 
 # Spelled out here (not imported from `states`) so the schema never changes by accident.
 _STATES = "'active', 'suspended', 'terminated', 'frozen'"

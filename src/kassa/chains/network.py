@@ -1,7 +1,8 @@
 """Chains and networks: which ledger an address, key or transaction belongs to.
 
 Design:
-* `Chain` names the three blockchains Kassa speaks (``btc``, ``eth``, ``tron``).
+* `Chain` names the three blockchains Kassa speaks (``btc``, ``eth``, ``tron``); it lives with
+  the other asset facts in `kassa.assets` and is re-exported here.
 * A *network* is one concrete ledger of a chain. Bitcoin networks differ in their address
   encodings (bech32 HRP, base58 version bytes), so `BtcNetwork` carries those parameters.
   Ethereum networks share every encoding and differ only by EIP-155 chain id, so an
@@ -18,20 +19,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeAlias
 
+from kassa.assets import Chain
+
 __all__ = ["ETH_MAINNET", "BtcNetwork", "Chain", "EthNetwork", "Network", "TronNetwork"]
-
-
-class Chain(StrEnum):
-    BTC = "btc"
-    ETH = "eth"
-    TRON = "tron"
-
-    @property
-    def display_name(self) -> str:
-        return _CHAIN_NAMES[self]
-
-
-_CHAIN_NAMES = MappingProxyType({Chain.BTC: "Bitcoin", Chain.ETH: "Ethereum", Chain.TRON: "TRON"})
 
 
 @dataclass(frozen=True, slots=True)

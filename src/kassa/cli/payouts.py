@@ -127,7 +127,7 @@ def payouts_list(
 ) -> None:
     """Refunds and withdrawals, newest first."""
     from kassa.accounts import service as accounts
-    from kassa.payouts import review as payout_review
+    from kassa.payouts import store
     from kassa.payouts.model import RequestStatus
     from kassa.wiring import clock_of
 
@@ -140,7 +140,7 @@ def payouts_list(
             fail(f"unknown status {status!r}; one of {known}", 2)
     with migrated_database(ctx) as (settings, database), database.transaction() as conn:
         owner = None if account is None else accounts.get_by_external_id(conn, account).id
-        items = payout_review.search(conn, status=wanted, customer_account_id=owner, limit=limit)
+        items = store.search(conn, status=wanted, customer_account_id=owner, limit=limit)
         if not items:
             say("no refund or withdrawal matches")
             return
@@ -153,17 +153,17 @@ def payouts_show(
 ) -> None:
     """One request in full: money, why it waits, approvals, history, transactions."""
     from kassa.accounts import service as accounts
-    from kassa.payouts import requests as payout_requests
     from kassa.payouts import review as payout_review
+    from kassa.payouts import store
     from kassa.wiring import clock_of
 
     ident = _request_id(request_id)
     with migrated_database(ctx) as (settings, database), database.transaction() as conn:
-        item = payout_requests.get(conn, ident)
+        item = store.get(conn, ident)
         owner = accounts.get(conn, item.customer_account_id).external_id
         now = clock_of(settings).now(conn)
         done = payout_review.approvals(conn, [item.id]).get(item.id, [])
-        history = payout_requests.events(conn, item.id)
+        history = store.events(conn, item.id)
         txs = payout_review.transactions(conn, item.id)
     fee_native = "" if item.network_fee_native is None else f" ({item.network_fee_native})"
     lines = [

@@ -1,4 +1,4 @@
-"""Column types that keep money exact on both databases.
+"""Column types that keep money exact, and ids and times the same, on both databases.
 
 `Amount` holds any integer in -(2**256-1) … 2**256-1 (wei included). PostgreSQL stores it as
 NUMERIC(78,0). SQLite has only 64-bit integers and would silently turn anything larger into a
@@ -11,10 +11,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 AMOUNT_LIMIT = 2**256 - 1
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+"""A surrogate key: SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real
+BIGINT."""
 
 
 class Amount(TypeDecorator[int]):

@@ -33,13 +33,6 @@ class ChainNotEnabled(InvalidRequest):
     title = "Chain not enabled"
 
 
-ASSETS_OF_CHAIN: Mapping[Chain, tuple[str, ...]] = {
-    Chain.BTC: ("BTC",),
-    Chain.ETH: ("ETH", "USDT-ERC20"),
-    Chain.TRON: ("TRX", "USDT-TRC20"),
-}
-
-
 def account_xpub(settings: ChainsSettings, chain: Chain) -> str:
     chain_settings = settings.of(chain)
     if chain_settings.account_xpub is not None:

@@ -24,8 +24,7 @@ from sqlalchemy import (
 )
 
 from kassa.db.metadata import metadata
-from kassa.db.types import Amount, UtcDateTime
-from kassa.ledger.tables import BigId
+from kassa.db.types import Amount, BigId, UtcDateTime
 
 address_counter = Table(
     "address_counter",

@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from kassa.ledger.accounts import open_account
 from kassa.ledger.model import Account, AccountKind, NormalSide
-from kassa.money import Asset
+from kassa.money import USD, Asset
 
 
 def revenue(conn: Connection, asset_: Asset, now: datetime) -> Account:
@@ -79,6 +79,21 @@ def hot_wallet(conn: Connection, chain: str, asset_: Asset, now: datetime) -> Ac
     hot wallet beyond what the ledger saw arrive", which reconciliation compares with the chain.
     """
     return wallet(conn, f"{chain}-hot", asset_, now, allow_negative=True)
+
+
+def payout_clearing(conn: Connection, now: datetime) -> Account:
+    """``clearing:payouts:USD``: a refund's or withdrawal's hold is captured into it when the
+    coins left, and the payout's journal transaction clears it (credit-normal, a liability
+    until paid, never negative)."""
+    return open_account(
+        conn,
+        code="clearing:payouts:USD",
+        asset_=USD,
+        normal_side=NormalSide.CREDIT,
+        kind=AccountKind.CLEARING,
+        allow_negative=False,
+        now=now,
+    )
 
 
 def network_fees(conn: Connection, asset_: Asset, now: datetime) -> Account:

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
-    Integer,
     String,
     Table,
     Text,
@@ -19,10 +17,7 @@ from sqlalchemy import (
 )
 
 from kassa.db.metadata import metadata
-from kassa.db.types import Amount, UtcDateTime
-
-# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from kassa.db.types import Amount, BigId, UtcDateTime
 
 ledger_account = Table(
     "ledger_account",

@@ -177,6 +177,8 @@ class PayoutRequest:
     wait_reason: str | None
     failure_reason: str | None
     settled_at: datetime | None
+    execution_rate_lock_id: uuid.UUID | None = None
+    """The payout-time rate lock the real network fee was priced at, once signed."""
 
 
 def request_from_row(row: Row[Any]) -> PayoutRequest:
@@ -214,4 +216,5 @@ def request_from_row(row: Row[Any]) -> PayoutRequest:
         wait_reason=row.wait_reason,
         failure_reason=row.failure_reason,
         settled_at=row.settled_at,
+        execution_rate_lock_id=row.execution_rate_lock_id,
     )

@@ -26,6 +26,9 @@ to the top-up's sender, which is checked the same way.
 Facts come from Kassa's own records: the deposit (credited USD, payment time, sender), the
 ledger balance, the account state and its history, the last usage, other open requests.
 Disputes are not modelled yet: ``open_dispute`` is always false (see docs/policies.md).
+
+Stored requests are read, created and moved by `kassa.payouts.store`; ``get``, ``events`` and
+``for_account`` are offered here too, as the reading half of this service's API.
 """
 
 from __future__ import annotations
@@ -34,14 +37,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, select
 
 from kassa.accounts import states
 from kassa.accounts.service import CustomerAccount
+from kassa.assets import chain_of, fee_asset_of, on_chain, price_symbol
 from kassa.chains.address import parse_address
-from kassa.chains.network import Chain
 from kassa.chains.scanning import SenderKind
 from kassa.clock import Clock
 from kassa.db import Database
@@ -50,35 +52,28 @@ from kassa.deposits.addresses import match_key
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.tables import deposit_address
-from kassa.ledger import holds, idempotency
-from kassa.ledger.accounts import get_balance, open_account
+from kassa.ledger import holds, house, idempotency
+from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
-from kassa.ledger.model import AccountKind, NormalSide
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts import review
+from kassa.payouts import review, store
 from kassa.payouts.errors import (
     AssetNotPayable,
     DestinationIsOwnAddress,
     PayoutLimitExceeded,
-    PayoutRequestNotFound,
     RefundRefused,
     TopUpNotCredited,
     TopUpNotFound,
     WithdrawalRefused,
 )
 from kassa.payouts.model import (
-    OPEN,
-    PAID_OR_OPEN,
     PayoutRequest,
     RequestKind,
     RequestStatus,
-    check_transition,
     reasons_json,
-    request_from_row,
 )
 from kassa.payouts.settings import PayoutSettings
-from kassa.payouts.tables import payout_event, payout_request
 from kassa.policy import (
     AccountFacts,
     Decision,
@@ -91,10 +86,8 @@ from kassa.policy import (
     quote_refund,
     quote_withdrawal,
 )
-from kassa.policy.facts import CHAIN_OF_ASSET, FEE_ASSET_OF_CHAIN
 from kassa.policy.model import AccountState, Destination, StateReason
 from kassa.pricing.locks import RateLock, Side
-from kassa.pricing.model import symbol_of
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
@@ -102,10 +95,6 @@ __all__ = [
     "PayoutRequest",
     "Payouts",
     "account_facts",
-    "clearing",
-    "events",
-    "for_account",
-    "get",
     "network_fee",
     "parse_payout_asset",
     "rate_facts",
@@ -113,57 +102,7 @@ __all__ = [
 ]
 
 
-def get(conn: Connection, request_id: uuid.UUID) -> PayoutRequest:
-    row = conn.execute(select(payout_request).where(payout_request.c.id == request_id)).first()
-    if row is None:
-        raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
-    return request_from_row(row)
-
-
-def for_account(
-    conn: Connection, customer_account_id: uuid.UUID, kind: RequestKind | None = None
-) -> list[PayoutRequest]:
-    query = select(payout_request).where(
-        payout_request.c.customer_account_id == customer_account_id
-    )
-    if kind is not None:
-        query = query.where(payout_request.c.kind == kind.value)
-    rows = conn.execute(query.order_by(payout_request.c.created_at.desc())).all()
-    return [request_from_row(row) for row in rows]
-
-
-def events(conn: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(payout_event)
-        .where(payout_event.c.request_id == request_id)
-        .order_by(payout_event.c.id)
-    ).all()
-    return [
-        {
-            "from": row.from_status,
-            "to": row.to_status,
-            "actor": row.actor,
-            "reason": row.reason,
-            "at": row.at,
-        }
-        for row in rows
-    ]
-
-
 # --------------------------------------------------------------------------- facts
-
-
-def clearing(conn: Connection, now: datetime) -> int:
-    """The account reserved payouts are captured into (credit-normal, a liability until paid)."""
-    return open_account(
-        conn,
-        code="clearing:payouts:USD",
-        asset_=USD,
-        normal_side=NormalSide.CREDIT,
-        kind=AccountKind.CLEARING,
-        allow_negative=False,
-        now=now,
-    ).id
 
 
 def account_facts(conn: Connection, account: CustomerAccount) -> AccountFacts:
@@ -185,22 +124,13 @@ def account_facts(conn: Connection, account: CustomerAccount) -> AccountFacts:
             changed_at = account.created_at if change is None else change.changed_at
         else:
             changed_at = account.created_at
-    pending = conn.execute(
-        select(func.count())
-        .select_from(payout_request)
-        .where(
-            payout_request.c.customer_account_id == account.id,
-            payout_request.c.kind == RequestKind.REFUND.value,
-            payout_request.c.status.in_([s.value for s in OPEN]),
-        )
-    ).scalar_one()
     return AccountFacts(
         available_usd=balance.available,
         state=AccountState(state.value),
         state_reason=reason,
         state_changed_at=changed_at,
         last_usage_at=last_usage_at(conn, account.id),
-        pending_refund_count=int(pending),
+        pending_refund_count=store.open_refunds(conn, account.id),
         open_dispute=False,
     )
 
@@ -210,14 +140,7 @@ def topup_facts(conn: Connection, deposit: records.Deposit) -> TopUpFacts:
         raise TopUpNotCredited(
             f"deposit {deposit.id} is {deposit.status.value}: only credited top-ups are refundable"
         )
-    earlier = conn.execute(
-        select(func.count(), func.coalesce(func.sum(payout_request.c.gross_usd), 0))
-        .select_from(payout_request)
-        .where(
-            payout_request.c.deposit_id == deposit.id,
-            payout_request.c.status.in_([s.value for s in PAID_OR_OPEN]),
-        )
-    ).one()
+    refund_count, refunded = store.paid_or_open_of_topup(conn, deposit.id)
     ambiguous = deposit.sender_kind is SenderKind.AMBIGUOUS
     return TopUpFacts(
         id=str(deposit.id),
@@ -226,8 +149,8 @@ def topup_facts(conn: Connection, deposit: records.Deposit) -> TopUpFacts:
         paid_at=deposit.first_seen_at,
         sender_address=None if ambiguous else deposit.sender,
         sender_ambiguous=ambiguous,
-        refund_count=int(earlier[0]),
-        refunded_usd=Money(int(earlier[1]), USD),
+        refund_count=refund_count,
+        refunded_usd=refunded,
     )
 
 
@@ -244,12 +167,8 @@ def _current_rate(
     pricing: PricingService, conn: Connection, coin: Asset, now: datetime
 ) -> RateFacts:
     """The payout-side (ask) rate now, unlocked: for quotes."""
-    sample = pricing.current(conn, symbol_of(coin.code), now)
+    sample = pricing.current(conn, price_symbol(coin), now)
     return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
-
-
-def _fee_asset(coin: Asset) -> Asset:
-    return FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[coin.code]]
 
 
 def network_fee(settings: PayoutSettings, coin: Asset, fee_rate: RateFacts | None) -> NetworkFee:
@@ -317,7 +236,7 @@ class Payouts:
         )
 
     def _fee_rate_now(self, conn: Connection, coin: Asset, now: datetime) -> RateFacts | None:
-        fee_asset = _fee_asset(coin)
+        fee_asset = fee_asset_of(coin)
         if fee_asset == coin:
             return None
         return _current_rate(self.pricing, conn, fee_asset, now)
@@ -337,9 +256,9 @@ class Payouts:
 
         A refund's destination is the top-up's sender as the watcher recorded it: checked the
         same way, since a node's answer is no more trusted than a customer's."""
-        if coin.code not in CHAIN_OF_ASSET:
+        if not on_chain(coin):
             raise AssetNotPayable(f"{coin.code} is not paid out on a chain")
-        chain = Chain(CHAIN_OF_ASSET[coin.code])
+        chain = chain_of(coin)
         network = self.chains.of(chain).network_value()
         canonical = str(parse_address(address, network))
         own = conn.execute(
@@ -364,7 +283,7 @@ class Payouts:
 
     def _locked_fee(self, coin: Asset, fee_lock: RateLock | None) -> NetworkFee:
         """The quoted network fee, priced at the fee asset's locked rate when it differs."""
-        fee_rate = None if fee_lock is None else rate_facts(fee_lock, _fee_asset(coin))
+        fee_rate = None if fee_lock is None else rate_facts(fee_lock, fee_asset_of(coin))
         return network_fee(self.settings, coin, fee_rate)
 
     def _locks(self, request_id: uuid.UUID, coin: Asset) -> tuple[RateLock, RateLock | None]:
@@ -374,7 +293,7 @@ class Payouts:
         lock = self.pricing.lock(
             purpose=f"payout:{request_id}", asset=coin.code, side=Side.ASK, at=now
         )
-        fee_asset = _fee_asset(coin)
+        fee_asset = fee_asset_of(coin)
         fee_lock = None
         if fee_asset != coin:
             fee_lock = self.pricing.lock(
@@ -548,7 +467,7 @@ class Payouts:
         hold = holds.create_hold(
             conn,
             debit_account_id=account.ledger_account_id,
-            credit_account_id=clearing(conn, now),
+            credit_account_id=house.payout_clearing(conn, now).id,
             amount=b.gross_usd,
             now=now,
             request=None,
@@ -559,8 +478,12 @@ class Payouts:
             conn, self.settings.review, self.policy, decision, coin, destination
         )
         status = screening.status
-        conn.execute(
-            insert(payout_request).values(
+        said = decision.summary()
+        if screening.reasons:
+            said += " Waits for review: " + "; ".join(r.detail for r in screening.reasons) + "."
+        return store.create(
+            conn,
+            dict(
                 id=request_id,
                 kind=kind.value,
                 customer_account_id=account.id,
@@ -593,46 +516,19 @@ class Payouts:
                 flat_fee_usd=b.flat_fee_usd.amount,
                 review_reasons=reasons_json(screening.reasons),
                 approvals_required=screening.approvals_required,
-            )
+            ),
+            actor=actor,
+            reason=said,
+            now=now,
         )
-        said = decision.summary()
-        if screening.reasons:
-            said += " Waits for review: " + "; ".join(r.detail for r in screening.reasons) + "."
-        self._event(conn, request_id, None, status, actor, said, now)
-        return get(conn, request_id)
-
-    @staticmethod
-    def _event(
-        conn: Connection,
-        request_id: uuid.UUID,
-        old: RequestStatus | None,
-        new: RequestStatus,
-        actor: str,
-        reason: str | None,
-        now: datetime,
-    ) -> None:
-        review.record_event(conn, request_id, old, new, actor, reason, now)
 
     def cancel(
         self, conn: Connection, request_id: uuid.UUID, *, actor: str, reason: str
     ) -> PayoutRequest:
         """Withdraw a request before the coins leave; the hold is voided and the funds return."""
-        row = conn.execute(
-            select(payout_request).where(payout_request.c.id == request_id).with_for_update()
-        ).first()
-        if row is None:
-            raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
-        current = request_from_row(row)
-        check_transition(current.status, RequestStatus.CANCELLED)
         now = self.clock.now(conn)
-        holds.void_hold(conn, current.hold_id, now=now, request=None)
-        conn.execute(
-            update(payout_request)
-            .where(payout_request.c.id == request_id)
-            .values(status=RequestStatus.CANCELLED.value, updated_at=now)
-        )
-        self._event(conn, request_id, current.status, RequestStatus.CANCELLED, actor, reason, now)
-        return get(conn, request_id)
+        store.move(conn, request_id, RequestStatus.CANCELLED, actor=actor, reason=reason, now=now)
+        return store.get(conn, request_id)
 
     # -- operator review (kassa.payouts.review) --------------------------------------------
 
@@ -674,11 +570,11 @@ def _replay(conn: Connection, stored: StoredOutcome) -> PayoutRequest:
     if refusal is not None:
         record = json.loads(stored.detail or "{}")
         raise refusal.from_record(str(record.get("summary", stored.outcome)), record)
-    return get(conn, stored.resource_uuid)
+    return store.get(conn, stored.resource_uuid)
 
 
 def parse_payout_asset(code: str) -> Asset:
     coin = asset(code)
-    if coin.code not in CHAIN_OF_ASSET:
+    if not on_chain(coin):
         raise AssetNotPayable(f"{code} is not paid out on a chain; use BTC, ETH, TRX or USDT")
     return coin

@@ -40,49 +40,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    and_,
-    func,
     insert,
-    or_,
     select,
-    update,
 )
 
 from kassa.accounts.tables import customer_account
-from kassa.chains.network import Chain
+from kassa.assets import chain_of
 from kassa.clock import Clock
-from kassa.deposits.addresses import match_key
 from kassa.errors import InvalidRequest
-from kassa.ledger import holds
 from kassa.money import USD, Asset, Money, asset
+from kassa.payouts import store
 from kassa.payouts.errors import (
     AlreadyApproved,
     PayoutLimitExceeded,
-    PayoutRequestNotFound,
     ReviewReasonRequired,
 )
 from kassa.payouts.model import (
-    PAID_OR_OPEN,
     IllegalRequestTransition,
     PayoutRequest,
     RequestStatus,
     ReviewCode,
     ReviewReason,
-    check_transition,
-    request_from_row,
 )
 from kassa.payouts.settings import ReviewSettings
 from kassa.payouts.tables import (
     payout_approval,
-    payout_event,
-    payout_request,
     payout_tx,
     payout_tx_line,
 )
 from kassa.policy import Decision, DecisionKind, Policy
-from kassa.policy.facts import CHAIN_OF_ASSET
 
 MAX_ACTOR_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
@@ -143,8 +130,8 @@ def screen(
                 f"{_usd(gross)} is above the {_usd(dual or gross)} dual-approval threshold",
             )
         )
-    if settings.new_destinations and not paid_before(conn, coin, destination):
-        chain = Chain(CHAIN_OF_ASSET[coin.code])
+    if settings.new_destinations and not store.paid_before(conn, coin, destination):
+        chain = chain_of(coin)
         reasons.append(
             ReviewReason(
                 ReviewCode.NEW_DESTINATION,
@@ -167,29 +154,6 @@ def policy_reason(policy: Policy, decision: Decision) -> str:
         return f"policy {policy.name} asks for an operator's review"
 
 
-def paid_before(conn: Connection, coin: Asset, destination: str) -> bool:
-    """Did a confirmed payout on ``coin``'s chain (any asset of that chain) go to
-    ``destination``? Addresses compare as the chain does: ETH and bech32 regardless of case,
-    base58 exactly."""
-    chain = CHAIN_OF_ASSET[coin.code]
-    codes = [code.value for code, of in CHAIN_OF_ASSET.items() if of == chain]
-    column = payout_request.c.destination
-    key = match_key(Chain(chain), destination)
-    same: ColumnElement[bool] = (
-        func.lower(column) == key if key == destination.lower() else column == destination
-    )
-    found = conn.execute(
-        select(payout_request.c.id)
-        .where(
-            payout_request.c.asset.in_(codes),
-            payout_request.c.status == RequestStatus.CONFIRMED.value,
-            same,
-        )
-        .limit(1)
-    ).first()
-    return found is not None
-
-
 # --------------------------------------------------------------------------- daily limits
 
 
@@ -208,16 +172,7 @@ def check_daily_limits(
         .with_for_update()
     ).first()
     since = now - DAY
-    count, total = conn.execute(
-        select(func.count(), func.coalesce(func.sum(payout_request.c.gross_usd), 0))
-        .select_from(payout_request)
-        .where(
-            payout_request.c.customer_account_id == customer_account_id,
-            payout_request.c.created_at > since,
-            payout_request.c.status.in_([s.value for s in PAID_OR_OPEN]),
-        )
-    ).one()
-    count, used = int(count), Money(int(total), USD)
+    count, used = store.paid_or_open_since(conn, customer_account_id, since)
     max_usd = Money.parse(settings.max_usd_per_day, USD)
     over: list[str] = []
     if count + 1 > settings.max_count_per_day:
@@ -276,16 +231,6 @@ class PayoutTransaction:
     created_at: datetime
 
 
-def get(conn: Connection, request_id: uuid.UUID, *, for_update: bool = False) -> PayoutRequest:
-    query = select(payout_request).where(payout_request.c.id == request_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        raise PayoutRequestNotFound(f"no refund or withdrawal {request_id}")
-    return request_from_row(row)
-
-
 def approvals(
     conn: Connection, request_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Approval]]:
@@ -334,62 +279,12 @@ def transactions(conn: Connection, request_id: uuid.UUID) -> list[PayoutTransact
     return result
 
 
-def search(
-    conn: Connection,
-    *,
-    status: RequestStatus | None = None,
-    customer_account_id: uuid.UUID | None = None,
-    limit: int = 50,
-    after: tuple[datetime, uuid.UUID] | None = None,
-    oldest_first: bool = False,
-) -> list[PayoutRequest]:
-    """Requests in creation order (newest first unless ``oldest_first``), optionally of one
-    status and one account; ``after`` is the (created_at, id) of the last one already seen."""
-    query = select(payout_request)
-    if status is not None:
-        query = query.where(payout_request.c.status == status.value)
-    if customer_account_id is not None:
-        query = query.where(payout_request.c.customer_account_id == customer_account_id)
-    created, ident = payout_request.c.created_at, payout_request.c.id
-    if after is not None:
-        at, last = after
-        if oldest_first:
-            query = query.where(or_(created > at, and_(created == at, ident > last)))
-        else:
-            query = query.where(or_(created < at, and_(created == at, ident < last)))
-    order = (created.asc(), ident.asc()) if oldest_first else (created.desc(), ident.desc())
-    rows = conn.execute(query.order_by(*order).limit(limit)).all()
-    return [request_from_row(row) for row in rows]
-
-
 def pending(conn: Connection, *, limit: int = 500) -> list[PayoutRequest]:
     """The review queue: requests pending review, oldest first."""
-    return search(conn, status=RequestStatus.PENDING_REVIEW, limit=limit, oldest_first=True)
+    return store.search(conn, status=RequestStatus.PENDING_REVIEW, limit=limit, oldest_first=True)
 
 
 # --------------------------------------------------------------------------- operator actions
-
-
-def record_event(
-    conn: Connection,
-    request_id: uuid.UUID,
-    old: RequestStatus | None,
-    new: RequestStatus,
-    actor: str,
-    reason: str | None,
-    now: datetime,
-) -> None:
-    """One line of a request's history (``payout_event``)."""
-    conn.execute(
-        insert(payout_event).values(
-            request_id=request_id,
-            from_status=None if old is None else old.value,
-            to_status=new.value,
-            actor=actor,
-            reason=reason,
-            at=now,
-        )
-    )
 
 
 def _actor(actor: str) -> str:
@@ -419,7 +314,7 @@ def approve(
     different operators) it becomes ``approved`` and the payout worker may send it."""
     actor = _actor(actor)
     note = _text(note, "note")
-    current = get(conn, request_id, for_update=True)
+    current = store.get(conn, request_id, for_update=True)
     if current.status is not RequestStatus.PENDING_REVIEW:
         raise IllegalRequestTransition(
             f"request {request_id} is {current.status.value}: only requests pending review "
@@ -440,22 +335,17 @@ def approve(
     actors = [a.actor for a in given] + [actor]
     said = "" if note is None else f": {note}"
     if len(actors) >= current.approvals_required:
-        check_transition(current.status, RequestStatus.APPROVED)
-        new = RequestStatus.APPROVED
         reason = f"approved by {' and '.join(actors)}{said}"
+        store.move(conn, request_id, RequestStatus.APPROVED, actor=actor, reason=reason, now=now)
     else:
-        new = RequestStatus.PENDING_REVIEW
         reason = (
             f"approval {len(actors)} of {current.approvals_required} by {actor}; "
             f"another operator must approve{said}"
         )
-    conn.execute(
-        update(payout_request)
-        .where(payout_request.c.id == request_id)
-        .values(status=new.value, updated_at=now)
-    )
-    record_event(conn, request_id, current.status, new, actor, reason, now)
-    return get(conn, request_id)
+        store.note(
+            conn, request_id, RequestStatus.PENDING_REVIEW, actor=actor, reason=reason, now=now
+        )
+    return store.get(conn, request_id)
 
 
 _REJECTABLE = frozenset({RequestStatus.PENDING_REVIEW, RequestStatus.APPROVED})
@@ -475,19 +365,12 @@ def reject(
     said = _text(reason, "reason")
     if said is None:
         raise ReviewReasonRequired("say why the request is rejected (the customer may ask)")
-    current = get(conn, request_id, for_update=True)
+    current = store.get(conn, request_id, for_update=True)
     if current.status not in _REJECTABLE:
         raise IllegalRequestTransition(
             f"request {request_id} is {current.status.value}: only requests pending review or "
             "approved and not yet signed can be rejected"
         )
-    check_transition(current.status, RequestStatus.REJECTED)
     now = clock.now(conn)
-    holds.void_hold(conn, current.hold_id, now=now, request=None)
-    conn.execute(
-        update(payout_request)
-        .where(payout_request.c.id == request_id)
-        .values(status=RequestStatus.REJECTED.value, updated_at=now)
-    )
-    record_event(conn, request_id, current.status, RequestStatus.REJECTED, actor, said, now)
-    return get(conn, request_id)
+    store.move(conn, request_id, RequestStatus.REJECTED, actor=actor, reason=said, now=now)
+    return store.get(conn, request_id)

@@ -16,10 +16,10 @@ from kassa.chains.tron.api import TronApi
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits.settings import ChainsSettings
-from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.rails.base import Rail
 from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
+from kassa.payouts.worker import PayoutWorker
 from kassa.pricing.service import PricingService
 
 

@@ -26,8 +26,7 @@ from sqlalchemy import (
 )
 
 from kassa.db.metadata import metadata
-from kassa.db.types import Amount, UtcDateTime
-from kassa.ledger.tables import BigId
+from kassa.db.types import Amount, BigId, UtcDateTime
 
 payout_request = Table(
     "payout_request",

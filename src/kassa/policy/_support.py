@@ -25,15 +25,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kassa.assets import fee_asset_of
 from kassa.money import USD, Money, convert_down, convert_up
 from kassa.policy.calendar import add_business_days, add_months
-from kassa.policy.facts import (
-    CHAIN_OF_ASSET,
-    FEE_ASSET_OF_CHAIN,
-    AccountFacts,
-    NetworkFee,
-    RateFacts,
-)
+from kassa.policy.facts import AccountFacts, NetworkFee, RateFacts
 from kassa.policy.model import AccountState, Destination, Policy, StateEffect
 from kassa.policy.outcome import Breakdown, RuleOutcome
 
@@ -208,7 +203,7 @@ def payout(
     ``BEYOND_FLAT_FEE``: the part of the fee's USD value above it is charged.
     """
     payout_asset = rate.asset
-    expected_fee_asset = FEE_ASSET_OF_CHAIN[CHAIN_OF_ASSET[payout_asset.code]]
+    expected_fee_asset = fee_asset_of(payout_asset)
     if fee.amount.asset != expected_fee_asset:
         raise ValueError(
             f"a {payout_asset} payout pays its network fee in {expected_fee_asset}, "

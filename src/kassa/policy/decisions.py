@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from kassa.assets import on_chain
 from kassa.money import USD, Asset, Money
 from kassa.policy._support import (
     ZERO_USD,
@@ -43,7 +44,6 @@ from kassa.policy._support import (
     when,
 )
 from kassa.policy.facts import (
-    CHAIN_OF_ASSET,
     AccountFacts,
     NetworkFee,
     RateFacts,
@@ -411,7 +411,7 @@ def quote_withdrawal(
     """
     check_now(now)
     check_positive_usd("amount_usd", amount_usd)
-    if asset.code not in CHAIN_OF_ASSET:
+    if not on_chain(asset):
         raise ValueError(f"a withdrawal is paid in a chain asset, not {asset}")
     if rate.asset != asset:
         raise ValueError(f"the rate prices {rate.asset}, the withdrawal is paid in {asset}")

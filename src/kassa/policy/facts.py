@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from types import MappingProxyType
 
-from kassa.money import BTC, ETH, TRX, USD, Asset, AssetCode, Money
+from kassa.assets import Chain, chain_of, on_chain
+from kassa.money import USD, Asset, Money
 from kassa.policy.model import AccountState, StateReason
 
 __all__ = [
-    "CHAIN_OF_ASSET",
-    "FEE_ASSET_OF_CHAIN",
     "AccountFacts",
     "ActivationFacts",
     "ActivationOutcome",
@@ -33,21 +31,6 @@ __all__ = [
     "RateFacts",
     "TopUpFacts",
 ]
-
-CHAIN_OF_ASSET = MappingProxyType(
-    {
-        AssetCode.BTC: "btc",
-        AssetCode.ETH: "eth",
-        AssetCode.USDT_ERC20: "eth",
-        AssetCode.TRX: "tron",
-        AssetCode.USDT_TRC20: "tron",
-    }
-)
-"""The chain each payable asset lives on."""
-
-FEE_ASSET_OF_CHAIN = MappingProxyType({"btc": BTC, "eth": ETH, "tron": TRX})
-"""The asset a chain's network fee is paid in (a USDT transfer on TRON burns TRX)."""
-
 
 _ZERO_USD = Money(0, USD)
 
@@ -90,7 +73,7 @@ class TopUpFacts:
     """USD already refunded or reserved for refunds of this top-up (micro-USD)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.amount, Money) or self.amount.asset.code not in CHAIN_OF_ASSET:
+        if not isinstance(self.amount, Money) or not on_chain(self.amount.asset):
             raise ValueError(f"a top-up is BTC, ETH, TRX or USDT on chain, got {self.amount!r}")
         if not self.amount.is_positive:
             raise ValueError(f"a top-up amount must be positive, got {self.amount}")
@@ -106,8 +89,8 @@ class TopUpFacts:
         return self.amount.asset
 
     @property
-    def chain(self) -> str:
-        return CHAIN_OF_ASSET[self.amount.asset.code]
+    def chain(self) -> Chain:
+        return chain_of(self.amount.asset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +154,7 @@ class NetworkFee:
     ETH or TRON); otherwise the payout rate prices the fee."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.amount, Money) or self.amount.asset.code not in CHAIN_OF_ASSET:
+        if not isinstance(self.amount, Money) or not on_chain(self.amount.asset):
             raise ValueError(f"a network fee is paid in a chain asset, got {self.amount!r}")
         if self.amount.is_negative:
             raise ValueError(f"a network fee cannot be negative, got {self.amount}")

@@ -4,6 +4,8 @@ A *quote* is one source's bid and ask for one symbol against USD, as decimals of
 whole coin (``Decimal("97123.45")`` USD per BTC). Decimals only exist here, at the edge where
 prices enter Kassa; the moment a rate touches money it becomes an exact integer ratio
 (`Decimal.as_integer_ratio`) for `kassa.money.convert_down` / `convert_up`.
+
+`Symbol`, and which symbol prices an asset, are asset facts (`kassa.assets`), re-exported here.
 """
 
 from __future__ import annotations
@@ -11,35 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from kassa.assets import Symbol, on_chain, price_symbol
 from kassa.money import AssetCode
 
-
-class Symbol(StrEnum):
-    """A market symbol priced against USD. Both USDT tokens share the market price of USDT."""
-
-    BTC = "BTC"
-    ETH = "ETH"
-    TRX = "TRX"
-    USDT = "USDT"
-
-
-SYMBOL_OF_ASSET: dict[AssetCode, Symbol] = {
-    AssetCode.BTC: Symbol.BTC,
-    AssetCode.ETH: Symbol.ETH,
-    AssetCode.TRX: Symbol.TRX,
-    AssetCode.USDT_ERC20: Symbol.USDT,
-    AssetCode.USDT_TRC20: Symbol.USDT,
-}
+__all__ = ["Candle", "Quote", "SourceError", "Symbol", "UnknownSymbol", "price_text", "symbol_of"]
 
 
 def symbol_of(code: AssetCode | str) -> Symbol:
     """The market symbol that prices `code` (an asset code such as ``USDT-TRC20`` or a symbol)."""
     text = str(code)
-    for asset_code, symbol in SYMBOL_OF_ASSET.items():
-        if text == asset_code.value:
-            return symbol
+    if on_chain(text):
+        return price_symbol(text)
     try:
         return Symbol(text)
     except ValueError:

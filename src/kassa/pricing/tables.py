@@ -24,8 +24,7 @@ from sqlalchemy import (
 )
 
 from kassa.db.metadata import metadata
-from kassa.db.types import Price, UtcDateTime
-from kassa.ledger.tables import BigId
+from kassa.db.types import BigId, Price, UtcDateTime
 
 rate_sample = Table(
     "rate_sample",

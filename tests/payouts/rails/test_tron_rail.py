@@ -57,9 +57,10 @@ from kassa.payouts.rails.base import (
 )
 from kassa.payouts.rails.tron import TronRail, transaction_bandwidth
 from kassa.payouts.requests import Payouts
-from kassa.payouts.settings import PayoutSettings, PolicySettings, TronPayoutSettings
+from kassa.payouts.settings import PayoutSettings, TronPayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings

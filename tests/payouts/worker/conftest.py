@@ -29,7 +29,6 @@ from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.tables import ledger_account
 from kassa.ledger.transfers import adjust
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.rails.base import (
     Broadcast,
     BroadcastOutcome,
@@ -43,7 +42,9 @@ from kassa.payouts.rails.base import (
     TxStatus,
 )
 from kassa.payouts.requests import PayoutRequest, Payouts
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
+from kassa.payouts.worker import PayoutWorker
+from kassa.policy.settings import PolicySettings
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings

@@ -19,16 +19,16 @@ from sqlalchemy import Connection, select
 
 from kassa.ledger import holds
 from kassa.money import USD, Money
-from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.rails.base import BroadcastOutcome, StoredTx, TxState
-from kassa.payouts.requests import events, get
+from kassa.payouts.store import events, get
 from kassa.payouts.tables import payout_tx
+from kassa.payouts.worker import transactions
 
 if TYPE_CHECKING:
     from tests.payouts.worker.conftest import Bench
 
-    from kassa.payouts.executor import RoundReport
+    from kassa.payouts.worker import RoundReport
 
 OWED_WEI = 6_666_666_666_666_666
 FEE_WEI = 420_000 * 10**9
@@ -316,14 +316,14 @@ def test_two_workers_settling_both_dead_versions_at_once_strand_nothing(
     # Hold each worker between reading the other versions and deciding, until the other
     # arrives (or 2 s pass: with the versions locked together, it cannot arrive).
     meet = threading.Barrier(2, timeout=2)
-    siblings = PayoutWorker._siblings
+    siblings = transactions.siblings
 
-    def slow_siblings(self: PayoutWorker, conn: Connection, tx: StoredTx) -> Sequence[Any]:
+    def slow_siblings(conn: Connection, tx: StoredTx) -> Sequence[Any]:
         with contextlib.suppress(threading.BrokenBarrierError):
             meet.wait()
-        return siblings(self, conn, tx)
+        return siblings(conn, tx)
 
-    monkeypatch.setattr(PayoutWorker, "_siblings", slow_siblings)
+    monkeypatch.setattr(transactions, "siblings", slow_siblings)
     reports: list[RoundReport] = []
     threads = [threading.Thread(target=lambda w=w: reports.append(w.run_once())) for w in (a, b)]
     for thread in threads:

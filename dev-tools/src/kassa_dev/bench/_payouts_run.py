@@ -37,12 +37,12 @@ from kassa.db import Database
 from kassa.deposits.addresses import match_key
 from kassa.deposits.runtime import build_scanner
 from kassa.deposits.settings import ChainsSettings
-from kassa.payouts.executor import PayoutWorker
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.runtime import build_rail
 from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_request
+from kassa.payouts.worker import PayoutWorker
 from kassa.pricing.service import PricingService
 from kassa_dev.devnet.testing import BitcoinNode, GanacheNode, TronNode
 

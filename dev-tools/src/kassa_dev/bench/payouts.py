@@ -46,9 +46,11 @@ import coincurve
 from sqlalchemy import select
 
 from kassa.accounts import service as accounts
+from kassa.assets import price_symbol
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.network import Chain
 from kassa.clock import DatabaseClock
+from kassa.config import Settings
 from kassa.db import Database, make_engine
 from kassa.db.migrate import upgrade
 from kassa.deposits.addresses import match_key
@@ -59,12 +61,11 @@ from kassa.money import USD, Money, asset
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.requests import Payouts
 from kassa.payouts.runtime import build_rail
-from kassa.payouts.settings import PayoutSettings, PolicySettings
+from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.signer import LocalKeySigner
 from kassa.payouts.tables import payout_request, payout_tx, payout_tx_line
-from kassa.pricing.model import SYMBOL_OF_ASSET
-from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.wiring import Services
 from kassa_dev.bench._args import at_least, chains
 from kassa_dev.bench._chart import panels_svg
 from kassa_dev.bench._databases import (
@@ -364,11 +365,6 @@ def _run(
     stack: ExitStack,
 ) -> None:
     chain, n = spec.chain, options.payouts
-    clock = DatabaseClock()
-    pricing = PricingService(db, clock, PricingSettings(history_tolerance_seconds=3600))
-    missing = pricing.refresh().missing
-    if missing:
-        raise RuntimeError(f"no rates for {missing}")
     chains = chains_settings_for(node)
     settings = PayoutSettings.model_validate(
         {
@@ -381,15 +377,22 @@ def _run(
             "btc": {"batching": spec.batch is not None, "max_batch": spec.batch or 20},
         }
     )
-    signer = LocalKeySigner({chain: coincurve.PrivateKey()})
-    payouts = Payouts(
-        database=db,
-        clock=clock,
-        pricing=pricing,
-        policy=PolicySettings().load(),
-        settings=settings,
-        chains=chains,
+    # Kassa's own parts, built as the product builds them (the default policy, static rates).
+    services = Services(
+        Settings(
+            devnet=False,
+            chains=chains,
+            payouts=settings,
+            pricing=PricingSettings(history_tolerance_seconds=3600),
+        ),
+        db,
+        DatabaseClock(),
     )
+    clock, pricing, payouts = services.clock, services.pricing, services.payouts
+    missing = pricing.refresh().missing
+    if missing:
+        raise RuntimeError(f"no rates for {missing}")
+    signer = LocalKeySigner({chain: coincurve.PrivateKey()})
     mine = _miner(node, stack)
 
     hot = _hot_address(chains, settings, signer, chain)
@@ -555,7 +558,7 @@ def _verify(
 
 
 def _static_rate(code: str) -> Fraction:
-    rate = PricingSettings().static_rates[SYMBOL_OF_ASSET[asset(code).code]]
+    rate = PricingSettings().static_rates[price_symbol(asset(code))]
     return Fraction(rate)
 
 

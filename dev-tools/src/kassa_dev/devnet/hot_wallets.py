@@ -18,8 +18,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from kassa.assets import ASSETS_OF_CHAIN
 from kassa.chains.network import Chain
-from kassa.deposits.runtime import ASSETS_OF_CHAIN
 from kassa.deposits.settings import ChainsSettings
 from kassa.money import Money, asset
 from kassa.payouts.signer import (

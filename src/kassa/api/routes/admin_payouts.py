@@ -36,7 +36,7 @@ from kassa.api.idempotency import Idem
 from kassa.api.routes.payouts import PayoutRequestOut, request_out
 from kassa.api.schemas import AmountOut
 from kassa.clock import as_utc
-from kassa.payouts import requests, review
+from kassa.payouts import review, store
 from kassa.payouts.model import PayoutRequest, RequestStatus
 from kassa.payouts.review import Approval, PayoutTransaction
 
@@ -232,7 +232,7 @@ def list_payouts(
         if external_id is not None:
             account_id = accounts.get_by_external_id(conn, external_id).id
         # One extra row says whether another page exists, so the last page has no cursor.
-        found = review.search(
+        found = store.search(
             conn,
             status=status,
             customer_account_id=account_id,
@@ -260,7 +260,7 @@ def list_payouts(
 @router.get("/{request_id}")
 def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
     with ctx.database.transaction() as conn:
-        item = requests.get(conn, request_id)
+        item = store.get(conn, request_id)
         return detail_out(conn, item, ctx.clock.now(conn))
 
 

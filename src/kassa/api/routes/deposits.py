@@ -23,9 +23,10 @@ from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.schemas import AmountOut
+from kassa.assets import ASSETS_OF_CHAIN
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import DepositAddress
-from kassa.deposits.runtime import ASSETS_OF_CHAIN, parse_chain
+from kassa.deposits.runtime import parse_chain
 from kassa.money import USD, Money
 from kassa.pricing.locks import get_lock
 from kassa.pricing.model import price_text

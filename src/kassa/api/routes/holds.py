@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from kassa.api.auth import Reader, Writer, customer_for, hold_for
 from kassa.api.context import Ctx
@@ -18,8 +18,8 @@ from kassa.api.idempotency import Idem
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
 from kassa.ledger import holds, house
 from kassa.money import USD
+from kassa.payouts import store
 from kassa.payouts.errors import HoldOwnedByPayout
-from kassa.payouts.tables import payout_request
 
 router = APIRouter(prefix="/v1", tags=["holds"])
 
@@ -100,11 +100,9 @@ def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> HoldOut:
 def _not_a_payouts(conn: Connection, hold_id: uuid.UUID) -> None:
     """Refuse to settle a refund's or withdrawal's hold here: only the payout worker (on
     confirmation) and the request's rejection or cancellation may."""
-    owner = conn.execute(
-        select(payout_request.c.id).where(payout_request.c.hold_id == hold_id)
-    ).first()
+    owner = store.holding(conn, hold_id)
     if owner is not None:
         raise HoldOwnedByPayout(
-            f"hold {hold_id} reserves payout request {owner.id}: it is captured when the "
+            f"hold {hold_id} reserves payout request {owner}: it is captured when the "
             "payout is confirmed on chain, and released by rejecting or cancelling the request"
         )

@@ -27,7 +27,7 @@ from kassa.api.idempotency import Idem
 from kassa.api.schemas import AmountIn, AmountOut
 from kassa.apikeys.service import ApiKey
 from kassa.money import USD
-from kassa.payouts import requests
+from kassa.payouts import store
 from kassa.payouts.errors import PayoutRequestNotFound
 from kassa.payouts.model import RequestKind
 from kassa.payouts.requests import PayoutRequest, parse_payout_asset
@@ -107,14 +107,14 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
         review_due_at=item.review_due_at,
         created_at=item.created_at,
         decision=item.decision,
-        history=requests.events(conn, item.id),
+        history=store.events(conn, item.id),
     )
 
 
 def _visible(
     conn: Connection, caller: ApiKey, request_id: uuid.UUID, kind: RequestKind
 ) -> PayoutRequest:
-    item = requests.get(conn, request_id)
+    item = store.get(conn, request_id)
     if item.kind is not kind:
         raise PayoutRequestNotFound(f"no {kind.value} {request_id}")
     # A key bound to another account gets the same 404 as for a request that does not exist.
@@ -220,5 +220,5 @@ class PayoutListOut(BaseModel):
 def list_payouts(external_id: str, caller: Reader, ctx: Ctx) -> PayoutListOut:
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, external_id)
-        items = requests.for_account(conn, account.id)
+        items = store.for_account(conn, account.id)
         return PayoutListOut(requests=[request_out(conn, item) for item in items])

@@ -1,6 +1,6 @@
 """What the payout worker needs from one chain: a *rail*.
 
-The worker (`kassa.payouts.executor`) owns the payout's life: claim, price, sign-and-store,
+The worker (`kassa.payouts.worker`) owns the payout's life: claim, price, sign-and-store,
 broadcast, watch, settle. A rail owns everything chain-specific: how much the hot wallet can
 spend, what a transaction will cost now, how a transaction is built and signed (allocating its
 spend identity: ETH nonce, BTC inputs, TRON expiration), how it is broadcast, and what the chain
