@@ -1,18 +1,26 @@
-"""kassa-dev's `kassa` CLI plugin: the ``kassa.cli`` entry points, and the product CLI's loader."""
+"""kassa-dev plugs into the product through entry points: the ``kassa.cli`` command groups (and
+the product CLI's loader) and the ``kassa.devnet`` local chains."""
 
 from __future__ import annotations
 
 import sys
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from kassa import plugins
 from kassa.cli import add_commands
-from kassa.plugins import COMMANDS_GROUP
+from kassa.cli import app as kassa_app
+from kassa.clock import DatabaseClock, MovableClock
+from kassa.config import Settings
+from kassa.plugins import COMMANDS_GROUP, DEVNET_GROUP
+from kassa.wiring import clock_of, with_devnet
 from kassa_dev.cli import bench_app, devnet_app
+from kassa_dev.devnet.provider import LocalChains
 
 
 def test_kassa_dev_registers_devnet_and_bench_as_kassa_cli_entry_points() -> None:
@@ -92,3 +100,30 @@ def test_the_plugin_bench_hands_its_arguments_over(monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(bench_app, ["watchers", "--chains", "btc", "--help"])
     assert result.exit_code == 3
     assert received == [["--chains", "btc", "--help"]]
+
+
+def test_kassa_dev_provides_the_devnet_behind_devnet_true() -> None:
+    [point] = list(entry_points(group=DEVNET_GROUP))
+    assert point.value == "kassa_dev.devnet.provider:LocalChains"
+    chains = plugins.devnet()
+    assert isinstance(chains, LocalChains)
+    # The devnet's clock is the scenario clock an operator may move (POST /v1/admin/clock).
+    assert isinstance(chains.clock(), MovableClock)
+
+
+def test_without_the_dev_tools_a_devnet_setting_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("kassa.plugins.entry_points", lambda *, group: [])
+    with pytest.raises(plugins.DevnetUnavailable, match="kassa-dev"):
+        plugins.devnet()
+    # Real networks need nothing from the dev tools: the database clock, the settings as given.
+    settings = Settings(devnet=False, data_dir=tmp_path)
+    assert isinstance(clock_of(settings), DatabaseClock)
+    assert with_devnet(settings, print, start=True) is settings
+    # A command on the devnet ends with the reason instead of a traceback.
+    config = tmp_path / "kassa.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\ndevnet = true\n')
+    result = CliRunner().invoke(kassa_app, ["--config", str(config), "watch", "--chain", "btc"])
+    assert result.exit_code == 1
+    assert "kassa-dev" in result.stderr

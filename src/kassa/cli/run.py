@@ -215,7 +215,7 @@ def _on_devnet(settings: Settings, *, start: bool = False, hot_wallets: bool = F
     try:
         return with_devnet(settings, say, start=start, hot_wallets=hot_wallets)
     except DevnetUnavailable as error:
-        fail(f"the local chains did not start: {error}")
+        fail(f"the local chains are not available: {error}")
 
 
 def _clock(settings: Settings) -> Clock:
