@@ -301,6 +301,13 @@ def tron_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TronNode]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need PostgreSQL or chain nodes; under pytest-xdist, run long ones first.
+
+    With `--dist load --maxschedchunk 1` (`./dev test`) each worker takes the next test when it
+    is done with one, so putting the slow tests, then the chain tests, first keeps a minute-long
+    test from starting last while the other workers sit idle (longest first). A plain `pytest`
+    keeps the written order.
+    """
     for item in items:
         callspec = getattr(item, "callspec", None)
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -311,3 +318,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if fixtures & CHAIN_FIXTURES:
             item.add_marker(pytest.mark.chain)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # Stable: every worker computes the same order, as xdist requires.
+        items.sort(key=_longest_first)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    if item.get_closest_marker("chain") is not None:
+        return 1
+    return 2

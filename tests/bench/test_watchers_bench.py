@@ -16,6 +16,9 @@ from kassa.bench._watch_verify import passed, verify
 from kassa.chains.network import Chain
 from kassa.db import Database
 
+# Slow (--durations): the watcher benchmark on all three chains.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.chain
 def test_the_watcher_benchmark_credits_every_paid_deposit_once(
