@@ -12,6 +12,9 @@ import pytest
 
 from kassa_dev.bench import payouts
 
+# Slow (--durations): the payout benchmark on all three chains.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.chain
 @pytest.mark.postgres

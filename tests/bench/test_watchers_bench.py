@@ -16,6 +16,9 @@ from kassa_dev.bench import watchers
 from kassa_dev.bench._watch_model import PaidDeposit
 from kassa_dev.bench._watch_verify import passed, verify
 
+# Slow (--durations): the watcher benchmark on all three chains.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.chain
 def test_the_watcher_benchmark_credits_every_paid_deposit_once(

@@ -72,6 +72,9 @@ from kassa_dev.devnet.testing import BitcoinNode, GanacheNode
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
 
+# Slow (--durations): sixty blocks, a watcher subprocess killed and restarted.
+pytestmark = pytest.mark.slow
+
 KASSA = Path(sys.executable).with_name("kassa")
 DEPOSITS = 20
 BLOCKS_PER_DEPOSIT = 3

@@ -44,6 +44,7 @@ def status_rows(data_dir: Path) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in lines[1:]}
 
 
+@pytest.mark.slow  # three real nodes started, funded, stopped and started again
 def test_up_status_fund_down_and_up_again(data_dir: Path) -> None:
     eth_port, btc_port, tron_port = free_port(), free_port(), free_port()
     up_args = [

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -55,6 +56,9 @@ from kassa.money import USD, Money
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
     from tests.ledger.conftest import Books
+
+# Slow (--durations): hypothesis state machines, a fresh database per example.
+pytestmark = pytest.mark.slow
 
 START = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 CUSTOMERS = 3

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
     from tests.payouts.conftest import Stage
 
+# Slow (--durations): two payout workers pay 100 payouts on each chain.
+pytestmark = pytest.mark.slow
+
 PAYOUTS = 100
 DEADLINE_SECONDS = 240
 

@@ -23,6 +23,9 @@ from kassa.payouts.model import RequestStatus
 if TYPE_CHECKING:
     from tests.payouts.conftest import Stage
 
+# Slow (--durations): payout worker subprocesses killed and restarted.
+pytestmark = pytest.mark.slow
+
 
 def _worker_process(stage: Stage, tmp_path: Path, crash_at: str | None) -> int:
     env = {

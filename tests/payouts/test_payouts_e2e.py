@@ -11,12 +11,17 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+import pytest
+
 from kassa.chains.network import Chain
 from kassa.money import USD, Money, asset, convert_down
 from kassa.payouts.model import RequestStatus
 
 if TYPE_CHECKING:
     from tests.payouts.conftest import Stage
+
+# Slow (--durations): top-ups and payouts end to end on the local chains.
+pytestmark = pytest.mark.slow
 
 RATES = {"BTC": 60_000, "ETH": 3_000, "TRX": "0.25", "USDT-TRC20": 1, "USDT-ERC20": 1}
 

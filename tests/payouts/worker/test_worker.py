@@ -40,6 +40,12 @@ def _status(bench: Bench, request_id: object) -> RequestStatus:
         return get(conn, request_id).status  # type: ignore[arg-type]
 
 
+def _events(bench: Bench, request_id: object) -> list[dict[str, Any]]:
+    # A connection of its own, closed here: one left open outlives the test's database.
+    with bench.db.engine.connect() as conn:
+        return events(conn, request_id)  # type: ignore[arg-type]
+
+
 def _txs(bench: Bench) -> list[tuple[str, str]]:
     with bench.db.transaction() as conn:
         return [
@@ -76,7 +82,7 @@ def test_withdrawal_is_signed_broadcast_confirmed_and_booked(bench: Bench) -> No
     # The chain charged 90 % of the estimate: the house kept 10 % of $1.26 = $0.126.
     assert bench.account_balance("house:network-fees:USD") == -126_000
     assert bench.account_balance("clearing:payouts:USD") == 0
-    assert [e["to"] for e in events(bench.db.engine.connect(), request.id)] == [
+    assert [e["to"] for e in _events(bench, request.id)] == [
         "approved",
         "signed",
         "broadcast",
@@ -123,9 +129,7 @@ def test_fee_leaving_nothing_fails_cleanly_and_returns_the_funds(bench: Bench) -
     assert failed.status is RequestStatus.FAILED
     assert bench.available(customer) == Money.parse("100.00", USD)
     assert bench.rail.txs == {}
-    assert "leaves nothing to pay out" in (
-        events(bench.db.engine.connect(), request.id)[-1]["reason"] or ""
-    )
+    assert "leaves nothing to pay out" in (_events(bench, request.id)[-1]["reason"] or "")
 
 
 def test_short_hot_wallet_waits_with_a_reason_then_pays(bench: Bench) -> None:
