@@ -20,8 +20,7 @@ from pydantic_settings import (
 )
 
 from kassa.deposits.settings import ChainsSettings
-from kassa.payouts.settings import PayoutSettings
-from kassa.payouts.signer import SignerSettings
+from kassa.payouts.settings import PayoutSettings, SignerSettings
 from kassa.policy.settings import PolicySettings
 from kassa.pricing.settings import PricingSettings
 

@@ -1,4 +1,4 @@
-"""Bitstamp source against recorded answers (design §5: parsers are tested on recorded responses;
+"""Bitstamp source against recorded answers (parsers are tested on recorded responses;
 zero and bad quotes are rejected, one failing pair never hides the others)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Coinbase Exchange source against recorded answers (design §5: parsers are tested on recorded
+"""Coinbase Exchange source against recorded answers (parsers are tested on recorded
 responses; zero and bad quotes are rejected, one failing product never hides the others)."""
 
 from __future__ import annotations

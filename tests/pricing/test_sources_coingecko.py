@@ -1,4 +1,4 @@
-"""CoinGecko source against recorded answers (design §5: parsers are tested on recorded responses;
+"""CoinGecko source against recorded answers (parsers are tested on recorded responses;
 zero and stale-without-a-time quotes are rejected). CoinGecko answers every coin in one body, so a
 bad entry spoils only its own symbol."""
 

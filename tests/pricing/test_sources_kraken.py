@@ -1,4 +1,4 @@
-"""Kraken source against recorded answers (design §5: parsers are tested on recorded responses;
+"""Kraken source against recorded answers (parsers are tested on recorded responses;
 zero and bad quotes are rejected). Kraken answers all pairs in one body, so a bad pair spoils only
 its own quote, and a delisted pair must not take the others down with it."""
 

@@ -1,5 +1,5 @@
 """The source registry, and the contract every HTTP source keeps whatever goes wrong on the wire
-(design §5: one bad exchange must not hide the others, so a source reports, it never raises)."""
+(one bad exchange must not hide the others, so a source reports, it never raises)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from kassa.pricing.model import SourceError, Symbol
+from kassa.pricing.sources import SOURCE_NAMES
 from kassa.pricing.sources.base import CandleSource, RateSource
-from kassa.pricing.sources.registry import SOURCE_NAMES, UnknownSource, build_source
+from kassa.pricing.sources.registry import UnknownSource, build_source
 
 if TYPE_CHECKING:
     from tests.pricing.conftest import Wire

@@ -9,6 +9,8 @@ the difference goes to the network-fee account.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kassa.assets import fee_asset_of, on_chain
@@ -129,3 +131,21 @@ class PayoutSettings(BaseModel):
         """The quoted chain fee of one payout in `code`, in the chain's fee asset."""
         text = self.network_fee_estimates.get(code, DEFAULT_FEE_ESTIMATES[code])
         return Money.parse(text, fee_asset_of(asset(code)))
+
+
+class SignerSettings(BaseModel):
+    """Where payout signing keys come from (``[signer]``); the signer itself is
+    `kassa.payouts.signer`, which only the payout worker imports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(default="local", description="Only 'local' ships with Kassa")
+    key_dir: Path | None = Field(
+        default=None, description="Encrypted key files <chain>.json; default <data_dir>/signer"
+    )
+    password_env: str = Field(
+        default="KASSA_SIGNER_PASSWORD", description="Variable holding the key files' password"
+    )
+    password_file: Path | None = Field(
+        default=None, description="Devnet only: a file holding the password (mode 0600)"
+    )

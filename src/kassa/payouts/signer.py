@@ -27,7 +27,6 @@ from typing import Protocol
 
 import coincurve
 from eth_account import Account
-from pydantic import BaseModel, ConfigDict, Field
 
 from kassa.chains.btc.keys import p2wpkh_address_for_key
 from kassa.chains.btc.tx import Transaction, UnsignedTransaction
@@ -51,6 +50,7 @@ from kassa.chains.tron.tx import (
     tron_address_for_key,
 )
 from kassa.errors import KassaError
+from kassa.payouts.settings import SignerSettings
 
 KEY_ENV = "KASSA_SIGNER_{chain}_KEY"
 
@@ -58,21 +58,6 @@ KEY_ENV = "KASSA_SIGNER_{chain}_KEY"
 class SignerError(KassaError):
     code = "signer_error"
     title = "Signer not usable"
-
-
-class SignerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: str = Field(default="local", description="Only 'local' ships with Kassa")
-    key_dir: Path | None = Field(
-        default=None, description="Encrypted key files <chain>.json; default <data_dir>/signer"
-    )
-    password_env: str = Field(
-        default="KASSA_SIGNER_PASSWORD", description="Variable holding the key files' password"
-    )
-    password_file: Path | None = Field(
-        default=None, description="Devnet only: a file holding the password (mode 0600)"
-    )
 
 
 class Signer(Protocol):

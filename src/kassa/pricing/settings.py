@@ -13,6 +13,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kassa.pricing.model import Symbol
+from kassa.pricing.sources import SOURCE_NAMES
 
 DEMO_STATIC_RATES: dict[Symbol, Decimal] = {
     Symbol.BTC: Decimal("60000"),
@@ -71,9 +72,6 @@ class PricingSettings(BaseModel):
 
     @model_validator(mode="after")
     def _sources_known(self) -> PricingSettings:
-        # Imported here: the registry imports every source module, settings must stay light.
-        from kassa.pricing.sources.registry import SOURCE_NAMES
-
         known = {*SOURCE_NAMES, "static"}
         for name in [*self.sources, *self.fallback_sources, *self.candle_sources]:
             if name not in known:

@@ -22,12 +22,8 @@ from kassa.assets import ASSETS_OF_CHAIN
 from kassa.chains.network import Chain
 from kassa.deposits.settings import ChainsSettings
 from kassa.money import Money, asset
-from kassa.payouts.signer import (
-    SignerSettings,
-    create_key_file,
-    key_dir,
-    load_local_signer,
-)
+from kassa.payouts.settings import SignerSettings
+from kassa.payouts.signer import create_key_file, key_dir, load_local_signer
 from kassa_dev.devnet.faucet import Faucet, FaucetError
 
 HOT_FUNDING: dict[str, str] = {

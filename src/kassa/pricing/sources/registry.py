@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
+from kassa.pricing.sources import SOURCE_NAMES
 from kassa.pricing.sources.base import RateSource
 from kassa.pricing.sources.binance import BinanceSource
 from kassa.pricing.sources.bitstamp import BitstampSource
@@ -25,9 +26,6 @@ _BUILDERS: dict[str, Callable[[httpx.AsyncClient], RateSource]] = {
     "binance": BinanceSource,
     "coingecko": CoinGeckoSource,
 }
-
-SOURCE_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-"""Every HTTP source name `build_source` accepts, in a stable order."""
 
 
 class UnknownSource(ValueError):
