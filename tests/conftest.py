@@ -71,7 +71,7 @@ class PgProvisioner:
     spare databases and waits for every drop.
     """
 
-    def __init__(self, template: str, ahead: int = 2, droppers: int = 2) -> None:
+    def __init__(self, template: str, ahead: int = 2, droppers: int = 4) -> None:
         self.template = template
         self._ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=ahead)
         self._closing = threading.Event()
