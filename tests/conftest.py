@@ -134,6 +134,8 @@ class DatabaseFactory:
         provisioner: PgProvisioner | None = None,
         lock_file: Path | None = None,
     ) -> None:
+        if (dialect == "postgres") != (provisioner is not None):
+            raise ValueError("PostgreSQL databases, and only they, come from a PgProvisioner")
         self.dialect = dialect
         self.template = template
         self.workdir = workdir
@@ -143,13 +145,8 @@ class DatabaseFactory:
         self._made: list[tuple[Database, str]] = []
 
     def url(self) -> str:
-        if self.dialect == "postgres":
-            if self.provisioner is not None:
-                name = self.provisioner.take()
-            else:
-                name = f"kassa_t_{uuid.uuid4().hex[:16]}"
-                _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-            return _pg_url(name)
+        if self.provisioner is not None:
+            return _pg_url(self.provisioner.take())
         path = self.workdir / f"kassa-{uuid.uuid4().hex[:12]}.sqlite3"
         shutil.copyfile(self.template, path)
         return f"sqlite:///{path}"
@@ -171,12 +168,8 @@ class DatabaseFactory:
     def cleanup(self) -> None:
         for db, url in self._made:
             db.dispose()
-            if self.dialect == "postgres":
-                name = url.rsplit("/", 1)[1]
-                if self.provisioner is not None:
-                    self.provisioner.give_back(name)
-                else:
-                    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if self.provisioner is not None:
+                self.provisioner.give_back(url.rsplit("/", 1)[1])
         self._made.clear()
         if self._lock is not None:
             self._lock.close()  # releases the flock

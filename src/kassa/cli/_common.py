@@ -65,10 +65,12 @@ def database_of(settings: Settings, *, pool_size: int | None = None) -> Iterator
 
 
 @contextmanager
-def migrated_database(ctx: typer.Context) -> Iterator[tuple[Settings, Database]]:
-    """Settings and a one-connection database at the code's migration head (or exit)."""
+def migrated_database(
+    ctx: typer.Context, *, pool_size: int = 1
+) -> Iterator[tuple[Settings, Database]]:
+    """Settings and a small database at the code's migration head (or exit)."""
     settings = settings_of(ctx)
-    with database_of(settings, pool_size=1) as database:
+    with database_of(settings, pool_size=pool_size) as database:
         require_head(database)
         yield settings, database
 

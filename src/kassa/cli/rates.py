@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kassa.cli._common import database_of, fail, require_head, say, settings_of
+from kassa.cli._common import database_of, fail, migrated_database, require_head, say, settings_of
 
 if TYPE_CHECKING:
     from kassa.config import Settings
@@ -62,9 +62,7 @@ def rates_show(
     from kassa.pricing.errors import NoRate
     from kassa.pricing.model import Symbol
 
-    settings = settings_of(ctx)
-    with database_of(settings, pool_size=2) as database:
-        require_head(database)
+    with migrated_database(ctx, pool_size=2) as (settings, database):
         pricing = _pricing(settings, database)
         if refresh:
             pricing.refresh()
@@ -85,9 +83,7 @@ def rates_show(
 @app.command("refresh")
 def rates_refresh(ctx: typer.Context) -> None:
     """Fetch from the configured sources now and store the aggregated rates."""
-    settings = settings_of(ctx)
-    with database_of(settings, pool_size=2) as database:
-        require_head(database)
+    with migrated_database(ctx, pool_size=2) as (settings, database):
         result = _pricing(settings, database).refresh()
     for sample in result.samples.values():
         _print_rate(sample)

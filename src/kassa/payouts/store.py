@@ -255,12 +255,11 @@ def paid_by(
 ) -> None:
     """The requests are now paid by the stored transaction ``tx_id`` (a replacement with a
     higher fee of the one they were signed in); their status stays."""
-    for request_id in request_ids:
-        conn.execute(
-            update(payout_request)
-            .where(payout_request.c.id == request_id)
-            .values(tx_id=tx_id, updated_at=now)
-        )
+    conn.execute(
+        update(payout_request)
+        .where(payout_request.c.id.in_(request_ids))
+        .values(tx_id=tx_id, updated_at=now)
+    )
 
 
 def _event(
