@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     Text,
@@ -123,5 +124,17 @@ idempotency_record = Table(
     Column("resource_id", String(64), nullable=True),
     Column("detail", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column(
+        "response_status",
+        Integer,
+        nullable=True,
+        comment="The HTTP status the first request was answered with",
+    ),
+    Column(
+        "response_body",
+        Text,
+        nullable=True,
+        comment="The JSON body the first request was answered with",
+    ),
     UniqueConstraint("scope", "key", name="uq_idempotency_record_scope_key"),
 )
