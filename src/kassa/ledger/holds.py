@@ -200,7 +200,10 @@ def capture_hold(
             )
         if _is_expired(hold, now):
             _release(conn, hold, HoldStatus.EXPIRED, now)
-            raise HoldExpired(f"hold {hold.id} expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}Z")
+            # Recorded: the expiry just written stands whatever the caller does with the refusal.
+            raise HoldExpired(
+                f"hold {hold.id} expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}Z"
+            ).record()
     except (HoldAlreadyResolved, CaptureExceedsHold, HoldExpired) as refused:
         _refuse(conn, claimed, refused)
         raise

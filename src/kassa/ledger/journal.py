@@ -45,7 +45,7 @@ from kassa.ledger.errors import (
     LedgerInvariantBroken,
     UnbalancedTransaction,
 )
-from kassa.ledger.idempotency import OK, Request, StoredOutcome
+from kassa.ledger.idempotency import OK, Claim, Request, StoredOutcome
 from kassa.ledger.model import NormalSide, TransactionKind
 from kassa.ledger.tables import (
     ledger_account,
@@ -315,6 +315,8 @@ class PostgresJournal:
     def post(
         self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
     ) -> PostResult:
+        if request is not None and request.claimed is not None:
+            return self._post_claimed(conn, entry, now, request.claimed)
         _validate_shape(entry)
         try:
             row = conn.execute(_POST_ENTRY_SQL, self._params(entry, now, request)).one()
@@ -352,6 +354,22 @@ class PostgresJournal:
         if request is not None:
             idempotency.complete_refused_by_key(conn, request, error)
         raise error
+
+    def _post_claimed(
+        self, conn: Connection, entry: Entry, now: datetime | None, claimed: Claim
+    ) -> PostResult:
+        """The caller claimed the key in this transaction already (the API does): post without
+        it, then complete that record as the stored function would have."""
+        try:
+            result = self.post(conn, entry, now, None)
+        except (InsufficientFunds, AccountFrozen) as refused:
+            idempotency.complete_refused(conn, claimed, refused)
+            raise
+        if not isinstance(result, Posted):
+            raise LedgerInvariantBroken("a post without an idempotency key was replayed")
+        resource = str(result.transaction_id) if result.transaction_id else None
+        idempotency.complete(conn, claimed, OK, resource, None)
+        return result
 
     @staticmethod
     def _params(entry: Entry, now: datetime | None, request: Request | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -23,6 +24,7 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.idempotency import Request
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
@@ -88,10 +90,10 @@ def _state_out(conn: Connection, account: CustomerAccount) -> AccountStateOut:
     )
 
 
-@router.post("/{external_id}/state")
+@router.post("/{external_id}/state", response_model=AccountStateOut)
 def change_account_state(
     external_id: str, body: AccountStateIn, caller: Admin, idem: Idem, ctx: Ctx
-) -> AccountStateOut:
+) -> Response:
     to = states.parse_state(body.state)
     reason_code = states.parse_reason_code(body.reason_code)
     request = idem.request(
@@ -103,7 +105,8 @@ def change_account_state(
             "reason": body.reason,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> AccountStateOut:
         account = accounts.get_by_external_id(conn, external_id)
         states.change_state(
             conn,
@@ -113,9 +116,11 @@ def change_account_state(
             reason=body.reason,
             actor=caller.actor,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
         )
         return _state_out(conn, accounts.get(conn, account.id))
+
+    return idem.respond(ctx, request, work)
 
 
 @router.get("/{external_id}/state")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
@@ -21,6 +22,7 @@ from kassa.api.schemas import (
     LedgerPageOut,
 )
 from kassa.ledger.accounts import get_balance, history
+from kassa.ledger.idempotency import Request
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -36,21 +38,24 @@ def account_out(conn: Connection, account: CustomerAccount) -> AccountOut:
     )
 
 
-@router.post("", status_code=201)
-def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> AccountOut:
+@router.post("", status_code=201, response_model=AccountOut)
+def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     refuse_if_bound(caller, "create accounts")
     request = idem.request(
         "accounts.create", {"external_id": body.external_id, "metadata": body.metadata}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> AccountOut:
         account = accounts.create(
             conn,
             external_id=body.external_id,
             metadata=body.metadata,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
         )
         return account_out(conn, account)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get("/{external_id}")

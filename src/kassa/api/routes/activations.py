@@ -15,13 +15,16 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from kassa.accounts.service import CustomerAccount
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.schemas import AmountIn, AmountOut
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.spending import activations
 from kassa.spending.activations import Activation
@@ -85,10 +88,10 @@ def _activation_id(text: str) -> uuid.UUID:
         raise ActivationNotFound(f"activation {text} does not exist") from None
 
 
-@router.post("/{external_id}/activations", status_code=201)
+@router.post("/{external_id}/activations", status_code=201, response_model=ActivationOut)
 def reserve_activation(
     external_id: str, body: ActivationIn, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     price = body.price.to_money(USD)
     request = idem.request(
         "activations.reserve",
@@ -99,7 +102,8 @@ def reserve_activation(
             "description": body.description,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.reserve(
             conn,
@@ -108,10 +112,12 @@ def reserve_activation(
             window=timedelta(seconds=body.window_seconds),
             description=body.description,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
             actor=caller.actor,
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get("/{external_id}/activations/{activation_id}")
@@ -124,40 +130,44 @@ def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ct
     return ActivationOut.of(activation)
 
 
-@router.post("/{external_id}/activations/{activation_id}/cancel")
+@router.post("/{external_id}/activations/{activation_id}/cancel", response_model=ActivationOut)
 def cancel_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     """Refund at once; refused once fulfilled (final) or expired (refunded anyway)."""
-    parsed = _activation_id(activation_id)
     request = idem.request(
-        "activations.cancel", {"external_id": external_id, "activation_id": str(parsed)}
+        "activations.cancel", {"external_id": external_id, "activation_id": activation_id}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.cancel(
-            conn, account, parsed, now=ctx.clock.now(conn), request=request
+            conn, account, _activation_id(activation_id), now=ctx.clock.now(conn), request=claimed
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work)
 
 
-@router.post("/{external_id}/activations/{activation_id}/fulfil")
+@router.post("/{external_id}/activations/{activation_id}/fulfil", response_model=ActivationOut)
 def fulfil_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     """Charge the price; final. Refused after the window ends (and the price returned)."""
-    parsed = _activation_id(activation_id)
     request = idem.request(
-        "activations.fulfil", {"external_id": external_id, "activation_id": str(parsed)}
+        "activations.fulfil", {"external_id": external_id, "activation_id": activation_id}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.fulfil(
             conn,
             account,
-            parsed,
+            _activation_id(activation_id),
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
             actor=caller.actor,
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work)

@@ -21,12 +21,13 @@ from sqlalchemy import Connection
 
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
-from kassa.api.idempotency import Idem
+from kassa.api.idempotency import Idem, WithStatus
 from kassa.api.schemas import AmountOut
 from kassa.assets import ASSETS_OF_CHAIN
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import DepositAddress
 from kassa.deposits.runtime import parse_chain
+from kassa.ledger.idempotency import Request
 from kassa.money import USD, Money
 from kassa.pricing.locks import get_lock
 from kassa.pricing.model import price_text
@@ -126,25 +127,25 @@ def deposit_out(conn: Connection, deposit: records.Deposit) -> DepositOut:
 @router.post(
     "/{external_id}/deposit-addresses",
     status_code=201,
+    response_model=DepositAddressOut,
     responses={200: {"description": "The account already had an address on this chain"}},
 )
 def create_deposit_address(
-    external_id: str,
-    body: DepositAddressIn,
-    caller: Writer,
-    _idem: Idem,
-    ctx: Ctx,
-    response: Response,
-) -> DepositAddressOut:
+    external_id: str, body: DepositAddressIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
     chain = parse_chain(body.chain, ctx.derivers)
-    with ctx.database.transaction() as conn:
+    request = idem.request(
+        "deposit_addresses.create", {"external_id": external_id, "chain": chain.value}
+    )
+
+    def work(conn: Connection, _claimed: Request) -> WithStatus:
         account = customer_for(conn, caller, external_id)
         address, created = addresses.get_or_create(
             conn, account.id, ctx.derivers[chain], ctx.clock.now(conn)
         )
-    if not created:
-        response.status_code = 200
-    return DepositAddressOut.of(address)
+        return WithStatus(DepositAddressOut.of(address), 201 if created else 200)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get("/{external_id}/deposit-addresses")

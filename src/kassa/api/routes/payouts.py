@@ -17,15 +17,17 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
 from kassa.api.auth import Reader, Writer, customer_for
-from kassa.api.context import Ctx
-from kassa.api.idempotency import Idem
+from kassa.api.context import AppContext, Ctx
+from kassa.api.idempotency import Idem, Idempotency
 from kassa.api.schemas import AmountIn, AmountOut
 from kassa.apikeys.service import ApiKey
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
 from kassa.payouts.errors import PayoutRequestNotFound
@@ -123,7 +125,8 @@ def _visible(
 
 
 @router.post("/refunds/quote")
-def quote_refund(body: RefundIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
+    """What the policy decides now for this refund; changes nothing (no Idempotency-Key)."""
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
         decision = ctx.payouts.quote_refund(conn, account, body.deposit_id)
@@ -132,18 +135,26 @@ def quote_refund(body: RefundIn, caller: Reader, _idem: Idem, ctx: Ctx) -> Quote
     )
 
 
-@router.post("/refunds", status_code=201)
-def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+@router.post("/refunds", status_code=201, response_model=PayoutRequestOut)
+def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     request = idem.request(
         "refunds.create", {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
     )
+    replayed = idem.replay(ctx, request)
+    if replayed is not None:
+        return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-    created = ctx.payouts.request_refund(
-        account, body.deposit_id, request=request, actor=caller.actor
-    )
-    with ctx.database.transaction() as conn:
+        coin = ctx.payouts.refund_coin(conn, account, body.deposit_id)
+    locks = ctx.payouts.lock_rates(coin)
+
+    def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
+        created = ctx.payouts.create_refund(
+            conn, account, body.deposit_id, locks, request=claimed, actor=caller.actor
+        )
         return request_out(conn, created)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get("/refunds/{request_id}")
@@ -152,18 +163,16 @@ def get_refund(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequest
         return request_out(conn, _visible(conn, caller, request_id, RequestKind.REFUND))
 
 
-@router.post("/refunds/{request_id}/cancel")
+@router.post("/refunds/{request_id}/cancel", response_model=PayoutRequestOut)
 def cancel_refund(
-    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
-) -> PayoutRequestOut:
-    with ctx.database.transaction() as conn:
-        _visible(conn, caller, request_id, RequestKind.REFUND)
-        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
-        return request_out(conn, cancelled)
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
+    return _cancel(ctx, idem, caller, request_id, RequestKind.REFUND, body.reason)
 
 
 @router.post("/withdrawals/quote")
-def quote_withdrawal(body: WithdrawalIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
+    """What the policy decides now for this withdrawal; changes nothing (no Idempotency-Key)."""
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
     with ctx.database.transaction() as conn:
@@ -174,8 +183,8 @@ def quote_withdrawal(body: WithdrawalIn, caller: Reader, _idem: Idem, ctx: Ctx) 
     )
 
 
-@router.post("/withdrawals", status_code=201)
-def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+@router.post("/withdrawals", status_code=201, response_model=PayoutRequestOut)
+def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
     request = idem.request(
@@ -187,13 +196,20 @@ def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) 
             "address": body.address,
         },
     )
+    replayed = idem.replay(ctx, request)
+    if replayed is not None:
+        return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-    created = ctx.payouts.request_withdrawal(
-        account, amount, coin, body.address, request=request, actor=caller.actor
-    )
-    with ctx.database.transaction() as conn:
+    locks = ctx.payouts.lock_rates(coin)
+
+    def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
+        created = ctx.payouts.create_withdrawal(
+            conn, account, amount, coin, body.address, locks, request=claimed, actor=caller.actor
+        )
         return request_out(conn, created)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get("/withdrawals/{request_id}")
@@ -202,14 +218,31 @@ def get_withdrawal(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutReq
         return request_out(conn, _visible(conn, caller, request_id, RequestKind.WITHDRAWAL))
 
 
-@router.post("/withdrawals/{request_id}/cancel")
+@router.post("/withdrawals/{request_id}/cancel", response_model=PayoutRequestOut)
 def cancel_withdrawal(
-    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
-) -> PayoutRequestOut:
-    with ctx.database.transaction() as conn:
-        _visible(conn, caller, request_id, RequestKind.WITHDRAWAL)
-        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
+    return _cancel(ctx, idem, caller, request_id, RequestKind.WITHDRAWAL, body.reason)
+
+
+def _cancel(
+    ctx: AppContext,
+    idem: Idempotency,
+    caller: ApiKey,
+    request_id: uuid.UUID,
+    kind: RequestKind,
+    reason: str,
+) -> Response:
+    request = idem.request(
+        f"{kind.value}s.cancel", {"request_id": str(request_id), "reason": reason}
+    )
+
+    def work(conn: Connection, _claimed: Request) -> PayoutRequestOut:
+        _visible(conn, caller, request_id, kind)
+        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=reason)
         return request_out(conn, cancelled)
+
+    return idem.respond(ctx, request, work)
 
 
 class PayoutListOut(BaseModel):

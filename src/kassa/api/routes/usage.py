@@ -16,13 +16,16 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from kassa.api.auth import Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.idempotency import Request
 from kassa.money import USD, MoneyError
 from kassa.spending import usage
 from kassa.spending.usage import UsageBatch, UsageEvent
@@ -95,10 +98,10 @@ def _events(body: UsageBatchIn) -> list[UsageEvent]:
     return events
 
 
-@router.post("/{external_id}/usage")
+@router.post("/{external_id}/usage", response_model=UsageBatchOut)
 def record_usage(
     external_id: str, body: UsageBatchIn, caller: Writer, idem: Idem, ctx: Ctx
-) -> UsageBatchOut:
+) -> Response:
     """Charge a batch of usage events (see the module description). A retry of the same
     request with the same Idempotency-Key gets the first answer back; a retry under a new key
     is safe too: the events already charged come back as `duplicate`."""
@@ -111,11 +114,14 @@ def record_usage(
             "events": [[e.event_id, e.amount.amount, e.description] for e in events],
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> UsageBatchOut:
         account = customer_for(conn, caller, external_id)
         batch = usage.record_usage(
-            conn, account, events, now=ctx.clock.now(conn), request=request, actor=caller.actor
+            conn, account, events, now=ctx.clock.now(conn), request=claimed, actor=caller.actor
         )
         last = usage.last_usage_at(conn, account.id)
         balance = BalanceOut.of(get_balance(conn, account.ledger_account_id))
-    return UsageBatchOut.of(batch, last, balance)
+        return UsageBatchOut.of(batch, last, balance)
+
+    return idem.respond(ctx, request, work)
