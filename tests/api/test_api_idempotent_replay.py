@@ -179,9 +179,9 @@ RECIPES: dict[str, Recipe] = {
     "/v1/refunds/{request_id}/cancel": Recipe(
         lambda api: (
             "/v1/refunds/"
-            + api.post(
-                "/v1/refunds", {"external_id": "a", "deposit_id": top_up(api, "a")}
-            ).json()["id"]
+            + api.post("/v1/refunds", {"external_id": "a", "deposit_id": top_up(api, "a")}).json()[
+                "id"
+            ]
             + "/cancel",
             {},
         )
