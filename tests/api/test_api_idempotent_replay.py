@@ -73,6 +73,11 @@ def withdrawal(api: Api, external_id: str, amount: str = "30") -> str:
     return str(made.json()["id"])
 
 
+def withdrawal_body(api: Api) -> dict[str, Any]:
+    prices(api)
+    return {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")}
+
+
 def top_up(api: Api, external_id: str) -> str:
     """A BTC top-up of 0.001 BTC from SENDER, credited by a real watcher ($50.00)."""
     prices(api)
@@ -161,13 +166,7 @@ RECIPES: dict[str, Recipe] = {
         lambda api: (f"/v1/accounts/a/activations/{activation(api, 'a')}/fulfil", None)
     ),
     "/v1/withdrawals": Recipe(
-        lambda api: (
-            "/v1/withdrawals",
-            (
-                prices(api),
-                {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")},
-            )[1],
-        ),
+        lambda api: ("/v1/withdrawals", withdrawal_body(api)),
         lambda api, path, first: api.adjust("a", "credit", "7"),
     ),
     "/v1/withdrawals/{request_id}/cancel": Recipe(
