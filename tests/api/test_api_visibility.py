@@ -212,10 +212,8 @@ def test_another_accounts_objects_answer_as_missing_ones(api: Api) -> None:
 
     def call(route: tuple[str, str], ids: Ids) -> tuple[int, str]:
         path, body = ROUTES[route][0](ids), ROUTES[route][1](ids)
-        if route[0] == "GET":
-            response = api.get(path, x_key)
-        else:
-            response = api.post(path, body, token=x_key)
+        get = route[0] == "GET"
+        response = api.get(path, x_key) if get else api.post(path, body, token=x_key)
         text = response.text
         for value in astuple(ids):
             text = text.replace(value, "<id>") if value else text
