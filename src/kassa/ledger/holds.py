@@ -5,6 +5,11 @@ once). A hold then resolves exactly once: capture (full or partial — the rest 
 void, or expiry. The hold row is locked before it is resolved and the status change is
 conditional on `status = 'pending'`, so two resolvers can never both win. A capture at or
 after `expires_at` is refused and the hold is expired on the spot, returning the funds.
+
+Expiry does not wait for a sweeper: `expire_due_holds_of` expires one account's due holds in
+the caller's transaction, and runs before that account is debited (`create_hold`) and, through
+the API's fences, before anything of it is read. The worker's `expire_due_holds` only tidies up
+accounts nobody touches.
 """
 
 from __future__ import annotations
