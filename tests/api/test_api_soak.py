@@ -38,7 +38,6 @@ from kassa.pricing.settings import PricingSettings
 
 if TYPE_CHECKING:
     import httpx2
-
     from tests.conftest import DatabaseFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

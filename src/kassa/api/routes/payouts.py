@@ -22,11 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
-from kassa.api.auth import Reader, Writer, customer_for
+from kassa.api.auth import Caller, Reader, Writer, customer_for, sees
 from kassa.api.context import AppContext, Ctx
 from kassa.api.idempotency import Idem, Idempotency
 from kassa.api.schemas import AmountIn, AmountOut
-from kassa.apikeys.service import ApiKey
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
@@ -114,13 +113,17 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
 
 
 def _visible(
-    conn: Connection, caller: ApiKey, request_id: uuid.UUID, kind: RequestKind
+    conn: Connection, caller: Caller, request_id: uuid.UUID, kind: RequestKind
 ) -> PayoutRequest:
-    item = store.get(conn, request_id)
-    if item.kind is not kind:
-        raise PayoutRequestNotFound(f"no {kind.value} {request_id}")
-    # A key bound to another account gets the same 404 as for a request that does not exist.
-    customer_for(conn, caller, accounts.get(conn, item.customer_account_id).external_id)
+    """The request of `kind` the caller may see. A request of the other kind, or of another
+    account, answers exactly as one that does not exist (never naming its owner)."""
+    missing = PayoutRequestNotFound(f"no {kind.value} {request_id}")
+    try:
+        item = store.get(conn, request_id)
+    except PayoutRequestNotFound:
+        raise missing from None
+    if item.kind is not kind or not sees(caller, item.customer_account_id):
+        raise missing
     return item
 
 
@@ -228,7 +231,7 @@ def cancel_withdrawal(
 def _cancel(
     ctx: AppContext,
     idem: Idempotency,
-    caller: ApiKey,
+    caller: Caller,
     request_id: uuid.UUID,
     kind: RequestKind,
     reason: str,
