@@ -75,7 +75,7 @@ class Client:
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"}
         self.shared = shared
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 (reproducible choices, not secrets)
         self.sent: list[tuple[str, Any, str, httpx2.Response]] = []
         self.statuses: Counter[int] = Counter()
         self.codes: Counter[str] = Counter()
