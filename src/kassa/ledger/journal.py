@@ -11,7 +11,11 @@ are append-only (database triggers refuse UPDATE and DELETE); corrections are re
 Within the caller's database transaction, `post`:
 1. claims the idempotency key, if one is given (a replay returns the stored outcome);
 2. locks every touched account row in ascending id order (no deadlocks between entries);
-3. checks, before writing anything, that no account that may not go negative has its available
+3. checks, before writing anything, that every running sum of every touched account stays within
+   0 … `MAX_AMOUNT` (2**256−1 minor units, the range `Money` and the `Amount` column promise) and
+   its available balance within ±`MAX_AMOUNT`, so every balance stays readable as `Money`;
+   an entry that would leave one outside is refused whole (`SumOutOfRange`, nothing written).
+   Then that no account that may not go negative has its available
    balance (posted − pending outgoing) reduced below zero — unless the entry is a forced
    reversal, which may, leaving the account frozen until credits cover it;
 4. inserts the transaction and its postings and updates the four running sums per account;
@@ -34,9 +38,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
-from kassa.errors import KassaError
+from kassa.errors import InvalidRequest, KassaError
 from kassa.ledger import idempotency
 from kassa.ledger.errors import (
     AccountFrozen,
@@ -52,7 +56,18 @@ from kassa.ledger.tables import (
     ledger_posting,
     ledger_transaction,
 )
-from kassa.money import Money, asset
+from kassa.money import MAX_AMOUNT, Money, asset
+
+
+class SumOutOfRange(InvalidRequest):
+    """The entry would leave a running sum or a balance beyond `MAX_AMOUNT`: refused whole.
+
+    Not a recorded refusal: nothing of the unit of work is kept, so a retry meets the same
+    state and gets the same answer. Same code as `kassa.money.AmountOutOfRange`, which refuses
+    a single amount beyond the range before it gets here."""
+
+    code = "amount_out_of_range"
+    title = "Amount out of range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,8 @@ def _validate_shape(entry: Entry) -> None:
         for value in (line.posted, line.pending_debits, line.pending_credits):
             if type(value) is not int:
                 raise TypeError("ledger lines carry int minor units")
+            if abs(value) > MAX_AMOUNT:
+                raise SumOutOfRange(_OUT_OF_RANGE)
     if entry.has_postings and sum(1 for line in entry.lines if line.posted) < 2:
         raise UnbalancedTransaction("a journal transaction needs at least two postings")
     if entry.force and entry.kind is not TransactionKind.REVERSAL:
@@ -139,6 +156,23 @@ def available(
     if normal_side == NormalSide.CREDIT:
         return credits - debits - debits_pending
     return debits - credits - credits_pending
+
+
+_OUT_OF_RANGE = (
+    "this would take a balance or a running total beyond the largest amount Kassa can hold "
+    "(2**256-1 minor units of the asset); nothing was changed"
+)
+_OUT_OF_RANGE_MARK = "kassa: sum out of range"
+"""How `kassa_post_entry` (migration 0008) says the same."""
+
+
+def in_range(normal_side: str, sums: tuple[int, int, int, int]) -> bool:
+    """Each running sum (debits, credits, pending debits, pending credits) within 0 … MAX_AMOUNT
+    and the available balance within ±MAX_AMOUNT. Then every figure of the account's
+    `Balance` (posted, pending, available) is a valid `Money`."""
+    return all(0 <= value <= MAX_AMOUNT for value in sums) and (
+        abs(available(normal_side, *sums)) <= MAX_AMOUNT
+    )
 
 
 AccountNamer = Callable[[Connection, int], str | None]
@@ -263,18 +297,15 @@ class PortableJournal:
         if unbalanced:
             raise UnbalancedTransaction(f"entry does not balance: {unbalanced}")
 
-        new_sums: dict[int, tuple[int, int, int, int]] = {}
-        for account_id in ids:
+        new_sums = {account_id: _add(rows[account_id], deltas[account_id]) for account_id in ids}
+        for account_id, sums in new_sums.items():
             row = rows[account_id]
-            d = deltas[account_id]
-            sums = (
-                row.debits_posted + d[0],
-                row.credits_posted + d[1],
-                row.debits_pending + d[2],
-                row.credits_pending + d[3],
-            )
             if sums[2] < 0 or sums[3] < 0:
                 raise LedgerInvariantBroken(f"pending sums of account {row.code} would go negative")
+            if not in_range(row.normal_side, sums):
+                raise SumOutOfRange(_OUT_OF_RANGE)
+        for account_id, sums in new_sums.items():
+            row = rows[account_id]
             before = available(
                 row.normal_side,
                 row.debits_posted,
@@ -286,7 +317,6 @@ class PortableJournal:
             if not row.allow_negative and after < 0 and after < before and not entry.force:
                 code = AccountFrozen.code if before < 0 else InsufficientFunds.code
                 raise refusal(conn, code, row.code, row.asset, before, after)
-            new_sums[account_id] = sums
 
         transaction_id = None
         if entry.has_postings:
@@ -328,6 +358,16 @@ class PortableJournal:
         return transaction_id
 
 
+def _add(row: Any, delta: Sequence[int]) -> tuple[int, int, int, int]:
+    """An account's four running sums after `delta` (same order as the columns)."""
+    return (
+        row.debits_posted + delta[0],
+        row.credits_posted + delta[1],
+        row.debits_pending + delta[2],
+        row.credits_pending + delta[3],
+    )
+
+
 _POST_ENTRY_SQL = text(
     """
     SELECT outcome, resource_id, stored_operation, stored_fingerprint, replayed,
@@ -359,6 +399,10 @@ class PostgresJournal:
                 raise AccountNotFound(f"some of ledger accounts {ids} do not exist") from failed
             if "kassa: entry does not balance" in message or "kassa: asset mismatch" in message:
                 raise UnbalancedTransaction(message.split("\n", 1)[0]) from failed
+            raise
+        except DataError as failed:
+            if _OUT_OF_RANGE_MARK in str(failed.orig):
+                raise SumOutOfRange(_OUT_OF_RANGE) from failed
             raise
         if row.replayed:
             if request is None:

@@ -165,11 +165,17 @@ def check_daily_limits(
     now: datetime,
 ) -> None:
     """Refuse (`PayoutLimitExceeded`) a request of ``gross`` USD that would take the account over
-    its daily count or USD limit. Locks the customer account's row until the transaction ends."""
+    its daily count or USD limit. Locks the customer account's row until the transaction ends.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it queues concurrent limit checks of the account, yet
+    lets the rows that reference the account (an activation, a usage batch, this request) be
+    inserted meanwhile. A plain FOR UPDATE also blocks their foreign-key check, and an activation
+    that already holds the balance then deadlocks with this request (the lock order is in
+    `kassa.ledger`)."""
     conn.execute(
         select(customer_account.c.id)
         .where(customer_account.c.id == customer_account_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).first()
     since = now - DAY
     count, used = store.paid_or_open_since(conn, customer_account_id, since)
