@@ -123,13 +123,13 @@ class Client:
             end = self.rng.choice(["cancel", "fulfil"])
             return f"/v1/accounts/{picked[0]}/activations/{picked[1]}/{end}", None, None
         if kind == "withdraw":
-            body = {
+            withdrawal: dict[str, Any] = {
                 "external_id": account,
                 "asset": "BTC",
                 "address": PAYEE,
                 "amount": self.usd(20, 60),
             }
-            return "/v1/withdrawals", body, "withdrawals"
+            return "/v1/withdrawals", withdrawal, "withdrawals"
         if kind == "refund":
             deposit = self.rng.choice(self.shared.deposits[account])
             return "/v1/refunds", {"external_id": account, "deposit_id": deposit}, "refunds"

@@ -327,9 +327,24 @@ def ledger_machine(
                     )
                 )
 
+            # A new hold first expires the account's due holds (their funds count as
+            # available); a refusal nobody stores rolls that back with everything else.
+            now = self.clock.now()
+            due = [
+                h
+                for h in self.model.holds.values()
+                if h.account == account and h.status is HoldStatus.PENDING
+                if h.expires_at is not None and h.expires_at <= now
+            ]
+            for h in due:
+                h.status = HoldStatus.EXPIRED
             expected = self.model.refusal(account, amount)
             outcome = send(0)
             assert outcome.split(":")[0] == expected, (outcome, expected)
+            for h in due:
+                h.status = HoldStatus.PENDING
+                if expected == "ok" or name is not None:
+                    self._resolved(h, HoldStatus.EXPIRED)
             if expected == "ok":
                 hold = ModelHold(uuid.UUID(outcome[3:]), account, amount, expires_at)
                 self.model.holds[hold.id] = hold
