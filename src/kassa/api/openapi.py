@@ -156,6 +156,7 @@ def _implied_codes(route: APIRoute) -> Iterator[str]:
     if route.body_field is not None or _has_parameters(dependant):
         yield "validation_error"
     if route.body_field is not None:
+        yield "malformed_body"
         yield from (code for code, status in STATUS_BY_CODE.items() if status == 413)
     if requires_idempotency_key(route):
         yield from ("idempotency_key_required", "invalid_idempotency_key")

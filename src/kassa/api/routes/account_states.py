@@ -22,6 +22,7 @@ from kassa.accounts.states import AccountState, StateChange
 from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.ledger.accounts import get_balance
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
@@ -88,7 +89,17 @@ def _state_out(conn: Connection, account: CustomerAccount) -> AccountStateOut:
     )
 
 
-@router.post("/{external_id}/state")
+@router.post(
+    "/{external_id}/state",
+    description="Set an account active, suspended, terminated or frozen, with a reason (admin).",
+    responses=problems_for(
+        "account_not_found",
+        "illegal_account_state_transition",
+        "invalid_account_state",
+        "invalid_reason_code",
+        "invalid_state_reason",
+    ),
+)
 def change_account_state(
     external_id: str, body: AccountStateIn, caller: Admin, idem: Idem, ctx: Ctx
 ) -> AccountStateOut:
@@ -118,7 +129,11 @@ def change_account_state(
         return _state_out(conn, accounts.get(conn, account.id))
 
 
-@router.get("/{external_id}/state")
+@router.get(
+    "/{external_id}/state",
+    description="An account's operator-set state, its effective state and its history (admin).",
+    responses=problems_for("account_not_found"),
+)
 def get_account_state(external_id: str, caller: Admin, ctx: Ctx) -> AccountStateOut:
     with ctx.database.transaction() as conn:
         return _state_out(conn, accounts.get_by_external_id(conn, external_id))

@@ -21,6 +21,7 @@ from kassa.accounts.service import CustomerAccount
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut
 from kassa.money import USD
 from kassa.spending import activations
@@ -85,7 +86,23 @@ def _activation_id(text: str) -> uuid.UUID:
         raise ActivationNotFound(f"activation {text} does not exist") from None
 
 
-@router.post("/{external_id}/activations", status_code=201)
+@router.post(
+    "/{external_id}/activations",
+    description="Reserve a price for a window; fulfil to charge it, cancel to return it.",
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "account_suspended",
+        "account_terminated",
+        "invalid_activation",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+)
 def reserve_activation(
     external_id: str, body: ActivationIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> ActivationOut:
@@ -114,7 +131,11 @@ def reserve_activation(
     return ActivationOut.of(activation)
 
 
-@router.get("/{external_id}/activations/{activation_id}")
+@router.get(
+    "/{external_id}/activations/{activation_id}",
+    description="An activation; one past its window reads `expired`.",
+    responses=problems_for("account_not_found", "activation_not_found"),
+)
 def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ctx) -> ActivationOut:
     with ctx.database.transaction() as conn:
         account: CustomerAccount = customer_for(conn, caller, external_id)
@@ -124,7 +145,16 @@ def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ct
     return ActivationOut.of(activation)
 
 
-@router.post("/{external_id}/activations/{activation_id}/cancel")
+@router.post(
+    "/{external_id}/activations/{activation_id}/cancel",
+    responses=problems_for(
+        "account_not_found",
+        "activation_not_found",
+        "activation_expired",
+        "activation_fulfilled",
+        "activation_cancelled",
+    ),
+)
 def cancel_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
 ) -> ActivationOut:
@@ -141,7 +171,16 @@ def cancel_activation(
     return ActivationOut.of(activation)
 
 
-@router.post("/{external_id}/activations/{activation_id}/fulfil")
+@router.post(
+    "/{external_id}/activations/{activation_id}/fulfil",
+    responses=problems_for(
+        "account_not_found",
+        "activation_not_found",
+        "activation_expired",
+        "activation_fulfilled",
+        "activation_cancelled",
+    ),
+)
 def fulfil_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
 ) -> ActivationOut:

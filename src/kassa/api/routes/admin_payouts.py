@@ -33,6 +33,7 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.errors import InvalidCursor
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.routes.payouts import PayoutRequestOut, request_out
 from kassa.api.schemas import AmountOut
 from kassa.clock import as_utc
@@ -212,7 +213,11 @@ def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPay
 # --------------------------------------------------------------------------- routes
 
 
-@router.get("")
+@router.get(
+    "",
+    description="Refund and withdrawal requests for review, a page at a time (admin).",
+    responses=problems_for("account_not_found", "invalid_cursor"),
+)
 def list_payouts(
     _caller: Admin,
     ctx: Ctx,
@@ -257,14 +262,24 @@ def list_payouts(
     )
 
 
-@router.get("/{request_id}")
+@router.get(
+    "/{request_id}",
+    description="A request with its decision, history, approvals and payout transactions (admin).",
+    responses=problems_for("payout_request_not_found"),
+)
 def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
     with ctx.database.transaction() as conn:
         item = store.get(conn, request_id)
         return detail_out(conn, item, ctx.clock.now(conn))
 
 
-@router.post("/{request_id}/approve")
+@router.post(
+    "/{request_id}/approve",
+    description="Record this key's approval; with enough approvals the payout is sent (admin).",
+    responses=problems_for(
+        "payout_request_not_found", "payout_request_not_pending", "payout_already_approved"
+    ),
+)
 def approve_payout(
     request_id: uuid.UUID, body: ApproveIn, caller: Admin, _idem: Idem, ctx: Ctx
 ) -> AdminPayoutOut:
@@ -273,7 +288,11 @@ def approve_payout(
         return detail_out(conn, item, ctx.clock.now(conn))
 
 
-@router.post("/{request_id}/reject")
+@router.post(
+    "/{request_id}/reject",
+    description="Refuse a request not yet signed; its funds return (admin).",
+    responses=problems_for("payout_request_not_found", "payout_request_not_pending"),
+)
 def reject_payout(
     request_id: uuid.UUID, body: RejectIn, caller: Admin, _idem: Idem, ctx: Ctx
 ) -> AdminPayoutOut:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from kassa.api.auth import Reader, Writer, customer_for, hold_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
 from kassa.ledger import holds, house
 from kassa.money import USD
@@ -24,7 +25,22 @@ from kassa.payouts.errors import HoldOwnedByPayout
 router = APIRouter(prefix="/v1", tags=["holds"])
 
 
-@router.post("/accounts/{external_id}/holds", status_code=201)
+@router.post(
+    "/accounts/{external_id}/holds",
+    description="Reserve an amount of the balance until it is captured, voided or expires.",
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "account_suspended",
+        "account_terminated",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+)
 def create_hold(
     external_id: str, body: HoldCreateIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> HoldOut:
@@ -56,13 +72,31 @@ def create_hold(
     return HoldOut.of(hold)
 
 
-@router.get("/holds/{hold_id}")
+@router.get(
+    "/holds/{hold_id}",
+    description="A hold; one past its expiry reads `expired`.",
+    responses=problems_for("hold_not_found"),
+)
 def get_hold(hold_id: str, caller: Reader, ctx: Ctx) -> HoldOut:
     with ctx.database.transaction() as conn:
         return HoldOut.of(hold_for(conn, caller, hold_id))
 
 
-@router.post("/holds/{hold_id}/capture")
+@router.post(
+    "/holds/{hold_id}/capture",
+    description="Charge all or part of a pending hold into revenue; the rest is released.",
+    responses=problems_for(
+        "hold_not_found",
+        "hold_already_resolved",
+        "hold_expired",
+        "hold_owned_by_payout",
+        "capture_exceeds_hold",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+)
 def capture_hold(
     hold_id: str, caller: Writer, idem: Idem, ctx: Ctx, body: CaptureIn | None = None
 ) -> HoldOut:
@@ -87,7 +121,13 @@ def capture_hold(
     return HoldOut.of(captured)
 
 
-@router.post("/holds/{hold_id}/void")
+@router.post(
+    "/holds/{hold_id}/void",
+    description="Release a pending hold's funds back to the balance.",
+    responses=problems_for(
+        "hold_not_found", "hold_already_resolved", "hold_expired", "hold_owned_by_payout"
+    ),
+)
 def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> HoldOut:
     with ctx.database.transaction() as conn:
         hold = hold_for(conn, caller, hold_id)
