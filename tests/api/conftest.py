@@ -84,6 +84,8 @@ class Api:
         assert body["type"] == f"urn:kassa:problem:{code}"
         assert body["title"] and body["detail"]
         assert body["instance"] == response.request.url.path
+        # Customers read their own names, never the ledger's (issue 13, item 10).
+        assert "user:" not in body["detail"], body
         return body
 
     # -- shortcuts -------------------------------------------------------------------

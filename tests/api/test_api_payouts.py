@@ -156,7 +156,7 @@ def test_another_accounts_requests_are_invisible(api: Api) -> None:
         {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")},
     ).json()
     bound = api.key(["accounts:read", "accounts:write"], account="b")
-    api.problem(api.get(f"/v1/withdrawals/{made['id']}", bound), 404, "account_not_found")
+    api.problem(api.get(f"/v1/withdrawals/{made['id']}", bound), 404, "payout_request_not_found")
     api.problem(api.get(f"/v1/refunds/{made['id']}"), 404, "payout_request_not_found")
 
 

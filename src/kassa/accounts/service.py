@@ -20,6 +20,7 @@ from kassa.accounts.tables import customer_account
 from kassa.ledger import idempotency
 from kassa.ledger.accounts import open_account
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
+from kassa.ledger.journal import name_accounts
 from kassa.ledger.model import AccountKind, NormalSide
 from kassa.money import USD
 
@@ -113,3 +114,17 @@ def get_by_external_id(conn: Connection, external_id: str) -> CustomerAccount:
     if row is None:
         raise CustomerAccountNotFound(f"no account with external id {external_id!r}")
     return _customer(row)
+
+
+def _external_id_of(conn: Connection, ledger_account_id: int) -> str | None:
+    """The external id of the customer whose balance is `ledger_account_id` (ledger refusals
+    name a customer's balance by it: see `kassa.ledger.journal.name_accounts`)."""
+    external_id: str | None = conn.execute(
+        select(customer_account.c.external_id).where(
+            customer_account.c.ledger_account_id == ledger_account_id
+        )
+    ).scalar_one_or_none()
+    return external_id
+
+
+name_accounts(AccountKind.USER, _external_id_of)

@@ -3,15 +3,25 @@
 Authentication runs in its own short transaction, finished before the route opens its own (two
 nested transactions would queue behind each other on SQLite's single writer lock).
 
-A key bound to a customer account sees only that account and its holds. Anything else answers
-404 exactly as if it did not exist — a 403 would confirm to the caller that the other id exists.
-Account-wide actions (creating accounts) answer 403 to a bound key.
+A key bound to a customer account sees only that account and what belongs to it (holds,
+activations, deposits, refunds, withdrawals). Anything else answers 404 exactly as if it did not
+exist — same code, title and detail, the id the caller sent aside: a 403, or a detail naming
+the owner, would confirm to the caller that the other id exists and whose it is. Every route
+looks objects up through the fences here (`customer_for`, `hold_for`, `sees`). Account-wide
+actions (creating accounts) answer 403 to a bound key.
+
+The fences are also where a customer's holds meet the clock: before anything of an account is
+read or spent, its holds past their expiry are expired in the same transaction
+(`holds.expire_due_holds_of`), so an expired hold reads `expired` and its funds are available
+at once, whether or not a sweeper runs. That is why a route's caller is a `Caller`: the key
+together with the clock the app runs on.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Annotated
 
 from fastapi import Depends
@@ -25,9 +35,10 @@ from kassa.api.context import Ctx
 from kassa.apikeys import service as apikeys
 from kassa.apikeys.errors import Forbidden, Unauthenticated
 from kassa.apikeys.service import ApiKey, Scope
+from kassa.clock import Clock
 from kassa.ledger import holds
 from kassa.ledger.errors import HoldNotFound
-from kassa.ledger.model import Hold
+from kassa.ledger.model import Hold, HoldStatus
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -45,19 +56,30 @@ def authenticated(
         return apikeys.authenticate(conn, credentials.credentials)
 
 
-def require(scope: Scope) -> Callable[[ApiKey], ApiKey]:
-    def dependency(key: Annotated[ApiKey, Depends(authenticated)]) -> ApiKey:
+@dataclass(frozen=True, slots=True)
+class Caller(ApiKey):
+    """The API key of a request, with the clock the fences read "now" from."""
+
+    clock: Clock
+
+    @classmethod
+    def of(cls, key: ApiKey, clock: Clock) -> Caller:
+        return cls(**{f.name: getattr(key, f.name) for f in fields(ApiKey)}, clock=clock)
+
+
+def require(scope: Scope) -> Callable[[ApiKey, Ctx], Caller]:
+    def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
-        return key
+        return Caller.of(key, ctx.clock)
 
     return dependency
 
 
 AnyKey = Annotated[ApiKey, Depends(authenticated)]
-Reader = Annotated[ApiKey, Depends(require(Scope.ACCOUNTS_READ))]
-Writer = Annotated[ApiKey, Depends(require(Scope.ACCOUNTS_WRITE))]
-Admin = Annotated[ApiKey, Depends(require(Scope.ADMIN))]
+Reader = Annotated[Caller, Depends(require(Scope.ACCOUNTS_READ))]
+Writer = Annotated[Caller, Depends(require(Scope.ACCOUNTS_WRITE))]
+Admin = Annotated[Caller, Depends(require(Scope.ADMIN))]
 
 
 def refuse_if_bound(key: ApiKey, action: str) -> None:
@@ -65,20 +87,28 @@ def refuse_if_bound(key: ApiKey, action: str) -> None:
         raise Forbidden(f"a key bound to one customer account cannot {action}")
 
 
-def customer_for(conn: Connection, key: ApiKey, external_id: str) -> CustomerAccount:
-    """The customer account `key` may touch under `external_id`, else account_not_found."""
+def sees(key: ApiKey, customer_account_id: uuid.UUID) -> bool:
+    """Whether `key` may see objects of the customer account `customer_account_id`."""
+    return key.customer_account_id is None or key.customer_account_id == customer_account_id
+
+
+def customer_for(conn: Connection, caller: Caller, external_id: str) -> CustomerAccount:
+    """The customer account `caller` may touch under `external_id`, else account_not_found;
+    its due holds are expired first, so what follows reads and spends its true balance."""
     missing = CustomerAccountNotFound(f"no account with external id {external_id!r}")
     try:
         account = accounts.get_by_external_id(conn, external_id)
     except CustomerAccountNotFound:
         raise missing from None
-    if key.customer_account_id is not None and account.id != key.customer_account_id:
+    if not sees(caller, account.id):
         raise missing
+    holds.expire_due_holds_of(conn, account.ledger_account_id, now=caller.clock.now(conn))
     return account
 
 
-def hold_for(conn: Connection, key: ApiKey, hold_id: str) -> Hold:
-    """The hold `key` may touch, else hold_not_found (malformed ids included)."""
+def hold_for(conn: Connection, caller: Caller, hold_id: str) -> Hold:
+    """The hold `caller` may touch, else hold_not_found (malformed ids included); a hold past
+    its expiry is expired first (with the other due holds of its account)."""
     missing = HoldNotFound(f"hold {hold_id} does not exist")
     try:
         parsed = uuid.UUID(hold_id)
@@ -88,9 +118,14 @@ def hold_for(conn: Connection, key: ApiKey, hold_id: str) -> Hold:
         hold = holds.get_hold(conn, parsed)
     except HoldNotFound:
         raise missing from None
-    if key.customer_account_id is not None:
-        owner = accounts.get(conn, key.customer_account_id)
+    if caller.customer_account_id is not None:
+        owner = accounts.get(conn, caller.customer_account_id)
         # The debit side of a hold is the customer whose funds it reserves; it never changes.
         if hold.debit_account_id != owner.ledger_account_id:
             raise missing
+    if hold.status is HoldStatus.PENDING and hold.expires_at is not None:
+        now = caller.clock.now(conn)
+        if hold.expires_at <= now:
+            holds.expire_due_holds_of(conn, hold.debit_account_id, now=now)
+            return holds.get_hold(conn, parsed)
     return hold

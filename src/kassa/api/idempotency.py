@@ -1,50 +1,194 @@
-"""The `Idempotency-Key` header, required on every POST.
+"""The `Idempotency-Key` header: every POST that changes something is done once per key, and
+every retry gets the first answer back, byte for byte.
 
-The key is scoped to the calling API key and handed to the ledger, which stores the outcome
-under it in the same transaction as the effect. A retry with the same key and the same request
-gets the same resource (or the same refusal) with the same status; the same key with a different
-request is refused with `idempotency_key_reused`. The fingerprint covers the normalised request
-(amounts in minor units), so "12.5" and "12.50" are the same request.
+The key is scoped to the calling API key. `Idempotency.respond` runs a route's work in one
+transaction that starts by claiming the key (an insert, unique per scope and key): on PostgreSQL
+a concurrent request with the same key waits on that insert until the first one ends, on SQLite
+writers queue. The work runs inside a savepoint with the claim passed down
+(`Request.claimed`), so the ledger completes the same record instead of claiming its own. Its
+answer — the status and the JSON body, a refusal's problem body included — is stored on the
+record in the same transaction as the effect. A retry with the same key and request gets that
+stored answer (with `Idempotent-Replayed: true`) whatever the resource's state is now; the same
+key with a different request is refused with `idempotency_key_reused`.
+
+What is stored: successes and the refusals a client can act on (4xx from the work: 404, 409,
+422, …). What is not: a malformed request (validation, headers, authentication: nothing ran),
+and server-side failures (5xx: 502/503 from a chain node or the rate sources, bugs): the
+transaction rolls back, the key is free again, and a retry does the work afresh.
+
+The fingerprint covers the normalised request (amounts in minor units), so "12.5" and "12.50"
+are the same request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header
+from fastapi import Request as HttpRequest
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
 
+from kassa.api import problems
 from kassa.api.auth import AnyKey
+from kassa.api.context import AppContext
 from kassa.api.errors import IdempotencyKeyRequired
-from kassa.ledger.idempotency import IdempotencyKey, Request
+from kassa.db import Database
+from kassa.errors import KassaError
+from kassa.ledger import idempotency
+from kassa.ledger.idempotency import (
+    OK,
+    IdempotencyKey,
+    Request,
+    StoredOutcome,
+    StoredResponse,
+)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+#: Statuses a refusal is stored with: the request was understood and the work ran.
+_STORED_STATUSES = frozenset({403, 404, 409, 422})
+#: Refusals about the key itself are never an outcome of the work.
+_NEVER_STORED = frozenset({"idempotency_key_reused", "invalid_idempotency_key"})
+
+
+@dataclass(frozen=True, slots=True)
+class WithStatus:
+    """A work's answer with a status other than the route's usual one."""
+
+    model: BaseModel
+    status: int
+
+
+Work = Callable[[Connection, Request], BaseModel | WithStatus]
 
 
 @dataclass(frozen=True, slots=True)
 class Idempotency:
     key: IdempotencyKey
+    path: str
+    """The request's path: the `instance` of a stored problem body."""
 
     def request(self, operation: str, params: Mapping[str, Any]) -> Request:
         return Request.of(self.key, f"api.{operation}", params)
 
+    def replay(self, ctx: AppContext, request: Request) -> Response | None:
+        """The stored answer to `request`, if its key has one; nothing is claimed. Routes that
+        do slow preparation outside a transaction (rate locks) ask this first."""
+        with ctx.database.transaction() as conn:
+            stored = idempotency.lookup(conn, request)
+        if stored is None or stored.response is None:
+            return None
+        return _replayed(stored.response)
 
-def idempotency(
+    def respond(
+        self, ctx: AppContext, request: Request, work: Work, *, status: int = 200
+    ) -> Response:
+        """Run `work` once for this key and answer with its model (as `status`), or with the
+        answer stored by the first request that used the key."""
+        with _unit(ctx.database) as conn:
+            found = idempotency.claim(conn, request, ctx.clock.now(conn))
+            if isinstance(found, StoredOutcome):
+                if found.response is not None:
+                    return _replayed(found.response)
+                # Claimed before answers were stored (a record from an older version): the
+                # ledger replays its outcome and the answer built from it is stored now.
+                return self._answer_unstored(conn, request, found, work, status)
+            answer, outcome, detail = self._run(conn, request.under(found), work, status)
+            idempotency.finish(conn, found, outcome=outcome, detail=detail, response=answer)
+        return _response(answer)
+
+    def _run(
+        self, conn: Connection, request: Request, work: Work, status: int
+    ) -> tuple[StoredResponse, str, str | None]:
+        savepoint = conn.begin_nested()
+        try:
+            model = work(conn, request)
+        except KassaError as error:
+            if error.recorded:
+                savepoint.commit()  # what it wrote down stands (e.g. a hold expired on the spot)
+            else:
+                savepoint.rollback()  # nothing the work wrote before refusing stays
+            if not _stored(error):
+                raise
+            body = problems.error_body(self.path, error)
+            return StoredResponse(body["status"], _render(body)), error.code, error.detail
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+        return _answer(model, status), OK, None
+
+    def _answer_unstored(
+        self, conn: Connection, request: Request, stored: StoredOutcome, work: Work, status: int
+    ) -> Response:
+        stored.raise_if_refused()
+        answer = _answer(work(conn, request), status)
+        idempotency.store_response(conn, request, answer)
+        return _response(answer)
+
+
+def _stored(error: KassaError) -> bool:
+    return problems.status_for(error) in _STORED_STATUSES and error.code not in _NEVER_STORED
+
+
+@contextmanager
+def _unit(database: Database) -> Iterator[Connection]:
+    """A transaction that rolls back on every exception: a claimed key must never be committed
+    without its outcome (`Database.transaction` commits a recorded refusal)."""
+    with database.engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def _answer(result: BaseModel | WithStatus, status: int) -> StoredResponse:
+    if isinstance(result, WithStatus):
+        return StoredResponse(result.status, _render(result.model.model_dump(mode="json")))
+    return StoredResponse(status, _render(result.model_dump(mode="json")))
+
+
+def _render(body: Any) -> str:
+    return bytes(JSONResponse(body).body).decode()
+
+
+def _media_type(answer: StoredResponse) -> str:
+    return problems.PROBLEM_JSON if answer.status >= 400 else "application/json"
+
+
+def _response(answer: StoredResponse) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type=_media_type(answer))
+
+
+def _replayed(answer: StoredResponse) -> Response:
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type=_media_type(answer),
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+def idempotency_dependency(
     caller: AnyKey,
+    http: HttpRequest,
     header: Annotated[
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Required on every POST: one key per intended operation (a UUID, say); "
-            "retries of that operation reuse it.",
+            description="Required: one key per intended operation (a UUID, say); retries of "
+            "that operation reuse it and get the first answer back.",
         ),
     ] = None,
 ) -> Idempotency:
     if header is None:
         raise IdempotencyKeyRequired(
-            "every POST needs an Idempotency-Key header (for example a fresh UUID); "
-            "retries of the same request reuse it"
+            "every POST that changes something needs an Idempotency-Key header (for example a "
+            "fresh UUID); retries of the same request reuse it"
         )
-    return Idempotency(IdempotencyKey(str(caller.id), header))
+    return Idempotency(IdempotencyKey(str(caller.id), header), http.url.path)
 
 
-Idem = Annotated[Idempotency, Depends(idempotency)]
+Idem = Annotated[Idempotency, Depends(idempotency_dependency)]

@@ -163,6 +163,27 @@ def status_for(error: KassaError) -> int:
     return 500
 
 
+def problem_body(
+    path: str,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:kassa:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": path,
+    }
+    body.update(extra or {})
+    return body
+
+
 def problem(
     request: Request,
     *,
@@ -173,16 +194,22 @@ def problem(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"urn:kassa:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": request.url.path,
-    }
-    body.update(extra or {})
+    body = problem_body(
+        request.url.path, status=status, code=code, title=title, detail=detail, extra=extra
+    )
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def error_body(path: str, error: KassaError) -> dict[str, Any]:
+    """The problem body `error` is answered with on `path`."""
+    return problem_body(
+        path,
+        status=status_for(error),
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        extra=error.problem_extra(),
+    )
 
 
 def _kassa_error(request: Request, error: KassaError) -> JSONResponse:
@@ -190,14 +217,11 @@ def _kassa_error(request: Request, error: KassaError) -> JSONResponse:
     if status >= 500:
         log.error("request %s failed: %s: %s", request.url.path, error.code, error.detail)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(
-        request,
-        status=status,
-        code=error.code,
-        title=error.title,
-        detail=error.detail,
+    return JSONResponse(
+        error_body(request.url.path, error),
+        status_code=status,
         headers=headers,
-        extra=error.problem_extra(),
+        media_type=PROBLEM_JSON,
     )
 
 

@@ -5,6 +5,7 @@
 - `kassa.cli.keys` — ``kassa keys …``, API keys;
 - `kassa.cli.rates` — ``kassa rates …``, USD rates;
 - `kassa.cli.payouts` — ``kassa payouts …``, the review queue, approve and reject;
+- `kassa.cli.doctor` — ``kassa doctor``, the books' integrity checks;
 - groups that installed tools add through the ``kassa.cli`` entry points (`kassa.plugins`): the
   development tools add ``kassa devnet …`` and ``kassa bench …``.
 
@@ -23,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from kassa.cli import keys, payouts, rates, run
+from kassa.cli import doctor, keys, payouts, rates, run
 from kassa.plugins import COMMANDS_GROUP
 
 # Plain help and errors (rich_markup_mode=None, here and in every group): typer's rich output
@@ -54,6 +55,7 @@ app.command()(run.worker)
 app.command("payout-worker")(run.payout_worker)
 app.command()(run.watch)
 app.command()(run.up)
+app.command()(doctor.doctor)
 app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
 app.add_typer(payouts.app, name="payouts")

@@ -8,13 +8,11 @@ from kassa.errors import Conflict, InvalidRequest, KassaError, NotFound
 class InsufficientFunds(KassaError):
     code = "insufficient_funds"
     title = "Insufficient funds"
-    recorded = True
 
 
 class AccountFrozen(KassaError):
     code = "account_frozen"
     title = "Account frozen"
-    recorded = True
 
 
 class AccountNotFound(NotFound):
@@ -35,19 +33,16 @@ class HoldNotFound(NotFound):
 class HoldAlreadyResolved(Conflict):
     code = "hold_already_resolved"
     title = "Hold already resolved"
-    recorded = True
 
 
 class HoldExpired(Conflict):
     code = "hold_expired"
     title = "Hold expired"
-    recorded = True
 
 
 class CaptureExceedsHold(InvalidRequest):
     code = "capture_exceeds_hold"
     title = "Capture exceeds hold"
-    recorded = True
 
 
 class UnbalancedTransaction(InvalidRequest):
@@ -58,7 +53,6 @@ class UnbalancedTransaction(InvalidRequest):
 class AlreadyReversed(Conflict):
     code = "already_reversed"
     title = "Transaction already reversed"
-    recorded = True
 
 
 class IdempotencyKeyReused(Conflict):

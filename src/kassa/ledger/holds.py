@@ -5,6 +5,11 @@ once). A hold then resolves exactly once: capture (full or partial — the rest 
 void, or expiry. The hold row is locked before it is resolved and the status change is
 conditional on `status = 'pending'`, so two resolvers can never both win. A capture at or
 after `expires_at` is refused and the hold is expired on the spot, returning the funds.
+
+Expiry does not wait for a sweeper: `expire_due_holds_of` expires one account's due holds in
+the caller's transaction, and runs before that account is debited (`create_hold`) and, through
+the API's fences, before anything of it is read. The worker's `expire_due_holds` only tidies up
+accounts nobody touches.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, Select, insert, select, update
 
 from kassa.errors import KassaError
 from kassa.ledger import idempotency
@@ -99,6 +104,8 @@ def create_hold(
     # After the replay lookup: a retry of a created hold succeeds even once it has expired.
     if expires_at is not None and expires_at <= now:
         raise UnbalancedTransaction("a hold must expire in the future")
+    # The debit may need funds an expired hold still reserves: release those first.
+    expire_due_holds_of(conn, debit_account_id, now=now)
     hold_id = uuid.uuid4()
     entry = Entry(
         lines=[
@@ -200,7 +207,10 @@ def capture_hold(
             )
         if _is_expired(hold, now):
             _release(conn, hold, HoldStatus.EXPIRED, now)
-            raise HoldExpired(f"hold {hold.id} expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}Z")
+            # Recorded: the expiry just written stands whatever the caller does with the refusal.
+            raise HoldExpired(
+                f"hold {hold.id} expired at {hold.expires_at:%Y-%m-%d %H:%M:%S}Z"
+            ).record()
     except (HoldAlreadyResolved, CaptureExceedsHold, HoldExpired) as refused:
         _refuse(conn, claimed, refused)
         raise
@@ -241,7 +251,22 @@ def void_hold(
 def expire_due_holds(conn: Connection, *, now: datetime, limit: int = 500) -> list[uuid.UUID]:
     """Expire up to `limit` pending holds whose time has come. Safe to run in several
     workers at once on PostgreSQL (rows already being expired elsewhere are skipped)."""
-    statement = (
+    return _expire(conn, _due(now).limit(limit), now)
+
+
+def expire_due_holds_of(conn: Connection, account_id: int, *, now: datetime) -> list[uuid.UUID]:
+    """Expire the due holds reserving `account_id`'s funds, in the caller's transaction.
+
+    Called before an account's balance or holds are read and before it is debited, so a hold
+    past its time reads `expired` and its funds count as available whether or not a sweeper
+    runs. Cheap on the hot path: one query on the holds of one account (indexed by debit
+    account), and no write at all when nothing is due.
+    """
+    return _expire(conn, _due(now).where(ledger_hold.c.debit_account_id == account_id), now)
+
+
+def _due(now: datetime) -> Select[Any]:
+    return (
         select(ledger_hold)
         .where(
             ledger_hold.c.status == str(HoldStatus.PENDING),
@@ -249,9 +274,12 @@ def expire_due_holds(conn: Connection, *, now: datetime, limit: int = 500) -> li
             ledger_hold.c.expires_at <= now,
         )
         .order_by(ledger_hold.c.expires_at)
-        .limit(limit)
+        # A hold another transaction is resolving (or sweeping) is that transaction's to finish.
         .with_for_update(skip_locked=True)
     )
+
+
+def _expire(conn: Connection, statement: Select[Any], now: datetime) -> list[uuid.UUID]:
     expired = []
     for row in conn.execute(statement).all():
         hold = _hold(row)

@@ -7,6 +7,11 @@ completed with the outcome (`ok` + resource id, or a refusal code + detail) in t
 transaction as the effect, so a committed record always has an outcome and a rolled-back
 operation leaves no record. Same key + same request → the stored outcome, refusals included;
 same key + different request → `IdempotencyKeyReused`.
+
+The API claims the key of every request itself, before the work starts, and passes the claim
+down (`Request.claimed`): the ledger then completes that record instead of inserting its own,
+and the API stores the exact HTTP answer beside the outcome (`finish`), which a retry gets back
+verbatim (`kassa.api.idempotency`). `outcomeless` finds records that break the rule above.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,16 +62,36 @@ class IdempotencyKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """What is being asked, reduced to a fingerprint that replays must match."""
 
     key: IdempotencyKey
     operation: str
     fingerprint: str
+    claimed: Claim | None = None
+    """Set when the caller already claimed the key in the current transaction: `claim` then
+    hands this claim back instead of inserting the record again."""
 
     @classmethod
     def of(cls, key: IdempotencyKey, operation: str, params: Mapping[str, Any]) -> Request:
         return cls(key, operation, fingerprint(operation, params))
+
+    def under(self, claim: Claim) -> Request:
+        """This request, its key already claimed by `claim` in the current transaction."""
+        return Request(self.key, self.operation, self.fingerprint, claim)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The HTTP answer a request got the first time: its status and JSON body."""
+
+    status: int
+    body: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +99,7 @@ class StoredOutcome:
     outcome: str
     resource_id: str | None
     detail: str | None
+    response: StoredResponse | None = None
 
     def raise_if_refused(self) -> None:
         if self.outcome != OK:
@@ -86,11 +112,6 @@ class StoredOutcome:
         if self.resource_id is None:
             raise LedgerInvariantBroken("a successful idempotent outcome names its resource")
         return uuid.UUID(self.resource_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    record_id: int
 
 
 def _claim_statement(insert: Any) -> Any:
@@ -117,6 +138,8 @@ _STORED = select(
     idempotency_record.c.outcome,
     idempotency_record.c.resource_id,
     idempotency_record.c.detail,
+    idempotency_record.c.response_status,
+    idempotency_record.c.response_body,
 ).where(
     idempotency_record.c.scope == bindparam("scope"),
     idempotency_record.c.key == bindparam("key"),
@@ -144,7 +167,10 @@ def fingerprint(operation: str, params: Mapping[str, Any]) -> str:
 
 
 def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOutcome:
-    """Insert the key, or return the outcome stored under it by an earlier request."""
+    """Insert the key, or return the outcome stored under it by an earlier request (or the
+    claim the caller already made in this transaction)."""
+    if request.claimed is not None:
+        return request.claimed
     values = {
         "scope": request.key.scope,
         "key": request.key.key,
@@ -157,9 +183,26 @@ def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOu
     if record_id is not None:
         return Claim(record_id)
     row = conn.execute(_STORED, {"scope": request.key.scope, "key": request.key.key}).one()
-    return replayed(
+    return _outcome_of(request, row)
+
+
+def lookup(conn: Connection, request: Request) -> StoredOutcome | None:
+    """The outcome stored under `request`'s key, without claiming it (None: not used yet, or
+    claimed by a transaction still running)."""
+    row = conn.execute(_STORED, {"scope": request.key.scope, "key": request.key.key}).first()
+    if row is None or row.outcome is None:
+        return None
+    return _outcome_of(request, row)
+
+
+def _outcome_of(request: Request, row: Any) -> StoredOutcome:
+    stored = replayed(
         request, row.operation, row.fingerprint, row.outcome, row.resource_id, row.detail
     )
+    if row.response_status is None or row.response_body is None:
+        return stored
+    response = StoredResponse(int(row.response_status), str(row.response_body))
+    return StoredOutcome(stored.outcome, stored.resource_id, stored.detail, response)
 
 
 def stored_detail(conn: Connection, request: Request) -> str | None:
@@ -206,6 +249,62 @@ def complete_refused(conn: Connection, claimed: Claim, error: KassaError) -> Non
     if error.code not in REPLAYABLE:
         raise LedgerInvariantBroken(f"refusal {error.code} cannot be stored for replay")
     complete(conn, claimed, error.code, None, error.detail)
+    error.recorded = True
+
+
+def finish(
+    conn: Connection,
+    claimed: Claim,
+    *,
+    outcome: str,
+    detail: str | None,
+    response: StoredResponse,
+) -> None:
+    """Complete an API request's record with the answer it got. The outcome a ledger call
+    already stored in this transaction (its resource id included) is kept for a success."""
+    values: dict[str, Any] = {
+        "response_status": response.status,
+        "response_body": response.body,
+    }
+    if outcome == OK:
+        values["outcome"] = func.coalesce(idempotency_record.c.outcome, OK)
+    else:
+        values.update(outcome=outcome, resource_id=None, detail=detail)
+    conn.execute(
+        update(idempotency_record)
+        .where(idempotency_record.c.id == claimed.record_id)
+        .values(**values)
+    )
+
+
+def store_response(conn: Connection, request: Request, response: StoredResponse) -> None:
+    """Keep the answer to a request whose record has an outcome but no answer yet."""
+    conn.execute(
+        update(idempotency_record)
+        .where(
+            idempotency_record.c.scope == request.key.scope,
+            idempotency_record.c.key == request.key.key,
+            idempotency_record.c.response_body.is_(None),
+        )
+        .values(response_status=response.status, response_body=response.body)
+    )
+
+
+def outcomeless(conn: Connection, limit: int = 100) -> list[tuple[str, str, str, datetime]]:
+    """Committed records without an outcome: (scope, key, operation, created_at), oldest first.
+    Seen from another transaction there must be none (see the module docstring)."""
+    rows = conn.execute(
+        select(
+            idempotency_record.c.scope,
+            idempotency_record.c.key,
+            idempotency_record.c.operation,
+            idempotency_record.c.created_at,
+        )
+        .where(idempotency_record.c.outcome.is_(None))
+        .order_by(idempotency_record.c.id)
+        .limit(limit)
+    ).all()
+    return [(r.scope, r.key, r.operation, r.created_at) for r in rows]
 
 
 def complete_refused_by_key(conn: Connection, request: Request, error: KassaError) -> None:
@@ -220,3 +319,4 @@ def complete_refused_by_key(conn: Connection, request: Request, error: KassaErro
         )
         .values(outcome=error.code, detail=error.detail)
     )
+    error.recorded = True

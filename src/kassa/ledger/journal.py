@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -45,8 +45,8 @@ from kassa.ledger.errors import (
     LedgerInvariantBroken,
     UnbalancedTransaction,
 )
-from kassa.ledger.idempotency import OK, Request, StoredOutcome
-from kassa.ledger.model import NormalSide, TransactionKind
+from kassa.ledger.idempotency import OK, Claim, Request, StoredOutcome
+from kassa.ledger.model import AccountKind, NormalSide, TransactionKind
 from kassa.ledger.tables import (
     ledger_account,
     ledger_posting,
@@ -141,17 +141,48 @@ def available(
     return debits - credits - credits_pending
 
 
-def refusal(code: str, account_code: str, asset_code: str, before: int, after: int) -> KassaError:
-    """The error for an entry that would take `account_code` from `before` to `after`."""
+AccountNamer = Callable[[Connection, int], str | None]
+"""How a refusal names a ledger account to the person who caused it, or None to use its code."""
+
+_NAMERS: dict[AccountKind, AccountNamer] = {}
+
+
+def name_accounts(kind: AccountKind, namer: AccountNamer) -> None:
+    """Let the package that owns accounts of `kind` name them in refusals.
+
+    The ledger knows a customer's balance only by its code (``user:<uuid>:USD``), an internal
+    name a customer must never see; the customer accounts package knows the customer's own
+    external id and registers it here (the ledger may not import it).
+    """
+    _NAMERS[kind] = namer
+
+
+def _account_name(conn: Connection, account_code: str) -> str:
+    row = conn.execute(
+        select(ledger_account.c.id, ledger_account.c.kind).where(
+            ledger_account.c.code == account_code
+        )
+    ).first()
+    namer = None if row is None else _NAMERS.get(AccountKind(row.kind))
+    name = None if row is None or namer is None else namer(conn, row.id)
+    return account_code if name is None else repr(name)
+
+
+def refusal(
+    conn: Connection, code: str, account_code: str, asset_code: str, before: int, after: int
+) -> KassaError:
+    """The error for an entry that would take `account_code` from `before` to `after`, in the
+    words of the account's owner (a customer reads its external id, never the ledger code)."""
     unit = asset(asset_code)
     have = Money(before, unit)
     need = Money(before - after, unit)
+    name = _account_name(conn, account_code)
     if before < 0:
         return AccountFrozen(
-            f"account {account_code} is frozen: its balance is {have} after a reversal; "
+            f"account {name} is frozen: its balance is {have} after a reversal; "
             "nothing can leave it until credits cover the shortfall"
         )
-    return InsufficientFunds(f"account {account_code} has {have} available; this needs {need}")
+    return InsufficientFunds(f"account {name} has {have} available; this needs {need}")
 
 
 # Built once: constructing Core statements per call was most of SQLite's time under its lock.
@@ -254,7 +285,7 @@ class PortableJournal:
             after = available(row.normal_side, *sums)
             if not row.allow_negative and after < 0 and after < before and not entry.force:
                 code = AccountFrozen.code if before < 0 else InsufficientFunds.code
-                raise refusal(code, row.code, row.asset, before, after)
+                raise refusal(conn, code, row.code, row.asset, before, after)
             new_sums[account_id] = sums
 
         transaction_id = None
@@ -315,6 +346,8 @@ class PostgresJournal:
     def post(
         self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
     ) -> PostResult:
+        if request is not None and request.claimed is not None:
+            return self._post_claimed(conn, entry, now, request.claimed)
         _validate_shape(entry)
         try:
             row = conn.execute(_POST_ENTRY_SQL, self._params(entry, now, request)).one()
@@ -343,6 +376,7 @@ class PostgresJournal:
         if row.outcome == OK:
             return Posted(entry.transaction_id if entry.has_postings else None)
         error = refusal(
+            conn,
             row.outcome,
             row.refused_account_code,
             row.refused_asset,
@@ -352,6 +386,22 @@ class PostgresJournal:
         if request is not None:
             idempotency.complete_refused_by_key(conn, request, error)
         raise error
+
+    def _post_claimed(
+        self, conn: Connection, entry: Entry, now: datetime | None, claimed: Claim
+    ) -> PostResult:
+        """The caller claimed the key in this transaction already (the API does): post without
+        it, then complete that record as the stored function would have."""
+        try:
+            result = self.post(conn, entry, now, None)
+        except (InsufficientFunds, AccountFrozen) as refused:
+            idempotency.complete_refused(conn, claimed, refused)
+            raise
+        if not isinstance(result, Posted):
+            raise LedgerInvariantBroken("a post without an idempotency key was replayed")
+        resource = str(result.transaction_id) if result.transaction_id else None
+        idempotency.complete(conn, claimed, OK, resource, None)
+        return result
 
     @staticmethod
     def _params(entry: Entry, now: datetime | None, request: Request | None) -> dict[str, Any]:

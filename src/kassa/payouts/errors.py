@@ -40,8 +40,6 @@ class _PolicyRefusal(Conflict):
     Recorded: the refusal is stored under the request's Idempotency-Key (with its decision), so
     a retry with the same key gets the same refusal even if the facts changed meanwhile."""
 
-    recorded = True
-
     def __init__(self, detail: str, decision: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.decision = decision
@@ -75,7 +73,6 @@ class PayoutLimitExceeded(Conflict):
 
     code = "payout_limit_exceeded"
     title = "Daily refund and withdrawal limit reached"
-    recorded = True
 
     def __init__(self, detail: str, limits: dict[str, Any] | None = None) -> None:
         super().__init__(detail)

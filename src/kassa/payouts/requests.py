@@ -54,6 +54,7 @@ from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.tables import deposit_address
 from kassa.ledger import holds, house, idempotency
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.errors import AccountFrozen, InsufficientFunds
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
@@ -100,6 +101,16 @@ __all__ = [
     "rate_facts",
     "topup_facts",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutLocks:
+    """The rates a new payout is priced at, locked before its transaction starts."""
+
+    request_id: uuid.UUID
+    lock: RateLock
+    fee_lock: RateLock | None
+    """The fee asset's rate, when the fee is paid in another coin (USDT pays in ETH or TRX)."""
 
 
 # --------------------------------------------------------------------------- facts
@@ -286,8 +297,10 @@ class Payouts:
         fee_rate = None if fee_lock is None else rate_facts(fee_lock, fee_asset_of(coin))
         return network_fee(self.settings, coin, fee_rate)
 
-    def _locks(self, request_id: uuid.UUID, coin: Asset) -> tuple[RateLock, RateLock | None]:
-        """Lock the ask rates the payout is priced at (outside any transaction)."""
+    def lock_rates(self, coin: Asset) -> PayoutLocks:
+        """Lock the ask rates a new payout of `coin` is priced at. Outside any transaction:
+        the rate sources may be slow, and nothing may wait on them holding a lock."""
+        request_id = uuid.uuid4()
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
         lock = self.pricing.lock(
@@ -299,7 +312,13 @@ class Payouts:
             fee_lock = self.pricing.lock(
                 purpose=f"payout:{request_id}:fee", asset=fee_asset.code, side=Side.ASK, at=now
             )
-        return lock, fee_lock
+        return PayoutLocks(request_id, lock, fee_lock)
+
+    def refund_coin(
+        self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
+    ) -> Asset:
+        """The coin a refund of `account`'s top-up `deposit_id` is paid in."""
+        return self._topup(conn, account, deposit_id).money.asset
 
     def request_refund(
         self,
@@ -309,57 +328,74 @@ class Payouts:
         request: Request,
         actor: str,
     ) -> PayoutRequest:
+        """Decide and, when allowed, queue a refund, in transactions of its own."""
         with self.database.transaction() as conn:
-            deposit = self._topup(conn, account, deposit_id)
+            coin = self.refund_coin(conn, account, deposit_id)
             stored = self._stored(conn, request)
             if stored is not None:
                 return stored
-        coin = deposit.money.asset
-        request_id = uuid.uuid4()
-        lock, fee_lock = self._locks(request_id, coin)
+        locks = self.lock_rates(coin)
         with self.database.transaction() as conn:
-            claimed = idempotency.claim(conn, request, self.clock.now(conn))
-            if isinstance(claimed, StoredOutcome):
-                return _replay(conn, claimed)
-            now = self.clock.now(conn)
-            locked = records.get(conn, deposit_id, for_update=True)
-            if locked is None:
-                raise TopUpNotFound(f"no top-up {deposit_id}")
-            decision = quote_refund(
-                self.policy,
-                topup_facts(conn, locked),
-                account_facts(conn, account),
-                rate_facts(lock, coin),
-                self._locked_fee(coin, fee_lock),
-                now,
+            return self.create_refund(
+                conn, account, deposit_id, locks, request=request, actor=actor
             )
-            sender = locked.sender if _to_wallet(decision) else None
-            if not decision.allowed or not sender:
-                summary = decision.summary()
-                if decision.allowed:
-                    # The policy decides refunds to the balance (nothing to send) and refuses an
-                    # unknown sender itself; this is the last guard before coins would move.
-                    summary = "this refund has no wallet to go to: " + summary
-                refused = RefundRefused(summary, decision.as_record())
-                _store_refusal(conn, claimed, refused)
-                raise refused
-            destination = self._check_destination(conn, coin, sender, refund=True)
-            self._within_limits(conn, claimed, account, decision, now)
-            created = self._create(
-                conn,
-                request_id=request_id,
-                kind=RequestKind.REFUND,
-                account=account,
-                deposit_id=locked.id,
-                coin=coin,
-                destination=destination,
-                decision=decision,
-                lock=lock,
-                actor=actor,
-                now=now,
-            )
-            idempotency.complete(conn, claimed, OK, str(created.id), None)
-            return created
+
+    def create_refund(
+        self,
+        conn: Connection,
+        account: CustomerAccount,
+        deposit_id: uuid.UUID,
+        locks: PayoutLocks,
+        *,
+        request: Request,
+        actor: str,
+    ) -> PayoutRequest:
+        """Decide and, when allowed, queue a refund in `conn`'s transaction, priced at `locks`
+        (`lock_rates` of the top-up's coin). A refusal is stored under the key and raised."""
+        claimed = idempotency.claim(conn, request, self.clock.now(conn))
+        if isinstance(claimed, StoredOutcome):
+            return _replay(conn, claimed)
+        now = self.clock.now(conn)
+        locked = records.get(conn, deposit_id, for_update=True)
+        if locked is None or locked.customer_account_id != account.id:
+            raise TopUpNotFound(f"account {account.external_id} has no top-up {deposit_id}")
+        coin = locked.money.asset
+        decision = quote_refund(
+            self.policy,
+            topup_facts(conn, locked),
+            account_facts(conn, account),
+            rate_facts(locks.lock, coin),
+            self._locked_fee(coin, locks.fee_lock),
+            now,
+        )
+        sender = locked.sender if _to_wallet(decision) else None
+        if not decision.allowed or not sender:
+            summary = decision.summary()
+            if decision.allowed:
+                # The policy decides refunds to the balance (nothing to send) and refuses an
+                # unknown sender itself; this is the last guard before coins would move.
+                summary = "this refund has no wallet to go to: " + summary
+            refused = RefundRefused(summary, decision.as_record())
+            _store_refusal(conn, claimed, refused)
+            raise refused
+        destination = self._check_destination(conn, coin, sender, refund=True)
+        self._within_limits(conn, claimed, account, decision, now)
+        created = self._create(
+            conn,
+            claimed,
+            request_id=locks.request_id,
+            kind=RequestKind.REFUND,
+            account=account,
+            deposit_id=locked.id,
+            coin=coin,
+            destination=destination,
+            decision=decision,
+            lock=locks.lock,
+            actor=actor,
+            now=now,
+        )
+        idempotency.complete(conn, claimed, OK, str(created.id), None)
+        return created
 
     def request_withdrawal(
         self,
@@ -371,47 +407,67 @@ class Payouts:
         request: Request,
         actor: str,
     ) -> PayoutRequest:
+        """Decide and, when allowed, queue a withdrawal, in transactions of its own."""
         with self.database.transaction() as conn:
-            canonical = self._check_destination(conn, coin, address)
+            self._check_destination(conn, coin, address)
             stored = self._stored(conn, request)
             if stored is not None:
                 return stored
-        request_id = uuid.uuid4()
-        lock, fee_lock = self._locks(request_id, coin)
+        locks = self.lock_rates(coin)
         with self.database.transaction() as conn:
-            claimed = idempotency.claim(conn, request, self.clock.now(conn))
-            if isinstance(claimed, StoredOutcome):
-                return _replay(conn, claimed)
-            now = self.clock.now(conn)
-            decision = quote_withdrawal(
-                self.policy,
-                account_facts(conn, account),
-                amount_usd,
-                coin,
-                rate_facts(lock, coin),
-                self._locked_fee(coin, fee_lock),
-                now,
+            return self.create_withdrawal(
+                conn, account, amount_usd, coin, address, locks, request=request, actor=actor
             )
-            if not decision.allowed:
-                refused = WithdrawalRefused(decision.summary(), decision.as_record())
-                _store_refusal(conn, claimed, refused)
-                raise refused
-            self._within_limits(conn, claimed, account, decision, now)
-            created = self._create(
-                conn,
-                request_id=request_id,
-                kind=RequestKind.WITHDRAWAL,
-                account=account,
-                deposit_id=None,
-                coin=coin,
-                destination=canonical,
-                decision=decision,
-                lock=lock,
-                actor=actor,
-                now=now,
-            )
-            idempotency.complete(conn, claimed, OK, str(created.id), None)
-            return created
+
+    def create_withdrawal(
+        self,
+        conn: Connection,
+        account: CustomerAccount,
+        amount_usd: Money,
+        coin: Asset,
+        address: str,
+        locks: PayoutLocks,
+        *,
+        request: Request,
+        actor: str,
+    ) -> PayoutRequest:
+        """Decide and, when allowed, queue a withdrawal in `conn`'s transaction, priced at
+        `locks` (`lock_rates` of `coin`). A refusal is stored under the key and raised."""
+        claimed = idempotency.claim(conn, request, self.clock.now(conn))
+        if isinstance(claimed, StoredOutcome):
+            return _replay(conn, claimed)
+        canonical = self._check_destination(conn, coin, address)
+        now = self.clock.now(conn)
+        decision = quote_withdrawal(
+            self.policy,
+            account_facts(conn, account),
+            amount_usd,
+            coin,
+            rate_facts(locks.lock, coin),
+            self._locked_fee(coin, locks.fee_lock),
+            now,
+        )
+        if not decision.allowed:
+            refused = WithdrawalRefused(decision.summary(), decision.as_record())
+            _store_refusal(conn, claimed, refused)
+            raise refused
+        self._within_limits(conn, claimed, account, decision, now)
+        created = self._create(
+            conn,
+            claimed,
+            request_id=locks.request_id,
+            kind=RequestKind.WITHDRAWAL,
+            account=account,
+            deposit_id=None,
+            coin=coin,
+            destination=canonical,
+            decision=decision,
+            lock=locks.lock,
+            actor=actor,
+            now=now,
+        )
+        idempotency.complete(conn, claimed, OK, str(created.id), None)
+        return created
 
     def _within_limits(
         self,
@@ -448,6 +504,7 @@ class Payouts:
     def _create(
         self,
         conn: Connection,
+        claimed: idempotency.Claim,
         *,
         request_id: uuid.UUID,
         kind: RequestKind,
@@ -464,16 +521,22 @@ class Payouts:
         if b.net_native is None:
             raise RuntimeError("a payout decision without a native amount")
         fees = b.handling_fee_usd + b.flat_fee_usd + b.provider_fee_usd
-        hold = holds.create_hold(
-            conn,
-            debit_account_id=account.ledger_account_id,
-            credit_account_id=house.payout_clearing(conn, now).id,
-            amount=b.gross_usd,
-            now=now,
-            request=None,
-            memo=f"{kind.value} {request_id}",
-            actor=actor,
-        )
+        try:
+            hold = holds.create_hold(
+                conn,
+                debit_account_id=account.ledger_account_id,
+                credit_account_id=house.payout_clearing(conn, now).id,
+                amount=b.gross_usd,
+                now=now,
+                request=None,
+                memo=f"{kind.value} {request_id}",
+                actor=actor,
+            )
+        except (InsufficientFunds, AccountFrozen) as refused:
+            # The balance moved since the policy read it (another request of the same account
+            # committed first): the refusal is this key's outcome, stored like the policy's.
+            idempotency.complete_refused(conn, claimed, refused)
+            raise
         screening = review.screen(
             conn, self.settings.review, self.policy, decision, coin, destination
         )
@@ -562,6 +625,7 @@ def _store_refusal(conn: Connection, claimed: idempotency.Claim, refused: Refusa
     """Keep the refusal with what explains it (the decision, the limits) under the key."""
     detail = json.dumps({"summary": refused.detail, **refused.problem_extra()}, default=str)
     idempotency.complete(conn, claimed, refused.code, None, detail)
+    refused.record()
 
 
 def _replay(conn: Connection, stored: StoredOutcome) -> PayoutRequest:

@@ -269,7 +269,8 @@ def _expired(conn: Connection, claimed: Claim | None, stored: _Stored) -> Activa
     )
     if claimed is not None:
         idempotency.complete_refused(conn, claimed, HoldExpired(detail))
-    return ActivationExpired(detail)
+    # Recorded: raised after the expiry was written (or stored under the key), which stands.
+    return ActivationExpired(detail).record()
 
 
 def _refuse_resolved(conn: Connection, claimed: Claim | None, stored: _Stored) -> None:

@@ -48,7 +48,6 @@ class ActivationExpired(Conflict):
 
     code = "activation_expired"
     title = "Activation expired"
-    recorded = True
 
 
 class ActivationFulfilled(Conflict):

@@ -20,7 +20,7 @@ from kassa.accounts.states import AccountState, effective_state
 from kassa.errors import KassaError
 from kassa.ledger import idempotency
 from kassa.ledger.accounts import get_balance
-from kassa.ledger.errors import AccountFrozen
+from kassa.ledger.errors import REPLAYABLE, AccountFrozen
 from kassa.ledger.idempotency import Claim
 
 
@@ -61,6 +61,6 @@ def ensure_may_spend(conn: Connection, account: CustomerAccount, claimed: Claim 
     refusal = spending_refusal(conn, account)
     if refusal is None:
         return
-    if claimed is not None and refusal.recorded:
+    if claimed is not None and refusal.code in REPLAYABLE:
         idempotency.complete_refused(conn, claimed, refusal)
     raise refusal

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -24,6 +25,7 @@ from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.idempotency import Request
 
 router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
 
@@ -73,7 +75,9 @@ class AccountStateOut(BaseModel):
     external_id: str
     state: str = Field(description="As set by an operator")
     effective_state: str = Field(
-        description="What applies: `state`, or frozen while a reversal keeps the balance below zero"
+        description=(
+            "What applies: `state`, or frozen while a reversal keeps the balance below zero"
+        )
     )
     history: list[StateChangeOut] = Field(description="Changes, newest first (at most 100)")
 
@@ -91,7 +95,7 @@ def _state_out(conn: Connection, account: CustomerAccount) -> AccountStateOut:
 
 @router.post(
     "/{external_id}/state",
-    description="Set an account active, suspended, terminated or frozen, with a reason (admin).",
+    description=("Set an account active, suspended, terminated or frozen, with a reason (admin)."),
     responses=problems_for(
         "account_not_found",
         "illegal_account_state_transition",
@@ -99,10 +103,11 @@ def _state_out(conn: Connection, account: CustomerAccount) -> AccountStateOut:
         "invalid_reason_code",
         "invalid_state_reason",
     ),
+    response_model=AccountStateOut,
 )
 def change_account_state(
     external_id: str, body: AccountStateIn, caller: Admin, idem: Idem, ctx: Ctx
-) -> AccountStateOut:
+) -> Response:
     to = states.parse_state(body.state)
     reason_code = states.parse_reason_code(body.reason_code)
     request = idem.request(
@@ -114,7 +119,8 @@ def change_account_state(
             "reason": body.reason,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> AccountStateOut:
         account = accounts.get_by_external_id(conn, external_id)
         states.change_state(
             conn,
@@ -124,14 +130,16 @@ def change_account_state(
             reason=body.reason,
             actor=caller.actor,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
         )
         return _state_out(conn, accounts.get(conn, account.id))
+
+    return idem.respond(ctx, request, work)
 
 
 @router.get(
     "/{external_id}/state",
-    description="An account's operator-set state, its effective state and its history (admin).",
+    description=("An account's operator-set state, its effective state and its history (admin)."),
     responses=problems_for("account_not_found"),
 )
 def get_account_state(external_id: str, caller: Admin, ctx: Ctx) -> AccountStateOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
@@ -22,6 +23,7 @@ from kassa.api.schemas import (
     LedgerPageOut,
 )
 from kassa.ledger.accounts import get_balance, history
+from kassa.ledger.idempotency import Request
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -39,24 +41,30 @@ def account_out(conn: Connection, account: CustomerAccount) -> AccountOut:
 
 @router.post(
     "",
-    description="Create a customer account under your own external id, with an empty USD balance.",
+    description=(
+        "Create a customer account under your own external id, with an empty USD balance."
+    ),
     responses=problems_for("account_exists", "invalid_external_id"),
     status_code=201,
+    response_model=AccountOut,
 )
-def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> AccountOut:
+def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     refuse_if_bound(caller, "create accounts")
     request = idem.request(
         "accounts.create", {"external_id": body.external_id, "metadata": body.metadata}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> AccountOut:
         account = accounts.create(
             conn,
             external_id=body.external_id,
             metadata=body.metadata,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
         )
         return account_out(conn, account)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -82,7 +90,7 @@ def get_account_balance(external_id: str, caller: Reader, ctx: Ctx) -> BalanceOu
 
 @router.get(
     "/{external_id}/ledger",
-    description="The account's ledger entries, newest first, one page at a time (`next_cursor`).",
+    description=("The account's ledger entries, newest first, one page at a time (`next_cursor`)."),
     responses=problems_for("account_not_found", "invalid_cursor"),
 )
 def get_account_ledger(

@@ -15,7 +15,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from kassa.accounts.service import CustomerAccount
 from kassa.api.auth import Reader, Writer, customer_for
@@ -23,6 +25,7 @@ from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.spending import activations
 from kassa.spending.activations import Activation
@@ -88,7 +91,7 @@ def _activation_id(text: str) -> uuid.UUID:
 
 @router.post(
     "/{external_id}/activations",
-    description="Reserve a price for a window; fulfil to charge it, cancel to return it.",
+    description=("Reserve a price for a window; fulfil to charge it, cancel to return it."),
     responses=problems_for(
         "account_not_found",
         "insufficient_funds",
@@ -102,10 +105,11 @@ def _activation_id(text: str) -> uuid.UUID:
         "unknown_asset",
     ),
     status_code=201,
+    response_model=ActivationOut,
 )
 def reserve_activation(
     external_id: str, body: ActivationIn, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     price = body.price.to_money(USD)
     request = idem.request(
         "activations.reserve",
@@ -116,7 +120,8 @@ def reserve_activation(
             "description": body.description,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.reserve(
             conn,
@@ -125,10 +130,12 @@ def reserve_activation(
             window=timedelta(seconds=body.window_seconds),
             description=body.description,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
             actor=caller.actor,
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -154,21 +161,24 @@ def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ct
         "activation_fulfilled",
         "activation_cancelled",
     ),
+    response_model=ActivationOut,
 )
 def cancel_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     """Refund at once; refused once fulfilled (final) or expired (refunded anyway)."""
-    parsed = _activation_id(activation_id)
     request = idem.request(
-        "activations.cancel", {"external_id": external_id, "activation_id": str(parsed)}
+        "activations.cancel", {"external_id": external_id, "activation_id": activation_id}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.cancel(
-            conn, account, parsed, now=ctx.clock.now(conn), request=request
+            conn, account, _activation_id(activation_id), now=ctx.clock.now(conn), request=claimed
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work)
 
 
 @router.post(
@@ -180,23 +190,26 @@ def cancel_activation(
         "activation_fulfilled",
         "activation_cancelled",
     ),
+    response_model=ActivationOut,
 )
 def fulfil_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
-) -> ActivationOut:
+) -> Response:
     """Charge the price; final. Refused after the window ends (and the price returned)."""
-    parsed = _activation_id(activation_id)
     request = idem.request(
-        "activations.fulfil", {"external_id": external_id, "activation_id": str(parsed)}
+        "activations.fulfil", {"external_id": external_id, "activation_id": activation_id}
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> ActivationOut:
         account = customer_for(conn, caller, external_id)
         activation = activations.fulfil(
             conn,
             account,
-            parsed,
+            _activation_id(activation_id),
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
             actor=caller.actor,
         )
-    return ActivationOut.of(activation)
+        return ActivationOut.of(activation)
+
+    return idem.respond(ctx, request, work)

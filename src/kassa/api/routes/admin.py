@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
 from kassa.api.auth import Admin
@@ -17,6 +19,7 @@ from kassa.clock import MovableClock
 from kassa.errors import NotFound
 from kassa.ledger import transfers
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -35,8 +38,9 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
         "unknown_asset",
     ),
     status_code=201,
+    response_model=AdjustmentOut,
 )
-def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -> AdjustmentOut:
+def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     request = idem.request(
         "admin.adjust",
@@ -48,7 +52,8 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
             "reason": body.reason,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> AdjustmentOut:
         account = accounts.get_by_external_id(conn, body.external_id)
         transaction_id = transfers.adjust(
             conn,
@@ -58,14 +63,16 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
             reason=body.reason,
             actor=caller.actor,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
         )
         balance = get_balance(conn, account.ledger_account_id)
-    return AdjustmentOut(
-        transaction_id=transaction_id,
-        external_id=account.external_id,
-        balance=BalanceOut.of(balance),
-    )
+        return AdjustmentOut(
+            transaction_id=transaction_id,
+            external_id=account.external_id,
+            balance=BalanceOut.of(balance),
+        )
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 class ClockAdvanceIn(BaseModel):
@@ -87,16 +94,21 @@ class ScenarioClockDisabled(NotFound):
     "/clock",
     description="Devnet only: move Kassa's clock forward (admin).",
     responses=problems_for("scenario_clock_disabled"),
+    response_model=ClockOut,
 )
-def advance_clock(body: ClockAdvanceIn, _caller: Admin, _idem: Idem, ctx: Ctx) -> ClockOut:
-    """Devnet only: move Kassa's clock forward (e.g. 15 days to try a refund window)."""
+def advance_clock(body: ClockAdvanceIn, caller: Admin, idem: Idem, ctx: Ctx) -> Response:
+    """Devnet only: move Kassa's clock forward (e.g. 15 days to try a refund window). Once per
+    Idempotency-Key: a retry answers with the first move and does not move the clock again."""
     # Only a movable clock moves: the devnet's scenario clock (kassa_dev.scenario).
     clock = ctx.clock
     if not isinstance(clock, MovableClock):
         raise ScenarioClockDisabled(
             "the clock can only be moved on the devnet (kassa up with devnet = true)"
         )
-    with ctx.database.transaction() as conn:
+    request = idem.request("admin.clock", {"advance_seconds": body.advance_seconds})
+
+    def work(conn: Connection, _claimed: Request) -> ClockOut:
         moved = clock.advance(conn, body.advance_seconds)
-        now = clock.now(conn)
-    return ClockOut(now=now, offset_seconds=int(moved.total_seconds()))
+        return ClockOut(now=clock.now(conn), offset_seconds=int(moved.total_seconds()))
+
+    return idem.respond(ctx, request, work)

@@ -13,7 +13,8 @@ key (``api-key:<name>``), as for every other operator action.
 Refusals: ``404 payout_request_not_found``; ``409 payout_request_not_pending`` (wrong state,
 e.g. approving an approved request or rejecting a signed one); ``409 payout_already_approved``
 (the same key approving twice: a second approval must come from another operator). A retried
-approve or reject is answered from the request's state, not replayed: check it with ``GET``.
+approve or reject with the same Idempotency-Key gets the first answer back and records nothing
+more; ``GET`` shows the current state.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -37,6 +39,7 @@ from kassa.api.openapi import problems_for
 from kassa.api.routes.payouts import PayoutRequestOut, request_out
 from kassa.api.schemas import AmountOut
 from kassa.clock import as_utc
+from kassa.ledger.idempotency import Request
 from kassa.payouts import review, store
 from kassa.payouts.model import PayoutRequest, RequestStatus
 from kassa.payouts.review import Approval, PayoutTransaction
@@ -264,7 +267,9 @@ def list_payouts(
 
 @router.get(
     "/{request_id}",
-    description="A request with its decision, history, approvals and payout transactions (admin).",
+    description=(
+        "A request with its decision, history, approvals and payout transactions (admin)."
+    ),
     responses=problems_for("payout_request_not_found"),
 )
 def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
@@ -275,27 +280,37 @@ def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOu
 
 @router.post(
     "/{request_id}/approve",
-    description="Record this key's approval; with enough approvals the payout is sent (admin).",
+    description=("Record this key's approval; with enough approvals the payout is sent (admin)."),
     responses=problems_for(
         "payout_request_not_found", "payout_request_not_pending", "payout_already_approved"
     ),
+    response_model=AdminPayoutOut,
 )
 def approve_payout(
-    request_id: uuid.UUID, body: ApproveIn, caller: Admin, _idem: Idem, ctx: Ctx
-) -> AdminPayoutOut:
-    with ctx.database.transaction() as conn:
+    request_id: uuid.UUID, body: ApproveIn, caller: Admin, idem: Idem, ctx: Ctx
+) -> Response:
+    request = idem.request("payouts.approve", {"request_id": str(request_id), "note": body.note})
+
+    def work(conn: Connection, _claimed: Request) -> AdminPayoutOut:
         item = ctx.payouts.approve(conn, request_id, actor=caller.actor, note=body.note)
         return detail_out(conn, item, ctx.clock.now(conn))
+
+    return idem.respond(ctx, request, work)
 
 
 @router.post(
     "/{request_id}/reject",
     description="Refuse a request not yet signed; its funds return (admin).",
     responses=problems_for("payout_request_not_found", "payout_request_not_pending"),
+    response_model=AdminPayoutOut,
 )
 def reject_payout(
-    request_id: uuid.UUID, body: RejectIn, caller: Admin, _idem: Idem, ctx: Ctx
-) -> AdminPayoutOut:
-    with ctx.database.transaction() as conn:
+    request_id: uuid.UUID, body: RejectIn, caller: Admin, idem: Idem, ctx: Ctx
+) -> Response:
+    request = idem.request("payouts.reject", {"request_id": str(request_id), "reason": body.reason})
+
+    def work(conn: Connection, _claimed: Request) -> AdminPayoutOut:
         item = ctx.payouts.reject(conn, request_id, actor=caller.actor, reason=body.reason)
         return detail_out(conn, item, ctx.clock.now(conn))
+
+    return idem.respond(ctx, request, work)

@@ -21,13 +21,14 @@ from sqlalchemy import Connection
 
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
-from kassa.api.idempotency import Idem
+from kassa.api.idempotency import Idem, WithStatus
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountOut
 from kassa.assets import ASSETS_OF_CHAIN
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import DepositAddress
 from kassa.deposits.runtime import parse_chain
+from kassa.ledger.idempotency import Request
 from kassa.money import USD, Money
 from kassa.pricing.locks import get_lock
 from kassa.pricing.model import price_text
@@ -126,30 +127,30 @@ def deposit_out(conn: Connection, deposit: records.Deposit) -> DepositOut:
 
 @router.post(
     "/{external_id}/deposit-addresses",
-    description="The account's static deposit address on a chain, derived on first use.",
+    description=("The account's static deposit address on a chain, derived on first use."),
     status_code=201,
+    response_model=DepositAddressOut,
     responses={
         **problems_for("account_not_found", "chain_not_enabled"),
         200: {"description": "The account already had an address on this chain"},
     },
 )
 def create_deposit_address(
-    external_id: str,
-    body: DepositAddressIn,
-    caller: Writer,
-    _idem: Idem,
-    ctx: Ctx,
-    response: Response,
-) -> DepositAddressOut:
+    external_id: str, body: DepositAddressIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
     chain = parse_chain(body.chain, ctx.derivers)
-    with ctx.database.transaction() as conn:
+    request = idem.request(
+        "deposit_addresses.create", {"external_id": external_id, "chain": chain.value}
+    )
+
+    def work(conn: Connection, _claimed: Request) -> WithStatus:
         account = customer_for(conn, caller, external_id)
         address, created = addresses.get_or_create(
             conn, account.id, ctx.derivers[chain], ctx.clock.now(conn)
         )
-    if not created:
-        response.status_code = 200
-    return DepositAddressOut.of(address)
+        return WithStatus(DepositAddressOut.of(address), 201 if created else 200)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -166,7 +167,7 @@ def list_deposit_addresses(external_id: str, caller: Reader, ctx: Ctx) -> Deposi
 
 @router.get(
     "/{external_id}/deposits",
-    description="The account's deposits, newest first, with status, confirmations and USD value.",
+    description=("The account's deposits, newest first, with status, confirmations and USD value."),
     responses=problems_for("account_not_found"),
 )
 def list_deposits(

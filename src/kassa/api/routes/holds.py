@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from kassa.api.auth import Reader, Writer, customer_for, hold_for
@@ -18,6 +19,7 @@ from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
 from kassa.ledger import holds, house
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
 from kassa.payouts.errors import HoldOwnedByPayout
@@ -27,7 +29,7 @@ router = APIRouter(prefix="/v1", tags=["holds"])
 
 @router.post(
     "/accounts/{external_id}/holds",
-    description="Reserve an amount of the balance until it is captured, voided or expires.",
+    description=("Reserve an amount of the balance until it is captured, voided or expires."),
     responses=problems_for(
         "account_not_found",
         "insufficient_funds",
@@ -40,10 +42,11 @@ router = APIRouter(prefix="/v1", tags=["holds"])
         "unknown_asset",
     ),
     status_code=201,
+    response_model=HoldOut,
 )
 def create_hold(
     external_id: str, body: HoldCreateIn, caller: Writer, idem: Idem, ctx: Ctx
-) -> HoldOut:
+) -> Response:
     amount = body.amount.to_money(USD)
     request = idem.request(
         "holds.create",
@@ -55,7 +58,8 @@ def create_hold(
             "memo": body.memo,
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> HoldOut:
         now = ctx.clock.now(conn)
         account = customer_for(conn, caller, external_id)
         hold = holds.create_hold(
@@ -64,12 +68,14 @@ def create_hold(
             credit_account_id=house.revenue(conn, USD, now).id,
             amount=amount,
             now=now,
-            request=request,
+            request=claimed,
             expires_at=now + timedelta(seconds=body.expires_in_seconds),
             memo=body.memo,
             actor=caller.actor,
         )
-    return HoldOut.of(hold)
+        return HoldOut.of(hold)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -84,7 +90,7 @@ def get_hold(hold_id: str, caller: Reader, ctx: Ctx) -> HoldOut:
 
 @router.post(
     "/holds/{hold_id}/capture",
-    description="Charge all or part of a pending hold into revenue; the rest is released.",
+    description=("Charge all or part of a pending hold into revenue; the rest is released."),
     responses=problems_for(
         "hold_not_found",
         "hold_already_resolved",
@@ -96,29 +102,35 @@ def get_hold(hold_id: str, caller: Reader, ctx: Ctx) -> HoldOut:
         "asset_mismatch",
         "unknown_asset",
     ),
+    response_model=HoldOut,
 )
 def capture_hold(
     hold_id: str, caller: Writer, idem: Idem, ctx: Ctx, body: CaptureIn | None = None
-) -> HoldOut:
-    with ctx.database.transaction() as conn:
+) -> Response:
+    amount_text = None if body is None or body.amount is None else body.amount
+    request = idem.request(
+        "holds.capture",
+        {
+            "hold_id": hold_id,
+            "amount": None if amount_text is None else amount_text.to_money(USD).amount,
+        },
+    )
+
+    def work(conn: Connection, claimed: Request) -> HoldOut:
         hold = hold_for(conn, caller, hold_id)
         _not_a_payouts(conn, hold.id)
-        amount = (
-            None if body is None or body.amount is None else body.amount.to_money(hold.amount.asset)
-        )
-        request = idem.request(
-            "holds.capture",
-            {"hold_id": str(hold.id), "amount": None if amount is None else amount.amount},
-        )
+        amount = None if amount_text is None else amount_text.to_money(hold.amount.asset)
         captured = holds.capture_hold(
             conn,
             hold.id,
             now=ctx.clock.now(conn),
-            request=request,
+            request=claimed,
             amount=amount,
             actor=caller.actor,
         )
-    return HoldOut.of(captured)
+        return HoldOut.of(captured)
+
+    return idem.respond(ctx, request, work)
 
 
 @router.post(
@@ -127,14 +139,18 @@ def capture_hold(
     responses=problems_for(
         "hold_not_found", "hold_already_resolved", "hold_expired", "hold_owned_by_payout"
     ),
+    response_model=HoldOut,
 )
-def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> HoldOut:
-    with ctx.database.transaction() as conn:
+def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
+    request = idem.request("holds.void", {"hold_id": hold_id})
+
+    def work(conn: Connection, claimed: Request) -> HoldOut:
         hold = hold_for(conn, caller, hold_id)
         _not_a_payouts(conn, hold.id)
-        request = idem.request("holds.void", {"hold_id": str(hold.id)})
-        voided = holds.void_hold(conn, hold.id, now=ctx.clock.now(conn), request=request)
-    return HoldOut.of(voided)
+        voided = holds.void_hold(conn, hold.id, now=ctx.clock.now(conn), request=claimed)
+        return HoldOut.of(voided)
+
+    return idem.respond(ctx, request, work)
 
 
 def _not_a_payouts(conn: Connection, hold_id: uuid.UUID) -> None:

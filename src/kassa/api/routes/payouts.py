@@ -16,16 +16,17 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
-from kassa.api.auth import Reader, Writer, customer_for
-from kassa.api.context import Ctx
-from kassa.api.idempotency import Idem
+from kassa.api.auth import Caller, Reader, Writer, customer_for, sees
+from kassa.api.context import AppContext, Ctx
+from kassa.api.idempotency import Idem, Idempotency
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, DecisionOut, ExternalId, PayoutEventOut
-from kassa.apikeys.service import ApiKey
+from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
 from kassa.payouts.errors import PayoutRequestNotFound
@@ -112,13 +113,17 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
 
 
 def _visible(
-    conn: Connection, caller: ApiKey, request_id: uuid.UUID, kind: RequestKind
+    conn: Connection, caller: Caller, request_id: uuid.UUID, kind: RequestKind
 ) -> PayoutRequest:
-    item = store.get(conn, request_id)
-    if item.kind is not kind:
-        raise PayoutRequestNotFound(f"no {kind.value} {request_id}")
-    # A key bound to another account gets the same 404 as for a request that does not exist.
-    customer_for(conn, caller, accounts.get(conn, item.customer_account_id).external_id)
+    """The request of `kind` the caller may see. A request of the other kind, or of another
+    account, answers exactly as one that does not exist (never naming its owner)."""
+    missing = PayoutRequestNotFound(f"no {kind.value} {request_id}")
+    try:
+        item = store.get(conn, request_id)
+    except PayoutRequestNotFound:
+        raise missing from None
+    if item.kind is not kind or not sees(caller, item.customer_account_id):
+        raise missing
     return item
 
 
@@ -129,7 +134,8 @@ def _visible(
         "account_not_found", "topup_not_found", "topup_not_credited", "no_rate", "rail_unavailable"
     ),
 )
-def quote_refund(body: RefundIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
+    """What the policy decides now for this refund; changes nothing (no Idempotency-Key)."""
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
         decision = ctx.payouts.quote_refund(conn, account, body.deposit_id)
@@ -158,18 +164,27 @@ def quote_refund(body: RefundIn, caller: Reader, _idem: Idem, ctx: Ctx) -> Quote
         "payout_limit_exceeded",
     ),
     status_code=201,
+    response_model=PayoutRequestOut,
 )
-def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     request = idem.request(
         "refunds.create", {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
     )
+    replayed = idem.replay(ctx, request)
+    if replayed is not None:
+        return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-    created = ctx.payouts.request_refund(
-        account, body.deposit_id, request=request, actor=caller.actor
-    )
-    with ctx.database.transaction() as conn:
+        coin = ctx.payouts.refund_coin(conn, account, body.deposit_id)
+    locks = ctx.payouts.lock_rates(coin)
+
+    def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
+        created = ctx.payouts.create_refund(
+            conn, account, body.deposit_id, locks, request=claimed, actor=caller.actor
+        )
         return request_out(conn, created)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -188,14 +203,12 @@ def get_refund(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequest
     responses=problems_for(
         "payout_request_not_found", "payout_request_not_pending", "account_not_found"
     ),
+    response_model=PayoutRequestOut,
 )
 def cancel_refund(
-    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
-) -> PayoutRequestOut:
-    with ctx.database.transaction() as conn:
-        _visible(conn, caller, request_id, RequestKind.REFUND)
-        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
-        return request_out(conn, cancelled)
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
+    return _cancel(ctx, idem, caller, request_id, RequestKind.REFUND, body.reason)
 
 
 @router.post(
@@ -215,7 +228,8 @@ def cancel_refund(
         "unknown_asset",
     ),
 )
-def quote_withdrawal(body: WithdrawalIn, caller: Reader, _idem: Idem, ctx: Ctx) -> QuoteOut:
+def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
+    """What the policy decides now for this withdrawal; changes nothing (no Idempotency-Key)."""
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
     with ctx.database.transaction() as conn:
@@ -252,8 +266,9 @@ def quote_withdrawal(body: WithdrawalIn, caller: Reader, _idem: Idem, ctx: Ctx) 
         "unknown_asset",
     ),
     status_code=201,
+    response_model=PayoutRequestOut,
 )
-def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> PayoutRequestOut:
+def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
     request = idem.request(
@@ -265,13 +280,20 @@ def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) 
             "address": body.address,
         },
     )
+    replayed = idem.replay(ctx, request)
+    if replayed is not None:
+        return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-    created = ctx.payouts.request_withdrawal(
-        account, amount, coin, body.address, request=request, actor=caller.actor
-    )
-    with ctx.database.transaction() as conn:
+    locks = ctx.payouts.lock_rates(coin)
+
+    def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
+        created = ctx.payouts.create_withdrawal(
+            conn, account, amount, coin, body.address, locks, request=claimed, actor=caller.actor
+        )
         return request_out(conn, created)
+
+    return idem.respond(ctx, request, work, status=201)
 
 
 @router.get(
@@ -290,14 +312,32 @@ def get_withdrawal(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutReq
     responses=problems_for(
         "payout_request_not_found", "payout_request_not_pending", "account_not_found"
     ),
+    response_model=PayoutRequestOut,
 )
 def cancel_withdrawal(
-    request_id: uuid.UUID, body: CancelIn, caller: Writer, _idem: Idem, ctx: Ctx
-) -> PayoutRequestOut:
-    with ctx.database.transaction() as conn:
-        _visible(conn, caller, request_id, RequestKind.WITHDRAWAL)
-        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=body.reason)
+    request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
+) -> Response:
+    return _cancel(ctx, idem, caller, request_id, RequestKind.WITHDRAWAL, body.reason)
+
+
+def _cancel(
+    ctx: AppContext,
+    idem: Idempotency,
+    caller: Caller,
+    request_id: uuid.UUID,
+    kind: RequestKind,
+    reason: str,
+) -> Response:
+    request = idem.request(
+        f"{kind.value}s.cancel", {"request_id": str(request_id), "reason": reason}
+    )
+
+    def work(conn: Connection, _claimed: Request) -> PayoutRequestOut:
+        _visible(conn, caller, request_id, kind)
+        cancelled = ctx.payouts.cancel(conn, request_id, actor=caller.actor, reason=reason)
         return request_out(conn, cancelled)
+
+    return idem.respond(ctx, request, work)
 
 
 class PayoutListOut(BaseModel):

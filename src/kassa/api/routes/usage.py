@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from kassa.api.auth import Writer, customer_for
 from kassa.api.context import Ctx
@@ -24,6 +26,7 @@ from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
 from kassa.ledger.accounts import get_balance
+from kassa.ledger.idempotency import Request
 from kassa.money import USD, MoneyError
 from kassa.spending import usage
 from kassa.spending.usage import UsageBatch, UsageEvent
@@ -55,7 +58,7 @@ class UsageBatchIn(BaseModel):
 class UsageEventOut(BaseModel):
     event_id: str
     status: Literal["charged", "duplicate"] = Field(
-        description="charged by this batch, or a duplicate of an event charged before (skipped)"
+        description=("charged by this batch, or a duplicate of an event charged before (skipped)")
     )
 
 
@@ -115,10 +118,11 @@ def _events(body: UsageBatchIn) -> list[UsageEvent]:
         "asset_mismatch",
         "unknown_asset",
     ),
+    response_model=UsageBatchOut,
 )
 def record_usage(
     external_id: str, body: UsageBatchIn, caller: Writer, idem: Idem, ctx: Ctx
-) -> UsageBatchOut:
+) -> Response:
     """Charge a batch of usage events (see the module description). A retry of the same
     request with the same Idempotency-Key gets the first answer back; a retry under a new key
     is safe too: the events already charged come back as `duplicate`."""
@@ -131,11 +135,14 @@ def record_usage(
             "events": [[e.event_id, e.amount.amount, e.description] for e in events],
         },
     )
-    with ctx.database.transaction() as conn:
+
+    def work(conn: Connection, claimed: Request) -> UsageBatchOut:
         account = customer_for(conn, caller, external_id)
         batch = usage.record_usage(
-            conn, account, events, now=ctx.clock.now(conn), request=request, actor=caller.actor
+            conn, account, events, now=ctx.clock.now(conn), request=claimed, actor=caller.actor
         )
         last = usage.last_usage_at(conn, account.id)
         balance = BalanceOut.of(get_balance(conn, account.ledger_account_id))
-    return UsageBatchOut.of(batch, last, balance)
+        return UsageBatchOut.of(batch, last, balance)
+
+    return idem.respond(ctx, request, work)

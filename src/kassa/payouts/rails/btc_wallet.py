@@ -93,7 +93,7 @@ class ShortAfterSync(HotWalletShort):
     the unit of work (`kassa.db.Database.transaction`) commits that instead of rolling it back,
     so a scan that finds the wallet short still moves forward."""
 
-    recorded = True
+    always_recorded = True
 
 
 @dataclass(frozen=True, slots=True)

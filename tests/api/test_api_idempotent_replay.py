@@ -1,0 +1,307 @@
+"""Issue 13, item 5: a retry with the same Idempotency-Key gets the first answer back — its
+status and body, byte for byte — and does nothing again, on every POST that changes something.
+
+Before the fix a replay answered with the resource's *current* state (create a hold, capture
+it, re-send the create: `201 "status": "captured"`), the scenario clock moved twice, and
+cancel/approve/reject ignored the key (the retry answered a different status).
+
+One test walks every POST route of the app: each has a recipe below that makes its
+preconditions and the request; the request is sent, the world is changed where that matters,
+and the same request is sent again with the same key. A POST route without a recipe fails the
+walk, so a new route is covered as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from kassa.api import create_app
+from kassa.api.idempotency import REPLAYED_HEADER
+from kassa.chains.network import Chain
+from kassa.chains.scanning import ChainTransfer, SenderKind
+from kassa.config import Settings
+from kassa.db.metadata import metadata
+from kassa.deposits.fake import FakeChain
+from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.pricing.model import Symbol
+from kassa.pricing.service import PricingService
+from kassa.pricing.settings import PricingSettings
+from kassa_dev.scenario import ScenarioClock
+
+if TYPE_CHECKING:
+    from tests.api.conftest import Api
+
+PAYEE = "bcrt1qpa2gjyrd8l5xfyedg8f52m2jcwrfz4uh6hk2uh"
+SENDER = "bcrt1qte09uhj7te09uhj7te09uhj7te09uhj73k46uj"
+#: Rows a replay may touch without doing anything: the key's own record, and the key's
+#: last-use time.
+NOT_EFFECTS = frozenset({"idempotency_record", "api_key"})
+
+
+def world(api: Api) -> dict[str, list[str]]:
+    """Every row of every table but `NOT_EFFECTS`, as text: what a replay must not change."""
+    with api.db.transaction() as conn:
+        return {
+            table.name: sorted(str(tuple(row)) for row in conn.execute(select(table)))
+            for table in metadata.sorted_tables
+            if table.name not in NOT_EFFECTS
+        }
+
+
+def prices(api: Api) -> None:
+    PricingService(
+        api.db, api.clock, PricingSettings(static_rates={Symbol.BTC: Decimal("50000")})
+    ).refresh([Symbol.BTC])
+
+
+def withdrawal(api: Api, external_id: str, amount: str = "30") -> str:
+    prices(api)
+    made = api.post(
+        "/v1/withdrawals",
+        {"external_id": external_id, "asset": "BTC", "address": PAYEE, "amount": api.usd(amount)},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def withdrawal_body(api: Api) -> dict[str, Any]:
+    prices(api)
+    return {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")}
+
+
+def top_up(api: Api, external_id: str) -> str:
+    """A BTC top-up of 0.001 BTC from SENDER, credited by a real watcher ($50.00)."""
+    prices(api)
+    address = api.post(f"/v1/accounts/{external_id}/deposit-addresses", {"chain": "btc"}).json()
+    chain = FakeChain(Chain.BTC, api.clock.now() - timedelta(minutes=1), final_depth=1)
+    transfer = ChainTransfer(
+        Chain.BTC, "BTC", "ab" * 32, 0, address["address"], 100_000, SENDER, SenderKind.KNOWN, True
+    )
+    chain.mine([transfer], seconds=30)
+    pricing = PricingService(api.db, api.clock, PricingSettings(history_tolerance_seconds=3600))
+    Watcher(api.db, api.clock, chain, pricing, WatcherConfig(Chain.BTC)).tick()
+    [deposit] = api.get(f"/v1/accounts/{external_id}/deposits").json()["deposits"]
+    assert deposit["status"] == "credited", deposit
+    return str(deposit["id"])
+
+
+def hold(api: Api, external_id: str) -> str:
+    made = api.post(f"/v1/accounts/{external_id}/holds", {"amount": api.usd("10")})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def activation(api: Api, external_id: str) -> str:
+    made = api.post(f"/v1/accounts/{external_id}/activations", {"price": api.usd("5")})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Preconditions and the request for one POST route; `meanwhile` then changes the world
+    the way a naive replay would reveal (the resource moves on, the balance changes)."""
+
+    make: Callable[[Api], tuple[str, Any]]
+    meanwhile: Callable[[Api, str, dict[str, Any]], object] = lambda api, path, first: None
+
+
+def _capture(api: Api, _path: str, created: dict[str, Any]) -> None:
+    assert api.post(f"/v1/holds/{created['id']}/capture").json()["status"] == "captured"
+
+
+RECIPES: dict[str, Recipe] = {
+    "/v1/accounts": Recipe(lambda api: ("/v1/accounts", {"external_id": "new-1"})),
+    "/v1/admin/accounts/{external_id}/state": Recipe(
+        lambda api: (
+            "/v1/admin/accounts/a/state",
+            {"state": "suspended", "reason_code": "violation", "reason": "abuse report"},
+        ),
+        lambda api, path, first: api.post(
+            path, {"state": "active", "reason_code": "customer_request", "reason": "resolved"}
+        ),
+    ),
+    "/v1/accounts/{external_id}/holds": Recipe(
+        lambda api: ("/v1/accounts/a/holds", {"amount": api.usd("12.50")}),
+        # The finding: capture the hold, and the replayed create said "captured".
+        _capture,
+    ),
+    "/v1/holds/{hold_id}/capture": Recipe(
+        lambda api: (f"/v1/holds/{hold(api, 'a')}/capture", {"amount": api.usd("4")})
+    ),
+    "/v1/holds/{hold_id}/void": Recipe(lambda api: (f"/v1/holds/{hold(api, 'a')}/void", None)),
+    "/v1/admin/adjustments": Recipe(
+        lambda api: (
+            "/v1/admin/adjustments",
+            {"external_id": "a", "direction": "credit", "amount": api.usd("1"), "reason": "x"},
+        ),
+        lambda api, path, first: api.adjust("a", "debit", "1"),
+    ),
+    "/v1/accounts/{external_id}/deposit-addresses": Recipe(
+        lambda api: ("/v1/accounts/a/deposit-addresses", {"chain": "btc"})
+    ),
+    "/v1/accounts/{external_id}/usage": Recipe(
+        lambda api: (
+            "/v1/accounts/a/usage",
+            {"events": [{"event_id": "e-1", "amount": api.usd("0.25"), "description": "call"}]},
+        ),
+        lambda api, path, first: api.adjust("a", "credit", "3"),
+    ),
+    "/v1/accounts/{external_id}/activations": Recipe(
+        lambda api: ("/v1/accounts/a/activations", {"price": api.usd("5")})
+    ),
+    "/v1/accounts/{external_id}/activations/{activation_id}/cancel": Recipe(
+        lambda api: (f"/v1/accounts/a/activations/{activation(api, 'a')}/cancel", None)
+    ),
+    "/v1/accounts/{external_id}/activations/{activation_id}/fulfil": Recipe(
+        lambda api: (f"/v1/accounts/a/activations/{activation(api, 'a')}/fulfil", None)
+    ),
+    "/v1/withdrawals": Recipe(
+        lambda api: ("/v1/withdrawals", withdrawal_body(api)),
+        lambda api, path, first: api.adjust("a", "credit", "7"),
+    ),
+    "/v1/withdrawals/{request_id}/cancel": Recipe(
+        lambda api: (f"/v1/withdrawals/{withdrawal(api, 'a')}/cancel", {"reason": "oops"})
+    ),
+    "/v1/refunds": Recipe(
+        lambda api: ("/v1/refunds", {"external_id": "a", "deposit_id": top_up(api, "a")})
+    ),
+    "/v1/refunds/{request_id}/cancel": Recipe(
+        lambda api: (
+            "/v1/refunds/"
+            + api.post("/v1/refunds", {"external_id": "a", "deposit_id": top_up(api, "a")}).json()[
+                "id"
+            ]
+            + "/cancel",
+            {},
+        )
+    ),
+    "/v1/admin/payouts/{request_id}/approve": Recipe(
+        lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/approve", {"note": "known"})
+    ),
+    "/v1/admin/payouts/{request_id}/reject": Recipe(
+        lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/reject", {"reason": "no"})
+    ),
+}
+#: Tested on its own below (it needs the devnet's scenario clock).
+SEPARATE = {"/v1/admin/clock"}
+#: POSTs that change nothing and take no key.
+QUOTES = {"/v1/refunds/quote", "/v1/withdrawals/quote"}
+
+
+def post_routes() -> set[str]:
+    paths = create_app(Settings()).openapi()["paths"]
+    return {path for path, operations in paths.items() if "post" in operations}
+
+
+def test_every_post_route_has_a_recipe() -> None:
+    assert post_routes() == set(RECIPES) | SEPARATE | QUOTES
+
+
+@pytest.mark.parametrize("route", sorted(RECIPES))
+def test_a_retry_gets_the_first_answer_and_changes_nothing(api: Api, route: str) -> None:
+    recipe = RECIPES[route]
+    api.account("a", funds="100")
+    path, body = recipe.make(api)
+    key = f"once-{uuid.uuid4()}"
+
+    first = api.post(path, body, key=key)
+    assert first.status_code < 300, first.text
+    assert REPLAYED_HEADER.lower() not in {h.lower() for h in first.headers}
+    recipe.meanwhile(api, path, first.json())
+    before = world(api)
+
+    again = api.post(path, body, key=key)
+    assert again.status_code == first.status_code
+    assert again.content == first.content
+    assert again.headers[REPLAYED_HEADER] == "true"
+    assert again.headers["content-type"] == first.headers["content-type"]
+    assert world(api) == before, "a replay changed something"
+
+    # The key belongs to that one request: another request under it is refused.
+    other = api.post("/v1/accounts", {"external_id": "other-1"}, key=key)
+    api.problem(other, 409, "idempotency_key_reused")
+    assert world(api) == before
+
+
+def test_a_created_hold_replays_as_created_after_its_capture(api: Api) -> None:
+    """The audit's example, spelled out."""
+    api.account("a", funds="100")
+    first = api.post("/v1/accounts/a/holds", {"amount": api.usd("10")}, key="h-1")
+    assert (first.status_code, first.json()["status"]) == (201, "pending")
+    assert api.post(f"/v1/holds/{first.json()['id']}/capture").json()["status"] == "captured"
+    again = api.post("/v1/accounts/a/holds", {"amount": api.usd("10")}, key="h-1")
+    assert (again.status_code, again.json()["status"]) == (201, "pending")
+    assert again.json() == first.json()
+    assert api.available("a") == "90.00"
+
+
+def test_a_refusal_is_replayed_even_after_the_facts_change(api: Api) -> None:
+    """A withdrawal refused for want of funds stays refused under its key once funded: the
+    key's outcome is the refusal, as the client was told."""
+    api.account("a", funds="10")
+    prices(api)
+    body = {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")}
+    refused = api.post("/v1/withdrawals", body, key="w-1")
+    first = api.problem(refused, 409, "withdrawal_refused")
+    api.adjust("a", "credit", "100")
+    again = api.post("/v1/withdrawals", body, key="w-1")
+    assert again.json() == first and again.headers[REPLAYED_HEADER] == "true"
+    assert api.get("/v1/accounts/a/payouts").json()["requests"] == []
+    fresh = api.post("/v1/withdrawals", body, key="w-2")
+    assert fresh.status_code == 201, fresh.text
+
+
+def test_cancel_approve_and_reject_retried_answer_the_same(api: Api) -> None:
+    api.account("a", funds="100")
+    one, two = withdrawal(api, "a"), withdrawal(api, "a", "20")
+    for path, body in (
+        (f"/v1/admin/payouts/{one}/approve", {"note": "ok"}),
+        (f"/v1/admin/payouts/{two}/reject", {"reason": "no"}),
+    ):
+        first = api.post(path, body, key=f"k-{path}")
+        assert first.status_code == 200, first.text
+        again = api.post(path, body, key=f"k-{path}")
+        assert (again.status_code, again.content) == (first.status_code, first.content)
+    approvals = api.get(f"/v1/admin/payouts/{one}").json()["approvals"]
+    assert len(approvals) == 1
+    cancel = f"/v1/withdrawals/{one}/cancel"
+    first = api.post(cancel, {}, key="c-1")
+    assert first.json()["status"] == "cancelled"
+    again = api.post(cancel, {}, key="c-1")
+    assert (again.status_code, again.content) == (200, first.content)
+    # A new key is a new request: now refused, the request is no longer pending.
+    api.problem(api.post(cancel, {}, key="c-2"), 409, "payout_request_not_pending")
+
+
+def test_the_scenario_clock_moves_once_per_key(api: Api) -> None:
+    clock = ScenarioClock()
+    with TestClient(create_app(Settings(), database=api.db, clock=clock)) as client:
+        devnet = type(api)(client, api.db, api.clock)
+        first = devnet.post("/v1/admin/clock", {"advance_seconds": 3600}, key="t-1")
+        assert first.status_code == 200, first.text
+        again = devnet.post("/v1/admin/clock", {"advance_seconds": 3600}, key="t-1")
+        assert (again.status_code, again.content) == (200, first.content)
+        assert again.headers[REPLAYED_HEADER] == "true"
+        with api.db.transaction() as conn:
+            assert clock.offset(conn) == timedelta(hours=1)
+        third = devnet.post("/v1/admin/clock", {"advance_seconds": 3600}, key="t-2")
+        assert third.json()["offset_seconds"] == 7200
+
+
+def test_quotes_take_no_key(api: Api) -> None:
+    api.account("a", funds="100")
+    prices(api)
+    body = {"external_id": "a", "asset": "BTC", "address": PAYEE, "amount": api.usd("30")}
+    quoted = api.post("/v1/withdrawals/quote", body, key=None)
+    assert quoted.status_code == 200, quoted.text
+    assert quoted.json()["allowed"] is True
