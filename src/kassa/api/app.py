@@ -2,7 +2,9 @@
 
 Every /v1 route needs a valid API key, health included. The OpenAPI document (/openapi.json)
 and the docs UI (/docs, /redoc) are public: they describe the API and hold no data, and client
-generators can fetch them without a key.
+generators can fetch them without a key. The document is completed by `kassa.api.openapi`
+(problem responses per route, the required Idempotency-Key); the docs pages and their assets
+are served from this process (`kassa.api.docs`), never from a CDN.
 
 Routes are plain `def` functions (FastAPI runs them in its thread pool) because the database
 layer is synchronous; each opens one `database.transaction()` and does nothing slow inside it.
@@ -12,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
-from kassa.api import problems
+from kassa.api import docs, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.routes import (
     account_states,
@@ -31,21 +32,11 @@ from kassa.api.routes import (
     rates,
     usage,
 )
-from kassa.api.schemas import Problem
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
 from kassa.db import Database
 from kassa.pricing.service import PricingService
 from kassa.wiring import Services
-
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": description}
-    for status, description in (
-        (401, "No API key, or an unknown or revoked one"),
-        (403, "The API key lacks the scope"),
-        (422, "Invalid request content"),
-    )
-}
 
 
 def create_app(
@@ -78,7 +69,8 @@ def create_app(
         summary="Self-hosted crypto payment gateway: prepaid USD balances, holds, ledger",
         version="0.1.0",
         lifespan=lifespan,
-        responses=_PROBLEMS,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.kassa = AppContext(
         database=db,
@@ -102,4 +94,6 @@ def create_app(
         admin_payouts,
     ):
         app.include_router(module.router)
+    docs.install(app)
+    openapi.install(app)
     return app

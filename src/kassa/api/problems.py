@@ -44,6 +44,8 @@ STATUS_BY_CODE: Mapping[str, int] = {
     # 400: request headers
     "idempotency_key_required": 400,
     "invalid_idempotency_key": 400,
+    # 400: a body that is not JSON at all (FastAPI cannot parse it)
+    "malformed_body": 400,
     # 401 / 403: who is calling and what they may do
     "unauthenticated": 401,
     "forbidden": 403,
@@ -256,7 +258,9 @@ def _validation_error(request: Request, error: RequestValidationError) -> JSONRe
 
 def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     status = error.status_code
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(
+        status, "http_error"
+    )
     detail = f"no route {request.method} {request.url.path}" if status == 404 else str(error.detail)
     return problem(
         request,

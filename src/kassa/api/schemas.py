@@ -3,6 +3,12 @@
 Amounts travel as `{"amount": "12.50", "asset": "USD"}`: a decimal string in whole units,
 parsed exactly by `Money.parse`. JSON numbers are refused — a parser may already have rounded
 them to a binary float before any of our code sees them.
+
+The published OpenAPI description is generated from these models, so each constraint the
+server enforces is written on its field: patterns, enums, bounds. Where the domain layer checks
+a rule with its own stable error code (an external id answers `invalid_external_id`, not a
+generic `validation_error`), the pattern is declared for the schema only (`schema_only`) and the
+domain check stays the one that refuses: the document tells the truth and the code stays stable.
 """
 
 from __future__ import annotations
@@ -24,13 +30,35 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kassa import money
+from kassa.accounts.service import EXTERNAL_ID
 from kassa.accounts.states import AccountState, effective_state
-from kassa.ledger.model import Balance, HistoryEntry, Hold
+from kassa.ledger.model import Balance, HistoryEntry, Hold, HoldStatus
 from kassa.money import Asset, AssetMismatch, InvalidAmount, Money
+from kassa.policy.model import Destination
+from kassa.policy.outcome import DecisionKind
 
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 DEFAULT_HOLD_SECONDS = 24 * 3600
 MAX_METADATA_BYTES = 16_384
+
+
+def schema_only(**constraints: Any) -> dict[str, Any]:
+    """JSON Schema keywords for the document alone: the domain layer enforces them with its
+    own error code (pydantic would answer a generic `validation_error` instead)."""
+    return dict(constraints)
+
+
+EXTERNAL_ID_PATTERN = EXTERNAL_ID.pattern
+EXTERNAL_ID_DESCRIPTION = "Your user id: 1-128 of A-Z a-z 0-9 . _ : @ -"
+
+ExternalId = Annotated[
+    str,
+    Field(
+        description=EXTERNAL_ID_DESCRIPTION,
+        examples=["user-1042"],
+        json_schema_extra=schema_only(pattern=EXTERNAL_ID_PATTERN, minLength=1, maxLength=128),
+    ),
+]
 
 
 def _decimal_string(value: Any) -> Any:
@@ -67,7 +95,11 @@ class AmountIn(BaseModel):
 
 
 class AmountOut(BaseModel):
-    amount: str = Field(examples=["12.50"])
+    amount: str = Field(
+        examples=["12.50"],
+        pattern=r"^-?[0-9]+(\.[0-9]+)?$",
+        description="Whole units as a decimal string, exact",
+    )
     asset: str = Field(examples=["USD"])
 
     @classmethod
@@ -96,8 +128,12 @@ class BalanceOut(BaseModel):
 class AccountCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(description="Your user id: 1-128 of A-Z a-z 0-9 . _ : @ -")
-    metadata: dict[str, JsonValue] | None = None
+    external_id: ExternalId
+    metadata: dict[str, JsonValue] | None = Field(
+        default=None,
+        description=f"Free-form JSON object of your own, at most {MAX_METADATA_BYTES} bytes",
+        examples=[{"plan": "pro"}],
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -109,13 +145,14 @@ class AccountCreateIn(BaseModel):
 
 class AccountOut(BaseModel):
     id: uuid.UUID
-    external_id: str
+    external_id: str = Field(examples=["user-1042"])
     status: str = Field(
         description="The state that applies: active, suspended, terminated or frozen (set by "
         "an operator, or frozen while a reversal keeps the balance below zero)",
         examples=["active"],
+        json_schema_extra={"enum": [state.value for state in AccountState]},
     )
-    metadata: dict[str, Any]
+    metadata: dict[str, JsonValue] = Field(description="As given at creation (free-form)")
     created_at: datetime
     balance: BalanceOut
 
@@ -176,7 +213,7 @@ class CaptureIn(BaseModel):
 
 class HoldOut(BaseModel):
     id: uuid.UUID
-    status: str = Field(examples=["pending", "captured", "voided", "expired"])
+    status: HoldStatus
     amount: AmountOut
     captured_amount: AmountOut | None
     expires_at: datetime | None
@@ -189,7 +226,7 @@ class HoldOut(BaseModel):
         captured = hold.captured_amount
         return cls(
             id=hold.id,
-            status=hold.status.value,
+            status=hold.status,
             amount=AmountOut.of(hold.amount),
             captured_amount=None if captured is None else AmountOut.of(captured),
             expires_at=hold.expires_at,
@@ -202,7 +239,7 @@ class HoldOut(BaseModel):
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str
+    external_id: ExternalId
     direction: Literal["credit", "debit"] = Field(
         description="credit raises the customer's balance, debit lowers it"
     )
@@ -234,12 +271,93 @@ class HealthOut(BaseModel):
     watchers: list[WatcherOut] = Field(description="Each chain watcher as last recorded")
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details, as every error is returned."""
+class ProblemFieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field")
+    message: str
+    type: str | None
 
-    type: str
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is returned (`application/problem+json`)."""
+
+    type: str = Field(description="`urn:kassa:problem:<code>`", examples=["urn:kassa:problem:x"])
     title: str
-    status: int
+    status: int = Field(ge=400, le=599)
     detail: str
     code: str = Field(description="Stable machine-readable error code")
-    instance: str
+    instance: str = Field(description="The request's path")
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="Validation errors only: every invalid field"
+    )
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+class RuleOutcomeOut(BaseModel):
+    """One rule of the policy applied to the request."""
+
+    rule_id: str = Field(description="Stable id of the rule", examples=["refund_window"])
+    clause: str = Field(description="The policy text the rule comes from")
+    passed: bool = Field(description="The rule does not stand in the way (waived included)")
+    waived: bool = Field(description="Failed on its own; an operator override let it pass")
+    reason: str = Field(description="A sentence support can read to the customer")
+
+
+class BreakdownOut(BaseModel):
+    """The money of a decision: `net_usd = gross_usd − handling_fee_usd − flat_fee_usd −
+    provider_fee_usd − network_fee_charged_usd`; `net_native` is what the destination receives
+    on chain (null for refunds to the balance)."""
+
+    gross_usd: AmountOut = Field(description="What leaves the balance (or the top-up's value)")
+    handling_fee_usd: AmountOut
+    flat_fee_usd: AmountOut
+    provider_fee_usd: AmountOut
+    network_fee_native: AmountOut | None = Field(description="Chain fee estimate, fee asset")
+    network_fee_usd: AmountOut
+    network_fee_charged_usd: AmountOut = Field(description="The part the customer bears")
+    net_usd: AmountOut
+    rate: str | None = Field(description="Whole USD per whole coin of the payout asset")
+    rate_source: str | None
+    rate_lock_id: str | None
+    net_native: AmountOut | None = Field(description="Paid on chain, rounded down")
+    destination: Destination
+
+
+class DecisionOut(BaseModel):
+    """A policy decision as recorded: the verdict, every rule with its reason, and the money."""
+
+    kind: DecisionKind
+    policy: str = Field(description="Name of the policy that decided")
+    subject: str = Field(description="The top-up id, the activation id, or the payout asset")
+    requested_by: Literal["customer", "operator"]
+    decided_at: str = Field(description="ISO 8601", json_schema_extra={"format": "date-time"})
+    allowed: bool
+    needs_review: bool = Field(description="An operator must approve before anything is paid")
+    review_due_at: str | None = Field(
+        description="ISO 8601; when a review is needed and the policy promises a time",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+    )
+    overridable: bool = Field(description="Refused, but an operator override would allow it")
+    rules: list[RuleOutcomeOut] = Field(description="Every rule, refusals and passes alike")
+    breakdown: BreakdownOut
+
+
+class RefusalProblem(Problem):
+    """A refund or withdrawal the policy refused: the problem plus the full decision."""
+
+    decision: DecisionOut | None = Field(
+        default=None, description="Every rule with its reason, and the money"
+    )
+
+
+class PayoutEventOut(BaseModel):
+    """One step of a refund's or withdrawal's history."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_status: str | None = Field(alias="from", description="null for the creation")
+    to_status: str = Field(alias="to")
+    actor: str
+    reason: str | None
+    at: datetime

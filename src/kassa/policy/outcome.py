@@ -14,12 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 from kassa.money import Money
 from kassa.policy.model import Destination
 
-__all__ = ["Breakdown", "Decision", "DecisionKind", "Requester", "RuleOutcome"]
+__all__ = [
+    "Breakdown",
+    "BreakdownRecord",
+    "Decision",
+    "DecisionKind",
+    "DecisionRecord",
+    "MoneyRecord",
+    "Requester",
+    "RuleOutcome",
+    "RuleRecord",
+]
 
 Requester = Literal["customer", "operator"]
 
@@ -79,6 +89,60 @@ class Breakdown:
     destination: Destination
 
 
+class MoneyRecord(TypedDict):
+    amount: str
+    asset: str
+
+
+class RuleRecord(TypedDict):
+    rule_id: str
+    clause: str
+    passed: bool
+    waived: bool
+    reason: str
+
+
+class BreakdownRecord(TypedDict):
+    gross_usd: MoneyRecord
+    handling_fee_usd: MoneyRecord
+    flat_fee_usd: MoneyRecord
+    provider_fee_usd: MoneyRecord
+    network_fee_native: MoneyRecord | None
+    network_fee_usd: MoneyRecord
+    network_fee_charged_usd: MoneyRecord
+    net_usd: MoneyRecord
+    rate: str | None
+    rate_source: str | None
+    rate_lock_id: str | None
+    net_native: MoneyRecord | None
+    destination: str
+
+
+class DecisionRecord(TypedDict):
+    """The shape `Decision.as_record` gives: what is stored with a request and what the API
+    answers (`kassa.api.schemas.DecisionOut` describes the same fields to clients)."""
+
+    kind: str
+    policy: str
+    subject: str
+    requested_by: Requester
+    decided_at: str
+    allowed: bool
+    needs_review: bool
+    review_due_at: str | None
+    overridable: bool
+    rules: list[RuleRecord]
+    breakdown: BreakdownRecord
+
+
+def _money_record(value: Money) -> MoneyRecord:
+    return {"amount": value.format(), "asset": value.asset.code.value}
+
+
+def _optional_money(value: Money | None) -> MoneyRecord | None:
+    return None if value is None else _money_record(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The verdict on one refund, withdrawal or activation refund."""
@@ -127,13 +191,14 @@ class Decision:
         review = " after an operator's review" if self.needs_review else ""
         return f"Allowed: pays {paid} to the {where}{review}."
 
-    def as_record(self) -> dict[str, object]:
-        """JSON-ready data (amounts as decimal strings with their asset) to store with a request."""
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready data (amounts as decimal strings with their asset) to store with a request:
+        `record` as a plain dict, for the callers that carry it as one (problem bodies)."""
+        return dict(self.record())
+
+    def record(self) -> DecisionRecord:
+        """`as_record`, typed: the fields `DecisionRecord` names, nothing else."""
         b = self.breakdown
-
-        def money(value: Money | None) -> dict[str, str] | None:
-            return None if value is None else value.to_json()
-
         return {
             "kind": self.kind.value,
             "policy": self.policy,
@@ -155,18 +220,18 @@ class Decision:
                 for r in self.rules
             ],
             "breakdown": {
-                "gross_usd": money(b.gross_usd),
-                "handling_fee_usd": money(b.handling_fee_usd),
-                "flat_fee_usd": money(b.flat_fee_usd),
-                "provider_fee_usd": money(b.provider_fee_usd),
-                "network_fee_native": money(b.network_fee_native),
-                "network_fee_usd": money(b.network_fee_usd),
-                "network_fee_charged_usd": money(b.network_fee_charged_usd),
-                "net_usd": money(b.net_usd),
+                "gross_usd": _money_record(b.gross_usd),
+                "handling_fee_usd": _money_record(b.handling_fee_usd),
+                "flat_fee_usd": _money_record(b.flat_fee_usd),
+                "provider_fee_usd": _money_record(b.provider_fee_usd),
+                "network_fee_native": _optional_money(b.network_fee_native),
+                "network_fee_usd": _money_record(b.network_fee_usd),
+                "network_fee_charged_usd": _money_record(b.network_fee_charged_usd),
+                "net_usd": _money_record(b.net_usd),
                 "rate": None if b.rate is None else format(b.rate, "f"),
                 "rate_source": b.rate_source,
                 "rate_lock_id": b.rate_lock_id,
-                "net_native": money(b.net_native),
+                "net_native": _optional_money(b.net_native),
                 "destination": b.destination.value,
             },
         }

@@ -23,6 +23,7 @@ from kassa.accounts.states import AccountState, StateChange
 from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import Request
 
@@ -74,7 +75,9 @@ class AccountStateOut(BaseModel):
     external_id: str
     state: str = Field(description="As set by an operator")
     effective_state: str = Field(
-        description="What applies: `state`, or frozen while a reversal keeps the balance below zero"
+        description=(
+            "What applies: `state`, or frozen while a reversal keeps the balance below zero"
+        )
     )
     history: list[StateChangeOut] = Field(description="Changes, newest first (at most 100)")
 
@@ -90,7 +93,18 @@ def _state_out(conn: Connection, account: CustomerAccount) -> AccountStateOut:
     )
 
 
-@router.post("/{external_id}/state", response_model=AccountStateOut)
+@router.post(
+    "/{external_id}/state",
+    description=("Set an account active, suspended, terminated or frozen, with a reason (admin)."),
+    responses=problems_for(
+        "account_not_found",
+        "illegal_account_state_transition",
+        "invalid_account_state",
+        "invalid_reason_code",
+        "invalid_state_reason",
+    ),
+    response_model=AccountStateOut,
+)
 def change_account_state(
     external_id: str, body: AccountStateIn, caller: Admin, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -123,7 +137,11 @@ def change_account_state(
     return idem.respond(ctx, request, work)
 
 
-@router.get("/{external_id}/state")
+@router.get(
+    "/{external_id}/state",
+    description=("An account's operator-set state, its effective state and its history (admin)."),
+    responses=problems_for("account_not_found"),
+)
 def get_account_state(external_id: str, caller: Admin, ctx: Ctx) -> AccountStateOut:
     with ctx.database.transaction() as conn:
         return _state_out(conn, accounts.get_by_external_id(conn, external_id))

@@ -13,6 +13,7 @@ from kassa.accounts.service import CustomerAccount
 from kassa.api.auth import Reader, Writer, customer_for, refuse_if_bound
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.pagination import decode_cursor, encode_cursor
 from kassa.api.schemas import (
     AccountCreateIn,
@@ -38,7 +39,15 @@ def account_out(conn: Connection, account: CustomerAccount) -> AccountOut:
     )
 
 
-@router.post("", status_code=201, response_model=AccountOut)
+@router.post(
+    "",
+    description=(
+        "Create a customer account under your own external id, with an empty USD balance."
+    ),
+    responses=problems_for("account_exists", "invalid_external_id"),
+    status_code=201,
+    response_model=AccountOut,
+)
 def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     refuse_if_bound(caller, "create accounts")
     request = idem.request(
@@ -58,20 +67,32 @@ def create_account(body: AccountCreateIn, caller: Writer, idem: Idem, ctx: Ctx) 
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/{external_id}")
+@router.get(
+    "/{external_id}",
+    description="A customer account with its state, metadata and balance.",
+    responses=problems_for("account_not_found"),
+)
 def get_account(external_id: str, caller: Reader, ctx: Ctx) -> AccountOut:
     with ctx.database.transaction() as conn:
         return account_out(conn, customer_for(conn, caller, external_id))
 
 
-@router.get("/{external_id}/balance")
+@router.get(
+    "/{external_id}/balance",
+    description="The account's USD balance: posted, reserved by holds, and available.",
+    responses=problems_for("account_not_found"),
+)
 def get_account_balance(external_id: str, caller: Reader, ctx: Ctx) -> BalanceOut:
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, external_id)
         return BalanceOut.of(get_balance(conn, account.ledger_account_id))
 
 
-@router.get("/{external_id}/ledger")
+@router.get(
+    "/{external_id}/ledger",
+    description=("The account's ledger entries, newest first, one page at a time (`next_cursor`)."),
+    responses=problems_for("account_not_found", "invalid_cursor"),
+)
 def get_account_ledger(
     external_id: str,
     caller: Reader,

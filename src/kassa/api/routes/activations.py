@@ -23,6 +23,7 @@ from kassa.accounts.service import CustomerAccount
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
@@ -88,7 +89,24 @@ def _activation_id(text: str) -> uuid.UUID:
         raise ActivationNotFound(f"activation {text} does not exist") from None
 
 
-@router.post("/{external_id}/activations", status_code=201, response_model=ActivationOut)
+@router.post(
+    "/{external_id}/activations",
+    description=("Reserve a price for a window; fulfil to charge it, cancel to return it."),
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "account_suspended",
+        "account_terminated",
+        "invalid_activation",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+    response_model=ActivationOut,
+)
 def reserve_activation(
     external_id: str, body: ActivationIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -120,7 +138,11 @@ def reserve_activation(
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/{external_id}/activations/{activation_id}")
+@router.get(
+    "/{external_id}/activations/{activation_id}",
+    description="An activation; one past its window reads `expired`.",
+    responses=problems_for("account_not_found", "activation_not_found"),
+)
 def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ctx) -> ActivationOut:
     with ctx.database.transaction() as conn:
         account: CustomerAccount = customer_for(conn, caller, external_id)
@@ -130,7 +152,17 @@ def get_activation(external_id: str, activation_id: str, caller: Reader, ctx: Ct
     return ActivationOut.of(activation)
 
 
-@router.post("/{external_id}/activations/{activation_id}/cancel", response_model=ActivationOut)
+@router.post(
+    "/{external_id}/activations/{activation_id}/cancel",
+    responses=problems_for(
+        "account_not_found",
+        "activation_not_found",
+        "activation_expired",
+        "activation_fulfilled",
+        "activation_cancelled",
+    ),
+    response_model=ActivationOut,
+)
 def cancel_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -149,7 +181,17 @@ def cancel_activation(
     return idem.respond(ctx, request, work)
 
 
-@router.post("/{external_id}/activations/{activation_id}/fulfil", response_model=ActivationOut)
+@router.post(
+    "/{external_id}/activations/{activation_id}/fulfil",
+    responses=problems_for(
+        "account_not_found",
+        "activation_not_found",
+        "activation_expired",
+        "activation_fulfilled",
+        "activation_cancelled",
+    ),
+    response_model=ActivationOut,
+)
 def fulfil_activation(
     external_id: str, activation_id: str, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:

@@ -13,6 +13,7 @@ from kassa.accounts import service as accounts
 from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import AdjustmentIn, AdjustmentOut, BalanceOut
 from kassa.clock import MovableClock
 from kassa.errors import NotFound
@@ -24,7 +25,21 @@ from kassa.money import USD
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/adjustments", status_code=201, response_model=AdjustmentOut)
+@router.post(
+    "/adjustments",
+    description="Credit or debit a customer's balance by hand, with a reason (admin).",
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "amount_out_of_range",
+        "invalid_amount",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+    response_model=AdjustmentOut,
+)
 def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     request = idem.request(
@@ -75,7 +90,12 @@ class ScenarioClockDisabled(NotFound):
     title = "No scenario clock here"
 
 
-@router.post("/clock", response_model=ClockOut)
+@router.post(
+    "/clock",
+    description="Devnet only: move Kassa's clock forward (admin).",
+    responses=problems_for("scenario_clock_disabled"),
+    response_model=ClockOut,
+)
 def advance_clock(body: ClockAdvanceIn, caller: Admin, idem: Idem, ctx: Ctx) -> Response:
     """Devnet only: move Kassa's clock forward (e.g. 15 days to try a refund window). Once per
     Idempotency-Key: a retry answers with the first move and does not move the clock again."""

@@ -35,6 +35,7 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.errors import InvalidCursor
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.routes.payouts import PayoutRequestOut, request_out
 from kassa.api.schemas import AmountOut
 from kassa.clock import as_utc
@@ -215,7 +216,11 @@ def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPay
 # --------------------------------------------------------------------------- routes
 
 
-@router.get("")
+@router.get(
+    "",
+    description="Refund and withdrawal requests for review, a page at a time (admin).",
+    responses=problems_for("account_not_found", "invalid_cursor"),
+)
 def list_payouts(
     _caller: Admin,
     ctx: Ctx,
@@ -260,14 +265,27 @@ def list_payouts(
     )
 
 
-@router.get("/{request_id}")
+@router.get(
+    "/{request_id}",
+    description=(
+        "A request with its decision, history, approvals and payout transactions (admin)."
+    ),
+    responses=problems_for("payout_request_not_found"),
+)
 def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
     with ctx.database.transaction() as conn:
         item = store.get(conn, request_id)
         return detail_out(conn, item, ctx.clock.now(conn))
 
 
-@router.post("/{request_id}/approve", response_model=AdminPayoutOut)
+@router.post(
+    "/{request_id}/approve",
+    description=("Record this key's approval; with enough approvals the payout is sent (admin)."),
+    responses=problems_for(
+        "payout_request_not_found", "payout_request_not_pending", "payout_already_approved"
+    ),
+    response_model=AdminPayoutOut,
+)
 def approve_payout(
     request_id: uuid.UUID, body: ApproveIn, caller: Admin, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -280,7 +298,12 @@ def approve_payout(
     return idem.respond(ctx, request, work)
 
 
-@router.post("/{request_id}/reject", response_model=AdminPayoutOut)
+@router.post(
+    "/{request_id}/reject",
+    description="Refuse a request not yet signed; its funds return (admin).",
+    responses=problems_for("payout_request_not_found", "payout_request_not_pending"),
+    response_model=AdminPayoutOut,
+)
 def reject_payout(
     request_id: uuid.UUID, body: RejectIn, caller: Admin, idem: Idem, ctx: Ctx
 ) -> Response:

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from kassa.api.auth import Reader, Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem, WithStatus
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountOut
 from kassa.assets import ASSETS_OF_CHAIN
 from kassa.deposits import addresses, records
@@ -126,9 +127,13 @@ def deposit_out(conn: Connection, deposit: records.Deposit) -> DepositOut:
 
 @router.post(
     "/{external_id}/deposit-addresses",
+    description=("The account's static deposit address on a chain, derived on first use."),
     status_code=201,
     response_model=DepositAddressOut,
-    responses={200: {"description": "The account already had an address on this chain"}},
+    responses={
+        **problems_for("account_not_found", "chain_not_enabled"),
+        200: {"description": "The account already had an address on this chain"},
+    },
 )
 def create_deposit_address(
     external_id: str, body: DepositAddressIn, caller: Writer, idem: Idem, ctx: Ctx
@@ -148,7 +153,11 @@ def create_deposit_address(
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/{external_id}/deposit-addresses")
+@router.get(
+    "/{external_id}/deposit-addresses",
+    description="The account's deposit addresses, one per chain.",
+    responses=problems_for("account_not_found"),
+)
 def list_deposit_addresses(external_id: str, caller: Reader, ctx: Ctx) -> DepositAddressListOut:
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, external_id)
@@ -156,7 +165,11 @@ def list_deposit_addresses(external_id: str, caller: Reader, ctx: Ctx) -> Deposi
     return DepositAddressListOut(addresses=[DepositAddressOut.of(a) for a in found])
 
 
-@router.get("/{external_id}/deposits")
+@router.get(
+    "/{external_id}/deposits",
+    description=("The account's deposits, newest first, with status, confirmations and USD value."),
+    responses=problems_for("account_not_found"),
+)
 def list_deposits(
     external_id: str,
     caller: Reader,

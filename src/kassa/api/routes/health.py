@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from kassa.api.auth import AnyKey
 from kassa.api.context import Ctx
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import HealthOut, WatcherOut
 from kassa.db.migrate import current_revision
 from kassa.deposits.watcher import watcher_status
@@ -14,7 +15,14 @@ from kassa.deposits.watcher import watcher_status
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    description=(
+        "Whether the server runs, on which database and migration, "
+        "and how far each chain watcher lags."
+    ),
+    responses=problems_for(),
+)
 def health(ctx: Ctx, _caller: AnyKey) -> HealthOut:
     with ctx.database.transaction() as conn:
         watchers = [

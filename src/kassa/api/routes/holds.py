@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from kassa.api.auth import Reader, Writer, customer_for, hold_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
 from kassa.ledger import holds, house
 from kassa.ledger.idempotency import Request
@@ -26,7 +27,23 @@ from kassa.payouts.errors import HoldOwnedByPayout
 router = APIRouter(prefix="/v1", tags=["holds"])
 
 
-@router.post("/accounts/{external_id}/holds", status_code=201, response_model=HoldOut)
+@router.post(
+    "/accounts/{external_id}/holds",
+    description=("Reserve an amount of the balance until it is captured, voided or expires."),
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "account_suspended",
+        "account_terminated",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+    response_model=HoldOut,
+)
 def create_hold(
     external_id: str, body: HoldCreateIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -61,13 +78,32 @@ def create_hold(
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/holds/{hold_id}")
+@router.get(
+    "/holds/{hold_id}",
+    description="A hold; one past its expiry reads `expired`.",
+    responses=problems_for("hold_not_found"),
+)
 def get_hold(hold_id: str, caller: Reader, ctx: Ctx) -> HoldOut:
     with ctx.database.transaction() as conn:
         return HoldOut.of(hold_for(conn, caller, hold_id))
 
 
-@router.post("/holds/{hold_id}/capture", response_model=HoldOut)
+@router.post(
+    "/holds/{hold_id}/capture",
+    description=("Charge all or part of a pending hold into revenue; the rest is released."),
+    responses=problems_for(
+        "hold_not_found",
+        "hold_already_resolved",
+        "hold_expired",
+        "hold_owned_by_payout",
+        "capture_exceeds_hold",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    response_model=HoldOut,
+)
 def capture_hold(
     hold_id: str, caller: Writer, idem: Idem, ctx: Ctx, body: CaptureIn | None = None
 ) -> Response:
@@ -97,7 +133,14 @@ def capture_hold(
     return idem.respond(ctx, request, work)
 
 
-@router.post("/holds/{hold_id}/void", response_model=HoldOut)
+@router.post(
+    "/holds/{hold_id}/void",
+    description="Release a pending hold's funds back to the balance.",
+    responses=problems_for(
+        "hold_not_found", "hold_already_resolved", "hold_expired", "hold_owned_by_payout"
+    ),
+    response_model=HoldOut,
+)
 def void_hold(hold_id: str, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     request = idem.request("holds.void", {"hold_id": hold_id})
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -25,7 +24,8 @@ from kassa.accounts import service as accounts
 from kassa.api.auth import Caller, Reader, Writer, customer_for, sees
 from kassa.api.context import AppContext, Ctx
 from kassa.api.idempotency import Idem, Idempotency
-from kassa.api.schemas import AmountIn, AmountOut
+from kassa.api.openapi import problems_for
+from kassa.api.schemas import AmountIn, AmountOut, DecisionOut, ExternalId, PayoutEventOut
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
@@ -38,13 +38,13 @@ router = APIRouter(prefix="/v1", tags=["refunds and withdrawals"])
 
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    external_id: str
+    external_id: ExternalId
     deposit_id: uuid.UUID = Field(description="The credited top-up to refund")
 
 
 class WithdrawalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    external_id: str
+    external_id: ExternalId
     amount: AmountIn = Field(description="Gross USD taken from the balance")
     asset: str = Field(examples=["USDT-TRC20", "BTC", "ETH"])
     address: str = Field(description="Where to pay; checked for the asset's chain and network")
@@ -57,8 +57,8 @@ class CancelIn(BaseModel):
 
 class QuoteOut(BaseModel):
     allowed: bool
-    summary: str
-    decision: dict[str, Any]
+    summary: str = Field(description="One paragraph for a support agent")
+    decision: DecisionOut
 
 
 class PayoutRequestOut(BaseModel):
@@ -80,8 +80,8 @@ class PayoutRequestOut(BaseModel):
     needs_review: bool
     review_due_at: datetime | None
     created_at: datetime
-    decision: dict[str, Any]
-    history: list[dict[str, Any]]
+    decision: DecisionOut
+    history: list[PayoutEventOut] = Field(description="Every change of status, oldest first")
 
 
 def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
@@ -107,8 +107,8 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
         needs_review=item.needs_review,
         review_due_at=item.review_due_at,
         created_at=item.created_at,
-        decision=item.decision,
-        history=store.events(conn, item.id),
+        decision=DecisionOut.model_validate(item.decision),
+        history=[PayoutEventOut.model_validate(event) for event in store.events(conn, item.id)],
     )
 
 
@@ -127,18 +127,45 @@ def _visible(
     return item
 
 
-@router.post("/refunds/quote")
+@router.post(
+    "/refunds/quote",
+    description=("What the policy decides now about refunding a top-up; changes nothing."),
+    responses=problems_for(
+        "account_not_found", "topup_not_found", "topup_not_credited", "no_rate", "rail_unavailable"
+    ),
+)
 def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
     """What the policy decides now for this refund; changes nothing (no Idempotency-Key)."""
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
         decision = ctx.payouts.quote_refund(conn, account, body.deposit_id)
     return QuoteOut(
-        allowed=decision.allowed, summary=decision.summary(), decision=decision.as_record()
+        allowed=decision.allowed,
+        summary=decision.summary(),
+        decision=DecisionOut.model_validate(decision.as_record()),
     )
 
 
-@router.post("/refunds", status_code=201, response_model=PayoutRequestOut)
+@router.post(
+    "/refunds",
+    description=(
+        "Request a refund of a top-up: decided by the policy and, if "
+        "allowed, its funds reserved and the payout queued."
+    ),
+    responses=problems_for(
+        "account_not_found",
+        "topup_not_found",
+        "topup_not_credited",
+        "no_rate",
+        "rail_unavailable",
+        "refund_refused",
+        "insufficient_funds",
+        "account_frozen",
+        "payout_limit_exceeded",
+    ),
+    status_code=201,
+    response_model=PayoutRequestOut,
+)
 def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     request = idem.request(
         "refunds.create", {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
@@ -160,20 +187,47 @@ def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> Respo
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/refunds/{request_id}")
+@router.get(
+    "/refunds/{request_id}",
+    description="A refund request with its decision and history.",
+    responses=problems_for("payout_request_not_found", "account_not_found"),
+)
 def get_refund(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequestOut:
     with ctx.database.transaction() as conn:
         return request_out(conn, _visible(conn, caller, request_id, RequestKind.REFUND))
 
 
-@router.post("/refunds/{request_id}/cancel", response_model=PayoutRequestOut)
+@router.post(
+    "/refunds/{request_id}/cancel",
+    description="Cancel a refund before its coins leave; the funds return.",
+    responses=problems_for(
+        "payout_request_not_found", "payout_request_not_pending", "account_not_found"
+    ),
+    response_model=PayoutRequestOut,
+)
 def cancel_refund(
     request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
     return _cancel(ctx, idem, caller, request_id, RequestKind.REFUND, body.reason)
 
 
-@router.post("/withdrawals/quote")
+@router.post(
+    "/withdrawals/quote",
+    description="What the policy decides now about a withdrawal; changes nothing.",
+    responses=problems_for(
+        "account_not_found",
+        "invalid_address",
+        "asset_not_payable",
+        "destination_is_deposit_address",
+        "chain_not_enabled",
+        "no_rate",
+        "rail_unavailable",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+)
 def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
     """What the policy decides now for this withdrawal; changes nothing (no Idempotency-Key)."""
     amount = body.amount.to_money(USD)
@@ -182,11 +236,38 @@ def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
         account = customer_for(conn, caller, body.external_id)
         decision = ctx.payouts.quote_withdrawal(conn, account, amount, coin, body.address)
     return QuoteOut(
-        allowed=decision.allowed, summary=decision.summary(), decision=decision.as_record()
+        allowed=decision.allowed,
+        summary=decision.summary(),
+        decision=DecisionOut.model_validate(decision.as_record()),
     )
 
 
-@router.post("/withdrawals", status_code=201, response_model=PayoutRequestOut)
+@router.post(
+    "/withdrawals",
+    description=(
+        "Request a withdrawal to an address: decided by the policy "
+        "and, if allowed, its funds reserved and the payout queued."
+    ),
+    responses=problems_for(
+        "account_not_found",
+        "invalid_address",
+        "asset_not_payable",
+        "destination_is_deposit_address",
+        "chain_not_enabled",
+        "no_rate",
+        "rail_unavailable",
+        "withdrawal_refused",
+        "insufficient_funds",
+        "account_frozen",
+        "payout_limit_exceeded",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    status_code=201,
+    response_model=PayoutRequestOut,
+)
 def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
@@ -215,13 +296,24 @@ def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) 
     return idem.respond(ctx, request, work, status=201)
 
 
-@router.get("/withdrawals/{request_id}")
+@router.get(
+    "/withdrawals/{request_id}",
+    description="A withdrawal request with its decision and history.",
+    responses=problems_for("payout_request_not_found", "account_not_found"),
+)
 def get_withdrawal(request_id: uuid.UUID, caller: Reader, ctx: Ctx) -> PayoutRequestOut:
     with ctx.database.transaction() as conn:
         return request_out(conn, _visible(conn, caller, request_id, RequestKind.WITHDRAWAL))
 
 
-@router.post("/withdrawals/{request_id}/cancel", response_model=PayoutRequestOut)
+@router.post(
+    "/withdrawals/{request_id}/cancel",
+    description="Cancel a withdrawal before its coins leave; the funds return.",
+    responses=problems_for(
+        "payout_request_not_found", "payout_request_not_pending", "account_not_found"
+    ),
+    response_model=PayoutRequestOut,
+)
 def cancel_withdrawal(
     request_id: uuid.UUID, body: CancelIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
@@ -252,7 +344,11 @@ class PayoutListOut(BaseModel):
     requests: list[PayoutRequestOut]
 
 
-@router.get("/accounts/{external_id}/payouts")
+@router.get(
+    "/accounts/{external_id}/payouts",
+    description="The account's refund and withdrawal requests.",
+    responses=problems_for("account_not_found"),
+)
 def list_payouts(external_id: str, caller: Reader, ctx: Ctx) -> PayoutListOut:
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, external_id)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from kassa.api.auth import AnyKey
 from kassa.api.context import Ctx
+from kassa.api.openapi import problems_for
 from kassa.clock import parse_time
 from kassa.errors import InvalidRequest
 from kassa.pricing.errors import NoRate
@@ -104,7 +105,13 @@ def parse_symbol(text: str) -> Symbol:
         raise UnknownSymbolError(str(exc)) from None
 
 
-@router.get("/rates")
+@router.get(
+    "/rates",
+    description=(
+        "Every current USD rate with the quotes behind it, and which rates are unavailable."
+    ),
+    responses=problems_for(),
+)
 def current_rates(ctx: Ctx, _caller: AnyKey) -> RatesOut:
     rates: list[RateOut] = []
     unavailable: list[UnavailableOut] = []
@@ -118,7 +125,11 @@ def current_rates(ctx: Ctx, _caller: AnyKey) -> RatesOut:
     return RatesOut(rates=rates, unavailable=unavailable)
 
 
-@router.get("/rates/{asset}")
+@router.get(
+    "/rates/{asset}",
+    description=("One asset's USD rate, now or at a past time, with the quotes behind it."),
+    responses=problems_for("unknown_symbol", "no_rate", "invalid_time"),
+)
 def rate(
     asset: str,
     ctx: Ctx,

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from kassa.api.auth import Writer, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
+from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import Request
@@ -48,13 +49,16 @@ class UsageEventIn(BaseModel):
 class UsageBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[UsageEventIn] = Field(description=f"1 to {usage.MAX_BATCH_EVENTS} events")
+    events: list[UsageEventIn] = Field(
+        description=f"1 to {usage.MAX_BATCH_EVENTS} events",
+        json_schema_extra={"minItems": 1, "maxItems": usage.MAX_BATCH_EVENTS},
+    )
 
 
 class UsageEventOut(BaseModel):
     event_id: str
     status: Literal["charged", "duplicate"] = Field(
-        description="charged by this batch, or a duplicate of an event charged before (skipped)"
+        description=("charged by this batch, or a duplicate of an event charged before (skipped)")
     )
 
 
@@ -64,8 +68,8 @@ class UsageBatchOut(BaseModel):
         description="The journal entry charging the batch; null when nothing was new"
     )
     charged: AmountOut = Field(description="Sum of the events this batch charged")
-    charged_events: int
-    duplicate_events: int
+    charged_events: int = Field(ge=0)
+    duplicate_events: int = Field(ge=0)
     events: list[UsageEventOut] = Field(description="Every event of the request, in its order")
     last_usage_at: datetime | None = Field(description="When usage was last charged")
     balance: BalanceOut
@@ -98,7 +102,24 @@ def _events(body: UsageBatchIn) -> list[UsageEvent]:
     return events
 
 
-@router.post("/{external_id}/usage", response_model=UsageBatchOut)
+@router.post(
+    "/{external_id}/usage",
+    responses=problems_for(
+        "account_not_found",
+        "insufficient_funds",
+        "account_frozen",
+        "account_suspended",
+        "account_terminated",
+        "usage_event_conflict",
+        "invalid_usage_batch",
+        "invalid_usage_event",
+        "invalid_amount",
+        "amount_out_of_range",
+        "asset_mismatch",
+        "unknown_asset",
+    ),
+    response_model=UsageBatchOut,
+)
 def record_usage(
     external_id: str, body: UsageBatchIn, caller: Writer, idem: Idem, ctx: Ctx
 ) -> Response:
