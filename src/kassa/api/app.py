@@ -1,8 +1,9 @@
 """The app factory.
 
-Every /v1 route needs a valid API key, health included. The OpenAPI document (/openapi.json)
-and the docs UI (/docs, /redoc) are public: they describe the API and hold no data, and client
-generators can fetch them without a key.
+Every /v1 route needs a valid API key, health included; `kassa.api.guard.RequestGuard` checks it
+before any body is read, and bounds the body's size and nesting. The OpenAPI document
+(/openapi.json), the docs UI (/docs, /redoc) and the load balancers' probes (/healthz, /readyz)
+are public: they hold no data, and client generators and probes fetch them without a key.
 
 Routes are plain `def` functions (FastAPI runs them in its thread pool) because the database
 layer is synchronous; each opens one `database.transaction()` and does nothing slow inside it.
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from kassa.api import problems
 from kassa.api.context import AppContext
+from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
     account_states,
     accounts,
@@ -88,6 +90,8 @@ def create_app(
         payouts=services.payouts,
     )
     problems.install(app)
+    app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
+    pin_recursion_limit()
     for module in (
         health,
         accounts,
