@@ -106,4 +106,5 @@ def create_app(
         admin_payouts,
     ):
         app.include_router(module.router)
+    app.include_router(health.probes)
     return app
