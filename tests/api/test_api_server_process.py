@@ -66,7 +66,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # --config after the command's name, as `./dev run --config FILE` passes it (item 11).
     command = [str(kassa), "up", "--no-devnet", "--port", str(port), "--config", str(config)]
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=kassa_env())
+        process = subprocess.Popen(  # noqa: S603 - our own console script, fixed argv
+            command, stdout=out, stderr=err, env=kassa_env()
+        )
     running = Server(process, f"http://127.0.0.1:{port}", data_dir, stdout, stderr)
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -153,7 +155,7 @@ for module in pkgutil.walk_packages(kassa.__path__, "kassa."):
         importlib.import_module(module.name)
 print(sys.getrecursionlimit())
 """
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - this interpreter, a script written here
         [sys.executable, "-c", script], capture_output=True, text=True, env=kassa_env(), check=True
     )
     assert int(result.stdout.strip()) == RECURSION_LIMIT

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -61,7 +60,8 @@ def hoist_config(args: list[str]) -> list[str]:
 class _ConfigAnywhere(TyperGroup):
     """The root group, taking ``--config`` before or after the command's name."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    # `ctx` is typer's vendored click context, which typer does not export under its own name.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_config(args))
 
 
