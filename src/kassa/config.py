@@ -58,10 +58,18 @@ class Settings(BaseSettings):
     signer: SignerSettings = Field(
         default_factory=SignerSettings, description="Where payout signing keys come from"
     )
-    devnet: bool = Field(
-        default=True,
-        description="`kassa up` starts the local chains and watches them (the embedded "
-        "default); false for real networks",
+    devnet: bool | None = Field(
+        default=None,
+        description="true: the development network (local chains, development keys, the "
+        "movable scenario clock and POST /v1/admin/clock); false: real networks. Unset means "
+        "false, except that `kassa up` on the embedded SQLite database chooses the devnet "
+        "and says so",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body accepted; larger ones are refused with 413 before "
+        "they are read (1 MiB holds a usage batch of 1 000 events with ASCII descriptions)",
     )
 
     @property

@@ -1,10 +1,12 @@
 """The app factory.
 
-Every /v1 route needs a valid API key, health included. The OpenAPI document (/openapi.json)
-and the docs UI (/docs, /redoc) are public: they describe the API and hold no data, and client
-generators can fetch them without a key. The document is completed by `kassa.api.openapi`
-(problem responses per route, the required Idempotency-Key); the docs pages and their assets
-are served from this process (`kassa.api.docs`), never from a CDN.
+Every /v1 route needs a valid API key, health included; `kassa.api.guard.RequestGuard` checks it
+before any body is read, and bounds the body's size and nesting. The OpenAPI document
+(/openapi.json), the docs UI (/docs, /redoc) and the load balancers' probes (/healthz, /readyz)
+are public: they hold no data, and client generators and probes fetch them without a key. The
+document is completed by `kassa.api.openapi` (problem responses per route, the required
+Idempotency-Key); the docs pages and their assets are served from this process
+(`kassa.api.docs`), never from a CDN.
 
 Routes are plain `def` functions (FastAPI runs them in its thread pool) because the database
 layer is synchronous; each opens one `database.transaction()` and does nothing slow inside it.
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 
 from kassa.api import docs, openapi, problems
 from kassa.api.context import AppContext
+from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
     account_states,
     accounts,
@@ -80,6 +83,8 @@ def create_app(
         payouts=services.payouts,
     )
     problems.install(app)
+    app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
+    pin_recursion_limit()
     for module in (
         health,
         accounts,
@@ -94,6 +99,7 @@ def create_app(
         admin_payouts,
     ):
         app.include_router(module.router)
+    app.include_router(health.probes)
     docs.install(app)
     openapi.install(app)
     return app

@@ -1,7 +1,10 @@
 """Who is calling: Bearer API keys, scopes, and the per-account fence.
 
-Authentication runs in its own short transaction, finished before the route opens its own (two
-nested transactions would queue behind each other on SQLite's single writer lock).
+Authentication happens once per request, in `kassa.api.guard.RequestGuard`, before the body is
+read: the guard looks the key up in its own short transaction (finished before the route opens
+its own; two nested transactions would queue behind each other on SQLite's single writer lock)
+and refuses the request with 401 unless the key is live. `authenticated` hands the route the key
+the guard found; `bearer` is declared here so that the OpenAPI document names the scheme.
 
 A key bound to a customer account sees only that account and what belongs to it (holds,
 activations, deposits, refunds, withdrawals). Anything else answers 404 exactly as if it did not
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
@@ -32,7 +35,7 @@ from kassa.accounts import service as accounts
 from kassa.accounts.errors import CustomerAccountNotFound
 from kassa.accounts.service import CustomerAccount
 from kassa.api.context import Ctx
-from kassa.apikeys import service as apikeys
+from kassa.api.guard import api_key_of
 from kassa.apikeys.errors import Forbidden, Unauthenticated
 from kassa.apikeys.service import ApiKey, Scope
 from kassa.clock import Clock
@@ -48,12 +51,14 @@ bearer = HTTPBearer(
 
 
 def authenticated(
-    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    if credentials is None:
+    """The key the request guard authenticated (every route needing one is under /v1/)."""
+    key = api_key_of(request)
+    if key is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
-    with ctx.database.transaction() as conn:
-        return apikeys.authenticate(conn, credentials.credentials)
+    return key
 
 
 @dataclass(frozen=True, slots=True)

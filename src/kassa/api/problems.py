@@ -15,9 +15,11 @@ Status policy:
        accounts, holds no longer pending, an idempotency key reused for another request;
        spending from a suspended or terminated account; activations no longer pending;
        refunds and withdrawals the policy refuses or over the account's daily limits
+  413  the request body is larger than the configured limit (refused before it is read)
   422  the request is well-formed JSON but its content is invalid (amounts, ids, ranges)
   502  a chain node failed or answered something unusable
-  503  no trustworthy rate (every source down, or no history near the asked time)
+  503  no trustworthy rate (every source down, or no history near the asked time); /readyz
+       when the database does not answer or is not at this server's migration head
   500  a bug; `ledger_invariant_broken` means the ledger stopped itself on purpose
 """
 
@@ -124,6 +126,9 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "invalid_usage_event": 422,
     "invalid_activation": 422,
     "payout_reason_required": 422,
+    "body_too_deep": 422,
+    # 413: a request body over the configured limit (max_body_bytes)
+    "payload_too_large": 413,
     # 502: a chain node answered wrongly or not at all
     "tron_node_error": 502,
     "tron_node_unreachable": 502,
@@ -133,6 +138,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "tron_chain_moved": 502,
     # 503: a dependency outside Kassa cannot answer now; retrying later may work
     "no_rate": 503,
+    "not_ready": 503,
     # 500
     "kassa_error": 500,
     "ledger_invariant_broken": 500,
@@ -212,7 +218,7 @@ def error_body(path: str, error: KassaError) -> dict[str, Any]:
     )
 
 
-def _kassa_error(request: Request, error: KassaError) -> JSONResponse:
+def error_response(request: Request, error: KassaError) -> JSONResponse:
     status = status_for(error)
     if status >= 500:
         log.error("request %s failed: %s: %s", request.url.path, error.code, error.detail)
@@ -284,7 +290,7 @@ def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.exception_handler(KassaError)(_kassa_error)
+    app.exception_handler(KassaError)(error_response)
     app.exception_handler(MoneyError)(_money_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(StarletteHTTPException)(_http_error)

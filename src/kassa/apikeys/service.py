@@ -132,7 +132,8 @@ def _get(conn: Connection, key_id: uuid.UUID) -> ApiKey:
 
 
 def authenticate(conn: Connection, token: str) -> ApiKey:
-    """The live key `token` belongs to, or `Unauthenticated`."""
+    """The live key `token` belongs to, or `Unauthenticated` (the same for unknown, wrong and
+    revoked keys)."""
     # Split by position, not by '_': the secret itself may contain '_' and '-'.
     body = token[len(TOKEN_PREFIX) :]
     prefix, separator, secret = (
@@ -148,12 +149,15 @@ def authenticate(conn: Connection, token: str) -> ApiKey:
     ):
         raise Unauthenticated("malformed API key: expected 'kassa_<prefix>_<secret>'")
     row = conn.execute(select(api_key).where(api_key.c.prefix == prefix)).first()
-    if row is None or not hmac.compare_digest(_digest(secret), row.secret_sha256):
+    # A revoked key is answered exactly as an unknown one: the caller learns nothing about
+    # which keys exist or existed.
+    if (
+        row is None
+        or not hmac.compare_digest(_digest(secret), row.secret_sha256)
+        or row.revoked_at is not None
+    ):
         raise Unauthenticated("invalid API key")
-    key = _key(row)
-    if key.revoked_at is not None:
-        raise Unauthenticated(f"API key {prefix} was revoked")
-    return key
+    return _key(row)
 
 
 def list_keys(conn: Connection) -> list[ApiKey]:

@@ -13,23 +13,63 @@ Each command imports what it uses in its own body, so ``kassa --help`` and the l
 not pay for the web framework, the database layer or the chain libraries.
 
 Settings come from `kassa.config.load_settings`: KASSA_* environment variables over the
-``--config`` TOML file over defaults.
+``--config`` TOML file over defaults. ``--config FILE`` is an option of the root command and is
+accepted anywhere on the line (``kassa --config F up`` and ``kassa up --config F`` alike), so
+``./dev run --config F`` works too.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from kassa.cli import doctor, keys, payouts, rates, run
 from kassa.plugins import COMMANDS_GROUP
 
+CONFIG_OPTION = "--config"
+
+
+def hoist_config(args: list[str]) -> list[str]:
+    """`args` with every ``--config FILE`` (or ``--config=FILE``) moved to the front, where the
+    root command reads it: ``kassa up --config FILE`` means ``kassa --config FILE up``.
+
+    Nothing after a ``--`` is touched (it belongs to the command as it is)."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg == CONFIG_OPTION and index + 1 < len(args):
+            hoisted.extend(args[index : index + 2])
+            index += 2
+            continue
+        if arg.startswith(CONFIG_OPTION + "="):
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return hoisted + rest
+
+
+class _ConfigAnywhere(TyperGroup):
+    """The root group, taking ``--config`` before or after the command's name."""
+
+    # `ctx` is typer's vendored click context, which typer does not export under its own name.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_config(args))
+
+
 # Plain help and errors (rich_markup_mode=None, here and in every group): typer's rich output
 # costs more to import than the rest of `kassa --help` together.
 app = typer.Typer(
+    cls=_ConfigAnywhere,
     rich_markup_mode=None,
     name="kassa",
     help="Kassa: self-hosted crypto payment gateway.",

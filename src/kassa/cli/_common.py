@@ -116,8 +116,11 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only (mode 0600, also when it exists)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `text` to `path` readable by its owner only (mode 0600, also when it exists), in
+    a directory created for its owner only (0700) when missing."""
+    from kassa.db.engine import create_private_dir
+
+    create_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         os.fchmod(handle.fileno(), 0o600)  # O_CREAT's mode does not apply to an existing file

@@ -1,8 +1,11 @@
 """The commands that run Kassa: `migrate`, `serve`, `worker`, `payout-worker`, `watch` and `up`.
 
 `kassa up` is the all-in-one default: start the local chains (devnet mode, from the development
-tools), migrate, make sure an admin key exists, then serve the API and run the worker (hold
-expiry, rate refresh), one watcher per enabled chain and the payout worker in one process.
+tools; without a devnet setting only on the embedded SQLite database, and it says so), migrate,
+make sure an admin key exists (printed only to a terminal, always saved in a 0600 file), then
+serve the API and run the worker (hold expiry, rate refresh), one watcher per enabled chain and
+the payout worker in one process. Every other command runs on real networks unless
+`devnet = true` is set.
 `serve`, `worker`, `payout-worker` and `watch --chain X` are the same parts for deployments that
 run them separately; they never migrate and refuse to start on a database that is not at the
 code's migration head (run `kassa migrate` first).
@@ -11,7 +14,9 @@ code's migration head (run `kassa migrate` first).
 from __future__ import annotations
 
 import shlex
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -143,7 +148,7 @@ def up(
     """All in one: local chains, migrate, admin key, API, worker and chain watchers."""
     from kassa.db.migrate import upgrade
 
-    settings = settings_of(ctx, host=host, port=port, devnet=devnet)
+    settings = choose_devnet(settings_of(ctx, host=host, port=port, devnet=devnet))
     if settings.devnet:
         say("Starting the local chains (kassa devnet up); the first run installs them with npm.")
     settings = _on_devnet(settings, start=True, hot_wallets=True)
@@ -155,9 +160,7 @@ def up(
         key_file = settings.data_dir / BOOTSTRAP_KEY_FILE
         say(f"Kassa on {shown_url(settings.db_url)} (migration {revision})")
         if token is not None:
-            say("\nA bootstrap admin key was created. It is shown only this once:\n")
-            typer.echo(token)
-            say(f"\nIt is also saved in {key_file} (mode 0600). Store it, then delete the file.")
+            announce_bootstrap_key(token, key_file, interactive=sys.stdout.isatty())
         credential = f"$(cat {shlex.quote(str(key_file))})" if key_file.exists() else "$KASSA_KEY"
         say(f"\nAPI: {url}/v1   docs: {url}/docs")
         say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
@@ -178,6 +181,36 @@ def up(
             stop.set()
             for thread in threads:
                 thread.join(timeout=10)
+
+
+def choose_devnet(settings: Settings) -> Settings:
+    """`kassa up` without a devnet setting: the devnet on the embedded SQLite database (the
+    zero-configuration start), said aloud; real networks on any configured database."""
+    if settings.devnet is not None:
+        return settings
+    chosen = settings.database_url is None
+    if chosen:
+        say(
+            "devnet is not set and the database is the embedded SQLite file: running on the "
+            "local development network (local chains, development keys, a movable clock). "
+            "Set devnet = false (KASSA_DEVNET=false, --no-devnet) for real networks."
+        )
+    return settings.model_copy(update={"devnet": chosen})
+
+
+def announce_bootstrap_key(token: str, key_file: Path, *, interactive: bool) -> None:
+    """Show a new bootstrap admin key on a terminal only: output that is not a terminal is
+    usually a log file, and a key in a log outlives its rotation. The file always has it."""
+    if interactive:
+        say("\nA bootstrap admin key was created. It is shown only this once:\n")
+        typer.echo(token)
+        say(f"\nIt is also saved in {key_file} (mode 0600). Store it, then delete the file.")
+        return
+    say(
+        f"\nA bootstrap admin key was created and saved in {key_file} (mode 0600). It is not "
+        "printed because the output is not a terminal. Read it from the file, store it, then "
+        "delete the file."
+    )
 
 
 def bootstrap_admin(settings: Settings, database: Database) -> str | None:

@@ -5,10 +5,14 @@ starts with `BEGIN IMMEDIATE`: writers queue on the database lock up front inste
 with "database is locked" when a reader later tries to write. Foreign keys are enforced.
 
 PostgreSQL runs READ COMMITTED; the ledger takes row locks in a fixed order (account id).
+
+The SQLite file and the directories made for it are created for their owner only (0600 and
+0700, whatever the umask): they hold the books and the API key hashes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +31,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(database))
         engine = create_engine(
             parsed,
             echo=echo,
@@ -45,6 +49,36 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )
+
+
+def create_private_dir(path: Path) -> None:
+    """Create `path` and its missing parents readable by the owner only (0700), whatever the
+    umask; a directory that exists already keeps its mode (the operator chose it)."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: theirs
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty `path` (and its directory) readable by the owner only (0600) unless it
+    exists. SQLite then opens the file as it is, and gives its -wal and -shm files the same
+    mode: the books are not left world-readable by a permissive umask."""
+    create_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask too
+    finally:
+        os.close(fd)
 
 
 def _configure_sqlite(engine: Engine) -> None:

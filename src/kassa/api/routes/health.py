@@ -1,29 +1,67 @@
-"""GET /v1/health — any valid key; says which database and migration this server runs on, and
-how far each chain watcher is behind its node (lag) and its last error."""
+"""Health: `GET /v1/health` for API clients, `/healthz` and `/readyz` for load balancers.
+
+`/v1/health` needs a key. Which database and migration the server runs on, and how far each
+chain watcher is behind its node (lag) with its last error, are operator facts: only an admin
+key sees them; any other key gets the status alone.
+
+`/healthz` (the process answers) and `/readyz` (the database answers and its schema is at this
+code's migration head) need no key: load balancers and orchestrators probe them without
+credentials. They say nothing more than ready or not; the reason a server is not ready goes to
+its log, not to an anonymous caller.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Literal
+
 from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from kassa.api.auth import AnyKey
-from kassa.api.context import Ctx
+from kassa.api.context import AppContext, Ctx
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import HealthOut, WatcherOut
-from kassa.db.migrate import current_revision
+from kassa.apikeys.service import Scope
+from kassa.db.migrate import current_revision, head_revision
 from kassa.deposits.watcher import watcher_status
+from kassa.errors import KassaError
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["health"])
+probes = APIRouter(tags=["health"])
+
+
+class StatusOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+
+
+class NotReady(KassaError):
+    code = "not_ready"
+    title = "Not ready"
 
 
 @router.get(
     "/health",
     description=(
-        "Whether the server runs, on which database and migration, "
+        "Whether the server runs; with an admin key also on which database and migration, "
         "and how far each chain watcher lags."
     ),
     responses=problems_for(),
 )
-def health(ctx: Ctx, _caller: AnyKey) -> HealthOut:
+def health(ctx: Ctx, caller: AnyKey) -> HealthOut | StatusOut:
+    if not caller.allows(Scope.ADMIN):
+        return StatusOut(status="ok")
+    return _internals(ctx)
+
+
+def _internals(ctx: AppContext) -> HealthOut:
     with ctx.database.transaction() as conn:
         watchers = [
             WatcherOut(
@@ -44,3 +82,30 @@ def health(ctx: Ctx, _caller: AnyKey) -> HealthOut:
         migration=current_revision(ctx.database.engine),
         watchers=watchers,
     )
+
+
+@probes.get(
+    "/healthz",
+    description="For load balancers, without a key: the process is alive (touches nothing).",
+)
+def healthz() -> StatusOut:
+    return StatusOut(status="ok")
+
+
+@probes.get(
+    "/readyz",
+    description="For load balancers, without a key: the database answers and its schema is at "
+    "this server's migration head; otherwise 503 `not_ready` (the reason is in the server's log).",
+    responses=problems_for("not_ready"),
+)
+def readyz(ctx: Ctx) -> ReadyOut:
+    try:
+        current = current_revision(ctx.database.engine)
+    except SQLAlchemyError as error:
+        log.warning("not ready: the database does not answer: %s", error)
+        raise NotReady("the database does not answer") from None
+    head = head_revision()
+    if current != head:
+        log.warning("not ready: the database is at migration %s, this code needs %s", current, head)
+        raise NotReady("the database schema is not at this server's migration head")
+    return ReadyOut(status="ready")
