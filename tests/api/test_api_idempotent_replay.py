@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from kassa.api import create_app
 from kassa.api.idempotency import REPLAYED_HEADER
@@ -32,6 +32,7 @@ from kassa.config import Settings
 from kassa.db.metadata import metadata
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.ledger.tables import idempotency_record
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
@@ -305,3 +306,23 @@ def test_quotes_take_no_key(api: Api) -> None:
     quoted = api.post("/v1/withdrawals/quote", body, key=None)
     assert quoted.status_code == 200, quoted.text
     assert quoted.json()["allowed"] is True
+
+
+def test_a_key_kept_before_answers_were_stored_is_answered_from_its_outcome(api: Api) -> None:
+    """Records written before migration 0007 have an outcome but no answer: a retry is
+    answered from the outcome (the resource as it is), and that answer is kept from then on."""
+    api.account("a", funds="100")
+    body = {"amount": api.usd("10")}
+    first = api.post("/v1/accounts/a/holds", body, key="old-1")
+    with api.db.transaction() as conn:
+        conn.execute(
+            update(idempotency_record)
+            .where(idempotency_record.c.key == "old-1")
+            .values(response_status=None, response_body=None)
+        )
+    again = api.post("/v1/accounts/a/holds", body, key="old-1")
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert REPLAYED_HEADER not in again.headers
+    third = api.post("/v1/accounts/a/holds", body, key="old-1")
+    assert third.content == again.content and third.headers[REPLAYED_HEADER] == "true"
+    assert api.available("a") == "90.00"
