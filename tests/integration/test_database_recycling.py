@@ -1,0 +1,175 @@
+"""The test harness hands a used PostgreSQL database to a later test only if it is the template
+again (tests/conftest.py, `PgRecycler`): these tests check that promise, since every other
+PostgreSQL test relies on it.
+
+Each test makes its own database from the session's template, uses it as a test would (the
+real ledger and migrations), and recycles it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from sqlalchemy import inspect
+
+from kassa.accounts import service as accounts
+from kassa.db import Database, make_engine
+from kassa.db.migrate import current_revision, downgrade, head_revision
+from kassa.ledger.transfers import adjust
+from kassa.money import USD, Money
+
+if TYPE_CHECKING:
+    from tests.conftest import PgRecycler
+
+NOW = datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC)
+PG_ADMIN_URL = os.environ.get("KASSA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _libpq_url(name: str) -> str:
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def _pg_admin(statement: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _pg_drop(name: str) -> None:
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def recycler(pg_recycler: PgRecycler) -> PgRecycler:
+    return pg_recycler
+
+
+@pytest.fixture
+def made(pg_template: str) -> Iterator[list[str]]:
+    """Names of databases this test made; whichever still exist are dropped afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        _pg_drop(name)
+
+
+def _new(pg_template: str, made: list[str]) -> str:
+    name = f"kassa_t_{uuid.uuid4().hex[:16]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    made.append(name)
+    return name
+
+
+def _exists(name: str) -> bool:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,))
+        return row.fetchone() == (1,)
+
+
+def _use(name: str) -> Database:
+    return Database(
+        make_engine(_libpq_url(name).replace("postgresql://", "postgresql+psycopg://", 1))
+    )
+
+
+def _credit_a_customer(db: Database) -> int:
+    with db.transaction() as conn:
+        account = accounts.create(conn, external_id="c-1", now=NOW, request=None)
+        adjust(
+            conn,
+            account_id=account.ledger_account_id,
+            amount=Money.parse("12.00", USD),
+            direction="credit",
+            reason="test",
+            actor="test",
+            now=NOW,
+            request=None,
+        )
+    return account.ledger_account_id
+
+
+def test_a_used_database_comes_back_empty_under_a_new_name(
+    pg_template: str, made: list[str], recycler: PgRecycler
+) -> None:
+    name = _new(pg_template, made)
+    db = _use(name)
+    first_id = _credit_a_customer(db)
+    db.dispose()
+
+    renamed = recycler.recycle(name)
+
+    assert renamed is not None and renamed != name
+    made.append(renamed)
+    assert not _exists(name)
+    with psycopg.connect(_libpq_url(renamed)) as conn:
+        tables = conn.execute(
+            "SELECT format('%I', relname) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND relkind = 'r'"
+            " AND relname <> 'alembic_version'"
+        ).fetchall()
+        assert len(tables) > 20
+        for (table,) in tables:
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+            assert count == (0,), table
+    # The same work on the recycled database gets the same ids as on a new one: the
+    # sequences are back at the template's position.
+    again = _use(renamed)
+    assert _credit_a_customer(again) == first_id
+    assert current_revision(again.engine) == head_revision()
+    again.dispose()
+
+
+def test_a_session_left_open_is_ended_and_its_database_recycled(
+    pg_template: str, made: list[str], recycler: PgRecycler
+) -> None:
+    name = _new(pg_template, made)
+    left_open = psycopg.connect(_libpq_url(name))
+    left_open.execute("SELECT count(*) FROM ledger_account")  # idle in transaction
+
+    renamed = recycler.recycle(name)
+
+    assert renamed is not None
+    made.append(renamed)
+    with pytest.raises(psycopg.OperationalError):
+        left_open.execute("SELECT 1")
+    left_open.close()
+
+
+def test_a_database_whose_schema_changed_is_dropped(
+    pg_template: str, made: list[str], recycler: PgRecycler
+) -> None:
+    name = _new(pg_template, made)
+    db = _use(name)
+    downgrade(db.engine, "0003")
+    assert "usage_event" not in inspect(db.engine).get_table_names()
+    db.dispose()
+
+    assert recycler.recycle(name) is None
+    assert not _exists(name)
+
+
+def test_a_database_whose_seeded_rows_changed_is_dropped(
+    pg_template: str, made: list[str], recycler: PgRecycler
+) -> None:
+    name = _new(pg_template, made)
+    with psycopg.connect(_libpq_url(name)) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'elsewhere'")
+
+    assert recycler.recycle(name) is None
+    assert not _exists(name)
+
+
+def test_a_table_a_test_added_gets_its_database_dropped(
+    pg_template: str, made: list[str], recycler: PgRecycler
+) -> None:
+    name = _new(pg_template, made)
+    with psycopg.connect(_libpq_url(name)) as conn:
+        conn.execute("CREATE TABLE scratch (id int)")
+
+    assert recycler.recycle(name) is None
+    assert not _exists(name)
