@@ -102,6 +102,7 @@ class PgProvisioner:
             name = _fresh_name()
             try:
                 _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                _configure(name)
             except BaseException as error:  # handed to the test that asks next
                 self._arrived(None, error)
                 return
@@ -304,6 +305,13 @@ def _fingerprint(
     return (schema, *rows)
 
 
+def _configure(name: str) -> None:
+    """Commits do not wait for the WAL to reach the disk (a few milliseconds each on a busy
+    disk, thousands of commits a run): what a commit shows every session is the same, only a
+    crash of the server could lose the last ones, and nothing a test checks survives that."""
+    _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+
+
 def _fresh_name() -> str:
     return f"kassa_t_{uuid.uuid4().hex[:16]}"
 
@@ -358,11 +366,23 @@ class DatabaseFactory:
         self._lock = self.lock_file.open("ab")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
 
+    def release(self, db: Database) -> None:
+        """Done with `db` before the test ends (a property test's example): recycle it now."""
+        for made in self._made:
+            if made[0] is db:
+                self._made.remove(made)
+                self._release(*made)
+                return
+        raise ValueError("not a database of this factory")
+
+    def _release(self, db: Database, url: str) -> None:
+        db.dispose()
+        if self.provisioner is not None:
+            self.provisioner.give_back(url.rsplit("/", 1)[1])
+
     def cleanup(self) -> None:
-        for db, url in self._made:
-            db.dispose()
-            if self.provisioner is not None:
-                self.provisioner.give_back(url.rsplit("/", 1)[1])
+        for made in self._made:
+            self._release(*made)
         self._made.clear()
         if self._lock is not None:
             self._lock.close()  # releases the flock
@@ -377,6 +397,7 @@ def pg_template() -> Iterator[str]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {error}")
     name = f"kassa_tmpl_{uuid.uuid4().hex[:12]}"
     _pg_admin(f'CREATE DATABASE "{name}"')
+    _configure(name)  # for the recycler's fingerprint, which includes the settings
     engine = make_engine(_pg_url(name))
     upgrade(engine)
     engine.dispose()

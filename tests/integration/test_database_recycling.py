@@ -2,14 +2,13 @@
 again (tests/conftest.py, `PgRecycler`): these tests check that promise, since every other
 PostgreSQL test relies on it.
 
-Each test makes its own database from the session's template, uses it as a test would (the
-real ledger and migrations), and recycles it.
+Each test takes a database as any test does, uses it as a test would (the real ledger and
+migrations), and recycles it itself.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -25,7 +24,9 @@ from kassa.ledger.transfers import adjust
 from kassa.money import USD, Money
 
 if TYPE_CHECKING:
-    from tests.conftest import PgRecycler
+    from collections.abc import Callable
+
+    from tests.conftest import PgProvisioner, PgRecycler
 
 NOW = datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC)
 PG_ADMIN_URL = os.environ.get("KASSA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -50,7 +51,7 @@ def recycler(pg_recycler: PgRecycler) -> PgRecycler:
 
 
 @pytest.fixture
-def made(pg_template: str) -> Iterator[list[str]]:
+def made() -> Iterator[list[str]]:
     """Names of databases this test made; whichever still exist are dropped afterwards."""
     names: list[str] = []
     yield names
@@ -58,11 +59,16 @@ def made(pg_template: str) -> Iterator[list[str]]:
         _pg_drop(name)
 
 
-def _new(pg_template: str, made: list[str]) -> str:
-    name = f"kassa_t_{uuid.uuid4().hex[:16]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    made.append(name)
-    return name
+@pytest.fixture
+def new(pg_provisioner: PgProvisioner, made: list[str]) -> Callable[[], str]:
+    """A database as a test gets it (from the provisioner), recycled by the test itself."""
+
+    def take() -> str:
+        name = pg_provisioner.take()
+        made.append(name)
+        return name
+
+    return take
 
 
 def _exists(name: str) -> bool:
@@ -94,9 +100,9 @@ def _credit_a_customer(db: Database) -> int:
 
 
 def test_a_used_database_comes_back_empty_under_a_new_name(
-    pg_template: str, made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: list[str], recycler: PgRecycler
 ) -> None:
-    name = _new(pg_template, made)
+    name = new()
     db = _use(name)
     first_id = _credit_a_customer(db)
     db.dispose()
@@ -125,9 +131,9 @@ def test_a_used_database_comes_back_empty_under_a_new_name(
 
 
 def test_a_session_left_open_is_ended_and_its_database_recycled(
-    pg_template: str, made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: list[str], recycler: PgRecycler
 ) -> None:
-    name = _new(pg_template, made)
+    name = new()
     left_open = psycopg.connect(_libpq_url(name))
     left_open.execute("SELECT count(*) FROM ledger_account")  # idle in transaction
 
@@ -141,9 +147,9 @@ def test_a_session_left_open_is_ended_and_its_database_recycled(
 
 
 def test_a_database_whose_schema_changed_is_dropped(
-    pg_template: str, made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: list[str], recycler: PgRecycler
 ) -> None:
-    name = _new(pg_template, made)
+    name = new()
     db = _use(name)
     downgrade(db.engine, "0003")
     assert "usage_event" not in inspect(db.engine).get_table_names()
@@ -154,9 +160,9 @@ def test_a_database_whose_schema_changed_is_dropped(
 
 
 def test_a_database_whose_seeded_rows_changed_is_dropped(
-    pg_template: str, made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: list[str], recycler: PgRecycler
 ) -> None:
-    name = _new(pg_template, made)
+    name = new()
     with psycopg.connect(_libpq_url(name)) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'elsewhere'")
 
@@ -165,9 +171,9 @@ def test_a_database_whose_seeded_rows_changed_is_dropped(
 
 
 def test_a_table_a_test_added_gets_its_database_dropped(
-    pg_template: str, made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: list[str], recycler: PgRecycler
 ) -> None:
-    name = _new(pg_template, made)
+    name = new()
     with psycopg.connect(_libpq_url(name)) as conn:
         conn.execute("CREATE TABLE scratch (id int)")
 
