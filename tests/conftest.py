@@ -170,8 +170,8 @@ class PgRecycler:
     keys' fire) and vacuumed, which gives the space back so the next test's rows are stored as
     in a new table; every sequence is set back to where the template has it. Then the
     database's fingerprint must equal the template's: every schema object with its definition,
-    every sequence's position, the rows of the tables the template does fill, and the
-    database's settings. A test that changed the schema (a
+    every sequence's position, the rows of every table (none but in the tables the template
+    fills), and the database's settings. A test that changed the schema (a
     migration test) or the seeded rows fails the comparison, and its database is dropped.
     The database then gets a new name, so nothing still holding the old URL reaches the next
     test's data.
@@ -182,9 +182,9 @@ class PgRecycler:
             tables = [sql.Identifier(*row) for row in conn.execute(_TABLES)]
             seeded = [t for t in tables if _has_rows(conn, t)]
             self._emptied = [t for t in tables if t not in seeded]
-            self._seeded = seeded
+            self._tables = tables
             self._sequences = conn.execute(_SEQUENCES).fetchall()
-            self._fingerprint = _fingerprint(conn, seeded)
+            self._fingerprint = _fingerprint(conn, tables)
 
     def recycle(self, name: str) -> str | None:
         """The database's new name once it is the template again; None if it was dropped."""
@@ -196,7 +196,7 @@ class PgRecycler:
         try:
             with psycopg.connect(_libpq_url(name), autocommit=True) as conn:
                 self._empty(conn)
-                same = _fingerprint(conn, self._seeded) == self._fingerprint
+                same = _fingerprint(conn, self._tables) == self._fingerprint
             if same:
                 renamed = _fresh_name()
                 _pg_admin(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
@@ -290,9 +290,9 @@ def _has_rows(conn: psycopg.Connection[tuple[object, ...]], table: sql.Identifie
 
 
 def _fingerprint(
-    conn: psycopg.Connection[tuple[object, ...]], seeded: list[sql.Identifier]
+    conn: psycopg.Connection[tuple[object, ...]], tables: list[sql.Identifier]
 ) -> tuple[object, ...]:
-    """The schema's fingerprint and the rows of each table the template fills."""
+    """The schema's fingerprint and the rows of every table (none for most)."""
     schema = conn.execute(_SCHEMA_FINGERPRINT).fetchone()
     rows = [
         conn.execute(
@@ -300,7 +300,7 @@ def _fingerprint(
                 table
             )
         ).fetchone()
-        for table in seeded
+        for table in tables
     ]
     return (schema, *rows)
 
