@@ -136,12 +136,11 @@ class PgProvisioner:
         self._pending.append(self._pool.submit(self._recycle, name))
 
     def _recycle(self, name: str) -> None:
+        renamed = None
         try:
             renamed = self._recycler.recycle(name)
-        except BaseException as error:
-            self._arrived(None, error)
-            raise
-        self._arrived(renamed)
+        finally:  # a failed drop is raised again by close(); the maker makes up for it
+            self._arrived(renamed)
 
     def close(self) -> None:
         with self._cond:
