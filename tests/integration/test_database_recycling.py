@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -50,22 +51,33 @@ def recycler(pg_recycler: PgRecycler) -> PgRecycler:
     return pg_recycler
 
 
+@dataclass
+class Made:
+    """The databases a test took, and those it recycled into new names."""
+
+    taken: list[str] = field(default_factory=list)
+    recycled: list[str] = field(default_factory=list)
+
+
 @pytest.fixture
-def made() -> Iterator[list[str]]:
-    """Names of databases this test made; whichever still exist are dropped afterwards."""
-    names: list[str] = []
-    yield names
-    for name in names:
+def made(pg_provisioner: PgProvisioner) -> Iterator[Made]:
+    """Afterwards a recycled database goes back to the provisioner; a taken one that still
+    exists (a failed test left it as it was) is dropped."""
+    made = Made()
+    yield made
+    for name in made.recycled:
+        pg_provisioner.give_back(name)
+    for name in made.taken:
         _pg_drop(name)
 
 
 @pytest.fixture
-def new(pg_provisioner: PgProvisioner, made: list[str]) -> Callable[[], str]:
+def new(pg_provisioner: PgProvisioner, made: Made) -> Callable[[], str]:
     """A database as a test gets it (from the provisioner), recycled by the test itself."""
 
     def take() -> str:
         name = pg_provisioner.take()
-        made.append(name)
+        made.taken.append(name)
         return name
 
     return take
@@ -100,7 +112,7 @@ def _credit_a_customer(db: Database) -> int:
 
 
 def test_a_used_database_comes_back_empty_under_a_new_name(
-    new: Callable[[], str], made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: Made, recycler: PgRecycler
 ) -> None:
     name = new()
     db = _use(name)
@@ -110,7 +122,7 @@ def test_a_used_database_comes_back_empty_under_a_new_name(
     renamed = recycler.recycle(name)
 
     assert renamed is not None and renamed != name
-    made.append(renamed)
+    made.recycled.append(renamed)
     assert not _exists(name)
     with psycopg.connect(_libpq_url(renamed)) as conn:
         tables = conn.execute(
@@ -131,7 +143,7 @@ def test_a_used_database_comes_back_empty_under_a_new_name(
 
 
 def test_a_session_left_open_is_ended_and_its_database_recycled(
-    new: Callable[[], str], made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: Made, recycler: PgRecycler
 ) -> None:
     name = new()
     left_open = psycopg.connect(_libpq_url(name))
@@ -140,14 +152,14 @@ def test_a_session_left_open_is_ended_and_its_database_recycled(
     renamed = recycler.recycle(name)
 
     assert renamed is not None
-    made.append(renamed)
+    made.recycled.append(renamed)
     with pytest.raises(psycopg.OperationalError):
         left_open.execute("SELECT 1")
     left_open.close()
 
 
 def test_a_database_whose_schema_changed_is_dropped(
-    new: Callable[[], str], made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: Made, recycler: PgRecycler
 ) -> None:
     name = new()
     db = _use(name)
@@ -160,7 +172,7 @@ def test_a_database_whose_schema_changed_is_dropped(
 
 
 def test_a_database_whose_seeded_rows_changed_is_dropped(
-    new: Callable[[], str], made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: Made, recycler: PgRecycler
 ) -> None:
     name = new()
     with psycopg.connect(_libpq_url(name)) as conn:
@@ -171,7 +183,7 @@ def test_a_database_whose_seeded_rows_changed_is_dropped(
 
 
 def test_a_table_a_test_added_gets_its_database_dropped(
-    new: Callable[[], str], made: list[str], recycler: PgRecycler
+    new: Callable[[], str], made: Made, recycler: PgRecycler
 ) -> None:
     name = new()
     with psycopg.connect(_libpq_url(name)) as conn:
