@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from tests.api.conftest import Api
     from tests.conftest import DatabaseFactory
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CUSTOMER = "racer"
 SENDER = "bcrt1qte09uhj7te09uhj7te09uhj7te09uhj73k46uj"
