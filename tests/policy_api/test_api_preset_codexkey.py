@@ -84,8 +84,9 @@ def test_refund_not_available_once_the_balance_was_used_to_make_api_requests(
     api: PolicyApi, world: World
 ) -> None:
     """When Refunds Are Not Available: "The balance has already been used to make API
-    requests." Available 1): "provided the balance has not been spent" — of a partly used
-    balance, only the unused rest (General Terms: "Refunds of an unused balance")."""
+    requests." Available 1): "provided the balance has not been spent" — read strictly
+    (`refund.after_usage = "refuse"`, issue 14): a used top-up is not refunded at all, not even
+    its unused rest (tests/policy_api/test_api_codexkey_after_usage.py has the $0.01 case)."""
     api.account("all")
     spent = api.top_up("all", "0.001")  # $60.00
     api.use("all", "25.00", "35.00")  # every dollar of it
@@ -103,10 +104,8 @@ def test_refund_not_available_once_the_balance_was_used_to_make_api_requests(
         "already been used to make API requests"
         in api.rule(none_left, "refundable_amount")["clause"]
     )
-    assert rest["allowed"] is True
-    # $60 − $15 = $45 → $45 / $50 000 = 90 000 sat; minus 2 000 sat = 88 000 sat.
-    assert api.money(rest)["gross_usd"] == "45.00 USD"
-    assert api.money(rest)["net_native"] == "0.00088 BTC"
+    assert api.refused(rest) == ["refundable_amount"]
+    assert "not even the unused rest of $45.00" in api.rule(rest, "refundable_amount")["reason"]
 
 
 def test_no_refund_when_the_account_was_suspended_for_a_violation_of_the_public_offer(
@@ -197,8 +196,10 @@ def test_outage_or_billing_error_refunds_tokens_to_the_balance_or_money_on_reque
 ) -> None:
     """When Refunds Are Available 2) and 3): an outage or "A billing error on our side resulted
     in incorrect token deductions. In this case we refund tokens to the balance, or money on
-    request." — the operator credits the wrongly deducted $60 back; money then follows as an
-    ordinary refund of the top-up."""
+    request." — the operator credits the wrongly deducted $60 back as tokens. The faulty
+    deduction was usage after the top-up, so under the strict reading the customer's own refund
+    stays refused; money on request is the operator's waiver of `refundable_amount`
+    (tests/policy/test_after_usage.py decides it)."""
     api.account("b")
     topup = api.top_up("b", "0.001")  # $60.00
     api.use("b", "60.00")  # the faulty deduction
@@ -208,6 +209,7 @@ def test_outage_or_billing_error_refunds_tokens_to_the_balance_or_money_on_reque
     api.credit("b", "60.00", "billing error of 20 November: tokens refunded to the balance")
     assert api.available("b") == "60.00"
 
-    refund = api.ok(api.refund("b", topup["id"]), 201)
-    assert refund["gross"] == {"amount": "60.00", "asset": "USD"}
-    assert refund["net_native"] == {"amount": "0.00118", "asset": "BTC"}
+    refused = api.problem(api.refund("b", topup["id"]), 409, "refund_refused")
+    assert api.refused(refused["decision"]) == ["refundable_amount"]
+    assert refused["decision"]["overridable"] is True
+    assert api.available("b") == "60.00"

@@ -45,6 +45,7 @@ from kassa.policy.loading import (
 from kassa.policy.model import (
     AccountState,
     ActivationRule,
+    AfterUsage,
     ClaimKind,
     Destination,
     Policy,
@@ -60,6 +61,7 @@ __all__ = [
     "ActivationFacts",
     "ActivationOutcome",
     "ActivationRule",
+    "AfterUsage",
     "Breakdown",
     "ClaimKind",
     "Decision",

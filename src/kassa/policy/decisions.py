@@ -15,6 +15,12 @@ Design
   ``min(credited − already refunded, available balance)``: the balance is fungible, so spending
   is taken from the rest of the balance first; a customer can never get back more than this
   top-up, nor more than they still hold. The USD is converted to coins at the refund-date rate.
+* The strict reading (``refund.after_usage = "refuse"``, policy A) refuses the refund outright
+  once any usage was charged at or after the top-up's payment time: "the balance has already
+  been used" then means *any* of it, not the part used. It is the same rule
+  (``refundable_amount``), so the same clause and waiver apply. Usage at the very instant of
+  payment counts as following it: the order of two equal instants is unknowable, and the
+  strict reading resolves doubt against the refund.
 * Money is integer minor units throughout; `kassa.policy._support` documents every rounding.
 """
 
@@ -50,6 +56,7 @@ from kassa.policy.facts import (
     TopUpFacts,
 )
 from kassa.policy.model import (
+    AfterUsage,
     Destination,
     FeePayer,
     Policy,
@@ -370,14 +377,18 @@ def _refundable_amount(
         )
 
     gross = amount_usd if amount_usd is not None else cap
-    if cap.is_positive and gross <= cap:
-        checks.record(rule, True, said)
+    used = _used_after_topup(policy, topup, account, cap)
+    if used is None and cap.is_positive and gross <= cap:
+        checks.record(rule, True, said + _no_usage_since(policy, topup, account))
         return gross
-    problem = (
-        " Nothing is left to refund."
-        if not cap.is_positive
-        else (f" {usd(gross)} was asked for, more than that.")
-    )
+    if used is not None:
+        said, problem = used, ""
+    else:
+        problem = (
+            " Nothing is left to refund."
+            if not cap.is_positive
+            else (f" {usd(gross)} was asked for, more than that.")
+        )
     # An operator may refund spent funds (policy C's "our fault" exception) but never more than
     # what is left of the top-up itself.
     if not spent_ok and checks.can_waive(rule):
@@ -390,6 +401,41 @@ def _refundable_amount(
     # Not waivable here: the only waiver of this rule (refunding spent funds) was tried above.
     checks.record(rule, False, said + problem, waivable=False)
     return gross
+
+
+def _used_after_topup(
+    policy: Policy, topup: TopUpFacts, account: AccountFacts, unspent: Money
+) -> str | None:
+    """Under the strict reading, why usage since the payment refuses the refund; else None."""
+    last = account.last_usage_at
+    if policy.refund.after_usage is not AfterUsage.REFUSE or last is None:
+        return None
+    if last < topup.paid_at:
+        return None
+    return (
+        f"This top-up credited {usd(topup.credited_usd)} at payment time, "
+        f"{when(topup.paid_at)}, and usage was charged to the balance at or after that, last "
+        f"{when(last)}; once the balance has been used, this policy refunds nothing of the "
+        "top-up"
+        + (
+            f", not even the unused rest of {usd(unspent)}."
+            if unspent.is_positive
+            else ". Nothing is left to refund."
+        )
+    )
+
+
+def _no_usage_since(policy: Policy, topup: TopUpFacts, account: AccountFacts) -> str:
+    """What the strict reading checked when it passes (empty under the lenient reading)."""
+    if policy.refund.after_usage is not AfterUsage.REFUSE:
+        return ""
+    last = account.last_usage_at
+    if last is None:
+        return " The account has no usage on record."
+    return (
+        f" The last usage, {when(last)}, was before this top-up was paid "
+        f"{when(topup.paid_at)}; the balance has not been used since."
+    )
 
 
 # --------------------------------------------------------------------------- withdrawals

@@ -45,6 +45,7 @@ __all__ = [
     "AccountState",
     "ActivationPolicy",
     "ActivationRule",
+    "AfterUsage",
     "CalendarPolicy",
     "ClaimKind",
     "ClaimWindows",
@@ -107,6 +108,16 @@ class Valuation(StrEnum):
     USD_AT_PAYMENT = "usd_at_payment"
     """The refund is worth the USD credited at payment time; the coins sent are that USD at the
     refund-date rate, so exchange-rate movement is the customer's (docs/domain.md §11)."""
+
+
+class AfterUsage(StrEnum):
+    """How a refund reads "the balance has not been spent" once usage followed the top-up."""
+
+    REFUND_UNSPENT_REST = "refund_unspent_rest"
+    """The unspent rest of the top-up stays refundable: min(credited − refunded, available)."""
+    REFUSE = "refuse"
+    """Any usage charged at or after the top-up's payment refuses its refund (policy A's
+    "already been used to make API requests")."""
 
 
 class RefundNetworkFee(StrEnum):
@@ -263,6 +274,9 @@ class RefundPolicy(_Section):
     spent_funds_refundable: StrictBool = False
     """False: only the unspent part of the top-up is refundable, measured as
     min(credited − already refunded, available balance). True: the whole top-up."""
+    after_usage: AfterUsage = AfterUsage.REFUND_UNSPENT_REST
+    """Once usage followed the top-up: refund the unspent rest, or refuse the refund outright.
+    ``refuse`` cannot be combined with ``spent_funds_refundable = true``."""
     minimum: UsdAmount = _Money(0, USD)
     """Smallest refund (gross, before fees), USD. "0.00" = no minimum."""
     one_per_topup: StrictBool = False
@@ -306,6 +320,15 @@ class RefundPolicy(_Section):
         if bad:
             raise ValueError(f"these rules can never be waived: {', '.join(bad)}")
         return _unique(value)
+
+    @model_validator(mode="after")
+    def _strict_usage_needs_unspent(self) -> RefundPolicy:
+        if self.after_usage is AfterUsage.REFUSE and self.spent_funds_refundable:
+            raise ValueError(
+                "after_usage = 'refuse' refuses a top-up once the balance was used, which "
+                "contradicts spent_funds_refundable = true; set one of them differently"
+            )
+        return self
 
 
 class WithdrawalPolicy(_Section):
