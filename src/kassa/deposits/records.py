@@ -387,6 +387,16 @@ def credit(
     return get(conn, deposit_id)
 
 
+def reversal_memo(deposit: Deposit, fork_height: int) -> str:
+    """What the customer's ledger says next to a reorg reversal: which transaction left the
+    chain, from which block, so support can answer "where did my $60 go?" from the entry."""
+    return (
+        f"reversed: {deposit.money.format()} {deposit.asset} deposit, "
+        f"{deposit.chain.value.upper()} transaction {deposit.txid}:{deposit.position} left the "
+        f"chain at height {deposit.block_height} (reorganisation above block {fork_height})"
+    )
+
+
 def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetime) -> None:
     """The deposit's block left the best chain: back to `seen`, or reverse a credit."""
     detached = {"block_height": None, "block_hash": None, "block_time": None, "confirmations": 0}
@@ -407,6 +417,7 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
             ),
             reason=reason,
             actor=f"watcher:{current.chain}",
+            memo=reversal_memo(current, fork_height),
         )
         _move(
             conn,

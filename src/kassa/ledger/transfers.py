@@ -109,9 +109,11 @@ def reverse(
     request: Request | None,
     reason: str,
     actor: str | None = None,
+    memo: str | None = None,
 ) -> uuid.UUID:
     """Post the mirror image of a transaction. May take user accounts below zero (a chain
-    reorg or chargeback took the money back); such an account is frozen until covered."""
+    reorg or chargeback took the money back); such an account is frozen until covered.
+    ``memo`` is what the customer's ledger shows next to the reversal."""
     # Lock the original first: a concurrent reversal waits here, then sees this one.
     original = get_transaction(conn, transaction_id, for_update=True)
     entry = Entry(
@@ -120,6 +122,7 @@ def reverse(
             for p in original.postings
         ],
         kind=TransactionKind.REVERSAL,
+        memo=memo,
         reason=reason,
         actor=actor,
         reverses_id=transaction_id,
