@@ -193,8 +193,9 @@ RECIPES: dict[str, Recipe] = {
         lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/reject", {"reason": "no"})
     ),
 }
-#: Tested on its own below (it needs the devnet's scenario clock).
-SEPARATE = {"/v1/admin/clock"}
+#: Tested on their own (they need the devnet's scenario clock): the clock below, the market's
+#: rates in tests/api/test_api_devnet_market.py.
+SEPARATE = {"/v1/admin/clock", "/v1/admin/rates"}
 #: POSTs that change nothing and take no key.
 QUOTES = {"/v1/refunds/quote", "/v1/withdrawals/quote"}
 

@@ -61,6 +61,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "rate_lock_not_found": 404,
     "payout_request_not_found": 404,
     "scenario_clock_disabled": 404,
+    "devnet_market_disabled": 404,
     "topup_not_found": 404,
     "activation_not_found": 404,
     "method_not_allowed": 405,

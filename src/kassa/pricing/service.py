@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import Connection
@@ -25,7 +26,7 @@ from sqlalchemy import Connection
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.money import AssetCode
-from kassa.pricing import history
+from kassa.pricing import history, market
 from kassa.pricing.aggregate import Aggregate, Rules, aggregate, judge, price_from_market
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample
@@ -52,13 +53,17 @@ SourceFactory = Callable[[httpx.AsyncClient], SourceSet]
 """Builds the sources around one HTTP client (a client lives for one event loop)."""
 
 
-def sources_from_settings(settings: PricingSettings) -> SourceFactory:
-    """The configured sources by name; ``static`` serves `settings.static_rates`."""
+def sources_from_settings(
+    settings: PricingSettings,
+    overrides: Callable[[], Mapping[Symbol, Decimal]] = dict,
+) -> SourceFactory:
+    """The configured sources by name; ``static`` serves `settings.static_rates`, each replaced
+    by its devnet override when one was set (`kassa.pricing.market`)."""
     from kassa.pricing.sources.registry import build_source
 
     def one(name: str, client: httpx.AsyncClient) -> RateSource:
         if name == "static":
-            return StaticSource(settings.static_rates)
+            return StaticSource({**settings.static_rates, **overrides()})
         return build_source(name, client)
 
     def factory(client: httpx.AsyncClient) -> SourceSet:
@@ -222,7 +227,9 @@ class PricingService:
         self.clock = clock
         self.settings = settings
         self.rules = rules_of(settings)
-        self._factory = source_factory or sources_from_settings(settings)
+        self._overrides: Mapping[Symbol, Decimal] = {}
+        """The devnet market's overrides, read at the start of each refresh."""
+        self._factory = source_factory or sources_from_settings(settings, lambda: self._overrides)
         self._transport = transport
 
     # ------------------------------------------------------------------ network side
@@ -235,13 +242,11 @@ class PricingService:
             follow_redirects=False,
         )
 
-    def _now(self) -> datetime:
-        with self.database.transaction() as conn:
-            return self.clock.now(conn)
-
     def refresh(self, symbols: Collection[Symbol] = ALL_SYMBOLS) -> RefreshResult:
         """Fetch, aggregate and store a rate for each symbol; report those without one."""
-        now = self._now()
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            self._overrides = market.overrides(conn)
 
         async def run() -> Collected:
             async with self._client() as client:

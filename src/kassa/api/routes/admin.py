@@ -1,8 +1,10 @@
-"""Operator actions (admin scope): manual balance adjustments with a reason."""
+"""Operator actions (admin scope): manual balance adjustments with a reason; on the devnet only,
+the scenario clock and the market's static rates."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -14,6 +16,7 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
+from kassa.api.routes.rates import RateOut
 from kassa.api.schemas import AdjustmentIn, AdjustmentOut, BalanceOut
 from kassa.clock import MovableClock
 from kassa.errors import NotFound
@@ -21,6 +24,8 @@ from kassa.ledger import transfers
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
+from kassa.pricing import market
+from kassa.pricing.model import Symbol
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -110,5 +115,46 @@ def advance_clock(body: ClockAdvanceIn, caller: Admin, idem: Idem, ctx: Ctx) -> 
     def work(conn: Connection, _claimed: Request) -> ClockOut:
         moved = clock.advance(conn, body.advance_seconds)
         return ClockOut(now=clock.now(conn), offset_seconds=int(moved.total_seconds()))
+
+    return idem.respond(ctx, request, work)
+
+
+class MarketRateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbol: Symbol = Field(description="BTC, ETH, TRX or USDT")
+    usd_per_coin: Decimal = Field(
+        gt=0, lt=10**12, decimal_places=12, description="The new rate: whole USD per whole coin"
+    )
+
+
+class DevnetMarketDisabled(NotFound):
+    code = "devnet_market_disabled"
+    title = "No devnet market here"
+
+
+@router.post(
+    "/rates",
+    description=(
+        "Devnet only: set the market rate of a symbol now (admin); the next quote uses it and "
+        "the static source keeps serving it (kassa.pricing.market)."
+    ),
+    responses=problems_for("devnet_market_disabled"),
+    response_model=RateOut,
+)
+def set_market_rate(body: MarketRateIn, caller: Admin, idem: Idem, ctx: Ctx) -> Response:
+    """Devnet only: move the market, e.g. BTC to 50 000 USD while a refund waits in review.
+    Once per Idempotency-Key: a retry answers with the first rate and records nothing new."""
+    # The devnet is where the scenario clock runs (kassa.wiring.clock_of); nowhere else may a
+    # rate be typed in by hand.
+    if not isinstance(ctx.clock, MovableClock):
+        raise DevnetMarketDisabled(
+            "rates can only be set by hand on the devnet (kassa up with devnet = true)"
+        )
+    rate = body.usd_per_coin
+    request = idem.request("admin.rates", {"symbol": body.symbol.value, "usd": str(rate)})
+
+    def work(conn: Connection, _claimed: Request) -> RateOut:
+        now = ctx.clock.now(conn)
+        return RateOut.of(market.set_rate(conn, body.symbol, rate, now, ctx.pricing.rules))
 
     return idem.respond(ctx, request, work)
