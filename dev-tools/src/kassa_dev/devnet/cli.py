@@ -5,6 +5,8 @@
     kassa devnet down     stop every devnet process (by pid)
     kassa devnet fund ADDRESS AMOUNT ASSET
                           pay ADDRESS from the devnet faucet; prints the txid
+    kassa devnet rates set SYMBOL USD
+                          move the market: SYMBOL's static rate from now on, while Kassa runs
 
 State lives in `<data_dir>/devnet/` (see `kassa_dev.devnet.stack`). The data directory is
 `--data-dir`, else Kassa's settings (`KASSA_DATA_DIR`, the `--config` file of the root command).
@@ -178,3 +180,50 @@ def fund(
         _fail(str(error))
     _say(f"sent {money} to {address}")
     typer.echo(txid)
+
+
+rates_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The devnet market: move a static rate while Kassa runs (no restart).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+devnet_app.add_typer(rates_app, name="rates")
+
+
+@rates_app.command("set")
+def set_rate(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="BTC, ETH, TRX or USDT")],
+    usd: Annotated[str, typer.Argument(help="USD per whole coin, e.g. 50000")],
+) -> None:
+    """Set SYMBOL's market rate to USD now, in Kassa's database (kassa.pricing.market): the next
+    quote uses it and the static source keeps serving it. Devnet only (devnet = true)."""
+    from decimal import Decimal, InvalidOperation
+
+    from kassa.cli._common import database_of, settings_of
+    from kassa.pricing import market
+    from kassa.pricing.model import Symbol
+    from kassa.pricing.service import rules_of
+    from kassa.wiring import clock_of
+
+    settings = settings_of(ctx)
+    if not settings.devnet:
+        _fail(
+            "the market can only be moved on the devnet (devnet = true); real networks are "
+            "priced by their sources"
+        )
+    try:
+        which = Symbol(symbol.upper())
+        rate = Decimal(usd)
+    except (ValueError, InvalidOperation):
+        symbols = ", ".join(s.value for s in Symbol)
+        _fail(f"expected a symbol ({symbols}) and a decimal USD rate, got {symbol} {usd}")
+    if not rate.is_finite() or rate <= 0 or -int(rate.as_tuple().exponent) > 12:
+        _fail(f"a rate is a positive number of USD per coin (at most 12 decimals), not {usd}")
+    clock = clock_of(settings)
+    with database_of(settings, pool_size=1) as database, database.transaction() as conn:
+        sample = market.set_rate(conn, which, rate, clock.now(conn), rules_of(settings.pricing))
+    when = f"{sample.sampled_at:%Y-%m-%d %H:%M:%S} UTC"
+    _say(f"{which} is now {sample.ask} USD (bid {sample.bid}) as of {when}")
+    typer.echo(sample.id)
