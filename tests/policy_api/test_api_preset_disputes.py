@@ -120,3 +120,18 @@ def test_a_reorg_reversal_shows_in_the_customers_ledger_with_a_memo(world: World
     assert reversal["memo"].startswith("reversal of deposit ")
     assert "(0.001 BTC deposit at 60000" in reversal["memo"]
     assert "left the best chain" in reversal["memo"]
+
+
+def test_a_policy_may_refuse_a_chargeback_the_balance_cannot_cover(world: World) -> None:
+    """`[disputes] chargeback_below_zero = false`: the credit is not taken below zero."""
+    api = world.app("ticketed-hosting", overrides={"disputes": {"chargeback_below_zero": False}})
+    world.prices(btc="50000")
+    api.account("n")
+    topup = api.top_up("n", "0.001")  # $50.00
+    api.use("n", "30.00")
+    dispute = api.ok(_open(api, "n", "deposit", topup["id"]), 201)
+    body = {"outcome": "chargeback", "note": "card chargeback CB-2"}
+    refused = api.post(f"/v1/admin/disputes/{dispute['id']}/resolve", body)
+    api.problem(refused, 409, "insufficient_funds")
+    assert api.available("n") == "20.00"
+    assert api.ok(api.get(f"/v1/admin/disputes/{dispute['id']}"))["status"] == "open"
