@@ -110,6 +110,13 @@ def test_a_chargeback_takes_the_credit_back_with_a_memo_a_support_agent_can_read
     assert entry["memo"].endswith(": processor chargeback 8812")
     api.problem(_open(api, "42", "deposit", deposit_id), 409, "dispute_already_open")
 
+    # The chargeback gave that payment back: it is not refunded again, whatever the balance.
+    api.adjust("42", "credit", "100")
+    body = {"external_id": "42", "deposit_id": deposit_id}
+    quote = api.post("/v1/refunds/quote", body).json()
+    assert quote["allowed"] is False, quote
+    api.problem(api.post("/v1/refunds", body), 409, "refund_refused")
+
 
 def test_an_accepted_activation_dispute_returns_the_price(api: Api) -> None:
     api.account("a", funds="20")

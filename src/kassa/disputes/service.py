@@ -415,3 +415,16 @@ def _give_back_price(
         reason=note,
         metadata={"dispute_id": str(current.id), "activation_id": str(activation.id)},
     )
+
+
+def charged_back_usd(conn: Connection, deposit_id: uuid.UUID) -> Money:
+    """USD of the top-up already returned to the customer by a chargeback: a refund of the same
+    top-up counts it as refunded, so the money never goes back twice."""
+    amount = conn.execute(
+        select(dispute.c.amount_usd).where(
+            dispute.c.subject == Subject.DEPOSIT.value,
+            dispute.c.subject_id == deposit_id,
+            dispute.c.status == DisputeStatus.CHARGED_BACK.value,
+        )
+    ).scalar_one_or_none()
+    return Money(amount or 0, USD)

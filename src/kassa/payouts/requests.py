@@ -162,7 +162,7 @@ def topup_facts(conn: Connection, deposit: records.Deposit) -> TopUpFacts:
         sender_address=None if ambiguous else deposit.sender,
         sender_ambiguous=ambiguous,
         refund_count=refund_count,
-        refunded_usd=refunded,
+        refunded_usd=refunded + disputes.charged_back_usd(conn, deposit.id),
     )
 
 
