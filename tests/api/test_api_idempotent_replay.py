@@ -107,6 +107,26 @@ def activation(api: Api, external_id: str) -> str:
     return str(made.json()["id"])
 
 
+def dispute(api: Api, external_id: str) -> str:
+    """An open dispute about a fresh top-up of `external_id`."""
+    body = {
+        "external_id": external_id,
+        "subject": "deposit",
+        "subject_id": top_up(api, external_id),
+        "reason": "paid twice",
+    }
+    made = api.post("/v1/admin/disputes", body)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _resolve_rejected(api: Api, _path: str, opened: dict[str, Any]) -> None:
+    resolved = api.post(
+        f"/v1/admin/disputes/{opened['id']}/resolve", {"outcome": "rejected", "note": "no"}
+    )
+    assert resolved.json()["status"] == "rejected", resolved.text
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Preconditions and the request for one POST route; `meanwhile` then changes the world
@@ -191,6 +211,26 @@ RECIPES: dict[str, Recipe] = {
     ),
     "/v1/admin/payouts/{request_id}/reject": Recipe(
         lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/reject", {"reason": "no"})
+    ),
+    "/v1/admin/disputes": Recipe(
+        lambda api: (
+            "/v1/admin/disputes",
+            {
+                "external_id": "a",
+                "subject": "deposit",
+                "subject_id": top_up(api, "a"),
+                "reason": "paid twice",
+            },
+        ),
+        # Resolved since: the replayed open still says "open".
+        _resolve_rejected,
+    ),
+    "/v1/admin/disputes/{dispute_id}/resolve": Recipe(
+        lambda api: (
+            f"/v1/admin/disputes/{dispute(api, 'a')}/resolve",
+            {"outcome": "chargeback", "note": "processor chargeback"},
+        ),
+        lambda api, path, first: api.adjust("a", "credit", "2"),
     ),
 }
 #: Tested on their own (they need the devnet's scenario clock): the clock below, the market's

@@ -62,6 +62,7 @@ class Ids:
     refund_id: str
     withdrawal_id: str
     deposit_id: str
+    dispute_id: str = ""
 
 
 def usage_body(_: Ids) -> dict[str, Any]:
@@ -161,6 +162,18 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[Ids], str], Callable[[Ids], Any]]]
         lambda i: f"/v1/admin/payouts/{i.withdrawal_id}/reject",
         lambda _: {"reason": "x"},
     ),
+    ("GET", "/v1/accounts/{external_id}/disputes"): (
+        lambda i: f"/v1/accounts/{i.external_id}/disputes",
+        NO_BODY,
+    ),
+    ("GET", "/v1/admin/disputes/{dispute_id}"): (
+        lambda i: f"/v1/admin/disputes/{i.dispute_id}",
+        NO_BODY,
+    ),
+    ("POST", "/v1/admin/disputes/{dispute_id}/resolve"): (
+        lambda i: f"/v1/admin/disputes/{i.dispute_id}/resolve",
+        lambda _: {"outcome": "rejected", "note": "x"},
+    ),
     # Ids in the body rather than the path.
     ("POST", "/v1/refunds/quote"): (lambda _: "/v1/refunds/quote", lambda i: refund_body(i)),
     ("POST", "/v1/refunds"): (lambda _: "/v1/refunds", lambda i: refund_body(i)),
@@ -203,10 +216,19 @@ def test_another_accounts_objects_answer_as_missing_ones(api: Api) -> None:
     made = api.post("/v1/withdrawals", withdrawal_body(Ids(Y, "", "", "", "", "")))
     refund = api.post("/v1/refunds", {"external_id": Y, "deposit_id": deposit_id})
     assert made.status_code == refund.status_code == 201, (made.text, refund.text)
+    body = {"external_id": Y, "subject": "deposit", "subject_id": deposit_id, "reason": "x"}
+    dispute = api.post("/v1/admin/disputes", body)
+    assert dispute.status_code == 201, dispute.text
     theirs = Ids(
-        Y, hold["id"], activation["id"], refund.json()["id"], made.json()["id"], deposit_id
+        Y,
+        hold["id"],
+        activation["id"],
+        refund.json()["id"],
+        made.json()["id"],
+        deposit_id,
+        dispute.json()["id"],
     )
-    missing = Ids("nobody-0a1c", *(str(uuid.uuid4()) for _ in range(5)))
+    missing = Ids("nobody-0a1c", *(str(uuid.uuid4()) for _ in range(6)))
     before = (api.balance(Y), api.ledger(Y), api.get(f"/v1/accounts/{Y}/payouts").json())
     x_key = api.key(READ_WRITE, account=X)
 

@@ -29,6 +29,7 @@ from kassa.api.routes import (
     admin,
     admin_payouts,
     deposits,
+    disputes,
     health,
     holds,
     payouts,
@@ -97,6 +98,7 @@ def create_app(
         account_states,
         payouts,
         admin_payouts,
+        disputes,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)

@@ -64,6 +64,8 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "devnet_market_disabled": 404,
     "topup_not_found": 404,
     "activation_not_found": 404,
+    "dispute_not_found": 404,
+    "dispute_subject_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
     "conflict": 409,
@@ -95,6 +97,10 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "activation_expired": 409,
     "activation_fulfilled": 409,
     "activation_cancelled": 409,
+    "dispute_subject_not_disputable": 409,
+    "dispute_already_open": 409,
+    "dispute_already_resolved": 409,
+    "dispute_window_closed": 409,
     # 422: invalid content
     "validation_error": 422,
     "invalid_request": 422,
@@ -127,6 +133,8 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "invalid_usage_event": 422,
     "invalid_activation": 422,
     "payout_reason_required": 422,
+    "invalid_dispute": 422,
+    "dispute_outcome_not_allowed": 422,
     "body_too_deep": 422,
     # 413: a request body over the configured limit (max_body_bytes)
     "payload_too_large": 413,

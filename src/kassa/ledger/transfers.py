@@ -113,7 +113,8 @@ def reverse(
 ) -> uuid.UUID:
     """Post the mirror image of a transaction. May take user accounts below zero (a chain
     reorg or chargeback took the money back); such an account is frozen until covered.
-    ``memo`` is what the customer's ledger shows next to the reversal."""
+    ``memo`` is what the customer's ledger shows next to the reversal; without one the entry
+    says what it reverses and why, so a customer's statement never shows a bare reversal."""
     # Lock the original first: a concurrent reversal waits here, then sees this one.
     original = get_transaction(conn, transaction_id, for_update=True)
     entry = Entry(
@@ -122,7 +123,7 @@ def reverse(
             for p in original.postings
         ],
         kind=TransactionKind.REVERSAL,
-        memo=memo,
+        memo=memo or _reversal_memo(original, reason),
         reason=reason,
         actor=actor,
         reverses_id=transaction_id,
@@ -143,6 +144,52 @@ def reverse(
         return _transaction_id(Replayed(outcome))
     idempotency.complete_refused(conn, outcome, error)
     raise error
+
+
+def _reversal_memo(original: JournalTransaction, reason: str) -> str:
+    what = f"{original.kind.value} {original.id}"
+    if original.memo:
+        what += f" ({original.memo})"
+    return f"reversal of {what}: {reason}"
+
+
+def reverse_asset(
+    conn: Connection,
+    transaction_id: uuid.UUID,
+    *,
+    asset_code: str,
+    now: datetime | None,
+    request: Request | None,
+    memo: str,
+    reason: str,
+    actor: str,
+    force: bool,
+    metadata: Mapping[str, Any] | None = None,
+) -> uuid.UUID:
+    """Post the mirror image of one asset's postings of a transaction, leaving the others.
+
+    A chargeback takes back a deposit's USD credit while the coins it brought stay where the
+    chain says they are: the USD legs (customer and FX) are mirrored, the native legs are not.
+    With `force` the customer may go below zero (and is frozen); without, it is refused like
+    any spend the balance cannot cover. The original is locked so that two reversals queue."""
+    original = get_transaction(conn, transaction_id, for_update=True)
+    lines = [
+        Line(p.account_id, posted=-p.amount.amount, asset=asset_code)
+        for p in original.postings
+        if str(p.amount.asset.code) == asset_code
+    ]
+    if len(lines) < 2:
+        raise UnbalancedTransaction(f"transaction {transaction_id} has no {asset_code} legs")
+    entry = Entry(
+        lines=lines,
+        kind=TransactionKind.REVERSAL,
+        memo=memo,
+        actor=actor,
+        reason=reason,
+        metadata={"reverses_asset_of": str(transaction_id), **(metadata or {})},
+        force=force,
+    )
+    return _transaction_id(journal_for(conn).post(conn, entry, now, request))
 
 
 def _transaction_id(result: PostResult) -> uuid.UUID:

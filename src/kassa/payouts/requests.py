@@ -25,7 +25,7 @@ to the top-up's sender, which is checked the same way.
 
 Facts come from Kassa's own records: the deposit (credited USD, payment time, sender), the
 ledger balance, the account state and its history, the last usage, other open requests.
-Disputes are not modelled yet: ``open_dispute`` is always false (see docs/policies.md).
+``open_dispute`` is true while a dispute on the account is open (`kassa.disputes`).
 
 Stored requests are read, created and moved by `kassa.payouts.store`; ``get``, ``events`` and
 ``for_account`` are offered here too, as the reading half of this service's API.
@@ -52,6 +52,7 @@ from kassa.deposits.addresses import match_key
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.tables import deposit_address
+from kassa.disputes import service as disputes
 from kassa.ledger import holds, house, idempotency
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.errors import AccountFrozen, InsufficientFunds
@@ -142,7 +143,7 @@ def account_facts(conn: Connection, account: CustomerAccount) -> AccountFacts:
         state_changed_at=changed_at,
         last_usage_at=last_usage_at(conn, account.id),
         pending_refund_count=store.open_refunds(conn, account.id),
-        open_dispute=False,
+        open_dispute=disputes.has_open(conn, account.id),
     )
 
 
@@ -161,7 +162,7 @@ def topup_facts(conn: Connection, deposit: records.Deposit) -> TopUpFacts:
         sender_address=None if ambiguous else deposit.sender,
         sender_ambiguous=ambiguous,
         refund_count=refund_count,
-        refunded_usd=refunded,
+        refunded_usd=refunded + disputes.charged_back_usd(conn, deposit.id),
     )
 
 

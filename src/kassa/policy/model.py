@@ -50,6 +50,8 @@ __all__ = [
     "ClaimKind",
     "ClaimWindows",
     "Destination",
+    "DisputePolicy",
+    "DisputeRule",
     "FeePayer",
     "Policy",
     "RefundNetworkFee",
@@ -394,6 +396,23 @@ class ClaimWindows(_Section):
         return self.topup_error_days if kind is ClaimKind.TOPUP_ERROR else self.dispute_days
 
 
+# --------------------------------------------------------------------------- disputes
+
+
+class DisputeRule(StrEnum):
+    CHARGEBACK = "chargeback"
+
+
+class DisputePolicy(_Section):
+    """What resolving a dispute does to money (the claim windows are ``[claims]``)."""
+
+    chargeback_below_zero: StrictBool = True
+    """A chargeback of a top-up resets the balance to what it was before the payment, even
+    below zero, which freezes the account (docs/domain.md §4). False: a chargeback the
+    balance cannot cover is refused (the operator settles it another way)."""
+    clauses: dict[DisputeRule, ClauseText] = Field(default_factory=dict)
+
+
 class CalendarPolicy(_Section):
     """Business days for review SLAs: Monday to Friday in UTC, minus these holidays."""
 
@@ -457,6 +476,7 @@ class Policy(_Section):
     withdrawal: WithdrawalPolicy = WithdrawalPolicy()
     activations: ActivationPolicy = ActivationPolicy()
     claims: ClaimWindows = ClaimWindows()
+    disputes: DisputePolicy = DisputePolicy()
     calendar: CalendarPolicy = CalendarPolicy()
     account_states: tuple[StateEffect, ...] = (_FROZEN_EFFECT,)
     """Effects of non-active states, matched in order (first hit wins)."""
