@@ -263,6 +263,7 @@ def quote_refund(
             rate_lock_id=rate.lock_id,
             net_native=paid.net_native,
             destination=Destination.ORIGINAL_WALLET,
+            network_fee_source=network_fee.source.value,
         )
     else:
         breakdown = balance_breakdown(gross, handling, usd_owed)
@@ -475,6 +476,7 @@ def quote_withdrawal(
         rate_lock_id=rate.lock_id,
         net_native=paid.net_native,
         destination=Destination.WITHDRAWAL_ADDRESS,
+        network_fee_source=network_fee.source.value,
     )
     net_positive(checks, W.NET_POSITIVE, breakdown)
 
