@@ -237,3 +237,12 @@ def test_the_decision_breakdown_says_which_fee_was_used(source: FeeSource) -> No
 def test_a_network_fee_source_must_be_a_fee_source() -> None:
     with pytest.raises(ValueError, match="FeeSource"):
         NetworkFee(Money(1, ETH), source="live")  # type: ignore[arg-type]
+
+
+def test_a_destination_the_chain_refuses_is_priced_at_the_fallback(refused_url: str) -> None:
+    quotes = FeeQuotes(_settings(), _chains(refused_url))
+    # The BTC reader parses the destination before it asks the node.
+    quoted = quotes.fee(BTC, "0x52908400098527886E0F7030069857D2E4169EE7")
+    quotes.close()
+    assert quoted.source is FeeSource.FALLBACK
+    assert "not a Bitcoin" in quoted.detail

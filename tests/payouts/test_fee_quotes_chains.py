@@ -27,8 +27,9 @@ from kassa.payouts.fee_quotes import FeeQuotes, with_margin
 from kassa.policy.facts import FeeSource
 
 if TYPE_CHECKING:
-    from kassa_dev.devnet.testing import BitcoinNode, GanacheNode, TronNode
     from tests.payouts.conftest import Stage
+
+    from kassa_dev.devnet.testing import BitcoinNode, GanacheNode, TronNode
 
 pytestmark = [
     pytest.mark.slow,
@@ -122,4 +123,3 @@ def test_trc20_first_transfer_costs_about_twice_a_repeat_one(
     first, cached, repeat = _first_and_repeat(stage, coin, Money.parse("5", coin))
     assert cached == first
     assert 1.7 * repeat < first < 2.3 * repeat
-

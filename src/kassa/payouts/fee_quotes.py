@@ -50,6 +50,7 @@ from kassa.chains.btc.address import parse_btc_address
 from kassa.chains.btc.rpc import BtcNodeError, BtcRpc
 from kassa.chains.btc.scanner import MIN_RELAY_FEE_RATE
 from kassa.chains.btc.tx import estimate_vsize, fee_for_vsize
+from kassa.chains.errors import InvalidAddress
 from kassa.chains.eth.address import parse_eth_address
 from kassa.chains.eth.rpc import EthNodeError, EthRpc, quantity
 from kassa.chains.eth.tx import NATIVE_TRANSFER_GAS
@@ -354,9 +355,11 @@ _NODE_ERRORS = (
     RailUnavailable,
     LiveFeeUnavailable,
     ValueError,
+    InvalidAddress,
 )
 """A node down, slow, refusing or answering nonsense (a malformed quantity is a ValueError):
-all mean the same to a quote, the configured estimate."""
+all mean the same to a quote, the configured estimate. So does a destination the chain's parser
+refuses (a refund's recorded sender is checked by the caller only when coins go there)."""
 
 
 # --------------------------------------------------------------------------- the service
