@@ -20,8 +20,6 @@ from kassa.money import BTC, ETH, TRX, USD, Money, asset
 from kassa.payouts.fee_quotes import (
     FeeQuotes,
     LiveFeeUnavailable,
-    btc_fee,
-    btc_rate,
     erc20_gas,
     eth_fee,
     eth_next_fees,
@@ -32,7 +30,6 @@ from kassa.payouts.fee_quotes import (
 )
 from kassa.payouts.requests import network_fee
 from kassa.payouts.settings import (
-    BtcPayoutSettings,
     EthPayoutSettings,
     FeeQuoteSettings,
     PayoutSettings,
@@ -41,8 +38,6 @@ from kassa.policy import AccountFacts, RateFacts, load_preset, quote_withdrawal
 from kassa.policy.facts import FeeSource, NetworkFee
 
 GWEI = 10**9
-P2WPKH = bytes([0, 20]) + bytes(20)
-P2TR = bytes([0x51, 32]) + bytes(32)
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -53,23 +48,6 @@ def test_the_margin_is_added_and_rounded_up_to_the_minor_unit() -> None:
     assert with_margin(101, 20) == 122  # 121.2 → 122
     assert with_margin(0, 20) == 0
     assert with_margin(7, 0) == 7
-
-
-def test_btc_rate_rounds_the_node_estimate_up_within_the_floor_and_the_cap() -> None:
-    settings = BtcPayoutSettings(fallback_sat_per_kvb=10_000, max_sat_per_kvb=50_000)
-    assert btc_rate(Decimal("0.00012345"), settings) == 12_345
-    assert btc_rate(Decimal("0.000123451"), settings) == 12_346
-    assert btc_rate(Decimal("0.000001"), settings) == 1_000  # the 1 sat/vB relay floor
-    assert btc_rate(Decimal("0.01"), settings) == 50_000  # the configured cap
-    assert btc_rate(None, settings) == 10_000  # regtest: no estimate, the regtest fallback
-
-
-def test_btc_fee_is_the_rate_times_the_vsize_of_the_payout_transaction() -> None:
-    # One P2WPKH input paying a P2WPKH destination and P2WPKH change: 141 vB at most.
-    assert btc_fee(12_000, P2WPKH) == (1_692, 141)
-    # A taproot destination's longer script makes the transaction larger.
-    fee, vsize = btc_fee(12_000, P2TR)
-    assert vsize == 153 and fee == 1_836
 
 
 def test_eth_next_fees_read_the_next_base_fee_and_the_median_tip() -> None:

@@ -10,7 +10,7 @@ safety_margin_percent``, rounded up), because the worker pays the fee of the blo
   relay floor, at most ``max_sat_per_kvb``; a node without an estimate, as bcoin regtest
   usually is, gives the configured ``fallback_sat_per_kvb``, the rate the worker signs at
   then) times the vsize of a one-input P2WPKH transaction paying the destination's script
-  plus change: the same arithmetic as `kassa.payouts.rails.btc_fees`.
+  plus change: the rail's own `kassa.payouts.rails.btc_fees.BtcFeePolicy` prices it.
 * **ETH / USDT-ERC20**: one ``eth_feeHistory`` call gives the next block's base fee (its last
   ``baseFeePerGas``) and the tips the last blocks paid (a configured percentile); the tip is
   never below the configured one the worker pays. Gas: 21 000 for ETH to an account without
@@ -42,14 +42,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from kassa.assets import chain_of, fee_asset_of
 from kassa.chains.btc.address import parse_btc_address
 from kassa.chains.btc.rpc import BtcNodeError, BtcRpc
-from kassa.chains.btc.scanner import MIN_RELAY_FEE_RATE
-from kassa.chains.btc.tx import estimate_vsize, fee_for_vsize
+from kassa.chains.btc.scanner import BtcScanner
 from kassa.chains.errors import InvalidAddress
 from kassa.chains.eth.address import parse_eth_address
 from kassa.chains.eth.rpc import EthNodeError, EthRpc, quantity
@@ -59,11 +57,11 @@ from kassa.chains.tron.address import TronAddress, parse_tron_address
 from kassa.chains.tron.api import TronApi, TronApiError
 from kassa.chains.tron.tx import MAX_FEE_LIMIT, trc20_transfer_calldata
 from kassa.deposits.settings import ChainsSettings
-from kassa.money import BTC, ETH, TRX, Asset, Money
+from kassa.money import ETH, TRX, Asset, Money
 from kassa.payouts.rails.base import RailUnavailable
+from kassa.payouts.rails.btc_fees import BtcFeePolicy
 from kassa.payouts.rails.tron_fees import FEE_LIMIT_HEADROOM, transaction_bandwidth
 from kassa.payouts.settings import (
-    BtcPayoutSettings,
     EthPayoutSettings,
     FeeQuoteSettings,
     PayoutSettings,
@@ -75,8 +73,6 @@ __all__ = [
     "FeeQuotes",
     "LiveFeeUnavailable",
     "QuotedFee",
-    "btc_fee",
-    "btc_rate",
     "erc20_gas",
     "eth_fee",
     "eth_next_fees",
@@ -86,10 +82,9 @@ __all__ = [
     "with_margin",
 ]
 
-P2WPKH_SCRIPT_BYTES = 22
+_TYPICAL_BTC_SCRIPT = bytes([0, 20]) + bytes(20)
 """A P2WPKH output script (OP_0, push 20, hash): the hot wallet's change, and the destination
 a quote assumes when it has none."""
-_TYPICAL_BTC_SCRIPT = bytes([0, 20]) + bytes(20)
 _BALANCE_OF = bytes.fromhex("70a08231")
 _TYPICAL_TRON_AMOUNT = 10**9
 """Sun (or token units) a quote without an amount sizes a transfer for (varints grow slowly)."""
@@ -124,23 +119,6 @@ class QuotedFee:
 def with_margin(amount: int, percent: int) -> int:
     """``amount`` raised by ``percent``, rounded up to the minor unit."""
     return -(-amount * (100 + percent) // 100)
-
-
-def btc_rate(btc_per_kvb: Decimal | None, settings: BtcPayoutSettings) -> int:
-    """Sat per 1000 vB the worker will sign at for the node's answer ``btc_per_kvb`` (None: the
-    node has no estimate): rounded up, at least the relay floor, within the configured cap."""
-    if btc_per_kvb is None:
-        rate = settings.fallback_sat_per_kvb
-    else:
-        sats = (btc_per_kvb * 100_000_000).to_integral_value(rounding=ROUND_CEILING)
-        rate = max(int(sats), MIN_RELAY_FEE_RATE)
-    return min(rate, settings.max_sat_per_kvb)
-
-
-def btc_fee(sat_per_kvb: int, destination_script: bytes) -> tuple[int, int]:
-    """(fee in sat, vsize) of one P2WPKH input paying ``destination_script`` plus change."""
-    vsize = estimate_vsize(1, [destination_script, _TYPICAL_BTC_SCRIPT])
-    return fee_for_vsize(vsize, sat_per_kvb), vsize
 
 
 def eth_next_fees(history: Mapping[str, Any], configured_tip: int) -> tuple[int, int]:
@@ -199,13 +177,22 @@ def tron_trc20_fee(chain: Mapping[str, int], energy: int, size: int) -> int:
 
 
 class _BtcReader:
+    """Prices with the rail's own `BtcFeePolicy` (same rate, same vsize), so a quote is the
+    worker's estimate for a one-input payout, plus the margin."""
+
     def __init__(self, chains: ChainsSettings, settings: PayoutSettings, timeout: float) -> None:
         btc = chains.btc
         if not btc.rpc_url or btc.rpc_api_key is None:
             raise LiveFeeUnavailable("[chains.btc] has no rpc_url and rpc_api_key")
         self.network = btc.network
-        self.settings = settings.btc
         self.rpc = BtcRpc(btc.rpc_url, btc.rpc_api_key.get_secret_value(), timeout=timeout)
+        scanner = BtcScanner(
+            self.rpc,
+            btc.network,
+            confirmations=btc.confirmations,
+            fallback_fee_rate=settings.btc.fallback_sat_per_kvb,
+        )
+        self.policy = BtcFeePolicy(scanner, settings.btc)
 
     def fee(self, coin: Asset, destination: str | None) -> ChainFee:
         script = (
@@ -213,11 +200,9 @@ class _BtcReader:
             if destination is None
             else parse_btc_address(destination, self.network).script_pubkey
         )
-        answer = self.rpc.estimate_smart_fee(self.settings.target_blocks)
-        rate = btc_rate(answer, self.settings)
-        fee, vsize = btc_fee(rate, script)
-        said = "estimatesmartfee" if answer is not None else "no estimate: fallback_sat_per_kvb"
-        return ChainFee(Money(fee, BTC), f"{rate} sat/kvB ({said}) × {vsize} vB")
+        found = self.policy.estimate([script], _TYPICAL_BTC_SCRIPT)
+        rate, vsize = found.params["sat_per_kvb"], found.params["vsize"]
+        return ChainFee(found.total, f"{rate} sat/kvB ({found.source}) × {vsize} vB")
 
     def close(self) -> None:
         self.rpc.close()
