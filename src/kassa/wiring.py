@@ -95,6 +95,7 @@ class Services:
     @cached_property
     def payouts(self) -> Payouts:
         """Refund and withdrawal requests under the configured policy."""
+        from kassa.payouts.fee_quotes import FeeQuotes
         from kassa.payouts.requests import Payouts
 
         return Payouts(
@@ -104,6 +105,7 @@ class Services:
             policy=self.policy,
             settings=self.settings.payouts,
             chains=self.settings.chains,
+            fee_quotes=FeeQuotes(self.settings.payouts, self.settings.chains),
         )
 
     @cached_property

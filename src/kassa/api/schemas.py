@@ -322,6 +322,11 @@ class BreakdownOut(BaseModel):
     rate_lock_id: str | None
     net_native: AmountOut | None = Field(description="Paid on chain, rounded down")
     destination: Destination
+    network_fee_source: Literal["live", "fallback"] | None = Field(
+        default=None,
+        description="live: read from the chain at quote time, safety margin included; "
+        "fallback: the configured estimate (the node did not answer); null: nothing on chain",
+    )
 
 
 class DecisionOut(BaseModel):

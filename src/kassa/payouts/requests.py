@@ -69,6 +69,7 @@ from kassa.payouts.errors import (
     TopUpNotFound,
     WithdrawalRefused,
 )
+from kassa.payouts.fee_quotes import FeeQuotes
 from kassa.payouts.model import (
     PayoutRequest,
     RequestKind,
@@ -88,6 +89,7 @@ from kassa.policy import (
     quote_refund,
     quote_withdrawal,
 )
+from kassa.policy.facts import FeeSource
 from kassa.policy.model import AccountState, Destination, StateReason
 from kassa.pricing.locks import RateLock, Side
 from kassa.pricing.service import PricingService
@@ -183,10 +185,25 @@ def _current_rate(
     return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
 
 
-def network_fee(settings: PayoutSettings, coin: Asset, fee_rate: RateFacts | None) -> NetworkFee:
-    estimate = settings.fee_estimate(coin.code.value)
-    needs_rate = estimate.asset != coin
-    return NetworkFee(amount=estimate, rate=fee_rate if needs_rate else None)
+def network_fee(
+    settings: PayoutSettings,
+    coin: Asset,
+    fee_rate: RateFacts | None,
+    *,
+    live: FeeQuotes | None = None,
+    destination: str | None = None,
+) -> NetworkFee:
+    """The chain fee one payout of ``coin`` to ``destination`` is quoted: read from the chain
+    by ``live`` (`kassa.payouts.fee_quotes`: margin included, the configured estimate when the
+    node cannot answer), or the configured estimate without it. ``fee_rate`` prices a fee
+    paid in another coin (USDT pays in ETH or TRX)."""
+    if live is None:
+        amount, source = settings.fee_estimate(coin.code.value), FeeSource.FALLBACK
+    else:
+        quoted = live.fee(coin, destination)
+        amount, source = quoted.amount, quoted.source
+    needs_rate = amount.asset != coin
+    return NetworkFee(amount=amount, rate=fee_rate if needs_rate else None, source=source)
 
 
 # --------------------------------------------------------------------------- the service
@@ -202,6 +219,8 @@ class Payouts:
     policy: Policy
     settings: PayoutSettings
     chains: ChainsSettings
+    fee_quotes: FeeQuotes | None = None
+    """Live network fees for quotes; None: the configured estimates (`network_fee`)."""
 
     # -- quotes (nothing stored) ----------------------------------------------------------
 
@@ -218,7 +237,9 @@ class Payouts:
             topup_facts(conn, deposit),
             account_facts(conn, account),
             rate,
-            network_fee(self.settings, coin, fee_rate),
+            network_fee(
+                self.settings, coin, fee_rate, live=self.fee_quotes, destination=deposit.sender
+            ),
             now,
         )
         if _to_wallet(decision) and deposit.sender:
@@ -243,7 +264,7 @@ class Payouts:
             amount_usd,
             coin,
             rate,
-            network_fee(self.settings, coin, fee_rate),
+            network_fee(self.settings, coin, fee_rate, live=self.fee_quotes, destination=address),
             now,
         )
 

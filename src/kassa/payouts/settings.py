@@ -1,10 +1,13 @@
 """Settings of refunds and withdrawals: review, the worker, the rails, and the fee estimates
 quotes use. (Which policy decides is ``[policy]``, `kassa.policy.settings`.)
 
-``[payouts.network_fee_estimates]`` are what a quote charges for the chain fee of one payout
-transaction, per payout asset, in the chain's fee asset (BTC for BTC, ETH for ETH and
-USDT-ERC20, TRX for TRX and USDT-TRC20). The payout worker measures the real fee when it signs;
-the difference goes to the network-fee account.
+A quote prices the chain fee of one payout transaction from the chain itself
+(`kassa.payouts.fee_quotes`, tuned by ``[payouts.fee_quotes]``: the safety margin, how long an
+answer is reused, how long a node may take, and the gas and energy figures of token transfers).
+``[payouts.network_fee_estimates]`` are only the fallback when the node cannot answer: per payout
+asset, in the chain's fee asset (BTC for BTC, ETH for ETH and USDT-ERC20, TRX for TRX and
+USDT-TRC20). The payout worker measures the real fee when it signs; the difference goes to the
+network-fee account.
 """
 
 from __future__ import annotations
@@ -104,6 +107,43 @@ class TronPayoutSettings(BaseModel):
     trc20_fee_limit_sun: int = Field(default=50_000_000, ge=1, description="Energy burn cap")
 
 
+class FeeQuoteSettings(BaseModel):
+    """How quotes read the network fee from the chain (`kassa.payouts.fee_quotes`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    live: bool = Field(
+        default=True, description="Ask the chain; false: always the configured estimates"
+    )
+    safety_margin_percent: int = Field(
+        default=20, ge=0, le=500, description="Added to the chain's figure, rounded up"
+    )
+    cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="A node's answer is reused this long"
+    )
+    timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="A node slower than this: the fallback is used"
+    )
+    eth_fee_history_blocks: int = Field(
+        default=10, ge=1, le=1024, description="Blocks of eth_feeHistory the tip is read from"
+    )
+    eth_tip_percentile: int = Field(
+        default=50, ge=0, le=100, description="Percentile of the tips those blocks paid"
+    )
+    erc20_transfer_gas: int = Field(
+        default=35_000, ge=21_000, description="Gas of a USDT transfer to a current holder"
+    )
+    erc20_transfer_gas_new_holder: int = Field(
+        default=52_000, ge=21_000, description="Gas of a USDT transfer to an empty balance"
+    )
+    trc20_transfer_energy: int = Field(
+        default=14_650, ge=1, description="Energy of a USDT transfer to a current holder"
+    )
+    trc20_transfer_energy_new_holder: int = Field(
+        default=29_650, ge=1, description="Energy of a USDT transfer to an empty balance"
+    )
+
+
 class PayoutSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,10 +152,12 @@ class PayoutSettings(BaseModel):
     btc: BtcPayoutSettings = Field(default_factory=BtcPayoutSettings)
     eth: EthPayoutSettings = Field(default_factory=EthPayoutSettings)
     tron: TronPayoutSettings = Field(default_factory=TronPayoutSettings)
+    fee_quotes: FeeQuoteSettings = Field(default_factory=FeeQuoteSettings)
 
     network_fee_estimates: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FEE_ESTIMATES),
-        description="Per payout asset, the chain fee a quote charges, in the chain's fee asset",
+        description="Per payout asset, the chain fee a quote charges when the node cannot "
+        "answer, in the chain's fee asset",
     )
 
     @field_validator("network_fee_estimates")

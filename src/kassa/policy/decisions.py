@@ -270,6 +270,7 @@ def quote_refund(
             rate_lock_id=rate.lock_id,
             net_native=paid.net_native,
             destination=Destination.ORIGINAL_WALLET,
+            network_fee_source=network_fee.source.value,
         )
     else:
         breakdown = balance_breakdown(gross, handling, usd_owed)
@@ -521,6 +522,7 @@ def quote_withdrawal(
         rate_lock_id=rate.lock_id,
         net_native=paid.net_native,
         destination=Destination.WITHDRAWAL_ADDRESS,
+        network_fee_source=network_fee.source.value,
     )
     net_positive(checks, W.NET_POSITIVE, breakdown)
 

@@ -27,6 +27,7 @@ __all__ = [
     "AccountFacts",
     "ActivationFacts",
     "ActivationOutcome",
+    "FeeSource",
     "NetworkFee",
     "RateFacts",
     "TopUpFacts",
@@ -143,6 +144,15 @@ class RateFacts:
         return self.usd_per_unit.as_integer_ratio()
 
 
+class FeeSource(StrEnum):
+    """Where a network fee figure came from, shown in the decision's breakdown."""
+
+    LIVE = "live"
+    """Read from the chain now (fee estimate, base fee, resource prices), margin included."""
+    FALLBACK = "fallback"
+    """The configured estimate: the node could not answer (or live fees are switched off)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkFee:
     """The chain fee estimate of one payout transaction, in the chain's fee asset."""
@@ -152,8 +162,12 @@ class NetworkFee:
     rate: RateFacts | None = None
     """The fee asset's USD rate. Needed only when it differs from the payout asset (USDT on
     ETH or TRON); otherwise the payout rate prices the fee."""
+    source: FeeSource = FeeSource.FALLBACK
+    """Live from the chain, or the configured fallback estimate."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.source, FeeSource):
+            raise ValueError(f"a network fee's source is a FeeSource, got {self.source!r}")
         if not isinstance(self.amount, Money) or not on_chain(self.amount.asset):
             raise ValueError(f"a network fee is paid in a chain asset, got {self.amount!r}")
         if self.amount.is_negative:

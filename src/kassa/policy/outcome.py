@@ -87,6 +87,9 @@ class Breakdown:
     net_native: Money | None
     """Paid out on chain, in the payout asset's minor units, rounded down."""
     destination: Destination
+    network_fee_source: str | None = None
+    """``live`` (read from the chain, margin included) or ``fallback`` (the configured
+    estimate); None when nothing goes on chain."""
 
 
 class MoneyRecord(TypedDict):
@@ -116,6 +119,7 @@ class BreakdownRecord(TypedDict):
     rate_lock_id: str | None
     net_native: MoneyRecord | None
     destination: str
+    network_fee_source: str | None
 
 
 class DecisionRecord(TypedDict):
@@ -233,5 +237,6 @@ class Decision:
                 "rate_lock_id": b.rate_lock_id,
                 "net_native": _optional_money(b.net_native),
                 "destination": b.destination.value,
+                "network_fee_source": b.network_fee_source,
             },
         }
