@@ -117,9 +117,9 @@ def test_a_reorg_reversal_shows_in_the_customers_ledger_with_a_memo(world: World
     world.reorg(Chain.BTC, 1)
     entries = api.ok(api.get("/v1/accounts/r/ledger"))["entries"]
     [reversal] = [e for e in entries if e["kind"] == "reversal"]
-    assert reversal["memo"].startswith("reversal of deposit ")
-    assert "(0.001 BTC deposit at 60000" in reversal["memo"]
-    assert "left the best chain" in reversal["memo"]
+    # The watcher's memo names the coins, the chain transaction and the height it left.
+    assert reversal["memo"].startswith("reversed: 0.001 BTC deposit, BTC transaction ")
+    assert "left the chain at height" in reversal["memo"]
 
 
 def test_a_policy_may_refuse_a_chargeback_the_balance_cannot_cover(world: World) -> None:
