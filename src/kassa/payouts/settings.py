@@ -104,6 +104,22 @@ class TronPayoutSettings(BaseModel):
     trc20_fee_limit_sun: int = Field(default=50_000_000, ge=1, description="Energy burn cap")
 
 
+class QuoteSettings(BaseModel):
+    """``[payouts.quotes]``: how long a quote binds, and how far the real fee may rise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: int = Field(
+        default=600, ge=10, le=86_400, description="A quote can be used this long"
+    )
+    fee_wait_percent: int = Field(
+        default=200,
+        ge=100,
+        description="A payout whose real network fee is above this percentage of the quoted "
+        "fee waits for an operator (the house pays the difference once approved)",
+    )
+
+
 class PayoutSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,6 +128,7 @@ class PayoutSettings(BaseModel):
     btc: BtcPayoutSettings = Field(default_factory=BtcPayoutSettings)
     eth: EthPayoutSettings = Field(default_factory=EthPayoutSettings)
     tron: TronPayoutSettings = Field(default_factory=TronPayoutSettings)
+    quotes: QuoteSettings = Field(default_factory=QuoteSettings)
 
     network_fee_estimates: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FEE_ESTIMATES),

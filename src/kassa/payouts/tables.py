@@ -82,6 +82,12 @@ payout_request = Table(
     Column("network_fee_paid_native", Amount, nullable=True, comment="Fee paid on chain"),
     Column("failure_reason", Text, nullable=True),
     Column("settled_at", UtcDateTime, nullable=True, comment="Confirmed or failed"),
+    Column(
+        "fee_approved_by",
+        String(200),
+        nullable=True,
+        comment="Operator who let it pay a network fee above the quote (house's cost)",
+    ),
     CheckConstraint("kind IN ('refund', 'withdrawal')", name="kind"),
     CheckConstraint("fee_charge IN ('all', 'beyond_flat_fee', 'none')", name="fee_charge"),
     CheckConstraint("net_native > 0 AND net_usd > 0 AND gross_usd > 0", name="positive"),
