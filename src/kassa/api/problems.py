@@ -62,6 +62,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "payout_request_not_found": 404,
     "scenario_clock_disabled": 404,
     "topup_not_found": 404,
+    "quote_not_found": 404,
     "activation_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
@@ -80,6 +81,9 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "payout_request_not_pending": 409,
     "payout_already_approved": 409,
     "payout_limit_exceeded": 409,
+    "quote_expired": 409,
+    "quote_already_used": 409,
+    "quote_mismatch": 409,
     "hold_owned_by_payout": 409,
     "hot_wallet_short": 409,
     "payout_not_sendable": 409,

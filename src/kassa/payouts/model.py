@@ -185,6 +185,8 @@ class PayoutRequest:
     execution_rate_lock_id: uuid.UUID | None = None
     """The payout-time rate lock the real network fee was priced at, once signed."""
     fee_approved_by: str | None = None
+    quote_id: uuid.UUID | None = None
+    """The quote whose figures it committed (requests made before quotes were stored: None)."""
     """The operator who let it pay a network fee above its quote, at the house's cost."""
 
 
@@ -225,4 +227,5 @@ def request_from_row(row: Row[Any]) -> PayoutRequest:
         settled_at=row.settled_at,
         execution_rate_lock_id=row.execution_rate_lock_id,
         fee_approved_by=row.fee_approved_by,
+        quote_id=row.quote_id,
     )

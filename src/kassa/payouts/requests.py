@@ -1,7 +1,9 @@
 """Refund and withdrawal requests: gather the facts, ask the policy, reserve the funds.
 
-A quote is a policy decision on current facts and current rates; nothing is stored. A request
-is the same decision made once more inside one unit of work, and, when allowed, recorded with
+A quote is a policy decision on current facts at locked rates, stored with an id and an expiry
+(`kassa.payouts.quotes`); a request naming it commits exactly its figures. A request is the
+same decision made once more inside one unit of work (at the quote's rates and fee, or at fresh
+ones recorded as a quote of its own), and, when allowed, recorded with
 its funds reserved by a ledger hold (gross USD, from the customer's balance to
 ``clearing:payouts:USD``). The payout worker later captures the hold when the coins leave, or
 voids it when the request is rejected, cancelled or fails — the funds then return.
@@ -35,14 +37,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
 from kassa.accounts import states
 from kassa.accounts.service import CustomerAccount
-from kassa.assets import chain_of, fee_asset_of, on_chain, price_symbol
+from kassa.assets import chain_of, fee_asset_of, on_chain
 from kassa.chains.address import parse_address
 from kassa.chains.scanning import SenderKind
 from kassa.clock import Clock
@@ -58,11 +60,12 @@ from kassa.ledger.errors import AccountFrozen, InsufficientFunds
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts import review, store
+from kassa.payouts import quotes, review, store
 from kassa.payouts.errors import (
     AssetNotPayable,
     DestinationIsOwnAddress,
     PayoutLimitExceeded,
+    QuoteNotFound,
     RefundRefused,
     TopUpNotCredited,
     TopUpNotFound,
@@ -74,6 +77,7 @@ from kassa.payouts.model import (
     RequestStatus,
     reasons_json,
 )
+from kassa.payouts.quotes import Quote, Wanted
 from kassa.payouts.settings import PayoutSettings
 from kassa.policy import (
     AccountFacts,
@@ -88,7 +92,7 @@ from kassa.policy import (
     quote_withdrawal,
 )
 from kassa.policy.model import AccountState, Destination, StateReason
-from kassa.pricing.locks import RateLock, Side
+from kassa.pricing.locks import RateLock, Side, get_lock
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
@@ -111,6 +115,8 @@ class PayoutLocks:
     lock: RateLock
     fee_lock: RateLock | None
     """The fee asset's rate, when the fee is paid in another coin (USDT pays in ETH or TRX)."""
+    quote_id: uuid.UUID | None = None
+    """The stored quote whose rates these are, when the request names one."""
 
 
 # --------------------------------------------------------------------------- facts
@@ -174,14 +180,6 @@ def rate_facts(lock: RateLock, coin: Asset) -> RateFacts:
     )
 
 
-def _current_rate(
-    pricing: PricingService, conn: Connection, coin: Asset, now: datetime
-) -> RateFacts:
-    """The payout-side (ask) rate now, unlocked: for quotes."""
-    sample = pricing.current(conn, price_symbol(coin), now)
-    return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
-
-
 def network_fee(settings: PayoutSettings, coin: Asset, fee_rate: RateFacts | None) -> NetworkFee:
     estimate = settings.fee_estimate(coin.code.value)
     needs_rate = estimate.asset != coin
@@ -202,55 +200,145 @@ class Payouts:
     settings: PayoutSettings
     chains: ChainsSettings
 
-    # -- quotes (nothing stored) ----------------------------------------------------------
+    # -- quotes (kassa.payouts.quotes) ----------------------------------------------------
 
     def quote_refund(
-        self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
-    ) -> Decision:
-        now = self.clock.now(conn)
-        deposit = self._topup(conn, account, deposit_id)
-        coin = deposit.money.asset
-        rate = _current_rate(self.pricing, conn, coin, now)
-        fee_rate = self._fee_rate_now(conn, coin, now)
-        decision = quote_refund(
-            self.policy,
-            topup_facts(conn, deposit),
-            account_facts(conn, account),
-            rate,
-            network_fee(self.settings, coin, fee_rate),
-            now,
-        )
-        if _to_wallet(decision) and deposit.sender:
-            self._check_destination(conn, coin, deposit.sender, refund=True)
-        return decision
+        self, account: CustomerAccount, deposit_id: uuid.UUID
+    ) -> tuple[Decision, Quote | None]:
+        """Decide a refund at locked rates; when it would be paid on chain, store it as a
+        binding quote (None otherwise: there is nothing to commit)."""
+        with self.database.transaction() as conn:
+            coin = self.refund_coin(conn, account, deposit_id)
+        locks = self.lock_rates(coin)
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            deposit = self._topup(conn, account, deposit_id)
+            fee = self._locked_fee(coin, locks.fee_lock)
+            decision = quote_refund(
+                self.policy,
+                topup_facts(conn, deposit),
+                account_facts(conn, account),
+                rate_facts(locks.lock, coin),
+                fee,
+                now,
+            )
+            if not (decision.allowed and _to_wallet(decision) and deposit.sender):
+                return decision, None
+            sender = self._check_destination(conn, coin, deposit.sender, refund=True)
+            wanted = Wanted(
+                "refund", account.id, coin.code.value, deposit_id=deposit.id, destination=sender
+            )
+            return decision, self._store_quote(conn, wanted, locks, fee, decision, now)
 
     def quote_withdrawal(
+        self, account: CustomerAccount, amount_usd: Money, coin: Asset, address: str
+    ) -> tuple[Decision, Quote | None]:
+        """Decide a withdrawal at locked rates; when allowed, store it as a binding quote."""
+        with self.database.transaction() as conn:
+            self._check_destination(conn, coin, address)
+        locks = self.lock_rates(coin)
+        with self.database.transaction() as conn:
+            canonical = self._check_destination(conn, coin, address)
+            now = self.clock.now(conn)
+            fee = self._locked_fee(coin, locks.fee_lock)
+            decision = quote_withdrawal(
+                self.policy,
+                account_facts(conn, account),
+                amount_usd,
+                coin,
+                rate_facts(locks.lock, coin),
+                fee,
+                now,
+            )
+            if not decision.allowed:
+                return decision, None
+            wanted = Wanted(
+                "withdrawal",
+                account.id,
+                coin.code.value,
+                destination=canonical,
+                amount_usd=amount_usd,
+            )
+            return decision, self._store_quote(conn, wanted, locks, fee, decision, now)
+
+    def _store_quote(
         self,
         conn: Connection,
-        account: CustomerAccount,
-        amount_usd: Money,
-        coin: Asset,
-        address: str,
-    ) -> Decision:
-        now = self.clock.now(conn)
-        self._check_destination(conn, coin, address)
-        rate = _current_rate(self.pricing, conn, coin, now)
-        fee_rate = self._fee_rate_now(conn, coin, now)
-        return quote_withdrawal(
-            self.policy,
-            account_facts(conn, account),
-            amount_usd,
-            coin,
-            rate,
-            network_fee(self.settings, coin, fee_rate),
-            now,
+        wanted: Wanted,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        decision: Decision,
+        now: datetime,
+        request_id: uuid.UUID | None = None,
+        quote_id: uuid.UUID | None = None,
+    ) -> Quote:
+        return quotes.insert_quote(
+            conn,
+            wanted,
+            quote_id=quote_id or locks.request_id,
+            rate_lock_id=locks.lock.id,
+            fee_rate_lock_id=None if locks.fee_lock is None else locks.fee_lock.id,
+            fee=fee,
+            decision=decision,
+            now=now,
+            ttl=timedelta(seconds=self.settings.quotes.ttl_seconds),
+            request_id=request_id,
         )
 
-    def _fee_rate_now(self, conn: Connection, coin: Asset, now: datetime) -> RateFacts | None:
-        fee_asset = fee_asset_of(coin)
-        if fee_asset == coin:
-            return None
-        return _current_rate(self.pricing, conn, fee_asset, now)
+    def quote_locks(self, quote_id: uuid.UUID) -> PayoutLocks:
+        """The locked rates of a stored quote, for a request that names it. Whether the quote
+        may be used (account, expiry, use, what it quoted) is checked when the request is
+        created, under a row lock."""
+        with self.database.transaction() as conn:
+            quote = quotes.get(conn, quote_id)
+            if quote is None:
+                raise QuoteNotFound(f"no quote {quote_id}")
+            lock = get_lock(conn, quote.rate_lock_id)
+            fee_lock = None
+            if quote.fee_rate_lock_id is not None:
+                fee_lock = get_lock(conn, quote.fee_rate_lock_id)
+        return PayoutLocks(uuid.uuid4(), lock, fee_lock, quote_id)
+
+    def _bound_fee(
+        self, conn: Connection, coin: Asset, locks: PayoutLocks, wanted: Wanted, now: datetime
+    ) -> tuple[NetworkFee, Quote | None]:
+        """The network fee a request is priced with: its quote's, when it names one (checked
+        usable), else a fresh estimate at the locked fee rate."""
+        if locks.quote_id is None:
+            return self._locked_fee(coin, locks.fee_lock), None
+        quote = quotes.usable(conn, locks.quote_id, wanted, now)
+        fee_rate = None
+        if locks.fee_lock is not None and quote.network_fee.asset != coin:
+            fee_rate = rate_facts(locks.fee_lock, quote.network_fee.asset)
+        return NetworkFee(amount=quote.network_fee, rate=fee_rate), quote
+
+    def _commit_quote(
+        self,
+        conn: Connection,
+        created: PayoutRequest,
+        quote: Quote | None,
+        wanted: Wanted,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        """Mark the request's quote used, or store the fresh one it was priced with, used."""
+        if quote is not None:
+            quotes.mark_used(conn, quote.id, created.id, now)
+            return
+        if created.quote_id is None:  # pragma: no cover - _create always sets one
+            raise RuntimeError(f"request {created.id} without a quote id")
+        self._store_quote(
+            conn,
+            wanted,
+            locks,
+            fee,
+            decision,
+            now,
+            request_id=created.id,
+            quote_id=created.quote_id,
+        )
 
     def _topup(
         self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
@@ -360,12 +448,14 @@ class Payouts:
         if locked is None or locked.customer_account_id != account.id:
             raise TopUpNotFound(f"account {account.external_id} has no top-up {deposit_id}")
         coin = locked.money.asset
+        wanted = Wanted("refund", account.id, coin.code.value, deposit_id=locked.id)
+        fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
         decision = quote_refund(
             self.policy,
             topup_facts(conn, locked),
             account_facts(conn, account),
             rate_facts(locks.lock, coin),
-            self._locked_fee(coin, locks.fee_lock),
+            fee,
             now,
         )
         sender = locked.sender if _to_wallet(decision) else None
@@ -379,6 +469,8 @@ class Payouts:
             _store_refusal(conn, claimed, refused)
             raise refused
         destination = self._check_destination(conn, coin, sender, refund=True)
+        if quote is not None:
+            quotes.check_figures(quote, decision)
         self._within_limits(conn, claimed, account, decision, now)
         created = self._create(
             conn,
@@ -393,7 +485,10 @@ class Payouts:
             lock=locks.lock,
             actor=actor,
             now=now,
+            quote_id=uuid.uuid4() if quote is None else quote.id,
         )
+        wanted = replace(wanted, destination=destination)
+        self._commit_quote(conn, created, quote, wanted, locks, fee, decision, now)
         idempotency.complete(conn, claimed, OK, str(created.id), None)
         return created
 
@@ -438,19 +533,25 @@ class Payouts:
             return _replay(conn, claimed)
         canonical = self._check_destination(conn, coin, address)
         now = self.clock.now(conn)
+        wanted = Wanted(
+            "withdrawal", account.id, coin.code.value, destination=canonical, amount_usd=amount_usd
+        )
+        fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
         decision = quote_withdrawal(
             self.policy,
             account_facts(conn, account),
             amount_usd,
             coin,
             rate_facts(locks.lock, coin),
-            self._locked_fee(coin, locks.fee_lock),
+            fee,
             now,
         )
         if not decision.allowed:
             refused = WithdrawalRefused(decision.summary(), decision.as_record())
             _store_refusal(conn, claimed, refused)
             raise refused
+        if quote is not None:
+            quotes.check_figures(quote, decision)
         self._within_limits(conn, claimed, account, decision, now)
         created = self._create(
             conn,
@@ -465,7 +566,9 @@ class Payouts:
             lock=locks.lock,
             actor=actor,
             now=now,
+            quote_id=uuid.uuid4() if quote is None else quote.id,
         )
+        self._commit_quote(conn, created, quote, wanted, locks, fee, decision, now)
         idempotency.complete(conn, claimed, OK, str(created.id), None)
         return created
 
@@ -516,6 +619,7 @@ class Payouts:
         lock: RateLock,
         actor: str,
         now: datetime,
+        quote_id: uuid.UUID,
     ) -> PayoutRequest:
         b = decision.breakdown
         if b.net_native is None:
@@ -579,6 +683,7 @@ class Payouts:
                 flat_fee_usd=b.flat_fee_usd.amount,
                 review_reasons=reasons_json(screening.reasons),
                 approvals_required=screening.approvals_required,
+                quote_id=quote_id,
             ),
             actor=actor,
             reason=said,
