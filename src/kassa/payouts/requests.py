@@ -9,7 +9,8 @@ its funds reserved by a ledger hold (gross USD, from the customer's balance to
 voids it when the request is rejected, cancelled or fails — the funds then return.
 
 Order of work (no database transaction is open during a price lookup):
-1. lock the payout-side rate (ask) for the request's id, outside any transaction;
+1. lock the payout-side rate (ask) for the request's id, outside any transaction — or, for a
+   request naming a quote, take the quote's locks;
 2. in one transaction: claim the Idempotency-Key (a retry gets the stored request or refusal),
    lock the top-up's deposit row (refunds of one top-up are decided one at a time, so "one
    refund per top-up" holds under races), gather the facts, decide, check the account's daily
@@ -18,8 +19,8 @@ Order of work (no database transaction is open during a price lookup):
 A new request is screened for operator review (`kassa.payouts.review`): the policy's own
 review, an amount above the review threshold, a destination never paid before. With a reason
 it waits in ``pending_review``; without, it is ``approved`` at once. The request also keeps how
-the policy charges the network fee (``fee_charge``) and its flat fee, so the payout worker can
-price the real fee at execution the way the policy says.
+the policy charges the network fee (``fee_charge``) and its flat fee, for the record: the payout
+worker sends the committed coins and the house pays the real fee (`kassa.payouts.worker.pricing`).
 
 Destinations are checked for the asset's chain and network (checksums, bech32, base58check,
 EIP-55) and stored in canonical form; Kassa's own deposit addresses are refused. A refund goes
