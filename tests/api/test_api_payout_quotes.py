@@ -4,14 +4,19 @@ naming it commits exactly its figures — the rate, the fee charged, the net USD
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
 
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.payouts.model import FEE_ABOVE_QUOTE
+from kassa.payouts.tables import payout_request
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
@@ -183,3 +188,27 @@ def test_a_refund_commits_its_quote_and_a_quote_whose_figures_changed_is_refused
     assert spent.status_code == 201, spent.text
     late = api.post("/v1/refunds", {**body, "quote_id": second["quote_id"]})
     assert "no longer hold" in api.problem(late, 409, "quote_mismatch")["detail"]
+
+
+def test_an_operator_lets_a_payout_pay_a_fee_above_its_quote_only_when_it_waits_on_it(
+    api: Api,
+) -> None:
+    """The worker's side is in tests/payouts/worker and on regtest; here the admin route."""
+    api.account("a", funds="100")
+    prices(api, "50000")
+    made = api.post("/v1/withdrawals", withdrawal(api)).json()
+    path = f"/v1/admin/payouts/{made['id']}/approve-fee"
+    api.problem(api.post(path, {}), 409, "payout_request_not_pending")
+    with api.db.transaction() as conn:
+        conn.execute(
+            update(payout_request)
+            .where(payout_request.c.id == uuid.UUID(made["id"]))
+            .values(status="approved", wait_reason=f"{FEE_ABOVE_QUOTE}: the chain asks more")
+        )
+    approved = api.post(path, {"note": "fee spike"})
+    assert approved.status_code == 200, approved.text
+    body = approved.json()
+    assert body["fee_approved_by"] == body["history"][-1]["actor"]
+    assert body["wait_reason"] is None
+    assert body["history"][-1]["reason"].endswith("paid by the house: fee spike")
+    assert body["net_native"] == made["net_native"]  # the committed coins stand

@@ -124,6 +124,9 @@ class AdminPayoutOut(PayoutRequestOut, ReviewFields):
         description="Network fee the customer bears: all, beyond_flat_fee, none"
     )
     settled_at: datetime | None
+    fee_approved_by: str | None = Field(
+        description="The operator who let it pay a network fee above its quote (house's cost)"
+    )
     transactions: list[PayoutTxOut]
 
 
@@ -211,6 +214,7 @@ def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPay
         **_review_fields(item, given, now),
         fee_charge=item.fee_charge.value,
         settled_at=item.settled_at,
+        fee_approved_by=item.fee_approved_by,
         transactions=[PayoutTxOut.of(tx) for tx in review.transactions(conn, item.id)],
     )
 
