@@ -33,6 +33,8 @@ from kassa.db.metadata import metadata
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.ledger.tables import idempotency_record
+from kassa.payouts.model import FEE_ABOVE_QUOTE
+from kassa.payouts.tables import payout_request
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
@@ -72,6 +74,21 @@ def withdrawal(api: Api, external_id: str, amount: str = "30") -> str:
     )
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
+
+
+def waiting_on_fee(api: Api) -> str:
+    """An approved withdrawal the payout worker left waiting on a network fee above its quote
+    (set as the worker leaves it: its chain run is in tests/payouts/worker)."""
+    request_id = withdrawal(api, "a")
+    approved = api.post(f"/v1/admin/payouts/{request_id}/approve", {})
+    assert approved.json()["status"] == "approved", approved.text
+    with api.db.transaction() as conn:
+        conn.execute(
+            update(payout_request)
+            .where(payout_request.c.id == uuid.UUID(request_id))
+            .values(wait_reason=f"{FEE_ABOVE_QUOTE}: the chain asks more")
+        )
+    return request_id
 
 
 def withdrawal_body(api: Api) -> dict[str, Any]:
@@ -208,6 +225,9 @@ RECIPES: dict[str, Recipe] = {
     ),
     "/v1/admin/payouts/{request_id}/approve": Recipe(
         lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/approve", {"note": "known"})
+    ),
+    "/v1/admin/payouts/{request_id}/approve-fee": Recipe(
+        lambda api: (f"/v1/admin/payouts/{waiting_on_fee(api)}/approve-fee", {"note": "spike"})
     ),
     "/v1/admin/payouts/{request_id}/reject": Recipe(
         lambda api: (f"/v1/admin/payouts/{withdrawal(api, 'a')}/reject", {"reason": "no"})

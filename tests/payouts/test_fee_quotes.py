@@ -187,9 +187,8 @@ def test_network_fee_without_live_quotes_is_the_configured_estimate() -> None:
 def test_network_fee_carries_the_live_source_and_the_fee_rate(refused_url: str) -> None:
     trx_rate = RateFacts(TRX, Decimal("0.25"), source="static")
     quotes = FeeQuotes(PayoutSettings(), _chains(refused_url))
-    fee = network_fee(
-        PayoutSettings(), asset("USDT-TRC20"), trx_rate, live=quotes, destination=None
-    )
+    quoted = quotes.fee(asset("USDT-TRC20"), None)
+    fee = network_fee(PayoutSettings(), asset("USDT-TRC20"), trx_rate, quoted=quoted)
     quotes.close()
     assert fee.rate == trx_rate and fee.source is FeeSource.FALLBACK
 

@@ -48,10 +48,9 @@ def _quote_and_pay(stage: Stage, code: str) -> tuple[int, int, Any]:
     stage.payouts = replace(stage.payouts, fee_quotes=live)
     customer = stage.customer("100.00")
     destination = stage.fresh_address()
-    with stage.db.transaction() as conn:
-        decision = stage.payouts.quote_withdrawal(
-            conn, customer, Money.parse("25.00", USD), asset(code), destination
-        )
+    decision, _quote = stage.payouts.quote_withdrawal(
+        customer, Money.parse("25.00", USD), asset(code), destination
+    )
     live.close()
     breakdown = decision.breakdown
     assert breakdown.network_fee_source == FeeSource.LIVE.value

@@ -143,9 +143,12 @@ def test_refund_network_fee_deducted_at_a_rate_that_does_not_divide_evenly() -> 
 
     # $60 / $70 000 = 0.000857142857… BTC → 85 714 sat (rounded down); minus 1 500 = 84 214 sat.
     assert decision.breakdown.net_native == Money(84_214, BTC)
-    # 1 500 sat × $70 000 = $1.05 exactly; the net in USD is $58.95.
+    # 1 500 sat × $70 000 = $1.05 exactly. The net in USD is what the 84 214 sat are worth,
+    # $58.9498 (issue 14 item 4: it showed $58.95); the fee charged is the rest, $1.0502 —
+    # the $1.05 fee plus the $0.0002 the rounded-down coins could not carry.
     assert decision.breakdown.network_fee_usd == usd("1.05")
-    assert decision.breakdown.net_usd == usd("58.95")
+    assert decision.breakdown.net_usd == usd("58.9498")
+    assert decision.breakdown.network_fee_charged_usd == usd("1.0502")
 
 
 def test_only_the_unspent_part_of_a_top_up_is_refunded() -> None:

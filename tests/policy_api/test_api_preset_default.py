@@ -135,9 +135,11 @@ def test_refund_valued_in_usd_at_payment_time_converted_at_the_refund_date_rate(
     uneven = odd.money(odd.refund_quote("r", btc["id"]))
     # $60 / $70 000 = 0.000857142857… BTC → 85 714 sat (down); minus 1 500 = 84 214 sat.
     assert uneven["net_native"] == "0.00084214 BTC"
-    # 1 500 sat × $70 000 = $1.05 exactly; $60 − $1.05 = $58.95.
+    # 1 500 sat × $70 000 = $1.05 exactly. The net is what the 84 214 sat are worth at the
+    # rate, $58.9498 (issue 14 item 4: it read $58.95); the fee charged is the rest.
     assert uneven["network_fee_usd"] == "1.05 USD"
-    assert uneven["net_usd"] == "58.95 USD"
+    assert uneven["net_usd"] == "58.9498 USD"
+    assert uneven["network_fee_charged_usd"] == "1.0502 USD"
 
 
 def test_only_the_unused_part_of_a_top_up_is_refunded(api: PolicyApi, world: World) -> None:

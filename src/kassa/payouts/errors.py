@@ -103,3 +103,28 @@ class AlreadyApproved(Conflict):
 class ReviewReasonRequired(InvalidRequest):
     code = "payout_reason_required"
     title = "A reason is required"
+
+
+class QuoteNotFound(NotFound):
+    """No such quote for this account (another account's quote answers the same)."""
+
+    code = "quote_not_found"
+    title = "Quote not found"
+
+
+class QuoteExpired(Conflict):
+    code = "quote_expired"
+    title = "Quote expired"
+
+
+class QuoteAlreadyUsed(Conflict):
+    code = "quote_already_used"
+    title = "Quote already used"
+
+
+class QuoteMismatch(Conflict):
+    """The request is not the one quoted (another amount, asset, address or top-up), or its
+    figures would no longer be the quoted ones (the balance or the account changed)."""
+
+    code = "quote_mismatch"
+    title = "Request does not match its quote"

@@ -88,6 +88,11 @@ PAID_OR_OPEN = OPEN | {RequestStatus.CONFIRMED}
 """Requests that count against a top-up (one refund per top-up, refunded so far)."""
 
 
+FEE_ABOVE_QUOTE = "network fee above the quote"
+"""How an approved payout's ``wait_reason`` begins when the chain asks a network fee above the
+configured factor of its quote (stable; the rest of the reason is for people)."""
+
+
 class IllegalRequestTransition(Conflict):
     code = "payout_request_not_pending"
     title = "Request cannot change that way"
@@ -179,6 +184,10 @@ class PayoutRequest:
     settled_at: datetime | None
     execution_rate_lock_id: uuid.UUID | None = None
     """The payout-time rate lock the real network fee was priced at, once signed."""
+    fee_approved_by: str | None = None
+    quote_id: uuid.UUID | None = None
+    """The quote whose figures it committed (requests made before quotes were stored: None)."""
+    """The operator who let it pay a network fee above its quote, at the house's cost."""
 
 
 def request_from_row(row: Row[Any]) -> PayoutRequest:
@@ -217,4 +226,6 @@ def request_from_row(row: Row[Any]) -> PayoutRequest:
         failure_reason=row.failure_reason,
         settled_at=row.settled_at,
         execution_rate_lock_id=row.execution_rate_lock_id,
+        fee_approved_by=row.fee_approved_by,
+        quote_id=row.quote_id,
     )

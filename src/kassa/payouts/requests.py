@@ -1,13 +1,16 @@
 """Refund and withdrawal requests: gather the facts, ask the policy, reserve the funds.
 
-A quote is a policy decision on current facts and current rates; nothing is stored. A request
-is the same decision made once more inside one unit of work, and, when allowed, recorded with
+A quote is a policy decision on current facts at locked rates, stored with an id and an expiry
+(`kassa.payouts.quotes`); a request naming it commits exactly its figures. A request is the
+same decision made once more inside one unit of work (at the quote's rates and fee, or at fresh
+ones recorded as a quote of its own), and, when allowed, recorded with
 its funds reserved by a ledger hold (gross USD, from the customer's balance to
 ``clearing:payouts:USD``). The payout worker later captures the hold when the coins leave, or
 voids it when the request is rejected, cancelled or fails — the funds then return.
 
 Order of work (no database transaction is open during a price lookup):
-1. lock the payout-side rate (ask) for the request's id, outside any transaction;
+1. lock the payout-side rate (ask) for the request's id, outside any transaction — or, for a
+   request naming a quote, take the quote's locks;
 2. in one transaction: claim the Idempotency-Key (a retry gets the stored request or refusal),
    lock the top-up's deposit row (refunds of one top-up are decided one at a time, so "one
    refund per top-up" holds under races), gather the facts, decide, check the account's daily
@@ -16,8 +19,8 @@ Order of work (no database transaction is open during a price lookup):
 A new request is screened for operator review (`kassa.payouts.review`): the policy's own
 review, an amount above the review threshold, a destination never paid before. With a reason
 it waits in ``pending_review``; without, it is ``approved`` at once. The request also keeps how
-the policy charges the network fee (``fee_charge``) and its flat fee, so the payout worker can
-price the real fee at execution the way the policy says.
+the policy charges the network fee (``fee_charge``) and its flat fee, for the record: the payout
+worker sends the committed coins and the house pays the real fee (`kassa.payouts.worker.pricing`).
 
 Destinations are checked for the asset's chain and network (checksums, bech32, base58check,
 EIP-55) and stored in canonical form; Kassa's own deposit addresses are refused. A refund goes
@@ -35,14 +38,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
 from kassa.accounts import states
 from kassa.accounts.service import CustomerAccount
-from kassa.assets import chain_of, fee_asset_of, on_chain, price_symbol
+from kassa.assets import chain_of, fee_asset_of, on_chain
 from kassa.chains.address import parse_address
 from kassa.chains.scanning import SenderKind
 from kassa.clock import Clock
@@ -59,23 +62,25 @@ from kassa.ledger.errors import AccountFrozen, InsufficientFunds
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts import review, store
+from kassa.payouts import quotes, review, store
 from kassa.payouts.errors import (
     AssetNotPayable,
     DestinationIsOwnAddress,
     PayoutLimitExceeded,
+    QuoteNotFound,
     RefundRefused,
     TopUpNotCredited,
     TopUpNotFound,
     WithdrawalRefused,
 )
-from kassa.payouts.fee_quotes import FeeQuotes
+from kassa.payouts.fee_quotes import FeeQuotes, QuotedFee
 from kassa.payouts.model import (
     PayoutRequest,
     RequestKind,
     RequestStatus,
     reasons_json,
 )
+from kassa.payouts.quotes import Quote, Wanted
 from kassa.payouts.settings import PayoutSettings
 from kassa.policy import (
     AccountFacts,
@@ -91,7 +96,7 @@ from kassa.policy import (
 )
 from kassa.policy.facts import FeeSource
 from kassa.policy.model import AccountState, Destination, StateReason
-from kassa.pricing.locks import RateLock, Side
+from kassa.pricing.locks import RateLock, Side, get_lock
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
@@ -114,6 +119,11 @@ class PayoutLocks:
     lock: RateLock
     fee_lock: RateLock | None
     """The fee asset's rate, when the fee is paid in another coin (USDT pays in ETH or TRX)."""
+    quote_id: uuid.UUID | None = None
+    """The stored quote whose rates these are, when the request names one."""
+    chain_fee: QuotedFee | None = None
+    """The network fee read from the chain when the rates were locked (None: the configured
+    estimate applies)."""
 
 
 # --------------------------------------------------------------------------- facts
@@ -177,30 +187,20 @@ def rate_facts(lock: RateLock, coin: Asset) -> RateFacts:
     )
 
 
-def _current_rate(
-    pricing: PricingService, conn: Connection, coin: Asset, now: datetime
-) -> RateFacts:
-    """The payout-side (ask) rate now, unlocked: for quotes."""
-    sample = pricing.current(conn, price_symbol(coin), now)
-    return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
-
-
 def network_fee(
     settings: PayoutSettings,
     coin: Asset,
     fee_rate: RateFacts | None,
     *,
-    live: FeeQuotes | None = None,
-    destination: str | None = None,
+    quoted: QuotedFee | None = None,
 ) -> NetworkFee:
-    """The chain fee one payout of ``coin`` to ``destination`` is quoted: read from the chain
-    by ``live`` (`kassa.payouts.fee_quotes`: margin included, the configured estimate when the
-    node cannot answer), or the configured estimate without it. ``fee_rate`` prices a fee
-    paid in another coin (USDT pays in ETH or TRX)."""
-    if live is None:
+    """The chain fee one payout of ``coin`` is charged: ``quoted`` when the chain was asked
+    (`kassa.payouts.fee_quotes`: margin included, or the configured estimate when the node
+    could not answer, with its source), else the configured estimate. ``fee_rate`` prices a
+    fee paid in another coin (USDT pays in ETH or TRX)."""
+    if quoted is None:
         amount, source = settings.fee_estimate(coin.code.value), FeeSource.FALLBACK
     else:
-        quoted = live.fee(coin, destination)
         amount, source = quoted.amount, quoted.source
     needs_rate = amount.asset != coin
     return NetworkFee(amount=amount, rate=fee_rate if needs_rate else None, source=source)
@@ -222,57 +222,146 @@ class Payouts:
     fee_quotes: FeeQuotes | None = None
     """Live network fees for quotes; None: the configured estimates (`network_fee`)."""
 
-    # -- quotes (nothing stored) ----------------------------------------------------------
+    # -- quotes (kassa.payouts.quotes) ----------------------------------------------------
 
     def quote_refund(
-        self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
-    ) -> Decision:
-        now = self.clock.now(conn)
-        deposit = self._topup(conn, account, deposit_id)
-        coin = deposit.money.asset
-        rate = _current_rate(self.pricing, conn, coin, now)
-        fee_rate = self._fee_rate_now(conn, coin, now)
-        decision = quote_refund(
-            self.policy,
-            topup_facts(conn, deposit),
-            account_facts(conn, account),
-            rate,
-            network_fee(
-                self.settings, coin, fee_rate, live=self.fee_quotes, destination=deposit.sender
-            ),
-            now,
-        )
-        if _to_wallet(decision) and deposit.sender:
-            self._check_destination(conn, coin, deposit.sender, refund=True)
-        return decision
+        self, account: CustomerAccount, deposit_id: uuid.UUID
+    ) -> tuple[Decision, Quote | None]:
+        """Decide a refund at locked rates; when it would be paid on chain, store it as a
+        binding quote (None otherwise: there is nothing to commit)."""
+        with self.database.transaction() as conn:
+            topup = self._topup(conn, account, deposit_id)
+        coin = topup.money.asset
+        locks = self.lock_rates(coin, topup.sender)
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            deposit = self._topup(conn, account, deposit_id)
+            fee = self._locked_fee(coin, locks)
+            decision = quote_refund(
+                self.policy,
+                topup_facts(conn, deposit),
+                account_facts(conn, account),
+                rate_facts(locks.lock, coin),
+                fee,
+                now,
+            )
+            if not (decision.allowed and _to_wallet(decision) and deposit.sender):
+                return decision, None
+            sender = self._check_destination(conn, coin, deposit.sender, refund=True)
+            wanted = Wanted(
+                "refund", account.id, coin.code.value, deposit_id=deposit.id, destination=sender
+            )
+            return decision, self._store_quote(conn, wanted, locks, fee, decision, now)
 
     def quote_withdrawal(
+        self, account: CustomerAccount, amount_usd: Money, coin: Asset, address: str
+    ) -> tuple[Decision, Quote | None]:
+        """Decide a withdrawal at locked rates; when allowed, store it as a binding quote."""
+        with self.database.transaction() as conn:
+            self._check_destination(conn, coin, address)
+        locks = self.lock_rates(coin, address)
+        with self.database.transaction() as conn:
+            canonical = self._check_destination(conn, coin, address)
+            now = self.clock.now(conn)
+            fee = self._locked_fee(coin, locks)
+            decision = quote_withdrawal(
+                self.policy,
+                account_facts(conn, account),
+                amount_usd,
+                coin,
+                rate_facts(locks.lock, coin),
+                fee,
+                now,
+            )
+            if not decision.allowed:
+                return decision, None
+            wanted = Wanted(
+                "withdrawal",
+                account.id,
+                coin.code.value,
+                destination=canonical,
+                amount_usd=amount_usd,
+            )
+            return decision, self._store_quote(conn, wanted, locks, fee, decision, now)
+
+    def _store_quote(
         self,
         conn: Connection,
-        account: CustomerAccount,
-        amount_usd: Money,
-        coin: Asset,
-        address: str,
-    ) -> Decision:
-        now = self.clock.now(conn)
-        self._check_destination(conn, coin, address)
-        rate = _current_rate(self.pricing, conn, coin, now)
-        fee_rate = self._fee_rate_now(conn, coin, now)
-        return quote_withdrawal(
-            self.policy,
-            account_facts(conn, account),
-            amount_usd,
-            coin,
-            rate,
-            network_fee(self.settings, coin, fee_rate, live=self.fee_quotes, destination=address),
-            now,
+        wanted: Wanted,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        decision: Decision,
+        now: datetime,
+        request_id: uuid.UUID | None = None,
+        quote_id: uuid.UUID | None = None,
+    ) -> Quote:
+        return quotes.insert_quote(
+            conn,
+            wanted,
+            quote_id=quote_id or locks.request_id,
+            rate_lock_id=locks.lock.id,
+            fee_rate_lock_id=None if locks.fee_lock is None else locks.fee_lock.id,
+            fee=fee,
+            decision=decision,
+            now=now,
+            ttl=timedelta(seconds=self.settings.quotes.ttl_seconds),
+            request_id=request_id,
         )
 
-    def _fee_rate_now(self, conn: Connection, coin: Asset, now: datetime) -> RateFacts | None:
-        fee_asset = fee_asset_of(coin)
-        if fee_asset == coin:
-            return None
-        return _current_rate(self.pricing, conn, fee_asset, now)
+    def quote_locks(self, quote_id: uuid.UUID) -> PayoutLocks:
+        """The locked rates of a stored quote, for a request that names it. Whether the quote
+        may be used (account, expiry, use, what it quoted) is checked when the request is
+        created, under a row lock."""
+        with self.database.transaction() as conn:
+            quote = quotes.get(conn, quote_id)
+            if quote is None:
+                raise QuoteNotFound(f"no quote {quote_id}")
+            lock = get_lock(conn, quote.rate_lock_id)
+            fee_lock = None
+            if quote.fee_rate_lock_id is not None:
+                fee_lock = get_lock(conn, quote.fee_rate_lock_id)
+        return PayoutLocks(uuid.uuid4(), lock, fee_lock, quote_id)
+
+    def _bound_fee(
+        self, conn: Connection, coin: Asset, locks: PayoutLocks, wanted: Wanted, now: datetime
+    ) -> tuple[NetworkFee, Quote | None]:
+        """The network fee a request is priced with: its quote's, when it names one (checked
+        usable), else a fresh estimate at the locked fee rate."""
+        if locks.quote_id is None:
+            return self._locked_fee(coin, locks), None
+        quote = quotes.usable(conn, locks.quote_id, wanted, now)
+        fee_rate = None
+        if locks.fee_lock is not None and quote.network_fee.asset != coin:
+            fee_rate = rate_facts(locks.fee_lock, quote.network_fee.asset)
+        return NetworkFee(amount=quote.network_fee, rate=fee_rate), quote
+
+    def _commit_quote(
+        self,
+        conn: Connection,
+        created: PayoutRequest,
+        quote: Quote | None,
+        wanted: Wanted,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        """Mark the request's quote used, or store the fresh one it was priced with, used."""
+        if quote is not None:
+            quotes.mark_used(conn, quote.id, created.id, now)
+            return
+        if created.quote_id is None:  # pragma: no cover - _create always sets one
+            raise RuntimeError(f"request {created.id} without a quote id")
+        self._store_quote(
+            conn,
+            wanted,
+            locks,
+            fee,
+            decision,
+            now,
+            request_id=created.id,
+            quote_id=created.quote_id,
+        )
 
     def _topup(
         self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
@@ -314,14 +403,18 @@ class Payouts:
 
     # -- requests -------------------------------------------------------------------------
 
-    def _locked_fee(self, coin: Asset, fee_lock: RateLock | None) -> NetworkFee:
-        """The quoted network fee, priced at the fee asset's locked rate when it differs."""
+    def _locked_fee(self, coin: Asset, locks: PayoutLocks) -> NetworkFee:
+        """The network fee read when the rates were locked (or the configured estimate),
+        priced at the fee asset's locked rate when it differs."""
+        fee_lock = locks.fee_lock
         fee_rate = None if fee_lock is None else rate_facts(fee_lock, fee_asset_of(coin))
-        return network_fee(self.settings, coin, fee_rate)
+        return network_fee(self.settings, coin, fee_rate, quoted=locks.chain_fee)
 
-    def lock_rates(self, coin: Asset) -> PayoutLocks:
-        """Lock the ask rates a new payout of `coin` is priced at. Outside any transaction:
-        the rate sources may be slow, and nothing may wait on them holding a lock."""
+    def lock_rates(self, coin: Asset, destination: str | None = None) -> PayoutLocks:
+        """Lock the ask rates a new payout of `coin` is priced at, and read its network fee
+        from the chain (`fee_quotes`; to `destination`, or a typical one). Outside any
+        transaction: the rate sources and the nodes may be slow, and nothing may wait on them
+        holding a lock."""
         request_id = uuid.uuid4()
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
@@ -334,7 +427,8 @@ class Payouts:
             fee_lock = self.pricing.lock(
                 purpose=f"payout:{request_id}:fee", asset=fee_asset.code, side=Side.ASK, at=now
             )
-        return PayoutLocks(request_id, lock, fee_lock)
+        chain_fee = None if self.fee_quotes is None else self.fee_quotes.fee(coin, destination)
+        return PayoutLocks(request_id, lock, fee_lock, chain_fee=chain_fee)
 
     def refund_coin(
         self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
@@ -382,12 +476,14 @@ class Payouts:
         if locked is None or locked.customer_account_id != account.id:
             raise TopUpNotFound(f"account {account.external_id} has no top-up {deposit_id}")
         coin = locked.money.asset
+        wanted = Wanted("refund", account.id, coin.code.value, deposit_id=locked.id)
+        fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
         decision = quote_refund(
             self.policy,
             topup_facts(conn, locked),
             account_facts(conn, account),
             rate_facts(locks.lock, coin),
-            self._locked_fee(coin, locks.fee_lock),
+            fee,
             now,
         )
         sender = locked.sender if _to_wallet(decision) else None
@@ -401,6 +497,8 @@ class Payouts:
             _store_refusal(conn, claimed, refused)
             raise refused
         destination = self._check_destination(conn, coin, sender, refund=True)
+        if quote is not None:
+            quotes.check_figures(quote, decision)
         self._within_limits(conn, claimed, account, decision, now)
         created = self._create(
             conn,
@@ -415,7 +513,10 @@ class Payouts:
             lock=locks.lock,
             actor=actor,
             now=now,
+            quote_id=uuid.uuid4() if quote is None else quote.id,
         )
+        wanted = replace(wanted, destination=destination)
+        self._commit_quote(conn, created, quote, wanted, locks, fee, decision, now)
         idempotency.complete(conn, claimed, OK, str(created.id), None)
         return created
 
@@ -435,7 +536,7 @@ class Payouts:
             stored = self._stored(conn, request)
             if stored is not None:
                 return stored
-        locks = self.lock_rates(coin)
+        locks = self.lock_rates(coin, address)
         with self.database.transaction() as conn:
             return self.create_withdrawal(
                 conn, account, amount_usd, coin, address, locks, request=request, actor=actor
@@ -460,19 +561,25 @@ class Payouts:
             return _replay(conn, claimed)
         canonical = self._check_destination(conn, coin, address)
         now = self.clock.now(conn)
+        wanted = Wanted(
+            "withdrawal", account.id, coin.code.value, destination=canonical, amount_usd=amount_usd
+        )
+        fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
         decision = quote_withdrawal(
             self.policy,
             account_facts(conn, account),
             amount_usd,
             coin,
             rate_facts(locks.lock, coin),
-            self._locked_fee(coin, locks.fee_lock),
+            fee,
             now,
         )
         if not decision.allowed:
             refused = WithdrawalRefused(decision.summary(), decision.as_record())
             _store_refusal(conn, claimed, refused)
             raise refused
+        if quote is not None:
+            quotes.check_figures(quote, decision)
         self._within_limits(conn, claimed, account, decision, now)
         created = self._create(
             conn,
@@ -487,7 +594,9 @@ class Payouts:
             lock=locks.lock,
             actor=actor,
             now=now,
+            quote_id=uuid.uuid4() if quote is None else quote.id,
         )
+        self._commit_quote(conn, created, quote, wanted, locks, fee, decision, now)
         idempotency.complete(conn, claimed, OK, str(created.id), None)
         return created
 
@@ -538,6 +647,7 @@ class Payouts:
         lock: RateLock,
         actor: str,
         now: datetime,
+        quote_id: uuid.UUID,
     ) -> PayoutRequest:
         b = decision.breakdown
         if b.net_native is None:
@@ -601,6 +711,7 @@ class Payouts:
                 flat_fee_usd=b.flat_fee_usd.amount,
                 review_reasons=reasons_json(screening.reasons),
                 approvals_required=screening.approvals_required,
+                quote_id=quote_id,
             ),
             actor=actor,
             reason=said,

@@ -144,6 +144,22 @@ class FeeQuoteSettings(BaseModel):
     )
 
 
+class QuoteSettings(BaseModel):
+    """``[payouts.quotes]``: how long a quote binds, and how far the real fee may rise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: int = Field(
+        default=600, ge=10, le=86_400, description="A quote can be used this long"
+    )
+    fee_wait_percent: int = Field(
+        default=200,
+        ge=100,
+        description="A payout whose real network fee is above this percentage of the quoted "
+        "fee waits for an operator (the house pays the difference once approved)",
+    )
+
+
 class PayoutSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -153,6 +169,7 @@ class PayoutSettings(BaseModel):
     eth: EthPayoutSettings = Field(default_factory=EthPayoutSettings)
     tron: TronPayoutSettings = Field(default_factory=TronPayoutSettings)
     fee_quotes: FeeQuoteSettings = Field(default_factory=FeeQuoteSettings)
+    quotes: QuoteSettings = Field(default_factory=QuoteSettings)
 
     network_fee_estimates: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FEE_ESTIMATES),

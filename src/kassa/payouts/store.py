@@ -28,8 +28,10 @@ from kassa.ledger import holds
 from kassa.money import USD, Asset, Money
 from kassa.payouts.errors import PayoutRequestNotFound
 from kassa.payouts.model import (
+    FEE_ABOVE_QUOTE,
     OPEN,
     PAID_OR_OPEN,
+    IllegalRequestTransition,
     PayoutRequest,
     RequestKind,
     RequestStatus,
@@ -248,6 +250,31 @@ def note(
         update(payout_request).where(payout_request.c.id == request_id).values(updated_at=now)
     )
     _event(conn, request_id, status, status, actor, reason, now)
+
+
+def approve_fee(
+    conn: Connection, request_id: uuid.UUID, *, actor: str, note_text: str | None, now: datetime
+) -> PayoutRequest:
+    """Let an approved payout waiting on a network fee above its quote pay that fee at the
+    house's cost: the committed figures stay, and the worker tries it again at once."""
+    current = get(conn, request_id, for_update=True)
+    waiting_on_fee = (current.wait_reason or "").startswith(FEE_ABOVE_QUOTE)
+    if current.status is not RequestStatus.APPROVED or not waiting_on_fee:
+        raise IllegalRequestTransition(
+            f"a {current.status.value} request is not waiting on a network fee above its quote"
+        )
+    conn.execute(
+        update(payout_request)
+        .where(payout_request.c.id == request_id)
+        .values(fee_approved_by=actor, wait_reason=None, next_attempt_at=None, updated_at=now)
+    )
+    reason = "the network fee above the quote is paid by the house"
+    _event(conn, request_id, current.status, current.status, actor, _with(reason, note_text), now)
+    return get(conn, request_id)
+
+
+def _with(reason: str, note_text: str | None) -> str:
+    return reason if not note_text else f"{reason}: {note_text}"
 
 
 def paid_by(

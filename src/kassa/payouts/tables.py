@@ -82,6 +82,13 @@ payout_request = Table(
     Column("network_fee_paid_native", Amount, nullable=True, comment="Fee paid on chain"),
     Column("failure_reason", Text, nullable=True),
     Column("settled_at", UtcDateTime, nullable=True, comment="Confirmed or failed"),
+    Column("quote_id", Uuid, nullable=True, comment="The payout_quote whose figures it committed"),
+    Column(
+        "fee_approved_by",
+        String(200),
+        nullable=True,
+        comment="Operator who let it pay a network fee above the quote (house's cost)",
+    ),
     CheckConstraint("kind IN ('refund', 'withdrawal')", name="kind"),
     CheckConstraint("fee_charge IN ('all', 'beyond_flat_fee', 'none')", name="fee_charge"),
     CheckConstraint("net_native > 0 AND net_usd > 0 AND gross_usd > 0", name="positive"),
@@ -209,3 +216,29 @@ btc_hot_sync = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 """How far the hot wallet's coin scan has read the chain."""
+
+
+payout_quote = Table(
+    "payout_quote",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(16), nullable=False, comment="refund or withdrawal"),
+    Column("customer_account_id", Uuid, ForeignKey("customer_account.id"), nullable=False),
+    Column("deposit_id", Uuid, ForeignKey("deposit.id"), nullable=True, comment="Refunded top-up"),
+    Column("asset", String(16), nullable=False, comment="Payout asset code"),
+    Column("destination", String(128), nullable=True, comment="Canonical address quoted"),
+    Column("amount_usd", Amount, nullable=True, comment="Withdrawal: the gross USD asked"),
+    Column("rate_lock_id", Uuid, ForeignKey("rate_lock.id"), nullable=False),
+    Column("fee_rate_lock_id", Uuid, ForeignKey("rate_lock.id"), nullable=True),
+    Column("network_fee_native", Amount, nullable=False, comment="Quoted chain fee, fee asset"),
+    Column("network_fee_asset", String(16), nullable=False),
+    Column("decision", Text, nullable=False, comment="The decision record quoted (JSON)"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("request_id", Uuid, nullable=True, unique=True, comment="The request that used it"),
+    Column("used_at", UtcDateTime, nullable=True),
+    CheckConstraint("kind IN ('refund', 'withdrawal')", name="kind"),
+    Index("ix_payout_quote_customer_account_id", "customer_account_id", "created_at"),
+)
+"""Binding quotes: the rate locks, fee and figures a request made within ``expires_at`` commits
+exactly (issue 14). A request without a quote gets one made and used in the same transaction."""

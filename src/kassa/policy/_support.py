@@ -1,20 +1,24 @@
 """Shared machinery of the decision functions: the rule recorder, payout arithmetic, wording.
 
-Rounding (docs/domain.md §2: always in the house's favour, and written down):
+Rounding (docs/domain.md §2: always in the house's favour, and written down; docs/payouts.md
+"Figures and rounding" has the worked example):
 
-* A network fee charged to the customer is converted to USD with `convert_up` (a fee never
-  rounds down).
-* USD paid out in coins is converted with `convert_down` (the house never sends a fraction of a
-  minor unit extra).
-* When the whole network fee is deducted and it is paid in the payout asset itself (BTC from a
-  BTC refund, ETH from an ETH refund) it is deducted in coins:
-  ``net_native = convert_down(usd_after_fees) − fee_native``. The coins leaving the house
-  (payout plus fee) are then exactly the USD owed converted down, and the worked example of
-  docs/domain.md §7 reads literally (0.00120000 − 0.00002000 = 0.00118000 BTC). ``net_usd`` then
-  reports the fee at its rounded-up USD value, so it may understate the coins' worth by less than
-  one micro-dollar — never overstate it.
-* Otherwise (a USDT payout whose fee is ETH or TRX, or only the part beyond a flat fee) the
-  charged fee is deducted in USD and the rest converted down once.
+* A network fee is converted to USD with `convert_up` (a fee never rounds down).
+* The coins sent (``net_native``) are USD converted with `convert_down` (the house never sends
+  a fraction of a minor unit extra). When the whole network fee is deducted and it is paid in
+  the payout asset itself (BTC from a BTC refund, ETH from an ETH withdrawal) it is deducted in
+  coins: ``net_native = convert_down(usd_after_fees) − fee_native``, so the coins leaving the
+  house (payout plus fee) are exactly the USD owed converted down and the worked example of
+  docs/domain.md §7 reads literally (0.00120000 − 0.00002000 = 0.00118000 BTC). Otherwise (a
+  USDT payout whose fee is ETH or TRX, or only the part beyond a flat fee) the charged fee is
+  deducted in USD and the rest converted down once.
+* Reconciliation (issue 14 item 4): the displayed ``net_usd`` is **the value of the coins sent
+  at the stated rate**, rounded down to the micro-dollar, USD's smallest unit (`value_of`).
+  The network fee charged is then the rest, ``usd_after_fees − net_usd``: the fee's USD value
+  plus the worth of the fraction of a minor unit the coins could not carry. So ``gross = fees +
+  network fee charged + net`` holds exactly and every figure reconciles to the smallest unit
+  of both the coin and the dollar. (A refusal's figures, where nothing would be sent, keep the
+  charged fee and say by how much the payout falls short.)
 """
 
 from __future__ import annotations
@@ -220,16 +224,30 @@ def payout(
     num, den = rate.ratio()
     if charge is FeeCharge.ALL and fee_in_payout_asset:
         # Deduct in coins: payout + fee = exactly the USD owed converted down.
-        net_native = convert_down(usd_owed, den, num, payout_asset) - fee.amount
-        return Payout(fee_usd, fee_usd, usd_owed - fee_usd, net_native)
-    if charge is FeeCharge.ALL:
         charged = fee_usd
-    elif charge is FeeCharge.BEYOND_FLAT_FEE:
-        charged = max(fee_usd - flat_fee, ZERO_USD)
+        net_native = convert_down(usd_owed, den, num, payout_asset) - fee.amount
     else:
-        charged = ZERO_USD
-    net_usd = usd_owed - charged
-    return Payout(fee_usd, charged, net_usd, convert_down(net_usd, den, num, payout_asset))
+        if charge is FeeCharge.ALL:
+            charged = fee_usd
+        elif charge is FeeCharge.BEYOND_FLAT_FEE:
+            charged = max(fee_usd - flat_fee, ZERO_USD)
+        else:
+            charged = ZERO_USD
+        net_native = convert_down(usd_owed - charged, den, num, payout_asset)
+    if not net_native.is_positive:
+        # Nothing would be sent (a refusal): the figures say by how much it falls short.
+        return Payout(fee_usd, charged, usd_owed - charged, net_native)
+    net_usd = value_of(net_native, rate)
+    return Payout(fee_usd, usd_owed - net_usd, net_usd, net_native)
+
+
+def value_of(coins: Money, rate: RateFacts) -> Money:
+    """What ``coins`` are worth at ``rate`` in USD, rounded down (toward minus infinity) to the
+    micro-dollar: the one rule every displayed USD figure of a payout follows. Down, so a
+    displayed figure never overstates what the coins are worth."""
+    num, den = rate.ratio()
+    numerator = coins.amount * num * 10**USD.decimals
+    return Money(numerator // (den * 10**coins.asset.decimals), USD)
 
 
 def review_due(

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, select
 
 from kassa.ledger import holds
 from kassa.money import USD, Money
-from kassa.payouts.model import RequestStatus
+from kassa.payouts import store
+from kassa.payouts.model import FEE_ABOVE_QUOTE, IllegalRequestTransition, RequestStatus
 from kassa.payouts.rails.base import BroadcastOutcome, StoredTx, TxState
 from kassa.payouts.store import events, get
 from kassa.payouts.tables import payout_tx
@@ -119,17 +120,85 @@ def test_unbroadcast_signed_payout_is_broadcast_with_the_same_bytes(bench: Bench
     assert bench.rail.broadcasts == [only.signed.raw]
 
 
-def test_fee_leaving_nothing_fails_cleanly_and_returns_the_funds(bench: Bench) -> None:
+def _approve_fee(bench: Bench, request_id: object, actor: str = "operator:test") -> None:
+    with bench.db.transaction() as conn:
+        now = bench.clock.now(conn)
+        store.approve_fee(conn, request_id, actor=actor, note_text="spike", now=now)  # type: ignore[arg-type]
+
+
+def test_a_fee_risen_within_the_factor_still_sends_the_committed_coins(bench: Bench) -> None:
+    """Issue 14 item 1: the worker re-priced the fee at signing and rewrote net, network fee
+    and net coins. The committed coins go out; the house pays the rise."""
     customer = bench.customer("100.00")
     request = bench.withdraw(customer, "25.00")
-    bench.rail.fee_per_tx = 10**16  # 0.01 ETH = $30 > the $20 owed
+    bench.rail.fee_per_tx = FEE_WEI * 3 // 2  # 150 % of the quote: within the 200 % factor
+    worker = bench.worker()
+    assert worker.run_once().signed == [request.id]
+    bench.rail.mine()
+    worker.run_once()
+
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+    with bench.db.transaction() as conn:
+        done = get(conn, request.id)
+    assert done.status is RequestStatus.CONFIRMED
+    assert (done.net_native.amount, done.net_usd, done.network_fee_usd) == (
+        request.net_native.amount,
+        request.net_usd,
+        request.network_fee_usd,
+    )
+    assert done.decision == request.decision
+    assert bench.available(customer) == Money.parse("75.00", USD)
+    # Charged $1.26; paid 90 % of 0.00063 ETH at $3 000 = $1.701: the house bears $0.441.
+    assert bench.account_balance("house:network-fees:USD") == 1_701_000 - 1_260_000
+
+
+def test_a_fee_past_the_factor_waits_for_an_operator_then_the_house_pays_it(
+    bench: Bench,
+) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    bench.rail.fee_per_tx = 10**16  # 0.01 ETH = $30, more than the $20 owed
+    worker = bench.worker()
+    report = worker.run_once()
+    assert request.id in report.waiting
+    with bench.db.transaction() as conn:
+        waiting = get(conn, request.id)
+    assert waiting.status is RequestStatus.APPROVED
+    assert (waiting.wait_reason or "").startswith(FEE_ABOVE_QUOTE)
+    assert "0.01 ETH" in (waiting.wait_reason or "")
+    assert bench.rail.txs == {}
+    bench.advance(timedelta(seconds=bench.settings.worker.retry_seconds))
+    assert request.id in worker.run_once().waiting  # still too dear: never sent re-priced
+
+    _approve_fee(bench, request.id)
+    assert worker.run_once().signed == [request.id]
+    bench.rail.mine()
+    worker.run_once()
+    assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
+    assert bench.available(customer) == Money.parse("75.00", USD)
+    # Paid 90 % of 0.01 ETH = $27.00, charged $1.26.
+    assert bench.account_balance("house:network-fees:USD") == 27_000_000 - 1_260_000
+    reasons = [e["reason"] or "" for e in _events(bench, request.id)]
+    assert any("paid by the house: spike" in r for r in reasons)
+
+
+def test_a_payout_waiting_on_the_fee_can_be_rejected_and_the_funds_return(
+    bench: Bench,
+) -> None:
+    customer = bench.customer("100.00")
+    request = bench.withdraw(customer, "25.00")
+    bench.rail.fee_per_tx = FEE_WEI * 5
     bench.worker().run_once()
     with bench.db.transaction() as conn:
-        failed = get(conn, request.id)
-    assert failed.status is RequestStatus.FAILED
+        bench.payouts.reject(conn, request.id, actor="operator:test", reason="too dear")
     assert bench.available(customer) == Money.parse("100.00", USD)
     assert bench.rail.txs == {}
-    assert "leaves nothing to pay out" in (_events(bench, request.id)[-1]["reason"] or "")
+
+
+def test_fee_approval_is_refused_for_a_payout_not_waiting_on_its_fee(bench: Bench) -> None:
+    request = bench.withdraw(bench.customer(), "25.00")
+    with pytest.raises(IllegalRequestTransition):
+        _approve_fee(bench, request.id)
 
 
 def test_short_hot_wallet_waits_with_a_reason_then_pays(bench: Bench) -> None:

@@ -6,6 +6,8 @@ the destination and its age; pages are opaque cursors (``next_cursor``). ``GET �
 policy decision, the history, and the transactions the payout worker signed for it (txid,
 status, fee). ``POST …/{id}/approve`` records the calling key's approval (``{note?}``); with
 enough approvals from different keys the request is ``approved`` and the worker sends it.
+``POST …/{id}/approve-fee`` (``{note?}``) lets an approved payout that waits on a network fee
+above its quote (``wait_reason`` "network fee above the quote: …") pay it at the house's cost.
 ``POST …/{id}/reject`` (``{reason}``) refuses a request that is pending review or approved but
 not yet signed, and its reserved funds return to the balance. The actor recorded is the API
 key (``api-key:<name>``), as for every other operator action.
@@ -122,6 +124,9 @@ class AdminPayoutOut(PayoutRequestOut, ReviewFields):
         description="Network fee the customer bears: all, beyond_flat_fee, none"
     )
     settled_at: datetime | None
+    fee_approved_by: str | None = Field(
+        description="The operator who let it pay a network fee above its quote (house's cost)"
+    )
     transactions: list[PayoutTxOut]
 
 
@@ -209,6 +214,7 @@ def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPay
         **_review_fields(item, given, now),
         fee_charge=item.fee_charge.value,
         settled_at=item.settled_at,
+        fee_approved_by=item.fee_approved_by,
         transactions=[PayoutTxOut.of(tx) for tx in review.transactions(conn, item.id)],
     )
 
@@ -312,5 +318,29 @@ def reject_payout(
     def work(conn: Connection, _claimed: Request) -> AdminPayoutOut:
         item = ctx.payouts.reject(conn, request_id, actor=caller.actor, reason=body.reason)
         return detail_out(conn, item, ctx.clock.now(conn))
+
+    return idem.respond(ctx, request, work)
+
+
+@router.post(
+    "/{request_id}/approve-fee",
+    description=(
+        "Let an approved payout that waits on a network fee above its quote pay that fee at "
+        "the house's cost; the customer still receives the committed coins (admin)."
+    ),
+    responses=problems_for("payout_request_not_found", "payout_request_not_pending"),
+    response_model=AdminPayoutOut,
+)
+def approve_payout_fee(
+    request_id: uuid.UUID, body: ApproveIn, caller: Admin, idem: Idem, ctx: Ctx
+) -> Response:
+    request = idem.request(
+        "payouts.approve_fee", {"request_id": str(request_id), "note": body.note}
+    )
+
+    def work(conn: Connection, _claimed: Request) -> AdminPayoutOut:
+        now = ctx.clock.now(conn)
+        item = store.approve_fee(conn, request_id, actor=caller.actor, note_text=body.note, now=now)
+        return detail_out(conn, item, now)
 
     return idem.respond(ctx, request, work)

@@ -1,9 +1,11 @@
 """Refunds and withdrawals: quotes, requests, and their decision records.
 
 ``POST /v1/refunds/quote`` and ``POST /v1/withdrawals/quote`` answer what the policy decides
-now — allowed or refused, every rule with its reason, and the money (gross, fees, network fee,
-net in USD and in coins, the rate) — and change nothing. ``POST /v1/refunds`` and
-``POST /v1/withdrawals`` decide again and, when allowed, reserve the gross amount on the balance
+now at locked rates — allowed or refused, every rule with its reason, and the money (gross,
+fees, network fee, net in USD and in coins, the rate) — and, when allowed, store it as a binding
+quote (``quote_id``, ``expires_at``; issue 14). ``POST /v1/refunds`` and ``POST /v1/withdrawals``
+(with the ``quote_id``, to commit exactly its figures, or without, for a fresh quote) decide
+again and, when allowed, reserve the gross amount on the balance
 and queue the payout (``pending_review`` or ``approved``, as the policy says). A refusal is
 ``409 refund_refused`` / ``withdrawal_refused`` with the decision in the problem body.
 ``GET`` returns a request with its decision record and history; ``…/cancel`` withdraws it before
@@ -27,11 +29,13 @@ from kassa.api.idempotency import Idem, Idempotency
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, DecisionOut, ExternalId, PayoutEventOut
 from kassa.ledger.idempotency import Request
-from kassa.money import USD
+from kassa.money import USD, Asset
 from kassa.payouts import store
 from kassa.payouts.errors import PayoutRequestNotFound
 from kassa.payouts.model import RequestKind
-from kassa.payouts.requests import PayoutRequest, parse_payout_asset
+from kassa.payouts.quotes import Quote
+from kassa.payouts.requests import PayoutLocks, PayoutRequest, parse_payout_asset
+from kassa.policy import Decision
 
 router = APIRouter(prefix="/v1", tags=["refunds and withdrawals"])
 
@@ -50,6 +54,20 @@ class WithdrawalIn(BaseModel):
     address: str = Field(description="Where to pay; checked for the asset's chain and network")
 
 
+class RefundCreateIn(RefundIn):
+    quote_id: uuid.UUID | None = Field(
+        default=None,
+        description="A quote from POST /v1/refunds/quote whose figures the refund commits",
+    )
+
+
+class WithdrawalCreateIn(WithdrawalIn):
+    quote_id: uuid.UUID | None = Field(
+        default=None,
+        description="A quote from POST /v1/withdrawals/quote whose figures it commits",
+    )
+
+
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="cancelled by the customer", max_length=500)
@@ -59,6 +77,20 @@ class QuoteOut(BaseModel):
     allowed: bool
     summary: str = Field(description="One paragraph for a support agent")
     decision: DecisionOut
+    quote_id: str | None = Field(
+        description="Pass it as quote_id to commit exactly these figures (None when refused)"
+    )
+    expires_at: datetime | None = Field(description="The quote can be used until then")
+
+    @classmethod
+    def of(cls, decision: Decision, quote: Quote | None) -> QuoteOut:
+        return cls(
+            allowed=decision.allowed,
+            summary=decision.summary(),
+            decision=DecisionOut.model_validate(decision.as_record()),
+            quote_id=None if quote is None else str(quote.id),
+            expires_at=None if quote is None else quote.expires_at,
+        )
 
 
 class PayoutRequestOut(BaseModel):
@@ -76,6 +108,7 @@ class PayoutRequestOut(BaseModel):
     net_native: AmountOut
     network_fee_native: AmountOut | None
     rate_lock_id: str
+    quote_id: str | None = Field(description="The quote whose figures it committed")
     policy: str
     needs_review: bool
     review_due_at: datetime | None
@@ -103,6 +136,7 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
             None if item.network_fee_native is None else AmountOut.of(item.network_fee_native)
         ),
         rate_lock_id=str(item.rate_lock_id),
+        quote_id=None if item.quote_id is None else str(item.quote_id),
         policy=item.policy,
         needs_review=item.needs_review,
         review_due_at=item.review_due_at,
@@ -110,6 +144,16 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
         decision=DecisionOut.model_validate(item.decision),
         history=[PayoutEventOut.model_validate(event) for event in store.events(conn, item.id)],
     )
+
+
+def _locks(
+    ctx: AppContext, coin: Asset, quote_id: uuid.UUID | None, destination: str | None = None
+) -> PayoutLocks:
+    """The quote's locked rates (and fee) when the request names one, else fresh ones and the
+    chain's fee now (a fresh quote)."""
+    if quote_id is None:
+        return ctx.payouts.lock_rates(coin, destination)
+    return ctx.payouts.quote_locks(quote_id)
 
 
 def _visible(
@@ -129,21 +173,20 @@ def _visible(
 
 @router.post(
     "/refunds/quote",
-    description=("What the policy decides now about refunding a top-up; changes nothing."),
+    description=(
+        "What the policy decides now about refunding a top-up, at locked rates; when allowed, "
+        "stored as a binding quote (id and expiry) that POST /v1/refunds may commit."
+    ),
     responses=problems_for(
         "account_not_found", "topup_not_found", "topup_not_credited", "no_rate", "rail_unavailable"
     ),
 )
 def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
-    """What the policy decides now for this refund; changes nothing (no Idempotency-Key)."""
+    """What the policy decides now for this refund, as a binding quote. No Idempotency-Key: a
+    quote moves no money and commits nothing; asking again makes another offer."""
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-        decision = ctx.payouts.quote_refund(conn, account, body.deposit_id)
-    return QuoteOut(
-        allowed=decision.allowed,
-        summary=decision.summary(),
-        decision=DecisionOut.model_validate(decision.as_record()),
-    )
+    return QuoteOut.of(*ctx.payouts.quote_refund(account, body.deposit_id))
 
 
 @router.post(
@@ -159,6 +202,10 @@ def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
         "no_rate",
         "rail_unavailable",
         "refund_refused",
+        "quote_not_found",
+        "quote_expired",
+        "quote_already_used",
+        "quote_mismatch",
         "insufficient_funds",
         "account_frozen",
         "payout_limit_exceeded",
@@ -166,17 +213,18 @@ def quote_refund(body: RefundIn, caller: Reader, ctx: Ctx) -> QuoteOut:
     status_code=201,
     response_model=PayoutRequestOut,
 )
-def create_refund(body: RefundIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
-    request = idem.request(
-        "refunds.create", {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
-    )
+def create_refund(body: RefundCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
+    asked = {"external_id": body.external_id, "deposit_id": str(body.deposit_id)}
+    if body.quote_id is not None:
+        asked["quote_id"] = str(body.quote_id)
+    request = idem.request("refunds.create", asked)
     replayed = idem.replay(ctx, request)
     if replayed is not None:
         return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
         coin = ctx.payouts.refund_coin(conn, account, body.deposit_id)
-    locks = ctx.payouts.lock_rates(coin)
+    locks = _locks(ctx, coin, body.quote_id)
 
     def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
         created = ctx.payouts.create_refund(
@@ -213,7 +261,10 @@ def cancel_refund(
 
 @router.post(
     "/withdrawals/quote",
-    description="What the policy decides now about a withdrawal; changes nothing.",
+    description=(
+        "What the policy decides now about a withdrawal, at locked rates; when allowed, stored "
+        "as a binding quote (id and expiry) that POST /v1/withdrawals may commit."
+    ),
     responses=problems_for(
         "account_not_found",
         "invalid_address",
@@ -229,17 +280,13 @@ def cancel_refund(
     ),
 )
 def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
-    """What the policy decides now for this withdrawal; changes nothing (no Idempotency-Key)."""
+    """What the policy decides now for this withdrawal, as a binding quote (no
+    Idempotency-Key, as for refund quotes)."""
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-        decision = ctx.payouts.quote_withdrawal(conn, account, amount, coin, body.address)
-    return QuoteOut(
-        allowed=decision.allowed,
-        summary=decision.summary(),
-        decision=DecisionOut.model_validate(decision.as_record()),
-    )
+    return QuoteOut.of(*ctx.payouts.quote_withdrawal(account, amount, coin, body.address))
 
 
 @router.post(
@@ -257,6 +304,10 @@ def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
         "no_rate",
         "rail_unavailable",
         "withdrawal_refused",
+        "quote_not_found",
+        "quote_expired",
+        "quote_already_used",
+        "quote_mismatch",
         "insufficient_funds",
         "account_frozen",
         "payout_limit_exceeded",
@@ -268,24 +319,24 @@ def quote_withdrawal(body: WithdrawalIn, caller: Reader, ctx: Ctx) -> QuoteOut:
     status_code=201,
     response_model=PayoutRequestOut,
 )
-def create_withdrawal(body: WithdrawalIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
+def create_withdrawal(body: WithdrawalCreateIn, caller: Writer, idem: Idem, ctx: Ctx) -> Response:
     amount = body.amount.to_money(USD)
     coin = parse_payout_asset(body.asset)
-    request = idem.request(
-        "withdrawals.create",
-        {
-            "external_id": body.external_id,
-            "amount": amount.amount,
-            "asset": coin.code.value,
-            "address": body.address,
-        },
-    )
+    asked: dict[str, object] = {
+        "external_id": body.external_id,
+        "amount": amount.amount,
+        "asset": coin.code.value,
+        "address": body.address,
+    }
+    if body.quote_id is not None:
+        asked["quote_id"] = str(body.quote_id)
+    request = idem.request("withdrawals.create", asked)
     replayed = idem.replay(ctx, request)
     if replayed is not None:
         return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-    locks = ctx.payouts.lock_rates(coin)
+    locks = _locks(ctx, coin, body.quote_id, body.address)
 
     def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
         created = ctx.payouts.create_withdrawal(

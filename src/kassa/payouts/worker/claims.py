@@ -44,6 +44,14 @@ class Job:
     flat_fee_usd: Money
     fee_charge: FeeCharge
     net_native: Money
+    """The committed coins: exactly what the destination receives."""
+    net_usd: Money
+    network_fee_usd: Money
+    """The network fee the customer was charged (USD)."""
+    quoted_fee: Money | None
+    """The network fee the quote priced, in the fee asset."""
+    fee_approved_by: str | None
+    """An operator let it pay a fee above the quote (at the house's cost)."""
     rate_lock_id: uuid.UUID
     hold_id: uuid.UUID
     attempts: int
@@ -62,6 +70,14 @@ class Job:
             flat_fee_usd=Money(row.flat_fee_usd, USD),
             fee_charge=FeeCharge(row.fee_charge),
             net_native=Money(row.net_native, coin),
+            net_usd=Money(row.net_usd, USD),
+            network_fee_usd=Money(row.network_fee_usd, USD),
+            quoted_fee=(
+                None
+                if row.network_fee_asset is None
+                else Money(row.network_fee_native, asset(row.network_fee_asset))
+            ),
+            fee_approved_by=row.fee_approved_by,
             rate_lock_id=row.rate_lock_id,
             hold_id=row.hold_id,
             attempts=int(row.attempts),

@@ -1,10 +1,11 @@
-"""Executing approved payouts: claim them, price them at the fee the chain asks, check the hot
-wallet, sign and store, broadcast.
+"""Executing approved payouts: claim them, measure the fee the chain asks, check the hot
+wallet, sign and store, broadcast. The coins sent are the request's committed ``net_native``.
 
 Claimed requests are grouped by asset, and — for BTC with batching — into batches of up to
 ``max_batch`` paid by one transaction; every other payout is a transaction of its own. For each
-batch: renew the lease, estimate the fee from the chain, price it (`pricing.price`), fail cleanly
-what the fee or the chain's dust limit leaves nothing of, check the hot wallet (short: the payout
+batch: renew the lease, estimate the fee from the chain, price it (`pricing.price`; a fee
+risen past the configured factor waits for an operator), fail cleanly what is below the
+chain's dust limit, check the hot wallet (short: the payout
 *waits* with the reason, it never fails for it), then sign and store (`signing.sign_and_store`)
 and only then broadcast. A node down or a rate missing makes the batch wait; an unexpected error
 is logged and the claim lapses, so the next round tries again.
@@ -90,7 +91,7 @@ def _execute(
     provisional = [PayoutLine(job.id, job.destination, job.net_native) for job in jobs]
     try:
         estimate = rail.estimate(coin, provisional)
-        priced, refused = price(ctx, pricing, jobs, estimate, coin)
+        priced, waiting = price(ctx, pricing, jobs, estimate, coin)
     except (RailUnavailable, NoRate, HotWalletShort) as error:
         report.waiting |= claims.release(ctx, jobs, str(error))
         return
@@ -98,8 +99,9 @@ def _execute(
         for job in jobs:
             fail_unsent(ctx, job.id, refused_error.detail, report)
         return
-    for job_id, reason in refused.items():
-        fail_unsent(ctx, job_id, reason, report)
+    for job in jobs:
+        if job.id in waiting:
+            report.waiting |= claims.release(ctx, [job], waiting[job.id])
     sendable: list[Priced] = []
     for item in priced:
         dust = rail.dust_limit(coin, item.job.destination)
@@ -107,8 +109,8 @@ def _execute(
             fail_unsent(
                 ctx,
                 item.job.id,
-                f"after the network fee only {item.net_native.format()} {coin.code} is "
-                f"left, below the chain's dust limit of {dust.format()} {coin.code}",
+                f"the committed {item.net_native.format()} {coin.code} is below the chain's "
+                f"dust limit of {dust.format()} {coin.code}",
                 report,
             )
         else:

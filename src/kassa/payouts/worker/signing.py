@@ -3,7 +3,8 @@
 In one database transaction the worker re-checks its claim on the requests under a row lock
 (still ``approved``, still its own, the lease still running), lets the rail allocate the spend
 identity (ETH nonce, BTC inputs, TRON reference block) and sign, stores the signed bytes and the
-spend, and moves each request to ``signed`` with the price measured at execution. Only after that
+spend, and moves each request to ``signed`` with the rate its real fee is valued at; the request's
+committed figures (net coins, net USD, fee charged) are never rewritten. Only after that
 commit is anything broadcast (`kassa.payouts.worker.broadcast`): a crash in between leaves
 signed bytes that the next round broadcasts, never a second transaction for the same payout.
 """
@@ -52,16 +53,12 @@ def sign_and_store(
                 RequestStatus.SIGNED,
                 actor=ctx.worker_id,
                 reason=f"signed {signed.txid}: {item.net_native.format()} {coin.code} to "
-                f"{item.job.destination}, network fee {fee.format()} {fee.asset.code} "
-                f"({item.fee_usd.format()} USD at {item.execution_lock.rate} "
-                f"USD/{fee.asset.code}, {item.fee_charged_usd.format()} USD charged)",
+                f"{item.job.destination} (as committed), network fee {fee.format()} "
+                f"{fee.asset.code} ({item.fee_usd.format()} USD at {item.execution_lock.rate} "
+                f"USD/{fee.asset.code}, paid by the house; "
+                f"{item.job.network_fee_usd.format()} USD charged)",
                 now=now,
                 tx_id=tx_id,
-                net_native=item.net_native.amount,
-                net_usd=item.net_usd.amount,
-                network_fee_native=fee.amount,
-                network_fee_asset=fee.asset.code.value,
-                network_fee_usd=item.fee_charged_usd.amount,
                 execution_rate_lock_id=item.execution_lock.id,
                 wait_reason=None,
                 next_attempt_at=None,
