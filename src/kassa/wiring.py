@@ -108,6 +108,13 @@ class Services:
             fee_quotes=FeeQuotes(self.settings.payouts, self.settings.chains),
         )
 
+    def close(self) -> None:
+        """Close the node clients the parts built here opened (live fee quotes); the database
+        stays the caller's to dispose."""
+        payouts = self.__dict__.get("payouts")
+        if payouts is not None and payouts.fee_quotes is not None:
+            payouts.fee_quotes.close()
+
     @cached_property
     def derivers(self) -> dict[Chain, HdDeriver]:
         """Deposit-address derivers of the enabled chains; a bad key fails here, at start."""

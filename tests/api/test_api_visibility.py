@@ -162,6 +162,10 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[Ids], str], Callable[[Ids], Any]]]
         lambda i: f"/v1/admin/payouts/{i.withdrawal_id}/reject",
         lambda _: {"reason": "x"},
     ),
+    ("POST", "/v1/admin/payouts/{request_id}/approve-fee"): (
+        lambda i: f"/v1/admin/payouts/{i.withdrawal_id}/approve-fee",
+        lambda _: {},
+    ),
     ("GET", "/v1/accounts/{external_id}/disputes"): (
         lambda i: f"/v1/accounts/{i.external_id}/disputes",
         NO_BODY,

@@ -54,6 +54,7 @@ def create_app(
     """Build the API on `services` (`kassa.wiring`), or on parts built here from `settings` and
     whichever of database, clock and pricing are given. A database passed in (or the services')
     stays the caller's to dispose; one built here is disposed when the app shuts down."""
+    built_here = services is None
     if services is None:
         owned = database is None
         db = database or Database.from_url(settings.db_url, pool_size=settings.db_pool_size)
@@ -61,10 +62,13 @@ def create_app(
     else:
         owned = False
         db = services.database
+    parts = services
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if built_here:
+            parts.close()
         if owned:
             db.dispose()
 

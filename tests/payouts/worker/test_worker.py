@@ -3,7 +3,10 @@
 Figures: ETH = 3 000 USD (ask, no spread in the static source), a $25.00 withdrawal under the
 default policy ($5 flat fee, network fee deducted), an estimated fee of 0.00042 ETH
 (21 000 gas × 20 gwei = $1.26). So the customer is owed $20.00 = 0.006666666666666666 ETH,
-minus the fee in coins: 0.006246666666666666 ETH is sent.
+minus the fee in coins: 0.006246666666666666 ETH is sent. Those coins are worth
+$18.739999999999998, so under the rounding rule (docs/payouts.md "Figures and rounding": net USD
+is the coins' value rounded down to the micro-dollar, the fee charged is the rest) the request
+shows net $18.739999 and a fee charged of $1.260001.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
     from kassa.payouts.worker import RoundReport
 
+CHARGED_MICRO_USD = 1_260_001
 OWED_WEI = 6_666_666_666_666_666
 FEE_WEI = 420_000 * 10**9
 NET_WEI = OWED_WEI - FEE_WEI
@@ -75,13 +79,13 @@ def test_withdrawal_is_signed_broadcast_confirmed_and_booked(bench: Bench) -> No
         done = get(conn, request.id)
     assert done.status is RequestStatus.CONFIRMED
     assert done.net_native == Money(NET_WEI, done.net_native.asset)
-    assert done.network_fee_usd == Money.parse("1.26", USD)
-    assert done.net_usd == Money.parse("18.74", USD)
+    assert done.network_fee_usd == Money(CHARGED_MICRO_USD, USD)
+    assert done.net_usd == Money.parse("18.739999", USD)
     # The customer paid $25.00 (nothing pending any more); $5 is revenue.
     assert bench.available(customer) == Money.parse("75.00", USD)
     assert bench.account_balance("house:revenue:USD") == 5_000_000
-    # The chain charged 90 % of the estimate: the house kept 10 % of $1.26 = $0.126.
-    assert bench.account_balance("house:network-fees:USD") == -126_000
+    # The chain charged 90 % of the estimate ($1.134): the house kept $1.260001 − $1.134.
+    assert bench.account_balance("house:network-fees:USD") == 1_134_000 - CHARGED_MICRO_USD
     assert bench.account_balance("clearing:payouts:USD") == 0
     assert [e["to"] for e in _events(bench, request.id)] == [
         "approved",
@@ -148,8 +152,8 @@ def test_a_fee_risen_within_the_factor_still_sends_the_committed_coins(bench: Be
     )
     assert done.decision == request.decision
     assert bench.available(customer) == Money.parse("75.00", USD)
-    # Charged $1.26; paid 90 % of 0.00063 ETH at $3 000 = $1.701: the house bears $0.441.
-    assert bench.account_balance("house:network-fees:USD") == 1_701_000 - 1_260_000
+    # Charged $1.260001; paid 90 % of 0.00063 ETH at $3 000 = $1.701: the house bears the rest.
+    assert bench.account_balance("house:network-fees:USD") == 1_701_000 - CHARGED_MICRO_USD
 
 
 def test_a_fee_past_the_factor_waits_for_an_operator_then_the_house_pays_it(
@@ -176,8 +180,8 @@ def test_a_fee_past_the_factor_waits_for_an_operator_then_the_house_pays_it(
     worker.run_once()
     assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
     assert bench.available(customer) == Money.parse("75.00", USD)
-    # Paid 90 % of 0.01 ETH = $27.00, charged $1.26.
-    assert bench.account_balance("house:network-fees:USD") == 27_000_000 - 1_260_000
+    # Paid 90 % of 0.01 ETH = $27.00, charged $1.260001.
+    assert bench.account_balance("house:network-fees:USD") == 27_000_000 - CHARGED_MICRO_USD
     reasons = [e["reason"] or "" for e in _events(bench, request.id)]
     assert any("paid by the house: spike" in r for r in reasons)
 

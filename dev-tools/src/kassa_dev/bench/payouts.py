@@ -388,6 +388,7 @@ def _run(
         db,
         DatabaseClock(),
     )
+    stack.callback(services.close)
     clock, pricing, payouts = services.clock, services.pricing, services.payouts
     missing = pricing.refresh().missing
     if missing:
