@@ -237,14 +237,7 @@ class Payouts:
             now = self.clock.now(conn)
             deposit = self._topup(conn, account, deposit_id)
             fee = self._locked_fee(coin, locks)
-            decision = quote_refund(
-                self.policy,
-                topup_facts(conn, deposit),
-                account_facts(conn, account),
-                rate_facts(locks.lock, coin),
-                fee,
-                now,
-            )
+            decision = self._refund_decision(conn, account, deposit, locks, fee, now)
             if not (decision.allowed and _to_wallet(decision) and deposit.sender):
                 return decision, None
             sender = self._check_destination(conn, coin, deposit.sender, refund=True)
@@ -264,15 +257,7 @@ class Payouts:
             canonical = self._check_destination(conn, coin, address)
             now = self.clock.now(conn)
             fee = self._locked_fee(coin, locks)
-            decision = quote_withdrawal(
-                self.policy,
-                account_facts(conn, account),
-                amount_usd,
-                coin,
-                rate_facts(locks.lock, coin),
-                fee,
-                now,
-            )
+            decision = self._withdrawal_decision(conn, account, amount_usd, coin, locks, fee, now)
             if not decision.allowed:
                 return decision, None
             wanted = Wanted(
@@ -283,6 +268,48 @@ class Payouts:
                 amount_usd=amount_usd,
             )
             return decision, self._store_quote(conn, wanted, locks, fee, decision, now)
+
+    def _refund_decision(
+        self,
+        conn: Connection,
+        account: CustomerAccount,
+        deposit: records.Deposit,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        now: datetime,
+    ) -> Decision:
+        """The policy's refund decision at `locks`' rate: one computation for the quote and
+        for the request that commits it, so their figures can only differ by the facts."""
+        coin = deposit.money.asset
+        return quote_refund(
+            self.policy,
+            topup_facts(conn, deposit),
+            account_facts(conn, account),
+            rate_facts(locks.lock, coin),
+            fee,
+            now,
+        )
+
+    def _withdrawal_decision(
+        self,
+        conn: Connection,
+        account: CustomerAccount,
+        amount_usd: Money,
+        coin: Asset,
+        locks: PayoutLocks,
+        fee: NetworkFee,
+        now: datetime,
+    ) -> Decision:
+        """The policy's withdrawal decision at `locks`' rate (see `_refund_decision`)."""
+        return quote_withdrawal(
+            self.policy,
+            account_facts(conn, account),
+            amount_usd,
+            coin,
+            rate_facts(locks.lock, coin),
+            fee,
+            now,
+        )
 
     def _store_quote(
         self,
@@ -478,14 +505,7 @@ class Payouts:
         coin = locked.money.asset
         wanted = Wanted("refund", account.id, coin.code.value, deposit_id=locked.id)
         fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
-        decision = quote_refund(
-            self.policy,
-            topup_facts(conn, locked),
-            account_facts(conn, account),
-            rate_facts(locks.lock, coin),
-            fee,
-            now,
-        )
+        decision = self._refund_decision(conn, account, locked, locks, fee, now)
         sender = locked.sender if _to_wallet(decision) else None
         if not decision.allowed or not sender:
             summary = decision.summary()
@@ -565,15 +585,7 @@ class Payouts:
             "withdrawal", account.id, coin.code.value, destination=canonical, amount_usd=amount_usd
         )
         fee, quote = self._bound_fee(conn, coin, locks, wanted, now)
-        decision = quote_withdrawal(
-            self.policy,
-            account_facts(conn, account),
-            amount_usd,
-            coin,
-            rate_facts(locks.lock, coin),
-            fee,
-            now,
-        )
+        decision = self._withdrawal_decision(conn, account, amount_usd, coin, locks, fee, now)
         if not decision.allowed:
             refused = WithdrawalRefused(decision.summary(), decision.as_record())
             _store_refusal(conn, claimed, refused)
