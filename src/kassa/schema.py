@@ -6,6 +6,7 @@ from kassa.db import clock_offset as _clock_offset  # noqa: F401
 from kassa.db.metadata import metadata
 from kassa.deposits import tables as _deposits  # noqa: F401
 from kassa.disputes import tables as _disputes  # noqa: F401
+from kassa.events import tables as _events  # noqa: F401
 from kassa.ledger import tables as _ledger  # noqa: F401
 from kassa.payouts import tables as _payouts  # noqa: F401
 from kassa.pricing import tables as _pricing  # noqa: F401

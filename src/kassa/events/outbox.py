@@ -1,0 +1,67 @@
+"""Writing events: `record` appends one to the outbox inside the caller's transaction.
+
+Call it after the statement that changed the subject's row: that statement holds the row's lock,
+so the next event of the same subject (from another transaction) waits for this commit and reads
+this event's ``seq`` when it numbers its own. Events never commit on their own: if the change
+rolls back, so does its event, and no change commits without the event its caller wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, func, insert, select
+
+from kassa.events.tables import event
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as written: its public id and its place in its subject's sequence."""
+
+    public_id: str
+    seq: int
+
+
+def new_public_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def record(
+    conn: Connection,
+    *,
+    type: str,
+    subject_kind: str,
+    subject_id: str | UUID,
+    data: Mapping[str, Any],
+    at: datetime,
+    account_id: UUID | None = None,
+) -> Recorded:
+    """Append the event `type` about one subject, numbered after the subject's previous ones."""
+    subject = str(subject_id)
+    last = conn.execute(
+        select(func.max(event.c.seq)).where(
+            event.c.subject_kind == subject_kind, event.c.subject_id == subject
+        )
+    ).scalar_one()
+    seq = (last or 0) + 1
+    public_id = new_public_id()
+    conn.execute(
+        insert(event).values(
+            public_id=public_id,
+            type=type,
+            subject_kind=subject_kind,
+            subject_id=subject,
+            seq=seq,
+            customer_account_id=account_id,
+            occurred_at=at,
+            data=json.dumps(dict(data), separators=(",", ":"), sort_keys=True, default=str),
+        )
+    )
+    return Recorded(public_id=public_id, seq=seq)
