@@ -1,4 +1,6 @@
-"""Placeholder for webhook endpoints, deliveries and attempts (issue 15): filled by the branch that builds it; empty until then.
+"""Placeholder for webhook endpoints, deliveries and attempts (issue 15)
+
+Filled by the branch that builds it; empty until then.
 
 Revision ID: 0012
 Revises: 0011

@@ -1,4 +1,6 @@
-"""Placeholder for re-pricing at approval (issue 14): filled by the branch that builds it; empty until then.
+"""Placeholder for re-pricing at approval (issue 14)
+
+Filled by the branch that builds it; empty until then.
 
 Revision ID: 0013
 Revises: 0012
