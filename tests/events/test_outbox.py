@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from kassa.db import Database
-from kassa.events.outbox import record
+from kassa.events.outbox import body, envelope, record
 from kassa.events.tables import event
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -70,3 +70,27 @@ def test_an_event_rolls_back_with_its_change(db: Database) -> None:
         tx.rollback()
     with db.engine.connect() as conn:
         assert conn.execute(select(event.c.id)).first() is None
+
+
+def test_the_envelope_names_the_event_its_subject_and_carries_the_data(db: Database) -> None:
+    account = uuid.uuid4()
+    with db.engine.begin() as conn:
+        written = record(
+            conn,
+            type="withdrawal.broadcast",
+            subject_kind="withdrawal",
+            subject_id=account,
+            data={"status": "broadcast"},
+            at=AT,
+            account_id=account,
+        )
+        row = conn.execute(select(event)).one()
+    assert envelope(row) == {
+        "id": written.public_id,
+        "type": "withdrawal.broadcast",
+        "timestamp": "2026-12-07T12:00:00.000Z",
+        "account_id": str(account),
+        "subject": {"kind": "withdrawal", "id": str(account), "seq": 1},
+        "data": {"status": "broadcast"},
+    }
+    assert json.loads(body(row)) == envelope(row)

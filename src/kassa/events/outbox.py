@@ -65,3 +65,24 @@ def record(
         )
     )
     return Recorded(public_id=public_id, seq=seq)
+
+
+def envelope(row: Any) -> dict[str, Any]:
+    """The JSON body every delivery of an event carries (the same bytes on every attempt).
+
+    `row` is an ``event`` row. ``subject.seq`` orders one subject's events for a receiver.
+    """
+    occurred: datetime = row.occurred_at
+    return {
+        "id": row.public_id,
+        "type": row.type,
+        "timestamp": occurred.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "account_id": str(row.customer_account_id) if row.customer_account_id else None,
+        "subject": {"kind": row.subject_kind, "id": row.subject_id, "seq": row.seq},
+        "data": json.loads(row.data),
+    }
+
+
+def body(row: Any) -> bytes:
+    """`envelope` as the exact bytes that are signed and sent."""
+    return json.dumps(envelope(row), separators=(",", ":"), sort_keys=True).encode()
