@@ -31,10 +31,13 @@ from kassa.deposits.watcher import (
     WatcherConfig,
     watcher_status,
 )
+from kassa.disputes import service as disputes
+from kassa.disputes.model import Outcome, Subject
 from kassa.ledger import house
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.transfers import transfer
 from kassa.money import BTC, ETH, USD, USDT_ERC20, Money
+from kassa.policy import Policy
 from kassa.pricing.locks import get_lock
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
@@ -287,6 +290,68 @@ def test_reorg_after_credit_reverses_and_freezes_a_spent_balance_then_recredits_
     world.chain.mine_empty(5)
     world.watcher.tick()
     assert world.usd() == Money.parse("10", USD)
+
+
+def test_a_reorg_after_a_chargeback_takes_back_only_the_coins_and_remining_credits_nothing(
+    world: World,
+) -> None:
+    """A charged-back top-up whose transaction then leaves the chain: the customer already
+    paid the USD back, so the reversal mirrors only the coins; mined again, the coins are
+    booked and the customer is not credited a second time."""
+    payment = world.pay(100_000)
+    world.chain.mine([payment])
+    world.chain.mine_empty(2)
+    world.watcher.tick()
+    credited = world.one()
+    policy = Policy()
+    with world.db.transaction() as conn:
+        opened = disputes.open_dispute(
+            conn,
+            account=world.customer,
+            subject=Subject.DEPOSIT,
+            subject_id=credited.id,
+            reason="card-funded purchase charged back",
+            actor="operator:test",
+            policy=policy,
+            now=world.clock.now(),
+        )
+        disputes.resolve(
+            conn,
+            opened.id,
+            outcome=Outcome.CHARGEBACK,
+            note="processor case 1",
+            actor="operator:test",
+            policy=policy,
+            now=world.clock.now(),
+            request=None,
+        )
+    assert world.usd() == Money.parse("0", USD)
+
+    def coins_booked() -> Money:
+        with world.db.transaction() as conn:
+            wallet = house.wallet(conn, "btc-deposits", BTC, world.clock.now())
+            return get_balance(conn, wallet.id).posted
+
+    assert coins_booked() == Money(100_000, BTC)
+
+    world.chain.reorg(3)
+    world.chain.mine_empty(4)
+    world.watcher.tick()
+    reversed_ = world.one()
+    assert reversed_.status is DepositStatus.REVERSED
+    assert world.usd() == Money.parse("0", USD)  # not −$60: the USD went back once
+    assert coins_booked() == Money(0, BTC)
+    with world.db.transaction() as conn:
+        assert not get_balance(conn, world.customer.ledger_account_id).frozen
+
+    world.chain.include_again([payment])
+    world.chain.mine_empty(2)
+    world.watcher.tick()
+    again = world.one()
+    assert again.status is DepositStatus.CREDITED and again.credit_count == 2
+    assert "after its chargeback" in (again.status_reason or "")
+    assert world.usd() == Money.parse("0", USD)
+    assert coins_booked() == Money(100_000, BTC)
 
 
 def test_a_reorg_deeper_than_the_window_stops_the_watcher(world: World) -> None:

@@ -35,7 +35,7 @@ from kassa.deposits.tables import deposit, deposit_event
 from kassa.ledger import house
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import TransactionKind
-from kassa.ledger.transfers import Leg, post, reverse
+from kassa.ledger.transfers import Leg, post, reverse, reverse_asset
 from kassa.money import USD, Money, asset
 from kassa.pricing.locks import RateLock
 
@@ -69,6 +69,8 @@ class Deposit:
     reversal_transaction_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    chargeback_transaction_id: uuid.UUID | None = None
+    """The chargeback that took the USD credit back: a reorg then reverses only the coins."""
 
     @property
     def money(self) -> Money:
@@ -107,6 +109,7 @@ def _deposit(row: Row[Any]) -> Deposit:
         reversal_transaction_id=row.reversal_transaction_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        chargeback_transaction_id=row.chargeback_transaction_id,
     )
 
 
@@ -352,18 +355,29 @@ def credit(
         "deposits.credit",
         {"deposit": str(current.id), "lock": str(lock.id), "amount": native.amount},
     )
-    transaction_id = post(
-        conn,
-        [
-            Leg(house.wallet(conn, f"{current.chain}-deposits", coin, now).id, native),
-            Leg(house.fx(conn, coin, coin, now).id, -native),
+    legs = [
+        Leg(house.wallet(conn, f"{current.chain}-deposits", coin, now).id, native),
+        Leg(house.fx(conn, coin, coin, now).id, -native),
+    ]
+    memo = f"{native.format()} {coin.code} deposit at {lock.rate} USD"
+    reason = f"credited {usd.format()} USD at {lock.rate} USD/{coin.code}"
+    if current.chargeback_transaction_id is None:
+        legs += [
             Leg(house.fx(conn, coin, USD, now).id, usd),
             Leg(customer.ledger_account_id, -usd),
-        ],
+        ]
+    else:
+        # A chargeback already settled this payment with the customer: the coins are on the
+        # chain again and are booked, the customer's balance is not credited a second time.
+        memo = f"{memo}, mined again after its chargeback: the coins are booked, no USD credit"
+        reason = "mined again after its chargeback: coins booked, the customer is not credited"
+    transaction_id = post(
+        conn,
+        legs,
         kind=TransactionKind.DEPOSIT,
         now=now,
         request=request,
-        memo=f"{native.format()} {coin.code} deposit at {lock.rate} USD",
+        memo=memo,
         actor=f"watcher:{current.chain}",
         metadata={
             "deposit_id": str(current.id),
@@ -376,7 +390,7 @@ def credit(
         conn,
         current,
         DepositStatus.CREDITED,
-        reason=f"credited {usd.format()} USD at {lock.rate} USD/{coin.code}",
+        reason=reason,
         now=now,
         confirmations=confirmations,
         rate_lock_id=lock.id,
@@ -406,19 +420,36 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
     if current.status is DepositStatus.CREDITED:
         if current.credit_transaction_id is None:
             raise RuntimeError(f"credited deposit {current.id} has no credit transaction")
-        reversal = reverse(
-            conn,
-            current.credit_transaction_id,
-            now=now,
-            request=Request.of(
-                IdempotencyKey("system", f"deposit:{current.id}:reversal:{current.credit_count}"),
-                "deposits.reverse",
-                {"deposit": str(current.id), "credit": str(current.credit_transaction_id)},
-            ),
-            reason=reason,
-            actor=f"watcher:{current.chain}",
-            memo=reversal_memo(current, fork_height),
+        request = Request.of(
+            IdempotencyKey("system", f"deposit:{current.id}:reversal:{current.credit_count}"),
+            "deposits.reverse",
+            {"deposit": str(current.id), "credit": str(current.credit_transaction_id)},
         )
+        if current.chargeback_transaction_id is None:
+            reversal = reverse(
+                conn,
+                current.credit_transaction_id,
+                now=now,
+                request=request,
+                reason=reason,
+                actor=f"watcher:{current.chain}",
+                memo=reversal_memo(current, fork_height),
+            )
+        else:
+            # The chargeback already mirrored the USD legs: take back only the coins, or the
+            # customer would pay for the same payment twice.
+            reversal = reverse_asset(
+                conn,
+                current.credit_transaction_id,
+                asset_code=current.money.asset.code,
+                now=now,
+                request=request,
+                memo=f"{reversal_memo(current, fork_height)}; its USD credit was already "
+                "taken back by a chargeback",
+                reason=reason,
+                actor=f"watcher:{current.chain}",
+                force=True,
+            )
         _move(
             conn,
             current,
@@ -438,6 +469,16 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
         )
     else:
         _move(conn, current, DepositStatus.SEEN, reason=reason, now=now, **detached)
+
+
+def mark_charged_back(conn: Connection, deposit_id: uuid.UUID, transaction_id: uuid.UUID) -> None:
+    """Remember the chargeback that took a credited deposit's USD back (its row is locked by
+    the caller), so a later reorg reverses only its coins and a re-mining books no new credit."""
+    conn.execute(
+        update(deposit)
+        .where(deposit.c.id == deposit_id)
+        .values(chargeback_transaction_id=transaction_id)
+    )
 
 
 def events(conn: Connection, deposit_id: uuid.UUID) -> list[tuple[str | None, str, str | None]]:

@@ -79,6 +79,12 @@ deposit = Table(
     Column("credit_count", Integer, nullable=False, comment="Credits posted (re-inclusions)"),
     Column("credit_transaction_id", Uuid, nullable=True, comment="The latest credit"),
     Column("reversal_transaction_id", Uuid, nullable=True, comment="The latest reversal"),
+    Column(
+        "chargeback_transaction_id",
+        Uuid,
+        nullable=True,
+        comment="The chargeback that took the USD credit back (disputes)",
+    ),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("chain", "txid", "position", name="uq_deposit_chain_txid_position"),

@@ -376,7 +376,7 @@ def _charge_back(
         f"chargeback of deposit {found.id} ({found.money.format()} {found.asset}, "
         f"tx {found.txid}, credited {credited} USD): {note}"
     )
-    return reverse_asset(
+    taken_back = reverse_asset(
         conn,
         found.credit_transaction_id,
         asset_code=USD.code,
@@ -388,6 +388,8 @@ def _charge_back(
         force=policy.disputes.chargeback_below_zero,
         metadata={"dispute_id": str(current.id), "deposit_id": str(found.id)},
     )
+    records.mark_charged_back(conn, found.id, taken_back)
+    return taken_back
 
 
 def _give_back_price(
