@@ -5,6 +5,7 @@ naming it commits exactly its figures — the rate, the fee charged, the net USD
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,12 @@ from sqlalchemy import update
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.deposits.fake import FakeChain
+from kassa.deposits.settings import ChainsSettings
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.money import Asset
+from kassa.payouts.fee_quotes import FeeQuotes, QuotedFee
 from kassa.payouts.model import FEE_ABOVE_QUOTE
+from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.tables import payout_request
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
@@ -212,3 +217,35 @@ def test_an_operator_lets_a_payout_pay_a_fee_above_its_quote_only_when_it_waits_
     assert body["wait_reason"] is None
     assert body["history"][-1]["reason"].endswith("paid by the house: fee spike")
     assert body["net_native"] == made["net_native"]  # the committed coins stand
+
+
+class _Asked(FeeQuotes):
+    """The fee reader without a node (the configured estimate), remembering whom it was asked
+    to price: the real `FeeQuotes`, watched."""
+
+    def __init__(self) -> None:
+        super().__init__(PayoutSettings(), ChainsSettings())
+        self.destinations: list[str | None] = []
+
+    def fee(self, coin: Asset, destination: str | None) -> QuotedFee:
+        self.destinations.append(destination)
+        return super().fee(coin, destination)
+
+
+def test_a_refund_without_a_quote_prices_the_fee_to_the_wallet_the_money_came_from(
+    api: Api,
+) -> None:
+    """A refund goes back to the top-up's sender, and a fee depends on the destination (a first
+    token transfer to an empty account costs about twice a repeat one): the fee read for a refund
+    made without a quote is the fee to that sender, as its quote's would be."""
+    asked = _Asked()
+    state = api.client.app.state  # type: ignore[attr-defined]
+    state.kassa = replace(state.kassa, payouts=replace(state.kassa.payouts, fee_quotes=asked))
+    api.account("r")
+    prices(api, "60000")
+    deposit_id = top_up(api, "r", 100_000)
+    body = {"external_id": "r", "deposit_id": deposit_id}
+    assert quote(api, "/v1/refunds/quote", body)["decision"]["allowed"]
+    made = api.post("/v1/refunds", body)
+    assert made.status_code == 201, made.text
+    assert asked.destinations == [SENDER, SENDER]

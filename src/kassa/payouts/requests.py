@@ -457,11 +457,13 @@ class Payouts:
         chain_fee = None if self.fee_quotes is None else self.fee_quotes.fee(coin, destination)
         return PayoutLocks(request_id, lock, fee_lock, chain_fee=chain_fee)
 
-    def refund_coin(
+    def refund_route(
         self, conn: Connection, account: CustomerAccount, deposit_id: uuid.UUID
-    ) -> Asset:
-        """The coin a refund of `account`'s top-up `deposit_id` is paid in."""
-        return self._topup(conn, account, deposit_id).money.asset
+    ) -> tuple[Asset, str | None]:
+        """The coin a refund of `account`'s top-up `deposit_id` is paid in, and where it goes
+        (the wallet the money came from, when known): what its network fee is read for."""
+        topup = self._topup(conn, account, deposit_id)
+        return topup.money.asset, topup.sender
 
     def request_refund(
         self,
@@ -473,11 +475,11 @@ class Payouts:
     ) -> PayoutRequest:
         """Decide and, when allowed, queue a refund, in transactions of its own."""
         with self.database.transaction() as conn:
-            coin = self.refund_coin(conn, account, deposit_id)
+            coin, sender = self.refund_route(conn, account, deposit_id)
             stored = self._stored(conn, request)
             if stored is not None:
                 return stored
-        locks = self.lock_rates(coin)
+        locks = self.lock_rates(coin, sender)
         with self.database.transaction() as conn:
             return self.create_refund(
                 conn, account, deposit_id, locks, request=request, actor=actor

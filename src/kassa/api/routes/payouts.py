@@ -223,8 +223,8 @@ def create_refund(body: RefundCreateIn, caller: Writer, idem: Idem, ctx: Ctx) ->
         return replayed
     with ctx.database.transaction() as conn:
         account = customer_for(conn, caller, body.external_id)
-        coin = ctx.payouts.refund_coin(conn, account, body.deposit_id)
-    locks = _locks(ctx, coin, body.quote_id)
+        coin, sender = ctx.payouts.refund_route(conn, account, body.deposit_id)
+    locks = _locks(ctx, coin, body.quote_id, sender)
 
     def work(conn: Connection, claimed: Request) -> PayoutRequestOut:
         created = ctx.payouts.create_refund(
