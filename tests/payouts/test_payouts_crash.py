@@ -55,6 +55,8 @@ def _worker_process(stage: Stage, tmp_path: Path, crash_at: str | None) -> int:
     )
     if crash_at is None:
         assert done.returncode == 0, done.stderr[-2000:]
+    else:  # killed at that point (86), or why not
+        assert done.returncode == 86, done.stderr[-3000:]
     return done.returncode
 
 

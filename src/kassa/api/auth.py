@@ -85,6 +85,8 @@ AnyKey = Annotated[ApiKey, Depends(authenticated)]
 Reader = Annotated[Caller, Depends(require(Scope.ACCOUNTS_READ))]
 Writer = Annotated[Caller, Depends(require(Scope.ACCOUNTS_WRITE))]
 Admin = Annotated[Caller, Depends(require(Scope.ADMIN))]
+ReportsReader = Annotated[Caller, Depends(require(Scope.REPORTS_READ))]
+"""Finance: reconciliation and reports (admin keys have it too)."""
 
 
 def refuse_if_bound(key: ApiKey, action: str) -> None:

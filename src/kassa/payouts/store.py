@@ -227,6 +227,8 @@ def move(
     check_transition(current.status, new)
     if new in RETURNS_FUNDS:
         holds.void_hold(conn, current.hold_id, now=now, request=None)
+    # What it waited on belongs to the old status (a fee to approve, a wallet to refill).
+    values.setdefault("wait_reason", None)
     conn.execute(
         update(payout_request)
         .where(payout_request.c.id == request_id)
@@ -259,7 +261,10 @@ def approve_fee(
     house's cost: the committed figures stay, and the worker tries it again at once."""
     current = get(conn, request_id, for_update=True)
     waiting_on_fee = (current.wait_reason or "").startswith(FEE_ABOVE_QUOTE)
-    if current.status is not RequestStatus.APPROVED or not waiting_on_fee:
+    # Approved: its first transaction waits to be signed. Broadcast: its stuck transaction
+    # waits to be replaced by one paying more.
+    fee_states = (RequestStatus.APPROVED, RequestStatus.BROADCAST)
+    if current.status not in fee_states or not waiting_on_fee:
         raise IllegalRequestTransition(
             f"a {current.status.value} request is not waiting on a network fee above its quote"
         )
@@ -271,6 +276,20 @@ def approve_fee(
     reason = "the network fee above the quote is paid by the house"
     _event(conn, request_id, current.status, current.status, actor, _with(reason, note_text), now)
     return get(conn, request_id)
+
+
+def wait_in_flight(conn: Connection, request_id: uuid.UUID, reason: str, now: datetime) -> None:
+    """A request whose transaction is in flight waits on an operator for ``reason`` (its status
+    stays); recorded in its history once, not on every round that finds it still waiting."""
+    current = get(conn, request_id, for_update=True)
+    if current.wait_reason == reason:
+        return
+    conn.execute(
+        update(payout_request)
+        .where(payout_request.c.id == request_id)
+        .values(wait_reason=reason, updated_at=now)
+    )
+    _event(conn, request_id, current.status, current.status, "payout-worker", reason, now)
 
 
 def _with(reason: str, note_text: str | None) -> str:

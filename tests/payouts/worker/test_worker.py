@@ -461,3 +461,38 @@ def test_a_transaction_the_node_refuses_as_too_cheap_is_replaced_once_stuck(
     assert _status(bench, request.id) is RequestStatus.CONFIRMED
     assert bench.rail.paid("0x" + "11" * 20) == NET_WEI
     assert sorted(s for _, s in _txs(bench)) == ["confirmed", "dead"]
+
+
+def test_a_stuck_payout_is_not_bumped_past_the_fee_factor_until_an_operator_approves(
+    bench: Bench,
+) -> None:
+    """A replacement is a fee rise too: one that would pay more than the configured factor of
+    the quoted fee waits for an operator like a first transaction would; the stuck transaction
+    stays in flight meanwhile, and after approve-fee the replacement goes out."""
+    bench.settings = bench.settings.model_copy(
+        update={"worker": bench.settings.worker.model_copy(update={"bump_percent": 150})}
+    )
+    request = bench.withdraw(bench.customer(), "25.00")
+    worker = bench.worker()
+    worker.run_once()
+    bench.advance(timedelta(seconds=601))
+    report = worker.run_once()
+    assert report.replaced == []
+    assert report.waiting[request.id].startswith(FEE_ABOVE_QUOTE)
+    with bench.db.transaction() as conn:
+        waiting = get(conn, request.id)
+    assert waiting.status is RequestStatus.BROADCAST
+    assert "to replace the stuck" in (waiting.wait_reason or "")
+    assert len(_txs(bench)) == 1  # no replacement was stored or sent
+    assert worker.run_once().replaced == []
+    assert [e for e in _events(bench, request.id) if "above" in (e["reason"] or "")][:1]
+
+    with bench.db.transaction() as conn:
+        now = bench.clock.now(conn)
+        store.approve_fee(conn, request.id, actor="operator:o", note_text=None, now=now)
+    assert len(worker.run_once().replaced) == 1
+    bench.rail.mine()
+    worker.run_once()
+    with bench.db.transaction() as conn:
+        done = get(conn, request.id)
+    assert done.status is RequestStatus.CONFIRMED and done.wait_reason is None

@@ -14,10 +14,14 @@ One transaction's trouble (a node down, an unexpected error) is logged and the o
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
+from sqlalchemy import Connection
+
 from kassa.assets import Chain
+from kassa.money import Money
 from kassa.payouts import store
 from kassa.payouts.rails.base import (
     BroadcastOutcome,
@@ -29,6 +33,7 @@ from kassa.payouts.rails.base import (
 )
 from kassa.payouts.worker.broadcast import broadcast, mark_broadcast
 from kassa.payouts.worker.context import WorkerContext
+from kassa.payouts.worker.pricing import fee_wait_reason_for
 from kassa.payouts.worker.report import RoundReport
 from kassa.payouts.worker.settlement import settle_dead, settle_failed, settle_final
 from kassa.payouts.worker.transactions import (
@@ -102,14 +107,53 @@ def _maybe_replace(ctx: WorkerContext, rail: Rail, tx: StoredTx, report: RoundRe
             return
         if has_replacement(conn, tx):
             return
+        bump = conn.begin_nested()
         signed = rail.replacement(conn, tx, bump_percent=worker.bump_percent, now=now)
         if signed is None:
+            bump.rollback()
             return
-        coin = tx.lines[0].amount.asset
         shares = fee_shares(conn, tx.id)
+        waiting = _bump_wait_reasons(ctx, conn, tx, signed.fee, shares)
+        if waiting:
+            # The replacement would pay some request's share past the factor of its quote:
+            # it is not stored or sent (the rail's bookings for it are undone), the stuck
+            # transaction stays in flight at its fee, and the request says why it waits.
+            bump.rollback()
+            for request_id, reason in waiting.items():
+                store.wait_in_flight(conn, request_id, reason, now)
+                report.waiting[request_id] = reason
+            return
+        bump.commit()
+        coin = tx.lines[0].amount.asset
         new_id = insert_tx(conn, rail, coin, signed, tx.lines, shares, None, tx, now)
         store.paid_by(conn, [line.request_id for line in tx.lines], new_id, now)
         replacement = load_tx(conn, new_id)
     log.info("replaced stuck %s with %s", tx.txid, signed.txid)
     report.replaced.append(signed.txid)
     broadcast(ctx, rail, replacement, report)
+
+
+def _bump_wait_reasons(
+    ctx: WorkerContext,
+    conn: Connection,
+    tx: StoredTx,
+    fee: Money,
+    shares: Mapping[uuid.UUID, int],
+) -> dict[uuid.UUID, str]:
+    """The requests of ``tx`` whose share of a replacement paying ``fee`` (split like the
+    stuck transaction's) exceeds the configured factor of their quoted fee, with why they wait;
+    a request an operator let pay above its quote never waits."""
+    total = sum(shares.values())
+    waiting: dict[uuid.UUID, str] = {}
+    for line in tx.lines:
+        request = store.get(conn, line.request_id)
+        if request.fee_approved_by is not None:
+            continue
+        old = shares.get(line.request_id, 0)
+        share = Money(fee.amount * old // total if total else fee.amount, fee.asset)
+        job_reason = fee_wait_reason_for(
+            request.network_fee_native, share, ctx.settings.quotes.fee_wait_percent
+        )
+        if job_reason is not None:
+            waiting[line.request_id] = f"{job_reason} (to replace the stuck {tx.txid})"
+    return waiting

@@ -82,8 +82,15 @@ def price(
 
 def fee_wait_reason(job: Job, share: Money, percent: int) -> str | None:
     """Why ``job`` may not pay ``share`` without an operator, or None when it may."""
-    quoted = job.quoted_fee
-    if job.fee_approved_by is not None or quoted is None:
+    if job.fee_approved_by is not None:
+        return None
+    return fee_wait_reason_for(job.quoted_fee, share, percent)
+
+
+def fee_wait_reason_for(quoted: Money | None, share: Money, percent: int) -> str | None:
+    """Why a payout quoted at ``quoted`` may not pay ``share`` without an operator (more than
+    ``percent`` % of the quote), or None when it may."""
+    if quoted is None:
         return None
     if share.amount * 100 <= quoted.amount * percent:
         return None
