@@ -1,5 +1,6 @@
-"""`kassa payouts review|list|show|approve|reject` against the `db` fixture's database (SQLite
-and PostgreSQL), through typer's CliRunner, as an operator at a shell would use them.
+"""`kassa payouts review|list|show|approve|reject|approve-fee` against the `db` fixture's
+database (SQLite and PostgreSQL), through typer's CliRunner, as an operator at a shell would use
+them.
 
 Requests are made with the real `Payouts` service at the test's manual clock (the CLI itself runs
 on the database's clock, as `kassa` does outside the devnet); the operator's name comes from the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from kassa.accounts import service as accounts
@@ -27,8 +29,10 @@ from kassa.ledger import transfers
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.money import USD, Money, asset
-from kassa.payouts.model import PayoutRequest
+from kassa.payouts import store
+from kassa.payouts.model import FEE_ABOVE_QUOTE, PayoutRequest, RequestStatus
 from kassa.payouts.requests import Payouts
+from kassa.payouts.tables import payout_request
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
@@ -187,3 +191,45 @@ def test_reject_returns_the_funds_and_bad_input_is_refused(shell: Shell) -> None
     code, _out, err = shell.run("payouts", "list", "--account", "nobody")
     assert code == 1
     assert "no account with external id 'nobody'" in err
+
+
+def test_approve_fee_lets_the_house_pay_a_fee_above_the_quote(shell: Shell) -> None:
+    customer = shell.account("acme", funds="100")
+    made = shell.withdraw(customer, "30")
+    code, out, err = shell.run("payouts", "approve", str(made.id))
+    assert (code, out.strip()) == (0, "approved"), err
+
+    code, _out, err = shell.run("payouts", "approve-fee", str(made.id))
+    assert code == 1  # it does not wait on its fee
+    assert "not waiting on a network fee above its quote" in err
+    # What the payout worker records when the chain asks more than the configured factor of the
+    # quoted fee (tests/payouts/test_payouts_quotes_fee_rise.py gets there on the local chains).
+    with shell.db.transaction() as conn:
+        conn.execute(
+            update(payout_request)
+            .where(payout_request.c.id == made.id)
+            .values(wait_reason=f"{FEE_ABOVE_QUOTE}: the chain asks 0.0001 BTC")
+        )
+
+    code, out, err = shell.run("payouts", "approve-fee", str(made.id), "--note", "fee spike")
+    assert (code, out.strip()) == (0, "approved"), err
+    assert "operator:cli:ann lets the house pay the network fee above the quote" in err
+    assert f"sends {made.net_native.format()} BTC as committed" in err
+    with shell.db.transaction() as conn:
+        done = store.get(conn, made.id)
+    assert (done.status, done.wait_reason) == (RequestStatus.APPROVED, None)
+    assert done.fee_approved_by == "operator:cli:ann"
+    assert done.net_native == made.net_native
+    code, out, err = shell.run("payouts", "show", str(made.id))
+    assert code == 0, err
+    assert (
+        "approved → approved by operator:cli:ann: the network fee above the quote is paid by "
+        "the house: fee spike" in out
+    )
+    assert "waiting" not in out
+
+    code, _out, err = shell.run("payouts", "approve-fee", str(made.id), user="bob")
+    assert code == 1  # approved once: nothing waits any more
+    code, _out, err = shell.run("payouts", "approve-fee", str(uuid.uuid4()))
+    assert code == 1
+    assert "no refund or withdrawal" in err

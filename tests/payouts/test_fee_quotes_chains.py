@@ -15,19 +15,18 @@ One database dialect is enough here: what is measured is the chain, not the stor
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kassa.chains.eth.rpc import EthRpc, quantity
 from kassa.chains.network import Chain
 from kassa.db import Database
 from kassa.money import ETH, USD, Asset, Money, asset
 from kassa.payouts.fee_quotes import FeeQuotes, with_margin
 from kassa.policy.facts import FeeSource
+from kassa_dev.devnet import ganache
 
 if TYPE_CHECKING:
     from tests.payouts.conftest import Stage
@@ -72,22 +71,6 @@ def test_eth_quote_reads_the_chain_not_the_configured_estimate(
     assert quoted < stage.settings.fee_estimate("ETH").amount // 5
 
 
-GAS_BURNER = "0xfe"
-"""INVALID: a call halts at once and consumes all the gas it was given."""
-
-
-def _fill_blocks(rpc: EthRpc, blocks: int) -> None:
-    """Mine ``blocks`` full blocks: each raises the next base fee by 12.5 % (EIP-1559)."""
-    sender = rpc.call("eth_accounts")[0]
-    burner = "0x" + secrets.token_hex(20)
-    rpc.call("evm_setAccountCode", burner, GAS_BURNER)
-    head = rpc.get_block("latest", full=False)
-    assert head is not None
-    limit = quantity(head["gasLimit"])
-    for _ in range(blocks):
-        rpc.call("eth_sendTransaction", {"from": sender, "to": burner, "gas": hex(limit - 100_000)})
-
-
 def test_eth_quote_follows_a_rising_base_fee(
     db: Database, ganache_node: GanacheNode, make_stage: Callable[..., Stage]
 ) -> None:
@@ -95,14 +78,15 @@ def test_eth_quote_follows_a_rising_base_fee(
     before = FeeQuotes(stage.settings, stage.chains)
     calm = before.fee(ETH, None).amount.amount
     before.close()
-    with EthRpc(ganache_node.url) as rpc:
-        _fill_blocks(rpc, 20)  # base fee ×1.125^20 ≈ ×10
-        try:
-            quoted, paid, _ = _quote_and_pay(stage, "ETH")
-        finally:
-            for _ in range(40):  # let the base fee fall back for the session's other tests
-                rpc.call("evm_mine")
-    # The base fee rose about tenfold; the 1.5 gwei tip did not, so the fee rises by less.
+    w3 = ganache_node.web3()
+    base_fee = ganache.next_base_fee(w3)
+    # Full blocks until the base fee is 5 gwei, whatever the session left it at (a few wei
+    # after many empty blocks): the quote's 1.5 gwei tip no longer hides the rise.
+    ganache.congest(w3, 5 * 10**9)
+    try:
+        quoted, paid, _ = _quote_and_pay(stage, "ETH")
+    finally:
+        ganache.calm(w3, max(base_fee, 16))  # back down for the session's other tests
     assert quoted > 1.5 * calm
     assert paid <= quoted <= with_margin(paid, MARGIN)
 

@@ -4,7 +4,7 @@
   ``watch``, ``up``;
 - `kassa.cli.keys` — ``kassa keys …``, API keys;
 - `kassa.cli.rates` — ``kassa rates …``, USD rates;
-- `kassa.cli.payouts` — ``kassa payouts …``, the review queue, approve and reject;
+- `kassa.cli.payouts` — ``kassa payouts …``, the review queue, approve, reject and approve-fee;
 - `kassa.cli.disputes` — ``kassa disputes …``, open, list, show and resolve disputes;
 - `kassa.cli.doctor` — ``kassa doctor``, the books' integrity checks;
 - groups that installed tools add through the ``kassa.cli`` entry points (`kassa.plugins`): the

@@ -1,5 +1,6 @@
 """`kassa payouts …`: an operator's side of refunds and withdrawals — the review queue, one
-request in full, lists, approve and reject (`kassa.payouts.review`).
+request in full, lists, approve and reject (`kassa.payouts.review`), and approve-fee for a payout
+waiting on a network fee above its quote (`kassa.payouts.store.approve_fee`).
 
 The actor recorded is ``operator:cli:<OS user>``.
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     rich_markup_mode=None,
-    help="Refunds and withdrawals: the review queue, approve, reject, list, show.",
+    help="Refunds and withdrawals: the review queue, approve, reject, approve-fee, list, show.",
     no_args_is_help=True,
 )
 
@@ -252,5 +253,29 @@ def payouts_reject(
         item = _payouts_service(settings, database).reject(conn, ident, actor=actor, reason=reason)
     say(
         f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance"
+    )
+    typer.echo(item.status.value)
+
+
+@app.command("approve-fee")
+def payouts_approve_fee(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request's id")],
+    note: Annotated[str | None, typer.Option(help="Recorded in the request's history")] = None,
+) -> None:
+    """Let an approved payout waiting on a network fee above its quote pay that fee at the
+    house's cost (the customer still receives the committed coins); prints its status."""
+    from kassa.payouts import store
+    from kassa.wiring import clock_of
+
+    ident = _request_id(request_id)
+    actor = operator_actor()
+    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+        item = store.approve_fee(
+            conn, ident, actor=actor, note_text=note, now=clock_of(settings).now(conn)
+        )
+    say(
+        f"{item.kind.value} {item.id}: {actor} lets the house pay the network fee above the "
+        f"quote; the payout worker sends {item.net_native.format()} {item.asset} as committed"
     )
     typer.echo(item.status.value)

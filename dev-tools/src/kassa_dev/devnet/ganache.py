@@ -10,6 +10,12 @@
 * Transactions are EIP-1559, signed locally with eth_account and sent raw, the way Kassa's payout
   signer will send them on mainnet. After sending, `evm_mine` includes them at once even in
   block-time mode ("mine on demand").
+* ganache has no call that sets the base fee; it follows EIP-1559 (at most 12.5 % up after a
+  full block, down after an emptier one than half full, so it falls towards a few wei on a test
+  chain of mostly empty blocks). `congest` raises it the way a busy network does: blocks that use
+  all their gas (contract creations whose code is the INVALID opcode, which fail and burn
+  every unit of gas given), until the next block's base fee reaches a target; `calm` mines
+  empty blocks until it falls back.
 """
 
 from __future__ import annotations
@@ -38,18 +44,22 @@ from kassa_dev.devnet.tools import contracts_dir, ganache_bin
 
 __all__ = [
     "CHAIN_ID",
+    "CONGESTION_ACCOUNT",
     "DEFAULT_PORT",
     "MNEMONIC",
     "PROCESS_NAME",
     "USDT_SUPPLY",
     "ContractArtifact",
     "EthTransactionFailed",
+    "calm",
+    "congest",
     "deploy_test_usdt",
     "dev_account",
     "ensure_test_usdt",
     "erc20_balance",
     "ganache_argv",
     "load_artifact",
+    "next_base_fee",
     "send_call",
     "send_transaction",
     "start_ganache",
@@ -65,6 +75,10 @@ MNEMONIC = "myth like bonus scare over problem client lizard pioneer submit fema
 
 USDT_SUPPLY = 10**18
 """Micro-USDT minted to account 0 at deployment: one trillion USDT."""
+
+CONGESTION_ACCOUNT = 9
+"""The deterministic account whose transactions fill blocks in `congest` (nothing else uses it)."""
+_MAX_FEE_CHANGE_BLOCKS = 1_000
 
 _PRIORITY_FEE_WEI = 10**9  # 1 gwei tip; ganache's base fee starts at 0.875 gwei and falls
 
@@ -254,3 +268,62 @@ def _without_fees(tx: TxParams) -> TxParams:
         k: v for k, v in tx.items() if k not in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice")
     }
     return cast(TxParams, fields)
+
+
+# --------------------------------------------------------------------------- base fee
+
+
+def next_base_fee(w3: Web3) -> int:
+    """The base fee per gas of the next block, as `eth_feeHistory` states it (the entry after
+    the latest block's)."""
+    history = w3.eth.fee_history(1, "latest")
+    return int(history["baseFeePerGas"][-1])
+
+
+def congest(w3: Web3, base_fee: int, *, max_blocks: int = _MAX_FEE_CHANGE_BLOCKS) -> int:
+    """Fill blocks until the next block's base fee is at least `base_fee` wei; returns how many
+    were filled (each raises it by an eighth, or by 1 wei below 16 wei).
+
+    Every block holds one transaction of account `CONGESTION_ACCOUNT` that uses the block's
+    whole gas limit: a contract creation whose init code is INVALID (0xfe) fails and burns
+    all its gas, which the account pays at the base fee (no tip).
+    """
+    sender = dev_account(CONGESTION_ACCOUNT)
+    nonce = int(w3.eth.get_transaction_count(sender.address, "pending"))
+    filled = 0
+    while (current := next_base_fee(w3)) < base_fee:
+        if filled == max_blocks:
+            raise RuntimeError(f"the base fee is {current} wei after {filled} full blocks")
+        block_gas = int(w3.eth.get_block("latest")["gasLimit"])
+        signed = sender.sign_transaction(
+            {
+                "chainId": CHAIN_ID,
+                "nonce": nonce,
+                "gas": block_gas,
+                "maxFeePerGas": 2 * current,
+                "maxPriorityFeePerGas": 0,
+                "value": 0,
+                "data": b"\xfe",
+                "type": 2,
+            }
+        )
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            w3.eth.get_transaction_receipt(tx_hash)  # instamine has mined it
+        except TransactionNotFound:
+            w3.provider.make_request(cast(Any, "evm_mine"), [])
+        nonce += 1
+        filled += 1
+    return filled
+
+
+def calm(w3: Web3, base_fee: int, *, max_blocks: int = _MAX_FEE_CHANGE_BLOCKS) -> int:
+    """Mine empty blocks until the next block's base fee is at most `base_fee` wei (each
+    lowers it by an eighth); returns how many were mined."""
+    mined = 0
+    while next_base_fee(w3) > base_fee:
+        if mined == max_blocks:
+            raise RuntimeError(f"the base fee is still above {base_fee} wei after {mined} blocks")
+        w3.provider.make_request(cast(Any, "evm_mine"), [])
+        mined += 1
+    return mined

@@ -6,7 +6,9 @@ module only runs it: `python -m kassa_dev.devnet.tron --host 127.0.0.1 --port P 
 --block-interval S`, ready when `POST /wallet/getnodeinfo` answers. Its `GET /debug/info` tells
 the head and solidified heights, the built-in USDT (TRC-20) contract and the genesis account that
 holds all TRX and USDT at block 0; the faucet signs with that account's key. `POST /debug/mine`
-produces blocks on demand (the faucet uses it to include its payments at once).
+produces blocks on demand (the faucet uses it to include its payments at once), and
+`POST /debug/energy-price` changes what energy costs from the next block on (tests of a fee that
+rises between a quote and a payout).
 
 (This module is `tron_node`, not `tron`: `kassa_dev.devnet.tron` is the simulator package itself.)
 """
@@ -29,6 +31,7 @@ __all__ = [
     "TronDebugInfo",
     "debug_info",
     "mine",
+    "set_energy_price",
     "simulator_available",
     "start_tron",
     "tron_argv",
@@ -82,6 +85,16 @@ def mine(url: str, blocks: int = 1, *, timeout: float = 10.0) -> TronDebugInfo:
     response = httpx.post(f"{url.rstrip('/')}/debug/mine", json={"blocks": blocks}, timeout=timeout)
     response.raise_for_status()
     return TronDebugInfo.from_json(response.json())
+
+
+def set_energy_price(url: str, sun: int, *, timeout: float = 10.0) -> int:
+    """Burn `sun` per unit of energy from the next block on (`getchainparameters` reports it at
+    once, as after a passed proposal); returns the first block that charges it."""
+    response = httpx.post(
+        f"{url.rstrip('/')}/debug/energy-price", json={"energy_price": sun}, timeout=timeout
+    )
+    response.raise_for_status()
+    return int(response.json()["from_block"])
 
 
 def tron_argv(port: int, *, state_file: Path | None, block_interval: float) -> list[str]:

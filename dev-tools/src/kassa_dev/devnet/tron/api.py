@@ -10,9 +10,10 @@ answer; addresses in requests may be spelled either way.
 transactions in them, do not exist there yet.
 
 `/debug/*` is the simulator's own control surface (plain JSON, real HTTP status codes): produce
-blocks and move chain time (`mine`), read the head and the canonical addresses (`info`), and
-drop unsolidified blocks (`rollback`). There is deliberately no way to create money: funding
-goes through transactions signed with the genesis key.
+blocks and move chain time (`mine`), read the head and the canonical addresses (`info`),
+drop unsolidified blocks (`rollback`), and change the energy price from the next block on
+(`energy-price`, as a passed proposal changes `getEnergyFee`). There is deliberately no way to
+create money: funding goes through transactions signed with the genesis key.
 """
 
 from __future__ import annotations
@@ -495,7 +496,7 @@ class WalletApi:
         return body
 
     def get_chain_parameters(self, _payload: Payload) -> JsonObject:
-        fees = self.chain.config.fees
+        fees = self.chain.fees
         return {
             "chainParameter": [
                 {"key": "getTransactionFee", "value": fees.bandwidth_price},
@@ -530,6 +531,7 @@ class DebugApi:
                 "genesis_address_hex": chain.genesis_address.hex(),
                 "block_interval": chain.config.block_interval,
                 "solid_lag": chain.config.solid_lag,
+                "energy_price": chain.fees.energy_price,
             }
 
     def mine(self, payload: Payload) -> JsonObject:
@@ -543,6 +545,15 @@ class DebugApi:
         info = self.info(payload)
         info["mined"] = [block.id_hex for block in blocks]
         return info
+
+    def energy_price(self, payload: Payload) -> JsonObject:
+        """`{"energy_price": sun}`: burn that much per unit of energy from the next block on;
+        `getchainparameters` (and `/debug/info`) report it at once."""
+        price = payload.integer("energy_price")
+        if price <= 0:
+            raise BadRequest("energy_price must be a positive number of sun")
+        first = self.chain.set_energy_price(price)
+        return {"energy_price": price, "from_block": first}
 
     def rollback(self, payload: Payload) -> JsonObject:
         discard = payload.data.get("discard", False)
@@ -630,6 +641,7 @@ def create_app(config: DevnetConfig | None = None) -> FastAPI:
         ("/debug/info", debug.info, ["GET", "POST"]),
         ("/debug/mine", debug.mine, ["POST"]),
         ("/debug/rollback", debug.rollback, ["POST"]),
+        ("/debug/energy-price", debug.energy_price, ["POST"]),
     ):
         app.add_api_route(path, _debug_endpoint(handler), methods=methods)
     return app

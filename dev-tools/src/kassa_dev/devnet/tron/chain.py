@@ -16,6 +16,12 @@ tests can expire transactions. Block timestamps are chain time, kept strictly in
 are never slot-aligned: blocks mined on demand follow each other by a millisecond rather than
 running ahead of the wall clock that tronpy uses for expirations.
 
+Fees: the energy price is a chain parameter that `set_energy_price` changes at run time, as a
+passed proposal changes java-tron's `getEnergyFee`: `getchainparameters` reports the new price at
+once, the pool is re-checked at it, and blocks from the next one on charge it. Each change is
+kept with the first block it applies to, so a restart replays every block at the price it was
+charged at.
+
 Finality: the solidified height is `head - solid_lag` and never goes down. The state after each
 block from the solidified one up is kept, so `rollback` can drop any unsolidified block and put
 its transactions back into the pool (or discard them), and `walletsolidity/getaccount` can read
@@ -32,7 +38,7 @@ from pathlib import Path
 from kassa_dev.devnet.tron import persistence
 from kassa_dev.devnet.tron.blocks import Block, IncludedTransaction, make_block
 from kassa_dev.devnet.tron.codec import to_base58
-from kassa_dev.devnet.tron.config import DevnetConfig
+from kassa_dev.devnet.tron.config import DevnetConfig, FeeSchedule
 from kassa_dev.devnet.tron.execution import Executor, Outcome, Rejected
 from kassa_dev.devnet.tron.state import Account, WorldState
 from kassa_dev.devnet.tron.transactions import (
@@ -83,6 +89,8 @@ class TronChain:
         self._clock_offset = 0
         self._last_timestamp = 0
         self._solid_height = 0
+        self._energy_prices: list[tuple[int, int]] = []
+        """(first block, sun per energy unit) of each change of the configured energy price."""
 
         genesis_state = self._genesis_state()
         genesis = make_block(0, 0, bytes(32), self.genesis_address, [])
@@ -125,7 +133,9 @@ class TronChain:
                 f"{path}: written for genesis {stored.genesis_address}, "
                 f"not {to_base58(self.genesis_address)}"
             )
+        self._energy_prices = [(block, price) for block, price in stored.energy_prices]
         for stored_block in stored.blocks:
+            self._charge_from(self.head.number + 1)
             try:
                 self._produce(stored_block.timestamp, list(stored_block.transactions), replay=True)
             except Rejected as error:
@@ -137,6 +147,7 @@ class TronChain:
                 f"{path}: replay ended at {self.head.id_hex}, the file says {stored.head_id} "
                 "(another fee schedule?)"
             )
+        self._charge_from(self.head.number + 1)
         self._clock_offset = stored.clock_offset_ms
         self._last_timestamp = max(self._last_timestamp, stored.last_timestamp)
         self._set_solid(max(stored.solid_height, self._solid_height))
@@ -155,6 +166,39 @@ class TronChain:
 
     def _next_timestamp(self) -> int:
         return max(self.now(), self._last_timestamp + 1)
+
+    # -- fees ----------------------------------------------------------------------------------
+
+    @property
+    def fees(self) -> FeeSchedule:
+        """What the next block charges (the configured schedule, with any price changes)."""
+        return self.executor.fees
+
+    def _energy_price_at(self, number: int) -> int:
+        price = self.config.fees.energy_price
+        for first, changed in self._energy_prices:
+            if first <= number:
+                price = changed
+        return price
+
+    def _charge_from(self, number: int) -> None:
+        """Let the executor charge what block `number` charges."""
+        self.executor.fees = replace(self.config.fees, energy_price=self._energy_price_at(number))
+
+    def set_energy_price(self, price: int) -> int:
+        """Burn `price` sun per unit of energy from the next block on; returns that block's
+        number. Pending transactions are checked again at the new price."""
+        if price <= 0:
+            raise ChainError("the energy price must be a positive number of sun")
+        with self._lock:
+            first = self.head.number + 1
+            self._energy_prices = [c for c in self._energy_prices if c[0] < first]
+            if self._energy_price_at(first) != price:
+                self._energy_prices.append((first, price))
+            self._charge_from(first)
+            self._readmit_pool([])
+            self._save()
+            return first
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -277,6 +321,24 @@ class TronChain:
         self.executor.apply(self._pool_state, tx, self._next_timestamp())
         self._pool.append(tx)
         self._pool_ids.add(tx.txid)
+
+    def _readmit_pool(self, first: list[SignedTransaction]) -> tuple[list[str], list[str]]:
+        """Check `first` and then the pool again against the head state, as at broadcast;
+        returns the txids kept and those dropped."""
+        candidates = first + self._pool
+        self._pool = []
+        self._pool_ids.clear()
+        self._pool_state = self._states[self.head.number].copy()
+        kept: list[str] = []
+        dropped: list[str] = []
+        for tx in candidates:
+            try:
+                self._admit(tx)
+                kept.append(tx.txid)
+            except Rejected as error:
+                logger.info("transaction %s dropped from the pool: %s", tx.txid, error)
+                dropped.append(tx.txid)
+        return kept, dropped
 
     def _tapos_ok(self, raw: RawTransaction) -> bool:
         if len(raw.ref_block_bytes) != 2 or len(raw.ref_block_hash) != 8:
@@ -401,18 +463,13 @@ class TronChain:
                         discarded.append(item.tx.txid)
                     else:
                         reinserted.append(item.tx)
-            candidates = reinserted + self._pool
-            self._pool = []
-            self._pool_ids.clear()
-            self._pool_state = self._states[to].copy()
-            returned: list[str] = []
-            for tx in candidates:
-                try:
-                    self._admit(tx)
-                    returned.append(tx.txid)
-                except Rejected as error:
-                    logger.info("transaction %s discarded by the rollback: %s", tx.txid, error)
-                    discarded.append(tx.txid)
+            # A price set after block `to` stays in force: it now applies from `to + 1`.
+            price = self.fees.energy_price
+            self._energy_prices = [c for c in self._energy_prices if c[0] <= to]
+            if self._energy_price_at(to + 1) != price:
+                self._energy_prices.append((to + 1, price))
+            returned, dropped_now = self._readmit_pool(reinserted)
+            discarded += dropped_now
             self._save()
             return RollbackResult(
                 head=to, returned_to_pool=tuple(returned), discarded=tuple(discarded)
@@ -434,6 +491,7 @@ class TronChain:
                 solid_height=self._solid_height,
                 blocks=(),
                 pending=tuple(self._pool),
+                energy_prices=tuple(self._energy_prices),
             ),
             self._records,
         )

@@ -1,8 +1,10 @@
 """The optional state file: the chain's blocks and pending transactions as JSON.
 
 Only what cannot be recomputed is stored: each block's timestamp and its signed transactions
-(as the exact protobuf bytes that were hashed and signed), the pending pool, the clock offset
-and the solidified height. Loading replays the blocks from the deterministic genesis, which
+(as the exact protobuf bytes that were hashed and signed), the pending pool, the clock offset,
+the solidified height and the energy-price changes made at run time (each with the first block
+it applies to; a file without them is a chain that never changed its price). Loading replays
+the blocks from the deterministic genesis, each at the energy price it was charged at, which
 rebuilds balances, receipts and block ids; the stored head id checks that the replay arrived
 at the same chain (it would not if the genesis key or the fee schedule had changed).
 
@@ -48,6 +50,8 @@ class StoredChain:
     """Blocks 1..head in order (the genesis block is rebuilt from the configuration); empty
     when saving, as the blocks then come as prepared records."""
     pending: tuple[SignedTransaction, ...]
+    energy_prices: tuple[tuple[int, int], ...] = ()
+    """(first block, sun per energy unit) of each run-time change of the energy price."""
 
 
 def _tx_to_json(tx: SignedTransaction) -> list[Any]:
@@ -87,6 +91,7 @@ def save(path: Path, chain: StoredChain, records: Sequence[str]) -> None:
             "last_timestamp": chain.last_timestamp,
             "solid_height": chain.solid_height,
             "pending": [_tx_to_json(tx) for tx in chain.pending],
+            "energy_prices": [list(change) for change in chain.energy_prices],
         },
         separators=(",", ":"),
     )
@@ -126,6 +131,9 @@ def load(path: Path) -> StoredChain:
             solid_height=int(document["solid_height"]),
             blocks=blocks,
             pending=tuple(_tx_from_json(tx) for tx in document["pending"]),
+            energy_prices=tuple(
+                (int(first), int(price)) for first, price in document.get("energy_prices", [])
+            ),
         )
     except StateFileError:
         raise
