@@ -35,7 +35,7 @@ counted one after the other. A request over a limit is refused with ``payout_lim
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -308,6 +308,12 @@ def _text(value: str | None, what: str) -> str | None:
     return value.strip()
 
 
+BeforeApproved = Callable[[PayoutRequest, datetime], None]
+"""Called, row lock held, when an approval is about to make a request ``approved`` — before
+anything of the approval is written, so raising refuses it and changes nothing (re-pricing at
+approval, `kassa.payouts.repricing`)."""
+
+
 def approve(
     conn: Connection,
     request_id: uuid.UUID,
@@ -315,6 +321,7 @@ def approve(
     actor: str,
     note: str | None = None,
     clock: Clock,
+    before_approved: BeforeApproved | None = None,
 ) -> PayoutRequest:
     """Record ``actor``'s approval of a request pending review; with enough approvals (from
     different operators) it becomes ``approved`` and the payout worker may send it."""
@@ -335,10 +342,12 @@ def approve(
                 "approvals from different operators"
             )
     now = clock.now(conn)
+    actors = [a.actor for a in given] + [actor]
+    if before_approved is not None and len(actors) >= current.approvals_required:
+        before_approved(current, now)
     conn.execute(
         insert(payout_approval).values(request_id=request_id, actor=actor, note=note, at=now)
     )
-    actors = [a.actor for a in given] + [actor]
     said = "" if note is None else f": {note}"
     if len(actors) >= current.approvals_required:
         reason = f"approved by {' and '.join(actors)}{said}"
