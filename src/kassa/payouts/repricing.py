@@ -56,12 +56,14 @@ def figures(decision: Decision) -> dict[str, Any]:
     }
 
 
-def record(repricing: Repricing) -> dict[str, Any]:
-    """What a ``repriced`` entry holds (and what a preview shows): the committed and the
-    re-priced figures, the gross that stays, when, and whether the policy allows the result."""
+def record(repricing: Repricing, actor: str | None = None) -> dict[str, Any]:
+    """What a ``repriced`` entry holds (and, without an ``actor``, what a preview shows): the
+    committed and the re-priced figures, the gross that stays, when and by whom, and whether
+    the policy allows the result."""
     return {
         "pricing": "at_approval",
         "at": repricing.at.isoformat(),
+        "actor": actor,
         "gross": {"amount": repricing.old.gross_usd.format(), "asset": "USD"},
         "committed": figures(repricing.committed),
         "repriced": figures(repricing.repriced),
@@ -110,7 +112,7 @@ def commit(
         values,
         actor=actor,
         reason=_said(request, repricing),
-        detail=record(repricing),
+        detail=record(repricing, actor),
         now=repricing.at,
     )
 
