@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kassa.money import BTC, ETH, TRX, USD, USDT_ERC20, USDT_TRC20, Asset, Money
@@ -51,45 +51,52 @@ def _codexkey_refund(credited: str, rate: str, fee: NetworkFee = BTC_FEE) -> Dec
 
 
 def test_the_worked_example_of_the_docs() -> None:
-    """A $60.00 codexkey refund committed at $60 000/BTC: 100 000 sat − 2 000 = 98 000 sat, worth
-    $58.80. Approved three days later at $50 000 with a 3 000 sat fee: 120 000 − 3 000 =
-    117 000 sat, worth $58.50; the fee charged is the rest, $1.50. The gross and every rule's
+    """docs/payouts.md "Re-pricing at approval": a $60.00 codexkey refund committed at $60 000
+    with a 2 000 sat fee, 100 000 − 2 000 = 98 000 sat worth $58.80, is approved three days
+    later at $43 210.99 with a 2 850 sat fee: $60 buys 138 853.56… sat, 138 853 down, less
+    2 850 = 136 003 sat, worth $58.768242 (58.76824272…, down); the fee is $1.231514
+    (1.2315132…, up) and the fee charged the rest, $1.231758. The gross and every other rule's
     verdict stay; net_positive says it was re-priced."""
     committed = _codexkey_refund("60.00", "60000")
     assert committed.breakdown.net_native == Money(98_000, BTC)
     assert committed.breakdown.net_usd == Money.parse("58.80", USD)
 
-    fee = NetworkFee(Money(3_000, BTC))
-    result = reprice(CODEXKEY, committed, RateFacts(BTC, Decimal(50000), lock_id="L2"), fee, LATER)
+    fee = NetworkFee(Money(2_850, BTC))
+    rate = RateFacts(BTC, Decimal("43210.99"), lock_id="L2")
+    result = reprice(CODEXKEY, committed, rate, fee, LATER)
 
     new = result.new
     assert result.allowed and result.changed
     assert new.gross_usd == Money.parse("60.00", USD) == result.old.gross_usd
-    assert new.net_native == Money(117_000, BTC)
-    assert new.net_usd == Money.parse("58.50", USD)
-    assert new.network_fee_charged_usd == Money.parse("1.50", USD)
+    assert new.net_native == Money(136_003, BTC)
+    assert new.net_usd == Money.parse("58.768242", USD)
+    assert new.network_fee_usd == Money.parse("1.231514", USD)
+    assert new.network_fee_charged_usd == Money.parse("1.231758", USD)
+    assert new.network_fee_charged_usd + new.net_usd == new.gross_usd
     assert (new.rate, new.rate_lock_id, new.network_fee_native) == (
-        Decimal(50000),
+        Decimal("43210.99"),
         "L2",
-        Money(3_000, BTC),
+        Money(2_850, BTC),
     )
     kept = [r for r in committed.rules if r.rule_id != "net_positive"]
     assert [r for r in result.repriced.rules if r.rule_id != "net_positive"] == kept
     net = result.repriced.rule("net_positive")
-    assert net.reason.startswith("Re-priced at approval, 2026-11-23 14:03 UTC, at $50000 per BTC")
-    assert "0.00117 BTC" in net.reason
+    assert net.reason.startswith(
+        "Re-priced at approval, 2026-11-23 14:03 UTC, at $43210.99 per BTC"
+    )
+    assert "0.00136003 BTC" in net.reason
     assert result.repriced.decided_at == committed.decided_at
     assert result.refusal() is None
 
 
 def test_a_repricing_that_pays_nothing_is_refused_and_says_why() -> None:
-    """$1.80 at $60 000 = 3 000 sat − 2 000 = 1 000 sat; at $200 000 the $1.80 buys 900 sat,
-    less than the fee: nothing would be paid."""
+    """$1.80 at $60 000 = 3 000 sat − 2 000 = 1 000 sat; at $180 000 the $1.80 buys 1 000 sat,
+    less than the fee: nothing would be paid (the docs' example)."""
     committed = _codexkey_refund("1.80", "60000")
-    result = reprice(CODEXKEY, committed, RateFacts(BTC, Decimal(200000)), BTC_FEE, LATER)
+    result = reprice(CODEXKEY, committed, RateFacts(BTC, Decimal(180000)), BTC_FEE, LATER)
     assert not result.allowed
     assert [r.rule_id for r in result.repriced.refusals] == ["net_positive"]
-    assert result.new.net_native == Money(-1_100, BTC)
+    assert result.new.net_native == Money(-1_000, BTC)
     assert "Nothing would be paid out" in (result.refusal() or "")
 
 
@@ -147,7 +154,7 @@ REFUNDS = {
 @st.composite
 def market(draw: st.DrawFn, coin: Asset) -> tuple[RateFacts, NetworkFee]:
     fee_asset = FEE_ASSET[coin]
-    amount = draw(st.integers(min_value=0, max_value=10 ** (fee_asset.decimals + 1)))
+    amount = draw(st.integers(min_value=0, max_value=10 ** (fee_asset.decimals - 1)))
     fee_rate = None if fee_asset == coin else RateFacts(fee_asset, draw(prices))
     return RateFacts(coin, draw(prices)), NetworkFee(Money(amount, fee_asset), fee_rate)
 
@@ -181,6 +188,7 @@ def test_repriced_figures_follow_the_rounding_rule(
         return quote_refund(policy, topup, AccountFacts(available_usd=gross), rate, fee, NOW)
 
     committed = decide(first_rate, first_fee)
+    assume(committed.allowed)  # only committed (allowed) requests are re-priced
     result = reprice(policy, committed, now_rate, now_fee, LATER)
     b = result.new
     assert b.net_native is not None
@@ -195,7 +203,7 @@ def test_repriced_figures_follow_the_rounding_rule(
     assert gross == fees + b.network_fee_charged_usd + b.net_usd
     # The same figures a decision made now at that rate and fee shows.
     assert b == decide(now_rate, now_fee).breakdown
-    assert result.allowed is (b.net_native.is_positive and committed.allowed)
+    assert result.allowed is b.net_native.is_positive
     if b.net_native.is_positive:
         worth = _worth(b.net_native, now_rate)
         assert Fraction(b.net_usd.amount) * MICRO <= worth < (b.net_usd.amount + 1) * MICRO

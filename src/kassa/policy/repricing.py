@@ -117,6 +117,8 @@ def reprice(
     with ``network_fee``; the module docstring says what is kept and what changes."""
     check_now(now)
     b = committed.breakdown
+    if not committed.allowed:
+        raise ValueError("only an allowed decision (a committed request) is re-priced")
     if b.net_native is None or b.destination is Destination.BALANCE:
         raise ValueError("only a payout on chain can be re-priced")
     if rate.asset != b.net_native.asset:
