@@ -88,11 +88,13 @@ from kassa.policy import (
     DecisionKind,
     NetworkFee,
     Policy,
+    Pricing,
     RateFacts,
     Repricing,
     TopUpFacts,
     decision_of,
     network_fee_charge,
+    pricing_of,
     quote_refund,
     quote_withdrawal,
     reprice,
@@ -750,9 +752,11 @@ class Payouts:
         """Will the approval that makes ``item`` approved price it again (`kassa.payouts.
         repricing`)? Only while it waits for review, under a policy whose ``pricing`` for its
         kind is ``at_approval`` (and the policy that decided it)."""
-        return item.status is RequestStatus.PENDING_REVIEW and reprices(
-            self.policy, decision_of(item.decision)
-        )
+        if item.status is not RequestStatus.PENDING_REVIEW or item.policy != self.policy.name:
+            return False
+        if pricing_of(self.policy, DecisionKind(item.kind.value)) is not Pricing.AT_APPROVAL:
+            return False  # the usual case: no stored decision to read
+        return reprices(self.policy, decision_of(item.decision))
 
     def approval_locks(self, request_id: uuid.UUID) -> PayoutLocks | None:
         """The fresh rate locks and chain fee an approval of ``request_id`` re-prices it at, or
@@ -805,9 +809,9 @@ class Payouts:
         approval (``payout_repricing_refused``) and nothing changes."""
 
         def before_approved(current: PayoutRequest, now: datetime) -> None:
-            committed = decision_of(current.decision)
-            if not reprices(self.policy, committed):
+            if not self.reprices(current):
                 return
+            committed = decision_of(current.decision)
             if locks is None:
                 raise RuntimeError(
                     f"approving {current.id} re-prices it: take approval_locks() before the "
