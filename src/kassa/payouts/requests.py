@@ -22,6 +22,11 @@ it waits in ``pending_review``; without, it is ``approved`` at once. The request
 the policy charges the network fee (``fee_charge``) and its flat fee, for the record: the payout
 worker sends the committed coins and the house pays the real fee (`kassa.payouts.worker.pricing`).
 
+Under a policy whose ``pricing`` is ``at_approval`` (`kassa.payouts.repricing`), the approval
+that makes a waiting request approved prices it again at fresh locks (`approval_locks`, taken
+before the approval's transaction, then `approve`); `preview_repricing` shows what that would
+commit.
+
 Destinations are checked for the asset's chain and network (checksums, bech32, base58check,
 EIP-55) and stored in canonical form; Kassa's own deposit addresses are refused. A refund goes
 to the top-up's sender, which is checked the same way.
@@ -818,6 +823,8 @@ class Payouts:
                     "approval's transaction and pass them"
                 )
             coin = asset(current.asset)
+            if locks.lock.asset != coin.code:
+                raise RuntimeError(f"locks of {locks.lock.asset} cannot price a {coin} payout")
             priced = reprice(
                 self.policy,
                 committed,

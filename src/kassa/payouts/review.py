@@ -17,6 +17,8 @@ reasons are stored with the request (JSON ``[{code, detail}]``) so the review qu
 itself. ``approvals_required`` is 2 above ``dual_approval_usd`` (when set), else 1: the request
 becomes ``approved`` when that many *different* operators approved it (`approve`; one approval
 per operator, recorded in ``payout_approval`` with the actor, the time and an optional note).
+Under a policy that prices at approval, the approval that makes a request ``approved`` first
+prices it again (`approve`'s ``before_approved``, `kassa.payouts.repricing`).
 `reject` turns a request that is pending review or approved but not yet signed into
 ``rejected`` and voids its hold: the gross amount returns to the balance in full. Every move is
 made under a row lock on the request and recorded as a ``payout_event``; the time is Kassa's
