@@ -163,7 +163,7 @@ def _worth(coins: Money, rate: RateFacts) -> Fraction:
     return Fraction(coins.amount, 10**coins.asset.decimals) * Fraction(rate.usd_per_unit)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data(), coin=st.sampled_from(tuple(FEE_ASSET)), cents=st.integers(2_000, 10**8))
 def test_repriced_figures_follow_the_rounding_rule(
     data: st.DataObject, coin: Asset, cents: int
