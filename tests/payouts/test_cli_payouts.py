@@ -10,7 +10,7 @@ OS user (LOGNAME/USER).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,7 +47,7 @@ def _no_network(request: httpx.Request) -> httpx.Response:
 class Shell:
     """A config file on the test database, the payout service, and the `kassa` command."""
 
-    def __init__(self, db: Database, clock: ManualClock, tmp_path: Path) -> None:
+    def __init__(self, db: Database, clock: ManualClock, tmp_path: Path, extra: str = "") -> None:
         self.db = db
         self.clock = clock
         self.config = tmp_path / "kassa.toml"
@@ -58,7 +58,7 @@ class Shell:
             "devnet = false\n"
             "[payouts.review]\n"
             'threshold_usd = "40.00"\n'
-            'dual_approval_usd = "50.00"\n'
+            'dual_approval_usd = "50.00"\n' + extra
         )
         settings: Settings = load_settings(self.config)
         self.payouts = Payouts(
@@ -233,3 +233,37 @@ def test_approve_fee_lets_the_house_pay_a_fee_above_the_quote(shell: Shell) -> N
     code, _out, err = shell.run("payouts", "approve-fee", str(uuid.uuid4()))
     assert code == 1
     assert "no refund or withdrawal" in err
+
+
+def test_review_shows_and_approve_commits_a_repricing_at_approval(
+    db: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Under ``withdrawal.pricing = "at_approval"`` the queue shows what approving now would
+    commit, and the approval prints the figures it re-priced the request at. $30.00 less the $5
+    flat fee = $25.00: at $50 000, 50 000 sat − 2 000 sat fee = 48 000 sat ($24.00); the CLI
+    runs on the database's clock, where BTC is at $40 000: 62 500 − 2 000 = 60 500 sat ($24.20)."""
+    extra = '[policy]\npreset = "default"\n[policy.overrides.withdrawal]\npricing = "at_approval"\n'
+    shell = Shell(db, clock, tmp_path, extra)
+    made = shell.withdraw(shell.account("acme", funds="100"), "30")
+    PricingService(
+        db,
+        ManualClock(datetime.now(UTC)),
+        PricingSettings(static_rates={Symbol.BTC: Decimal("40000")}),
+        transport=httpx.MockTransport(_no_network),
+    ).refresh([Symbol.BTC])
+
+    code, out, err = shell.run("payouts", "review")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "    re-priced now (approving commits): the gross $30.00 stays" in lines
+    assert "      committed  $50000/BTC, fee 0.00002 BTC, net $24.00 = 0.00048 BTC" in lines
+    assert "      re-priced  $40000/BTC, fee 0.00002 BTC, net $24.20 = 0.000605 BTC" in lines
+    code, out, err = shell.run("payouts", "show", str(made.id))
+    assert "    re-priced  $40000/BTC, fee 0.00002 BTC, net $24.20 = 0.000605 BTC" in out
+
+    code, out, err = shell.run("payouts", "approve", str(made.id))
+    assert (code, out.strip()) == (0, "approved"), err
+    assert "  re-priced  $40000/BTC, fee 0.00002 BTC, net $24.20 = 0.000605 BTC" in err
+    code, out, err = shell.run("payouts", "show", str(made.id))
+    assert "  net          24.20 USD = 0.000605 BTC" in out
+    assert "pending_review → pending_review by operator:cli:ann: re-priced at approval" in out

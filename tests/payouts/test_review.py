@@ -411,6 +411,45 @@ def test_above_the_dual_threshold_two_different_operators_must_approve(desk: Des
     assert dual.get(double.id).status is RequestStatus.APPROVED
 
 
+def test_under_at_approval_only_the_approval_that_approves_reprices(desk: Desk) -> None:
+    """Dual approval under ``withdrawal.pricing = "at_approval"``: the first approval records
+    itself only; the second prices the request again, then approves it. $600 less the $5 flat
+    fee = $595: at $50 000, 1 190 000 − 2 000 = 1 188 000 sat; at $40 000, 1 487 500 − 2 000 =
+    1 485 500 sat."""
+    dual = desk.with_settings(
+        payouts={"review": {"threshold_usd": "100.00", "dual_approval_usd": "500.00"}},
+        policy={"overrides": {"withdrawal": {"pricing": "at_approval"}}},
+    )
+    made = dual.withdraw(dual.account("c", funds="1000"), "600")
+    assert made.net_native == Money(1_188_000, asset("BTC"))
+    dual.clock.advance(timedelta(days=1))
+    PricingService(
+        dual.db,
+        dual.clock,
+        PricingSettings(static_rates={**RATES, Symbol.BTC: Decimal("40000")}),
+        transport=httpx.MockTransport(_no_network),
+    ).refresh([Symbol.BTC])
+
+    for operator in ("operator:ann", "operator:bob"):
+        locks = dual.payouts.approval_locks(made.id)
+        with dual.db.transaction() as conn:
+            dual.payouts.approve(conn, made.id, actor=operator, locks=locks)
+        if operator == "operator:ann":
+            assert dual.get(made.id).net_native == made.net_native
+
+    done = dual.get(made.id)
+    assert (done.status, done.net_native) == (
+        RequestStatus.APPROVED,
+        Money(1_485_500, asset("BTC")),
+    )
+    assert [(e["kind"], e["to"], e["actor"]) for e in dual.events(made.id)] == [
+        ("status", "pending_review", "api-key:shop"),
+        ("status", "pending_review", "operator:ann"),
+        ("repriced", "pending_review", "operator:bob"),
+        ("status", "approved", "operator:bob"),
+    ]
+
+
 # --------------------------------------------------------------------------- rejection
 
 

@@ -83,6 +83,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "topup_not_credited": 409,
     "payout_request_not_pending": 409,
     "payout_already_approved": 409,
+    "payout_repricing_refused": 409,
     "payout_limit_exceeded": 409,
     "quote_expired": 409,
     "quote_already_used": 409,

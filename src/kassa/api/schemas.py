@@ -356,6 +356,35 @@ class RefusalProblem(Problem):
     )
 
 
+class PricedFiguresOut(BaseModel):
+    """The figures of a refund or withdrawal that re-pricing at approval may change."""
+
+    rate: str | None = Field(description="Whole USD per whole coin", examples=["50000"])
+    rate_lock_id: str | None = Field(description="The rate lock (null in a preview: none taken)")
+    network_fee_native: AmountOut | None = Field(description="The chain fee, in its fee asset")
+    network_fee_source: str | None = Field(description="live (read from the chain) or fallback")
+    network_fee_charged: AmountOut = Field(description="The network fee the customer bears, USD")
+    net: AmountOut = Field(description="Net USD: what the coins sent are worth")
+    net_native: AmountOut | None = Field(description="The coins sent")
+
+
+class RepricingOut(BaseModel):
+    """A request priced again at approval (policy ``pricing = "at_approval"``): the committed
+    figures and the re-priced ones. The gross USD (and the hold reserving it) stays."""
+
+    pricing: str = Field(description="at_approval", examples=["at_approval"])
+    at: datetime = Field(description="When it was (or, in a preview, would be) re-priced")
+    actor: str | None = Field(
+        default=None, description="The operator whose approval re-priced it (null: a preview)"
+    )
+    gross: AmountOut = Field(description="Gross USD, unchanged by re-pricing")
+    committed: PricedFiguresOut
+    repriced: PricedFiguresOut
+    changed: bool = Field(description="Any figure differs from the committed one")
+    allowed: bool = Field(description="The policy allows the re-priced payout")
+    refusal: str | None = Field(description="Why the policy would refuse it (null: allowed)")
+
+
 class PayoutEventOut(BaseModel):
     """One step of a refund's or withdrawal's history."""
 
@@ -366,3 +395,11 @@ class PayoutEventOut(BaseModel):
     actor: str
     reason: str | None
     at: datetime
+    kind: str = Field(
+        default="status",
+        description="status: a step of its status; repriced: its figures changed at approval",
+        examples=["status", "repriced"],
+    )
+    repricing: RepricingOut | None = Field(
+        default=None, description="A repriced entry's committed and re-priced figures"
+    )

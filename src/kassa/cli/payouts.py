@@ -2,20 +2,24 @@
 request in full, lists, approve and reject (`kassa.payouts.review`), and approve-fee for a payout
 waiting on a network fee above its quote (`kassa.payouts.store.approve_fee`).
 
-The actor recorded is ``operator:cli:<OS user>``.
+The actor recorded is ``operator:cli:<OS user>``. Under a policy that prices at approval
+(``pricing = "at_approval"``), ``review`` and ``show`` print what approving now would commit next
+to the committed figures, and ``approve`` prints the figures it re-priced the request at.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import TYPE_CHECKING, Annotated
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kassa.cli._common import fail, migrated_database, say
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from sqlalchemy import Connection
@@ -23,7 +27,8 @@ if TYPE_CHECKING:
     from kassa.config import Settings
     from kassa.db import Database
     from kassa.payouts.model import PayoutRequest
-    from kassa.payouts.requests import Payouts
+    from kassa.policy import Repricing
+    from kassa.wiring import Services
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -62,8 +67,35 @@ def _age(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def _figures(side: dict[str, Any], coin: str) -> str:
+    fee = side["network_fee_native"]
+    fee_text = "no fee" if fee is None else f"fee {fee['amount']} {fee['asset']}"
+    net, native = side["net"], side["net_native"]
+    coins = "" if native is None else f" = {native['amount']} {native['asset']}"
+    return f"${side['rate']}/{coin}, {fee_text}, net ${net['amount']}{coins}"
+
+
+def repricing_lines(record: dict[str, Any], coin: str, *, preview: bool) -> list[str]:
+    """A re-pricing at approval (`kassa.payouts.repricing.record`) as lines to print: the
+    committed figures, the re-priced ones, and whether the policy allows them."""
+    head = "re-priced now (approving commits)" if preview else f"re-priced {record['at']}"
+    lines = [
+        f"{head}: the gross ${record['gross']['amount']} stays",
+        f"  committed  {_figures(record['committed'], coin)}",
+        f"  re-priced  {_figures(record['repriced'], coin)}",
+    ]
+    if not record["allowed"]:
+        lines.append(f"  REFUSED: {record['refusal']} (approval refused; reject instead)")
+    return lines
+
+
 def _payout_rows(
-    conn: Connection, items: list[PayoutRequest], now: datetime, *, reasons: bool
+    conn: Connection,
+    items: list[PayoutRequest],
+    now: datetime,
+    *,
+    reasons: bool,
+    previews: dict[uuid.UUID, Repricing | None] | None = None,
 ) -> None:
     """A table of requests; with ``reasons``, each followed by its destination, why it waits
     and who approved it so far."""
@@ -97,6 +129,28 @@ def _payout_rows(
                 typer.echo(
                     f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
                 )
+            preview = (previews or {}).get(item.id)
+            if preview is not None:
+                for line in repricing_lines(record_of(preview), item.asset, preview=True):
+                    typer.echo(f"    {line}")
+
+
+def record_of(preview: Repricing) -> dict[str, Any]:
+    from kassa.payouts import repricing
+
+    return repricing.record(preview)
+
+
+@contextmanager
+def _services(settings: Settings, database: Database) -> Iterator[Services]:
+    """The services the payout commands use, their live fee clients closed at the end."""
+    from kassa.wiring import Services, clock_of
+
+    services = Services(settings, database, clock_of(settings))
+    try:
+        yield services
+    finally:
+        services.close()
 
 
 @app.command("review")
@@ -105,12 +159,17 @@ def payouts_review(ctx: typer.Context) -> None:
     from kassa.payouts import review as payout_review
     from kassa.wiring import clock_of
 
-    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
-        items = payout_review.pending(conn)
+    with migrated_database(ctx) as (settings, database), _services(settings, database) as services:
+        with database.transaction() as conn:
+            items = payout_review.pending(conn)
         if not items:
             say("no refund or withdrawal waits for review")
             return
-        _payout_rows(conn, items, clock_of(settings).now(conn), reasons=True)
+        # Outside any transaction: a preview of re-pricing reads the rates and the chain's fee.
+        previews = {item.id: services.payouts.preview_repricing(item) for item in items}
+        with database.transaction() as conn:
+            now = clock_of(settings).now(conn)
+            _payout_rows(conn, items, now, reasons=True, previews=previews)
     say(
         f"\n{len(items)} waiting. Approve: kassa payouts approve ID [--note TEXT]; "
         "reject: kassa payouts reject ID --reason TEXT"
@@ -153,13 +212,27 @@ def payouts_show(
     ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request's id")]
 ) -> None:
     """One request in full: money, why it waits, approvals, history, transactions."""
+    from kassa.payouts import store
+
+    ident = _request_id(request_id)
+    with migrated_database(ctx) as (settings, database), _services(settings, database) as services:
+        with database.transaction() as conn:
+            pending = store.get(conn, ident)
+        # Outside any transaction: a preview of re-pricing reads the rates and the chain's fee.
+        preview = services.payouts.preview_repricing(pending)
+        _show(settings, database, ident, preview)
+
+
+def _show(
+    settings: Settings, database: Database, ident: uuid.UUID, preview: Repricing | None
+) -> None:
     from kassa.accounts import service as accounts
     from kassa.payouts import review as payout_review
     from kassa.payouts import store
+    from kassa.payouts.model import RequestStatus
     from kassa.wiring import clock_of
 
-    ident = _request_id(request_id)
-    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
+    with database.transaction() as conn:
         item = store.get(conn, ident)
         owner = accounts.get(conn, item.customer_account_id).external_id
         now = clock_of(settings).now(conn)
@@ -193,6 +266,10 @@ def payouts_show(
         lines.append(
             f"    + approved by {approval.actor} at {approval.at:%Y-%m-%d %H:%M:%S}Z{note}"
         )
+    if preview is not None and item.status is RequestStatus.PENDING_REVIEW:
+        lines += [
+            f"  {line}" for line in repricing_lines(record_of(preview), item.asset, preview=True)
+        ]
     lines.append("  history")
     for event in history:
         was = f"{event['from']} → " if event["from"] else ""
@@ -211,12 +288,6 @@ def payouts_show(
     typer.echo("\n".join(lines))
 
 
-def _payouts_service(settings: Settings, database: Database) -> Payouts:
-    from kassa.wiring import Services, clock_of
-
-    return Services(settings, database, clock_of(settings)).payouts
-
-
 @app.command("approve")
 def payouts_approve(
     ctx: typer.Context,
@@ -224,12 +295,21 @@ def payouts_approve(
     note: Annotated[str | None, typer.Option(help="Recorded with the approval")] = None,
 ) -> None:
     """Approve a request pending review (as operator:cli:<you>); prints its new status."""
+    from kassa.payouts import store
     from kassa.payouts.model import RequestStatus
 
     ident = _request_id(request_id)
     actor = operator_actor()
-    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
-        item = _payouts_service(settings, database).approve(conn, ident, actor=actor, note=note)
+    with migrated_database(ctx) as (settings, database), _services(settings, database) as services:
+        payouts = services.payouts
+        # Re-pricing at approval: its rate locks and the chain's fee, before the transaction.
+        locks = payouts.approval_locks(ident)
+        with database.transaction() as conn:
+            item = payouts.approve(conn, ident, actor=actor, note=note, locks=locks)
+            repriced = [e for e in store.events(conn, ident) if e["kind"] == store.REPRICED]
+    if locks is not None and repriced:
+        for line in repricing_lines(repriced[-1]["detail"], item.asset, preview=False):
+            say(line)
     if item.status is RequestStatus.APPROVED:
         say(f"{item.kind.value} {item.id} approved by {actor}: the payout worker sends it")
     else:
@@ -249,8 +329,12 @@ def payouts_reject(
     """Reject a request not yet signed; its reserved funds return to the balance."""
     ident = _request_id(request_id)
     actor = operator_actor()
-    with migrated_database(ctx) as (settings, database), database.transaction() as conn:
-        item = _payouts_service(settings, database).reject(conn, ident, actor=actor, reason=reason)
+    with (
+        migrated_database(ctx) as (settings, database),
+        _services(settings, database) as services,
+        database.transaction() as conn,
+    ):
+        item = services.payouts.reject(conn, ident, actor=actor, reason=reason)
     say(
         f"{item.kind.value} {item.id} rejected by {actor}; {item.gross_usd} returned to the balance"
     )

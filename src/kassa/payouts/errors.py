@@ -128,3 +128,21 @@ class QuoteMismatch(Conflict):
 
     code = "quote_mismatch"
     title = "Request does not match its quote"
+
+
+class RepricingRefused(Conflict):
+    """Approving would price the request again (the policy's ``pricing = "at_approval"``) at
+    figures the policy refuses (after the network fee, nothing would be paid). The approval is
+    not recorded and nothing changes; ``repricing`` holds the committed and the re-priced
+    figures. The operator rejects the request (its funds return) or approves once the market
+    allows."""
+
+    code = "payout_repricing_refused"
+    title = "Re-priced at approval, the policy refuses the payout"
+
+    def __init__(self, detail: str, repricing: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.repricing = repricing
+
+    def problem_extra(self) -> Mapping[str, Any]:
+        return {} if self.repricing is None else {"repricing": self.repricing}

@@ -22,6 +22,11 @@ it waits in ``pending_review``; without, it is ``approved`` at once. The request
 the policy charges the network fee (``fee_charge``) and its flat fee, for the record: the payout
 worker sends the committed coins and the house pays the real fee (`kassa.payouts.worker.pricing`).
 
+Under a policy whose ``pricing`` is ``at_approval`` (`kassa.payouts.repricing`), the approval
+that makes a waiting request approved prices it again at fresh locks (`approval_locks`, taken
+before the approval's transaction, then `approve`); `preview_repricing` shows what that would
+commit.
+
 Destinations are checked for the asset's chain and network (checksums, bech32, base58check,
 EIP-55) and stored in canonical form; Kassa's own deposit addresses are refused. A refund goes
 to the top-up's sender, which is checked the same way.
@@ -62,7 +67,7 @@ from kassa.ledger.errors import AccountFrozen, InsufficientFunds
 from kassa.ledger.idempotency import OK, Request, StoredOutcome
 from kassa.ledger.tables import idempotency_record
 from kassa.money import USD, Asset, Money, asset
-from kassa.payouts import quotes, review, store
+from kassa.payouts import quotes, repricing, review, store
 from kassa.payouts.errors import (
     AssetNotPayable,
     DestinationIsOwnAddress,
@@ -88,15 +93,23 @@ from kassa.policy import (
     DecisionKind,
     NetworkFee,
     Policy,
+    Pricing,
     RateFacts,
+    Repricing,
     TopUpFacts,
+    decision_of,
     network_fee_charge,
+    pricing_of,
     quote_refund,
     quote_withdrawal,
+    reprice,
+    reprices,
 )
 from kassa.policy.facts import FeeSource
 from kassa.policy.model import AccountState, Destination, StateReason
+from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import RateLock, Side, get_lock
+from kassa.pricing.model import symbol_of
 from kassa.pricing.service import PricingService
 from kassa.spending.usage import last_usage_at
 
@@ -742,11 +755,95 @@ class Payouts:
 
     # -- operator review (kassa.payouts.review) --------------------------------------------
 
+    def reprices(self, item: PayoutRequest) -> bool:
+        """Will the approval that makes ``item`` approved price it again (`kassa.payouts.
+        repricing`)? Only while it waits for review, under a policy whose ``pricing`` for its
+        kind is ``at_approval`` (and the policy that decided it)."""
+        if item.status is not RequestStatus.PENDING_REVIEW or item.policy != self.policy.name:
+            return False
+        if pricing_of(self.policy, DecisionKind(item.kind.value)) is not Pricing.AT_APPROVAL:
+            return False  # the usual case: no stored decision to read
+        return reprices(self.policy, decision_of(item.decision))
+
+    def approval_locks(self, request_id: uuid.UUID) -> PayoutLocks | None:
+        """The fresh rate locks and chain fee an approval of ``request_id`` re-prices it at, or
+        None when its approval does not re-price it. Outside any transaction, like
+        `lock_rates`; pass the result to `approve`."""
+        with self.database.transaction() as conn:
+            item = store.get(conn, request_id)
+        if not self.reprices(item):
+            return None
+        return self.lock_rates(asset(item.asset), item.destination)
+
+    def preview_repricing(self, item: PayoutRequest) -> Repricing | None:
+        """What approving ``item`` now would commit, at the current market rate and the chain's
+        fee now (no lock taken, nothing written); None when its approval does not re-price it,
+        or no rate is available now. Outside any transaction."""
+        if not self.reprices(item):
+            return None
+        coin = asset(item.asset)
+        fee_asset = fee_asset_of(coin)
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+        try:
+            rate = self._market_rate(coin, now)
+            fee_rate = None if fee_asset == coin else self._market_rate(fee_asset, now)
+        except NoRate:
+            return None
+        chain_fee = None if self.fee_quotes is None else self.fee_quotes.fee(coin, item.destination)
+        fee = network_fee(self.settings, coin, fee_rate, quoted=chain_fee)
+        return reprice(self.policy, decision_of(item.decision), rate, fee, now)
+
+    def _market_rate(self, coin: Asset, now: datetime) -> RateFacts:
+        """The ask rate a lock taken now would hold (`PricingService.lock`), without the lock."""
+        sample = self.pricing.rate_at(symbol_of(coin.code), now)
+        return RateFacts(asset=coin, usd_per_unit=sample.ask, source=",".join(sample.sources))
+
     def approve(
-        self, conn: Connection, request_id: uuid.UUID, *, actor: str, note: str | None = None
+        self,
+        conn: Connection,
+        request_id: uuid.UUID,
+        *,
+        actor: str,
+        note: str | None = None,
+        locks: PayoutLocks | None = None,
     ) -> PayoutRequest:
-        """One operator's approval; enough of them (from different operators) approve it."""
-        return review.approve(conn, request_id, actor=actor, note=note, clock=self.clock)
+        """One operator's approval; enough of them (from different operators) approve it.
+
+        The approval that makes a request approved under ``pricing = "at_approval"`` prices it
+        again at ``locks`` (`approval_locks`, taken before this transaction) and records the
+        ``repriced`` entry of its history; a re-priced request the policy refuses refuses the
+        approval (``payout_repricing_refused``) and nothing changes."""
+
+        def before_approved(current: PayoutRequest, now: datetime) -> None:
+            if not self.reprices(current):
+                return
+            committed = decision_of(current.decision)
+            if locks is None:
+                raise RuntimeError(
+                    f"approving {current.id} re-prices it: take approval_locks() before the "
+                    "approval's transaction and pass them"
+                )
+            coin = asset(current.asset)
+            if locks.lock.asset != coin.code:
+                raise RuntimeError(f"locks of {locks.lock.asset} cannot price a {coin} payout")
+            priced = reprice(
+                self.policy,
+                committed,
+                rate_facts(locks.lock, coin),
+                self._locked_fee(coin, locks),
+                now,
+            )
+            repricing.commit(conn, current, priced, actor=actor)
+
+        return review.approve(
+            conn,
+            request_id,
+            actor=actor,
+            note=note,
+            clock=self.clock,
+            before_approved=before_approved,
+        )
 
     def reject(
         self, conn: Connection, request_id: uuid.UUID, *, actor: str, reason: str

@@ -17,6 +17,8 @@ reasons are stored with the request (JSON ``[{code, detail}]``) so the review qu
 itself. ``approvals_required`` is 2 above ``dual_approval_usd`` (when set), else 1: the request
 becomes ``approved`` when that many *different* operators approved it (`approve`; one approval
 per operator, recorded in ``payout_approval`` with the actor, the time and an optional note).
+Under a policy that prices at approval, the approval that makes a request ``approved`` first
+prices it again (`approve`'s ``before_approved``, `kassa.payouts.repricing`).
 `reject` turns a request that is pending review or approved but not yet signed into
 ``rejected`` and voids its hold: the gross amount returns to the balance in full. Every move is
 made under a row lock on the request and recorded as a ``payout_event``; the time is Kassa's
@@ -35,7 +37,7 @@ counted one after the other. A request over a limit is refused with ``payout_lim
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -308,6 +310,12 @@ def _text(value: str | None, what: str) -> str | None:
     return value.strip()
 
 
+BeforeApproved = Callable[[PayoutRequest, datetime], None]
+"""Called, row lock held, when an approval is about to make a request ``approved`` — before
+anything of the approval is written, so raising refuses it and changes nothing (re-pricing at
+approval, `kassa.payouts.repricing`)."""
+
+
 def approve(
     conn: Connection,
     request_id: uuid.UUID,
@@ -315,6 +323,7 @@ def approve(
     actor: str,
     note: str | None = None,
     clock: Clock,
+    before_approved: BeforeApproved | None = None,
 ) -> PayoutRequest:
     """Record ``actor``'s approval of a request pending review; with enough approvals (from
     different operators) it becomes ``approved`` and the payout worker may send it."""
@@ -335,10 +344,12 @@ def approve(
                 "approvals from different operators"
             )
     now = clock.now(conn)
+    actors = [a.actor for a in given] + [actor]
+    if before_approved is not None and len(actors) >= current.approvals_required:
+        before_approved(current, now)
     conn.execute(
         insert(payout_approval).values(request_id=request_id, actor=actor, note=note, at=now)
     )
-    actors = [a.actor for a in given] + [actor]
     said = "" if note is None else f": {note}"
     if len(actors) >= current.approvals_required:
         reason = f"approved by {' and '.join(actors)}{said}"

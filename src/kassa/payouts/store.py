@@ -6,7 +6,9 @@ cancellation, the payout worker's signing, broadcasting, confirming, failing or 
 a new signature — goes through `move`: it locks the request's row, checks the move against
 `kassa.payouts.model.TRANSITIONS`, voids the request's hold when the move returns the funds
 (rejected, cancelled, failed), updates the row and writes the ``payout_event`` line that
-explains it. So a request's history is complete and no caller can skip a check.
+explains it. So a request's history is complete and no caller can skip a check. The one change
+of a request's figures after it was made — re-pricing at approval — goes through `reprice`,
+which writes the ``repriced`` entry of its history with the old and the new figures.
 
 The queries the request services ask of stored requests (listing, the facts a policy decision
 counts, whether an address was paid before) live here too, so only this module and the worker's
@@ -15,6 +17,7 @@ lease handling (`kassa.payouts.worker.claims`) read or write ``payout_request`` 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -113,6 +116,8 @@ def events(conn: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
             "actor": row.actor,
             "reason": row.reason,
             "at": row.at,
+            "kind": row.kind,
+            "detail": None if row.detail is None else json.loads(row.detail),
         }
         for row in rows
     ]
@@ -292,6 +297,51 @@ def wait_in_flight(conn: Connection, request_id: uuid.UUID, reason: str, now: da
     _event(conn, request_id, current.status, current.status, "payout-worker", reason, now)
 
 
+REPRICED = "repriced"
+"""The ``kind`` of the history entry that records a request priced again at approval."""
+
+
+def reprice(
+    conn: Connection,
+    request_id: uuid.UUID,
+    values: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    detail: Mapping[str, Any],
+    now: datetime,
+) -> PayoutRequest:
+    """Commit the figures of a request priced again at approval (``values``: its re-priced
+    columns) and record the ``repriced`` entry of its history, whose ``detail`` holds the old
+    and the new figures. The request must be pending review (row-locked); its status stays.
+
+    The one place a request's figures change after it was made, and the one place a
+    ``repriced`` entry is written (`kassa.payouts.repricing.commit` calls it)."""
+    current = get(conn, request_id, for_update=True)
+    if current.status is not RequestStatus.PENDING_REVIEW:
+        raise IllegalRequestTransition(
+            f"a {current.status.value} request is not re-priced: only a request pending review "
+            "is priced again when it is approved"
+        )
+    conn.execute(
+        update(payout_request)
+        .where(payout_request.c.id == request_id)
+        .values(updated_at=now, **values)
+    )
+    _event(
+        conn,
+        request_id,
+        current.status,
+        current.status,
+        actor,
+        reason,
+        now,
+        kind=REPRICED,
+        detail=json.dumps(detail, default=str),
+    )
+    return get(conn, request_id)
+
+
 def _with(reason: str, note_text: str | None) -> str:
     return reason if not note_text else f"{reason}: {note_text}"
 
@@ -316,6 +366,9 @@ def _event(
     actor: str,
     reason: str | None,
     now: datetime,
+    *,
+    kind: str = "status",
+    detail: str | None = None,
 ) -> None:
     conn.execute(
         insert(payout_event).values(
@@ -325,5 +378,7 @@ def _event(
             actor=actor,
             reason=reason,
             at=now,
+            kind=kind,
+            detail=detail,
         )
     )

@@ -109,8 +109,19 @@ payout_event = Table(
     Column("actor", String(200), nullable=False),
     Column("reason", Text, nullable=True),
     Column("at", UtcDateTime, nullable=False),
+    # -- re-pricing at approval (migration 0013) --
+    Column(
+        "kind",
+        String(16),
+        nullable=False,
+        server_default=text("'status'"),
+        comment="status: a step of its status; repriced: its figures changed (see detail)",
+    ),
+    Column("detail", Text, nullable=True, comment="A repriced entry's old and new figures"),
     Index("ix_payout_event_request_id", "request_id"),
 )
+"""A request's history, append-only: every step of its status (``kind = 'status'``) and every
+change of its figures (``kind = 'repriced'``, with the old and new figures in ``detail``)."""
 
 payout_approval = Table(
     "payout_approval",

@@ -12,6 +12,8 @@ A *decision* is a pure function of (policy, facts, now) — no database, chain o
 * `quote_withdrawal` — pay part of the balance out in a chosen asset.
 * `quote_activation_refund` — does an activation's price go back to the balance.
 * `check_claim_window` — is a top-up-error claim or a dispute still in time.
+* `reprice` — a committed refund or withdrawal priced again at approval, when the policy's
+  ``pricing`` is ``at_approval`` (`reprices`); the USD it is worth stays, the coins follow.
 
 A `Decision` says ``allowed``, lists every rule applied (`RuleOutcome`: rule id, the clause it
 comes from, passed, a sentence for support), the money (`Breakdown`: gross, fees, network fee,
@@ -49,11 +51,20 @@ from kassa.policy.model import (
     ClaimKind,
     Destination,
     Policy,
+    Pricing,
     RefundRule,
     StateReason,
     WithdrawalRule,
 )
-from kassa.policy.outcome import Breakdown, Decision, DecisionKind, Requester, RuleOutcome
+from kassa.policy.outcome import (
+    Breakdown,
+    Decision,
+    DecisionKind,
+    Requester,
+    RuleOutcome,
+    decision_of,
+)
+from kassa.policy.repricing import Repricing, pricing_of, reprice, reprices
 
 __all__ = [
     "AccountFacts",
@@ -72,8 +83,10 @@ __all__ = [
     "NetworkFee",
     "Payout",
     "Policy",
+    "Pricing",
     "RateFacts",
     "RefundRule",
+    "Repricing",
     "Requester",
     "RuleOutcome",
     "StateReason",
@@ -82,6 +95,7 @@ __all__ = [
     "add_business_days",
     "add_months",
     "check_claim_window",
+    "decision_of",
     "is_business_day",
     "load_policy",
     "load_preset",
@@ -89,8 +103,11 @@ __all__ = [
     "parse_policy",
     "payout",
     "preset_names",
+    "pricing_of",
     "quote_activation_refund",
     "quote_refund",
     "quote_withdrawal",
+    "reprice",
+    "reprices",
     "with_overrides",
 ]

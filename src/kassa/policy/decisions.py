@@ -67,7 +67,7 @@ from kassa.policy.model import (
 )
 from kassa.policy.outcome import Breakdown, Decision, DecisionKind, Requester
 
-__all__ = ["quote_refund", "quote_withdrawal"]
+__all__ = ["network_fee_charge", "quote_refund", "quote_withdrawal", "wallet_breakdown"]
 
 # Where a rule's setting lives, cited when the policy gives no clause for it.
 _REFUND_PARAMETERS = {
@@ -106,6 +106,42 @@ def network_fee_charge(policy: Policy, kind: DecisionKind) -> FeeCharge:
     if kind is DecisionKind.WITHDRAWAL:
         return _WITHDRAWAL_FEE_CHARGE[policy.withdrawal.network_fee]
     raise ValueError(f"{kind.value} decisions pay nothing on chain")
+
+
+def wallet_breakdown(
+    *,
+    gross: Money,
+    handling: Money,
+    flat_fee: Money,
+    provider: Money,
+    rate: RateFacts,
+    network_fee: NetworkFee,
+    charge: FeeCharge,
+    destination: Destination,
+) -> Breakdown:
+    """The money of a payout on chain: the USD owed after the USD fees (``gross − handling −
+    flat fee − provider fee``) paid in coins at ``rate``, less the network fee ``charge`` says
+    the customer bears (`kassa.policy._support.payout`, which documents every rounding).
+
+    One computation for a refund's and a withdrawal's decision and for re-pricing a committed
+    one at approval (`kassa.policy.repricing`), so their figures follow the same rule."""
+    paid = payout(gross - handling - flat_fee - provider, rate, network_fee, charge, flat_fee)
+    return Breakdown(
+        gross_usd=gross,
+        handling_fee_usd=handling,
+        flat_fee_usd=flat_fee,
+        provider_fee_usd=provider,
+        network_fee_native=network_fee.amount,
+        network_fee_usd=paid.network_fee_usd,
+        network_fee_charged_usd=paid.network_fee_charged_usd,
+        net_usd=paid.net_usd,
+        rate=rate.usd_per_unit,
+        rate_source=rate.source,
+        rate_lock_id=rate.lock_id,
+        net_native=paid.net_native,
+        destination=destination,
+        network_fee_source=network_fee.source.value,
+    )
 
 
 # --------------------------------------------------------------------------- refunds
@@ -251,29 +287,20 @@ def quote_refund(
         if to_wallet and provider_fee_usd is not None and rules.provider_fee is FeePayer.CUSTOMER
         else ZERO_USD
     )
-    usd_owed = gross - handling - provider
     if wallet is not None:
         rate, network_fee = wallet
-        charge = FeeCharge.ALL if rules.network_fee is RefundNetworkFee.DEDUCT else FeeCharge.NONE
-        paid = payout(usd_owed, rate, network_fee, charge)
-        breakdown = Breakdown(
-            gross_usd=gross,
-            handling_fee_usd=handling,
-            flat_fee_usd=ZERO_USD,
-            provider_fee_usd=provider,
-            network_fee_native=network_fee.amount,
-            network_fee_usd=paid.network_fee_usd,
-            network_fee_charged_usd=paid.network_fee_charged_usd,
-            net_usd=paid.net_usd,
-            rate=rate.usd_per_unit,
-            rate_source=rate.source,
-            rate_lock_id=rate.lock_id,
-            net_native=paid.net_native,
+        breakdown = wallet_breakdown(
+            gross=gross,
+            handling=handling,
+            flat_fee=ZERO_USD,
+            provider=provider,
+            rate=rate,
+            network_fee=network_fee,
+            charge=network_fee_charge(policy, DecisionKind.REFUND),
             destination=Destination.ORIGINAL_WALLET,
-            network_fee_source=network_fee.source.value,
         )
     else:
-        breakdown = balance_breakdown(gross, handling, usd_owed)
+        breakdown = balance_breakdown(gross, handling, gross - handling - provider)
     net_positive(checks, R.NET_POSITIVE, breakdown)
 
     needs_review = checks.allowed and (rules.review_required or bool(effect and effect.review))
@@ -504,25 +531,15 @@ def quote_withdrawal(
     )
 
     handling = effect.handling_cost if effect is not None else ZERO_USD
-    usd_owed = amount_usd - rules.flat_fee - handling
-    paid = payout(
-        usd_owed, rate, network_fee, _WITHDRAWAL_FEE_CHARGE[rules.network_fee], rules.flat_fee
-    )
-    breakdown = Breakdown(
-        gross_usd=amount_usd,
-        handling_fee_usd=handling,
-        flat_fee_usd=rules.flat_fee,
-        provider_fee_usd=ZERO_USD,
-        network_fee_native=network_fee.amount,
-        network_fee_usd=paid.network_fee_usd,
-        network_fee_charged_usd=paid.network_fee_charged_usd,
-        net_usd=paid.net_usd,
-        rate=rate.usd_per_unit,
-        rate_source=rate.source,
-        rate_lock_id=rate.lock_id,
-        net_native=paid.net_native,
+    breakdown = wallet_breakdown(
+        gross=amount_usd,
+        handling=handling,
+        flat_fee=rules.flat_fee,
+        provider=ZERO_USD,
+        rate=rate,
+        network_fee=network_fee,
+        charge=network_fee_charge(policy, DecisionKind.WITHDRAWAL),
         destination=Destination.WITHDRAWAL_ADDRESS,
-        network_fee_source=network_fee.source.value,
     )
     net_positive(checks, W.NET_POSITIVE, breakdown)
 

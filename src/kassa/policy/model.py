@@ -54,6 +54,7 @@ __all__ = [
     "DisputeRule",
     "FeePayer",
     "Policy",
+    "Pricing",
     "RefundNetworkFee",
     "RefundPolicy",
     "RefundRule",
@@ -136,6 +137,19 @@ class WithdrawalNetworkFee(StrEnum):
     """The flat fee covers the network fee up to its amount; only the excess comes out."""
     HOUSE = "house"
     """The house pays the network fee (the flat fee, if any, is still charged)."""
+
+
+class Pricing(StrEnum):
+    """When the coins of a payout that waits for an operator are priced (issue 14)."""
+
+    COMMITTED = "committed"
+    """The figures committed when the request was made stand, however long the review takes
+    (the binding quote; the house bears the market's moves until the payout leaves)."""
+    AT_APPROVAL = "at_approval"
+    """A request that waits for review is priced again when the operator approves it: the USD
+    it is worth stays, the coins, the network fee and the net follow the rate and the fee of
+    the approval (policy A's "the crypto amount is recalculated at the rate on the refund
+    date"). The change is recorded as a ``repriced`` event with the old and the new figures."""
 
 
 class FeePayer(StrEnum):
@@ -294,6 +308,9 @@ class RefundPolicy(_Section):
     valuation: Valuation = Valuation.USD_AT_PAYMENT
     network_fee: RefundNetworkFee = RefundNetworkFee.DEDUCT
     """Who bears the chain fee of a refund to the original wallet."""
+    pricing: Pricing = Pricing.COMMITTED
+    """A refund waiting for review keeps its committed coins (``committed``) or is priced again
+    at approval (``at_approval``)."""
     provider_fee: FeePayer = FeePayer.CUSTOMER
     """Who bears a fee a payment provider charges for the refund."""
     review_required: StrictBool = False
@@ -342,6 +359,9 @@ class WithdrawalPolicy(_Section):
     flat_fee: UsdAmount = _Money(5_000_000, USD)
     """Fee per withdrawal, USD, deducted from the amount paid out."""
     network_fee: WithdrawalNetworkFee = WithdrawalNetworkFee.DEDUCT
+    pricing: Pricing = Pricing.COMMITTED
+    """A withdrawal waiting for review keeps its committed coins (``committed``) or is priced
+    again at approval (``at_approval``)."""
     assets: tuple[PayoutAsset, ...] = (
         AssetCode.BTC,
         AssetCode.ETH,

@@ -10,13 +10,14 @@ after the first refusal, so a customer hears every reason at once rather than on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-from kassa.money import Money
+from kassa.money import Money, asset
 from kassa.policy.model import Destination
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "Requester",
     "RuleOutcome",
     "RuleRecord",
+    "breakdown_of",
+    "decision_of",
 ]
 
 Requester = Literal["customer", "operator"]
@@ -145,6 +148,63 @@ def _money_record(value: Money) -> MoneyRecord:
 
 def _optional_money(value: Money | None) -> MoneyRecord | None:
     return None if value is None else _money_record(value)
+
+
+def _money_of(record: Mapping[str, Any]) -> Money:
+    return Money.parse(str(record["amount"]), asset(str(record["asset"])), allow_negative=True)
+
+
+def _optional_money_of(record: Mapping[str, Any] | None) -> Money | None:
+    return None if record is None else _money_of(record)
+
+
+def breakdown_of(record: Mapping[str, Any]) -> Breakdown:
+    """A `Breakdown` again from its stored record (`Decision.record`'s ``breakdown``)."""
+    rate = record.get("rate")
+    return Breakdown(
+        gross_usd=_money_of(record["gross_usd"]),
+        handling_fee_usd=_money_of(record["handling_fee_usd"]),
+        flat_fee_usd=_money_of(record["flat_fee_usd"]),
+        provider_fee_usd=_money_of(record["provider_fee_usd"]),
+        network_fee_native=_optional_money_of(record.get("network_fee_native")),
+        network_fee_usd=_money_of(record["network_fee_usd"]),
+        network_fee_charged_usd=_money_of(record["network_fee_charged_usd"]),
+        net_usd=_money_of(record["net_usd"]),
+        rate=None if rate is None else Decimal(str(rate)),
+        rate_source=record.get("rate_source"),
+        rate_lock_id=record.get("rate_lock_id"),
+        net_native=_optional_money_of(record.get("net_native")),
+        destination=Destination(record["destination"]),
+        network_fee_source=record.get("network_fee_source"),
+    )
+
+
+def decision_of(record: Mapping[str, Any]) -> Decision:
+    """A `Decision` again from its stored record (what a request keeps): the inverse of
+    `Decision.record`, so a stored decision can be re-priced (`kassa.policy.repricing`)."""
+    due = record.get("review_due_at")
+    return Decision(
+        kind=DecisionKind(record["kind"]),
+        policy=str(record["policy"]),
+        subject=str(record["subject"]),
+        requested_by="operator" if record["requested_by"] == "operator" else "customer",
+        decided_at=datetime.fromisoformat(str(record["decided_at"])),
+        allowed=bool(record["allowed"]),
+        rules=tuple(
+            RuleOutcome(
+                rule_id=str(r["rule_id"]),
+                clause=str(r["clause"]),
+                passed=bool(r["passed"]),
+                reason=str(r["reason"]),
+                waived=bool(r.get("waived", False)),
+            )
+            for r in record["rules"]
+        ),
+        breakdown=breakdown_of(record["breakdown"]),
+        needs_review=bool(record["needs_review"]),
+        review_due_at=None if due is None else datetime.fromisoformat(str(due)),
+        overridable=bool(record["overridable"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

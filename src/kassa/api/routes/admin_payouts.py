@@ -6,6 +6,10 @@ the destination and its age; pages are opaque cursors (``next_cursor``). ``GET �
 policy decision, the history, and the transactions the payout worker signed for it (txid,
 status, fee). ``POST …/{id}/approve`` records the calling key's approval (``{note?}``); with
 enough approvals from different keys the request is ``approved`` and the worker sends it.
+Under a policy that prices at approval (``pricing = "at_approval"``) the approval that makes it
+approved prices it again at fresh rate locks and the chain's fee, taken before the transaction
+(`kassa.payouts.repricing`): its answer carries ``repricing`` (committed and re-priced figures),
+and the review views carry ``repricing_preview`` — what approving now would commit.
 ``POST …/{id}/approve-fee`` (``{note?}``) lets an approved payout that waits on a network fee
 above its quote (``wait_reason`` "network fee above the quote: …") pay it at the house's cost.
 ``POST …/{id}/reject`` (``{reason}``) refuses a request that is pending review or approved but
@@ -14,7 +18,9 @@ key (``api-key:<name>``), as for every other operator action.
 
 Refusals: ``404 payout_request_not_found``; ``409 payout_request_not_pending`` (wrong state,
 e.g. approving an approved request or rejecting a signed one); ``409 payout_already_approved``
-(the same key approving twice: a second approval must come from another operator). A retried
+(the same key approving twice: a second approval must come from another operator);
+``409 payout_repricing_refused`` (re-priced now, the policy would pay nothing; nothing
+changed, the problem's ``repricing`` shows the figures). A retried
 approve or reject with the same Idempotency-Key gets the first answer back and records nothing
 more; ``GET`` shows the current state.
 """
@@ -39,12 +45,13 @@ from kassa.api.errors import InvalidCursor
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.routes.payouts import PayoutRequestOut, request_out
-from kassa.api.schemas import AmountOut
+from kassa.api.schemas import AmountOut, RepricingOut
 from kassa.clock import as_utc
 from kassa.ledger.idempotency import Request
-from kassa.payouts import review, store
+from kassa.payouts import repricing, review, store
 from kassa.payouts.model import PayoutRequest, RequestStatus
 from kassa.payouts.review import Approval, PayoutTransaction
+from kassa.policy import Repricing
 
 router = APIRouter(prefix="/v1/admin/payouts", tags=["payout review"])
 
@@ -103,6 +110,13 @@ class ReviewFields(BaseModel):
     failure_reason: str | None
 
 
+_PREVIEW = (
+    "Under a policy that prices at approval (pricing = at_approval), while it waits for review: "
+    "what approving now would commit, at the current rate and fee, next to the committed "
+    "figures (null otherwise)"
+)
+
+
 class PayoutSummaryOut(ReviewFields):
     id: str
     kind: str
@@ -117,6 +131,7 @@ class PayoutSummaryOut(ReviewFields):
     net_native: AmountOut
     review_due_at: datetime | None
     created_at: datetime
+    repricing_preview: RepricingOut | None = Field(description=_PREVIEW)
 
 
 class AdminPayoutOut(PayoutRequestOut, ReviewFields):
@@ -128,6 +143,11 @@ class AdminPayoutOut(PayoutRequestOut, ReviewFields):
         description="The operator who let it pay a network fee above its quote (house's cost)"
     )
     transactions: list[PayoutTxOut]
+    repricing: RepricingOut | None = Field(
+        description="Its re-pricing at approval, once approved under pricing = at_approval: "
+        "the committed and the re-priced figures (the history's repriced entry)"
+    )
+    repricing_preview: RepricingOut | None = Field(description=_PREVIEW)
 
 
 class PayoutPageOut(BaseModel):
@@ -185,8 +205,16 @@ def _review_fields(item: PayoutRequest, given: list[Approval], now: datetime) ->
     ).model_dump()
 
 
+def preview_out(preview: Repricing | None) -> RepricingOut | None:
+    return None if preview is None else RepricingOut.model_validate(repricing.record(preview))
+
+
 def summary_out(
-    item: PayoutRequest, external_id: str, given: list[Approval], now: datetime
+    item: PayoutRequest,
+    external_id: str,
+    given: list[Approval],
+    now: datetime,
+    preview: Repricing | None = None,
 ) -> PayoutSummaryOut:
     return PayoutSummaryOut(
         id=str(item.id),
@@ -202,13 +230,17 @@ def summary_out(
         net_native=AmountOut.of(item.net_native),
         review_due_at=item.review_due_at,
         created_at=item.created_at,
+        repricing_preview=preview_out(preview),
         **_review_fields(item, given, now),
     )
 
 
-def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPayoutOut:
+def detail_out(
+    conn: Connection, item: PayoutRequest, now: datetime, preview: Repricing | None = None
+) -> AdminPayoutOut:
     base = request_out(conn, item)
     given = review.approvals(conn, [item.id]).get(item.id, [])
+    repriced = [e.repricing for e in base.history if e.kind == store.REPRICED]
     return AdminPayoutOut(
         **base.model_dump(),
         **_review_fields(item, given, now),
@@ -216,6 +248,8 @@ def detail_out(conn: Connection, item: PayoutRequest, now: datetime) -> AdminPay
         settled_at=item.settled_at,
         fee_approved_by=item.fee_approved_by,
         transactions=[PayoutTxOut.of(tx) for tx in review.transactions(conn, item.id)],
+        repricing=repriced[-1] if repriced else None,
+        repricing_preview=preview_out(preview),
     )
 
 
@@ -262,9 +296,17 @@ def list_payouts(
                 owner = accounts.get(conn, item.customer_account_id)
                 owners[item.customer_account_id] = owner.external_id
         now = ctx.clock.now(conn)
+    # Outside the transaction: a preview reads the rates and the chain's fee.
+    previews = {item.id: ctx.payouts.preview_repricing(item) for item in page}
     return PayoutPageOut(
         requests=[
-            summary_out(item, owners[item.customer_account_id], given.get(item.id, []), now)
+            summary_out(
+                item,
+                owners[item.customer_account_id],
+                given.get(item.id, []),
+                now,
+                previews[item.id],
+            )
             for item in page
         ],
         next_cursor=encode_cursor(page[-1]) if more else None,
@@ -281,14 +323,23 @@ def list_payouts(
 def get_payout(request_id: uuid.UUID, _caller: Admin, ctx: Ctx) -> AdminPayoutOut:
     with ctx.database.transaction() as conn:
         item = store.get(conn, request_id)
-        return detail_out(conn, item, ctx.clock.now(conn))
+    # Outside any transaction: a preview reads the rates and the chain's fee.
+    preview = ctx.payouts.preview_repricing(item)
+    with ctx.database.transaction() as conn:
+        item = store.get(conn, request_id)
+        if item.status is not RequestStatus.PENDING_REVIEW:
+            preview = None  # approved or rejected meanwhile: nothing left to preview
+        return detail_out(conn, item, ctx.clock.now(conn), preview)
 
 
 @router.post(
     "/{request_id}/approve",
     description=("Record this key's approval; with enough approvals the payout is sent (admin)."),
     responses=problems_for(
-        "payout_request_not_found", "payout_request_not_pending", "payout_already_approved"
+        "payout_request_not_found",
+        "payout_request_not_pending",
+        "payout_already_approved",
+        "payout_repricing_refused",
     ),
     response_model=AdminPayoutOut,
 )
@@ -296,9 +347,16 @@ def approve_payout(
     request_id: uuid.UUID, body: ApproveIn, caller: Admin, idem: Idem, ctx: Ctx
 ) -> Response:
     request = idem.request("payouts.approve", {"request_id": str(request_id), "note": body.note})
+    replayed = idem.replay(ctx, request)
+    if replayed is not None:
+        return replayed
+    # Re-pricing at approval: its rate locks and the chain's fee, before the transaction.
+    locks = ctx.payouts.approval_locks(request_id)
 
     def work(conn: Connection, _claimed: Request) -> AdminPayoutOut:
-        item = ctx.payouts.approve(conn, request_id, actor=caller.actor, note=body.note)
+        item = ctx.payouts.approve(
+            conn, request_id, actor=caller.actor, note=body.note, locks=locks
+        )
         return detail_out(conn, item, ctx.clock.now(conn))
 
     return idem.respond(ctx, request, work)

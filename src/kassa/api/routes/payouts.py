@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -114,7 +115,14 @@ class PayoutRequestOut(BaseModel):
     review_due_at: datetime | None
     created_at: datetime
     decision: DecisionOut
-    history: list[PayoutEventOut] = Field(description="Every change of status, oldest first")
+    history: list[PayoutEventOut] = Field(
+        description="Every change of status, and a re-pricing at approval, oldest first"
+    )
+
+
+def event_out(event: dict[str, Any]) -> PayoutEventOut:
+    """One history entry; a ``repriced`` one carries its figures (``repricing``)."""
+    return PayoutEventOut.model_validate({**event, "repricing": event.get("detail")})
 
 
 def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
@@ -142,7 +150,7 @@ def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
         review_due_at=item.review_due_at,
         created_at=item.created_at,
         decision=DecisionOut.model_validate(item.decision),
-        history=[PayoutEventOut.model_validate(event) for event in store.events(conn, item.id)],
+        history=[event_out(event) for event in store.events(conn, item.id)],
     )
 
 
