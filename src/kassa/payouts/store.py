@@ -40,6 +40,9 @@ from kassa.payouts.model import (
 )
 from kassa.payouts.tables import payout_event, payout_request
 
+_SENT = frozenset({RequestStatus.SIGNED.value, RequestStatus.BROADCAST.value})
+"""Back to approved from these is the worker's re-signing of a dead transaction: no event."""
+
 RETURNS_FUNDS = frozenset({RequestStatus.REJECTED, RequestStatus.CANCELLED, RequestStatus.FAILED})
 """Moves into these void the request's hold: the gross amount returns to the balance."""
 
@@ -202,7 +205,13 @@ def create(
     conn.execute(insert(payout_request).values(**values))
     request_id: uuid.UUID = values["id"]
     _event(conn, request_id, None, RequestStatus(values["status"]), actor, reason, now)
-    return get(conn, request_id)
+    created = get(conn, request_id)
+    from kassa.payouts import views  # the views read this module's history
+
+    views.emit(conn, created, views.REQUESTED, now)
+    if created.status is RequestStatus.APPROVED:
+        views.emit(conn, created, views.EVENT_OF[RequestStatus.APPROVED], now)
+    return created
 
 
 def move(
@@ -233,6 +242,11 @@ def move(
         .values(status=new.value, updated_at=now, **values)
     )
     _event(conn, request_id, current.status, new, actor, reason, now)
+    from kassa.payouts import views
+
+    event = views.EVENT_OF.get(new)
+    if event is not None and not (new is RequestStatus.APPROVED and current.status.value in _SENT):
+        views.emit(conn, get(conn, request_id), event, now)
     return True
 
 
