@@ -74,6 +74,17 @@ def record(
     return Recorded(public_id=public_id, seq=seq)
 
 
+def types_of(conn: Connection, subject_kind: str, subject_id: str | UUID) -> list[str]:
+    """The types of one subject's events, in ``seq`` order (what a receiver saw happen)."""
+    return list(
+        conn.execute(
+            select(event.c.type)
+            .where(event.c.subject_kind == subject_kind, event.c.subject_id == str(subject_id))
+            .order_by(event.c.seq)
+        ).scalars()
+    )
+
+
 def envelope(row: Any) -> dict[str, Any]:
     """The JSON body every delivery of an event carries (the same bytes on every attempt).
 
