@@ -27,6 +27,7 @@ from kassa.events.tables import event
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.spending import activations
 from kassa.worker import sweep_expired_holds
 
 if TYPE_CHECKING:
@@ -223,11 +224,15 @@ def test_dispute_and_account_events_carry_their_gets(api: Api) -> None:
 
 @pytest.mark.parametrize("fail", [False, True])
 def test_an_event_commits_and_rolls_back_with_its_change(api: Api, fail: bool) -> None:
-    api.account("r1")
+    api.account("r1", funds="5")
+    reserved = api.post("/v1/accounts/r1/activations", {"price": api.usd("1")}).json()
+    activation_id = uuid.UUID(reserved["id"])
     with api.db.transaction() as conn:
         account = accounts.get_by_external_id(conn, "r1")
     try:
         with api.db.transaction() as conn:
+            now = api.clock.now()
+            activations.cancel(conn, account, activation_id, now=now, request=None)
             states.change_state(
                 conn,
                 account.id,
@@ -235,14 +240,18 @@ def test_an_event_commits_and_rolls_back_with_its_change(api: Api, fail: bool) -
                 reason_code=states.ReasonCode.OTHER,
                 reason="test",
                 actor="test",
-                now=api.clock.now(),
+                now=now,
                 request=None,
             )
             if fail:
-                raise RuntimeError("the unit of work fails after the change")
+                raise RuntimeError("the unit of work fails after the changes")
     except RuntimeError:
         pass
     status = api.get("/v1/accounts/r1").json()["status"]
-    assert (status, types(api, "account", str(account.id))) == (
-        ("active", []) if fail else ("suspended", ["account.state_changed"])
-    )
+    shown = api.get(f"/v1/accounts/r1/activations/{activation_id}").json()["status"]
+    written = types(api, "account", str(account.id)) + types(api, "activation", str(activation_id))
+    if fail:
+        assert (status, shown, written) == ("active", "pending", [])
+    else:
+        assert (status, shown) == ("suspended", "cancelled")
+        assert written == ["account.state_changed", "activation.cancelled"]
