@@ -40,7 +40,7 @@ from kassa.payouts.model import (
 )
 from kassa.payouts.tables import payout_event, payout_request
 
-_SENT = frozenset({RequestStatus.SIGNED.value, RequestStatus.BROADCAST.value})
+_SENT = frozenset({RequestStatus.SIGNED, RequestStatus.BROADCAST})
 """Back to approved from these is the worker's re-signing of a dead transaction: no event."""
 
 RETURNS_FUNDS = frozenset({RequestStatus.REJECTED, RequestStatus.CANCELLED, RequestStatus.FAILED})
@@ -245,7 +245,7 @@ def move(
     from kassa.payouts import views
 
     event = views.EVENT_OF.get(new)
-    if event is not None and not (new is RequestStatus.APPROVED and current.status.value in _SENT):
+    if event is not None and not (new is RequestStatus.APPROVED and current.status in _SENT):
         views.emit(conn, get(conn, request_id), event, now)
     return True
 
