@@ -10,12 +10,10 @@ can freeze or unfreeze an account take `effective(…)` before they post and cal
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
 from kassa.accounts.states import AccountState, effective_state
 from kassa.events import outbox
@@ -49,9 +47,9 @@ def account_view(conn: Connection, account: CustomerAccount) -> JsonObject:
     }
 
 
-def effective(conn: Connection, account_id: uuid.UUID) -> AccountState:
-    """The state that applies now (read before a movement that may freeze or unfreeze)."""
-    account = accounts.get(conn, account_id)
+def effective(conn: Connection, account: CustomerAccount) -> AccountState:
+    """The state that applies now (read before a movement that may freeze or unfreeze): one
+    balance read."""
     frozen = get_balance(conn, account.ledger_account_id).frozen
     return effective_state(AccountState(account.status), frozen)
 
@@ -69,9 +67,13 @@ def emit_state_changed(conn: Connection, account: CustomerAccount, now: datetime
 
 
 def emit_if_changed(
-    conn: Connection, account_id: uuid.UUID, before: AccountState, now: datetime
+    conn: Connection, account: CustomerAccount, before: AccountState, now: datetime
 ) -> None:
-    """Emit `account.state_changed` when the state that applies is no longer `before`."""
-    account = accounts.get(conn, account_id)
-    if effective(conn, account_id) is not before:
+    """Emit `account.state_changed` when the state that applies is no longer `before` (a money
+    movement changes the balance, not the stored state, so `account` is still current).
+
+    The account row is not locked here: two transactions changing one account's state at the
+    same moment give it the same ``seq``, and the outbox's unique index fails the second, which
+    rolls back and is retried like any failed unit of work."""
+    if effective(conn, account) is not before:
         emit_state_changed(conn, account, now)

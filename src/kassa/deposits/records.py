@@ -359,7 +359,7 @@ def credit(
         )
         return None
     customer = accounts.get(conn, current.customer_account_id)
-    before = account_views.effective(conn, customer.id)
+    before = account_views.effective(conn, customer)
     coin = native.asset
     number = current.credit_count + 1
     request = Request.of(
@@ -399,7 +399,7 @@ def credit(
         credit_count=number,
         credit_transaction_id=transaction_id,
     )
-    account_views.emit_if_changed(conn, customer.id, before, now)
+    account_views.emit_if_changed(conn, customer, before, now)
     return get(conn, deposit_id)
 
 
@@ -422,7 +422,8 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
     if current.status is DepositStatus.CREDITED:
         if current.credit_transaction_id is None:
             raise RuntimeError(f"credited deposit {current.id} has no credit transaction")
-        before = account_views.effective(conn, current.customer_account_id)
+        owner = accounts.get(conn, current.customer_account_id)
+        before = account_views.effective(conn, owner)
         reversal = reverse(
             conn,
             current.credit_transaction_id,
@@ -445,7 +446,7 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
             reversal_transaction_id=reversal,
             **detached,
         )
-        account_views.emit_if_changed(conn, current.customer_account_id, before, now)
+        account_views.emit_if_changed(conn, owner, before, now)
     elif current.status is DepositStatus.IGNORED:
         _move(
             conn, current, DepositStatus.IGNORED, reason=current.status_reason, now=now, **detached

@@ -324,7 +324,8 @@ def resolve(
         raise DisputeOutcomeNotAllowed(
             f"a dispute about a {current.subject.value} is resolved {allowed}, not {outcome.value}"
         )
-    before = account_views.effective(conn, current.customer_account_id)
+    owner = accounts.get(conn, current.customer_account_id)
+    before = account_views.effective(conn, owner)
     transaction_id = _move_money(conn, current, outcome, note, actor, policy, now, request)
     conn.execute(
         update(dispute)
@@ -341,7 +342,7 @@ def resolve(
     resolved = get(conn, dispute_id)
     views.emit(conn, resolved, now)
     # A chargeback below zero freezes the account; an accepted price may unfreeze it.
-    account_views.emit_if_changed(conn, current.customer_account_id, before, now)
+    account_views.emit_if_changed(conn, owner, before, now)
     return resolved
 
 

@@ -62,7 +62,7 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
     def work(conn: Connection, claimed: Request) -> AdjustmentOut:
         account = accounts.get_by_external_id(conn, body.external_id)
         now = ctx.clock.now(conn)
-        before = account_views.effective(conn, account.id)
+        before = account_views.effective(conn, account)
         transaction_id = transfers.adjust(
             conn,
             account_id=account.ledger_account_id,
@@ -74,7 +74,7 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
             request=claimed,
         )
         # A credit that covers a reversal's shortfall unfreezes the account: its event.
-        account_views.emit_if_changed(conn, account.id, before, now)
+        account_views.emit_if_changed(conn, account, before, now)
         balance = get_balance(conn, account.ledger_account_id)
         return AdjustmentOut(
             transaction_id=transaction_id,
