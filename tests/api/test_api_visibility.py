@@ -105,6 +105,10 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[Ids], str], Callable[[Ids], Any]]]
         lambda i: f"/v1/accounts/{i.external_id}/deposits",
         NO_BODY,
     ),
+    ("GET", "/v1/accounts/{external_id}/deposits/{deposit_id}"): (
+        lambda i: f"/v1/accounts/{i.external_id}/deposits/{i.deposit_id}",
+        NO_BODY,
+    ),
     ("POST", "/v1/accounts/{external_id}/usage"): (
         lambda i: f"/v1/accounts/{i.external_id}/usage",
         usage_body,

@@ -10,6 +10,7 @@ so the customer ends with one credit.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.events import outbox
 from kassa.ledger.accounts import get_balance
 from kassa.money import USD, Money
 from kassa.pricing.service import PricingService
@@ -92,6 +94,11 @@ class World:
         with self.db.transaction() as conn:
             return get_balance(conn, self.customer.ledger_account_id).posted
 
+    def events(self, deposit_id: uuid.UUID) -> list[str]:
+        """The deposit's events in order (issue 15: one per change of status)."""
+        with self.db.transaction() as conn:
+            return outbox.types_of(conn, "deposit", deposit_id)
+
 
 @pytest.fixture
 def world(db: Database, bitcoin_node: BitcoinNode) -> Iterator[World]:
@@ -124,6 +131,7 @@ def test_a_btc_deposit_is_credited_once_final(world: World) -> None:
     assert (seen.sender, seen.sender_kind) == (FAUCET.text, SenderKind.KNOWN)
     assert seen.block_hash == block_hash
     assert seen.first_seen_at == world.scanner.block(world.scanner.head().height, frozenset()).time
+    assert world.events(seen.id) == ["deposit.seen", "deposit.confirming"]
 
     world.mine()
     report = world.watcher.tick()
@@ -132,6 +140,7 @@ def test_a_btc_deposit_is_credited_once_final(world: World) -> None:
     assert credited.status is DepositStatus.CREDITED and credited.confirmations == 2
     assert credited.usd_amount == Money.parse("60", USD).amount  # 0.001 BTC at 60 000
     assert world.usd() == Money.parse("60", USD)
+    assert world.events(seen.id)[2:] == ["deposit.credited"]
 
     world.mine()
     assert world.watcher.tick().credited == []
@@ -156,6 +165,7 @@ def test_a_reorg_reverses_the_credit_and_reinclusion_credits_once(world: World) 
     assert reversed_.status is DepositStatus.REVERSED
     assert reversed_.reversal_transaction_id is not None
     assert world.usd() == Money(0, USD)
+    assert world.events(credited.id)[-2:] == ["deposit.credited", "deposit.reversed"]
 
     # bcoin dropped the transaction from its mempool on invalidateblock: broadcast it again.
     assert world.node.rpc().send_raw_transaction(tx.serialize()) == tx.txid
@@ -165,6 +175,11 @@ def test_a_reorg_reverses_the_credit_and_reinclusion_credits_once(world: World) 
     assert again.status is DepositStatus.CREDITED and again.block_hash == included
     assert again.credit_count == 2 and again.rate_lock_id == credited.rate_lock_id
     assert world.usd() == Money.parse("150", USD)  # one credit in the end, at the first rate
+    assert world.events(credited.id)[-3:] == [
+        "deposit.reversed",
+        "deposit.seen",
+        "deposit.credited",
+    ]
     world.mine()
     world.watcher.tick()
     assert world.usd() == Money.parse("150", USD)

@@ -10,6 +10,7 @@ once more, so the customer ends with one credit.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,6 +31,7 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.events import outbox
 from kassa.ledger.accounts import get_balance
 from kassa.money import ETH, USD, USDT_ERC20, Money
 from kassa.pricing.service import PricingService
@@ -68,6 +70,11 @@ class World:
     def usd(self) -> Money:
         with self.db.transaction() as conn:
             return get_balance(conn, self.customer.ledger_account_id).posted
+
+    def events(self, deposit_id: uuid.UUID) -> list[str]:
+        """The deposit's events in order (issue 15: one per change of status)."""
+        with self.db.transaction() as conn:
+            return outbox.types_of(conn, "deposit", deposit_id)
 
 
 @pytest.fixture
@@ -121,6 +128,8 @@ def test_native_eth_and_usdt_on_one_address_are_credited_once_final(world: World
     }
     assert found["USDT-ERC20"].usd_amount == Money.parse("25.5", USD).amount
     assert world.usd() == Money.parse("55.5", USD)
+    assert world.events(eth.id) == ["deposit.seen", "deposit.credited"]
+    assert world.events(usdt.id) == ["deposit.seen", "deposit.confirming", "deposit.credited"]
 
     world.mine(2)
     assert world.watcher.tick().credited == []
@@ -158,6 +167,7 @@ def test_a_reorg_reverses_the_credit_and_reinclusion_credits_once(world: World) 
     reversed_ = world.by_asset()["ETH"]
     assert reversed_.status is DepositStatus.REVERSED
     assert world.usd() == Money(0, USD)
+    assert world.events(credited.id)[-2:] == ["deposit.credited", "deposit.reversed"]
 
     # The same signed transaction (same nonce) is mined again.
     assert world.w3.eth.send_raw_transaction(raw) == tx_hash
@@ -169,6 +179,11 @@ def test_a_reorg_reverses_the_credit_and_reinclusion_credits_once(world: World) 
     assert again.block_hash == receipt["blockHash"].to_0x_hex()
     assert again.credit_count == 2 and again.rate_lock_id == credited.rate_lock_id
     assert world.usd() == Money.parse("60", USD)  # one credit in the end
+    assert world.events(credited.id)[-3:] == [
+        "deposit.reversed",
+        "deposit.seen",
+        "deposit.credited",
+    ]
     world.mine()
     world.watcher.tick()
     assert world.usd() == Money.parse("60", USD)

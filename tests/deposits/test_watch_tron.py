@@ -26,6 +26,7 @@ from kassa.deposits import addresses, records
 from kassa.deposits.derive import HdDeriver
 from kassa.deposits.model import DepositStatus
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.events import outbox
 from kassa.ledger.accounts import get_balance
 from kassa.money import TRX, USD, USDT_TRC20, Money
 from kassa.pricing.model import Symbol
@@ -102,3 +103,10 @@ def test_trx_and_usdt_deposits_are_credited_once_solidified(
     assert not again.credited and again.recorded == 0
     with db.transaction() as conn:
         assert get_balance(conn, customer.ledger_account_id).posted == Money.parse("3.50", USD)
+        # Each deposit's events, in order (issue 15), and no more after the idle tick.
+        for deposit in credited.values():
+            assert outbox.types_of(conn, "deposit", deposit.id) == [
+                "deposit.seen",
+                "deposit.confirming",
+                "deposit.credited",
+            ]

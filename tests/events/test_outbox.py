@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from kassa.db import Database
+from kassa.db import Database, make_engine
 from kassa.events.outbox import body, envelope, record
 from kassa.events.tables import event
 
@@ -94,3 +97,16 @@ def test_the_envelope_names_the_event_its_subject_and_carries_the_data(db: Datab
         "data": {"status": "broadcast"},
     }
     assert json.loads(body(row)) == envelope(row)
+
+
+def test_a_type_outside_the_catalog_is_refused(sqlite_template: str, tmp_path: Path) -> None:
+    """Nothing reaches a receiver undocumented (no database is touched: SQLite only)."""
+    path = tmp_path / "kassa.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(make_engine(f"sqlite:///{path}"))
+    with database.engine.begin() as conn:
+        for type_, kind in [("deposit.vanished", "deposit"), ("deposit.seen", "withdrawal")]:
+            with pytest.raises(ValueError, match="not in the catalog"):
+                record(conn, type=type_, subject_kind=kind, subject_id="x", data={}, at=AT)
+        assert conn.execute(select(event.c.id)).first() is None
+    database.dispose()

@@ -8,14 +8,20 @@ paid. Every figure is checked on chain and in the ledger.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
 from kassa.chains.network import Chain
+from kassa.events import outbox
+from kassa.events.tables import event
 from kassa.money import USD, Money, asset, convert_down
+from kassa.payouts import hot_wallets
 from kassa.payouts.model import RequestStatus
+from kassa.payouts.views import payout_view
 
 if TYPE_CHECKING:
     from tests.payouts.conftest import Stage
@@ -59,6 +65,30 @@ def _withdraw_and_check(stage: Stage, code: str) -> None:
     assert stage.account_balance("clearing:payouts:USD") == 0
     assert done.gross_usd - done.fees_usd - done.network_fee_usd == done.net_usd
     assert int(tx.fee_paid_native) > 0
+    # Its events, in order (issue 15); the last carries the request as the API shows it.
+    with stage.db.transaction() as conn:
+        assert outbox.types_of(conn, "withdrawal", done.id) == [
+            "withdrawal.requested",
+            "withdrawal.approved",
+            "withdrawal.broadcast",
+            "withdrawal.confirmed",
+        ]
+        last = conn.execute(
+            select(event.c.data)
+            .where(event.c.subject_kind == "withdrawal", event.c.subject_id == str(done.id))
+            .order_by(event.c.seq.desc())
+            .limit(1)
+        ).scalar_one()
+        assert json.loads(last) == payout_view(conn, done)
+    # The rail reads its hot wallet for `hot_wallet.low`: below a threshold above what it holds.
+    coin = asset(code)
+    assert isinstance(stage.rail, hot_wallets.HotBalances)
+    with stage.db.transaction() as conn:
+        held = stage.rail.hot_balance(conn, coin)
+    assert held.is_positive
+    hot_wallets.check(stage.db, stage.clock, {coin: held + held}, {stage.chain: stage.rail})
+    with stage.db.transaction() as conn:
+        assert outbox.types_of(conn, "hot_wallet", code) == ["hot_wallet.low"]
 
 
 def test_eth_withdrawal_arrives_net_of_flat_and_network_fee(eth_stage: Stage) -> None:
@@ -99,6 +129,12 @@ def _refund_and_check(stage: Stage, code: str, amount: str) -> None:
     assert done.net_native.amount > 0
     assert stage.available(customer) == Money(0, USD)
     assert stage.account_balance("clearing:payouts:USD") == 0
+    with stage.db.transaction() as conn:
+        assert outbox.types_of(conn, "refund", done.id)[-2:] == [
+            "refund.broadcast",
+            "refund.confirmed",
+        ]
+        assert outbox.types_of(conn, "deposit", deposit.id)[-1] == "deposit.credited"
 
 
 def test_btc_top_up_is_refunded_to_the_sending_wallet(btc_stage: Stage) -> None:

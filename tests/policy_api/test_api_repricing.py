@@ -9,10 +9,14 @@ Fees: conftest.FEES (BTC 2 000 sat). The clock starts on Friday 20 November 2026
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import select
+
+from kassa.events.tables import event
 
 if TYPE_CHECKING:
     from tests.policy_api.conftest import PolicyApi, World
@@ -100,6 +104,16 @@ def test_a_codexkey_refund_is_shown_repriced_then_repriced_at_approval(
     # The customer's view of the request has the same history entry.
     mine = api.ok(api.get(f"/v1/refunds/{refund['id']}"))
     assert mine["history"][1]["repricing"]["repriced"]["net_native"] == _btc("0.00118")
+    # The host service hears of it: refund.repriced, between requested and approved, carrying
+    # the request with its re-priced figures.
+    with world.db.engine.connect() as conn:
+        rows = conn.execute(
+            select(event.c.type, event.c.data)
+            .where(event.c.subject_id == refund["id"])
+            .order_by(event.c.seq)
+        ).all()
+    assert [r.type for r in rows] == ["refund.requested", "refund.repriced", "refund.approved"]
+    assert json.loads(rows[1].data)["net_native"] == _btc("0.00118")
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)

@@ -213,6 +213,11 @@ def change_state(
         )
         .returning(account_state_change.c.id)
     ).scalar_one()
+    # The state that applies, as the account's GET shows it after this change (imported here:
+    # the view module reads this one's states).
+    from kassa.accounts import service, views
+
+    views.emit_state_changed(conn, service.get(conn, account_id), now)
     if claimed is not None:
         idempotency.complete(conn, claimed, OK, str(change_id), None)
     return get_change(conn, change_id)

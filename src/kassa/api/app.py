@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import docs, openapi, problems
+from kassa.api import docs, openapi, problems, webhooks
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
@@ -106,6 +106,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(health.probes)
+    webhooks.install(app)
     docs.install(app)
     openapi.install(app)
     return app

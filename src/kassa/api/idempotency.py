@@ -146,8 +146,10 @@ def _unit(database: Database) -> Iterator[Connection]:
 
 def _answer(result: BaseModel | WithStatus, status: int) -> StoredResponse:
     if isinstance(result, WithStatus):
-        return StoredResponse(result.status, _render(result.model.model_dump(mode="json")))
-    return StoredResponse(status, _render(result.model_dump(mode="json")))
+        return StoredResponse(
+            result.status, _render(result.model.model_dump(mode="json", by_alias=True))
+        )
+    return StoredResponse(status, _render(result.model_dump(mode="json", by_alias=True)))
 
 
 def _render(body: Any) -> str:

@@ -63,6 +63,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "scenario_clock_disabled": 404,
     "devnet_market_disabled": 404,
     "topup_not_found": 404,
+    "deposit_not_found": 404,
     "quote_not_found": 404,
     "activation_not_found": 404,
     "dispute_not_found": 404,

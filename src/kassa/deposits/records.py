@@ -15,6 +15,7 @@ exactly once more.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
+from kassa.accounts import views as account_views
 from kassa.chains.network import Chain
 from kassa.deposits.model import (
     ChainBlock,
@@ -206,6 +208,14 @@ def _move(
     block_hash = values.get("block_hash", current.block_hash)
     if new is not current.status or reason != current.status_reason:
         _event(conn, current.id, current.status, new, reason, block_hash, now)
+    if new is not current.status:
+        # Imported here: the view module reads this one's Deposit.
+        from kassa.deposits import views
+
+        moved = dataclasses.replace(
+            current, status=new, status_reason=reason, updated_at=now, **values
+        )
+        views.emit(conn, moved, now)
 
 
 def record(
@@ -300,7 +310,11 @@ def record(
         .returning(*deposit.c)
     ).one()
     _event(conn, deposit_id, None, status, reason, block.hash, now)
-    return _deposit(row)
+    from kassa.deposits import views
+
+    recorded = _deposit(row)
+    views.emit(conn, recorded, now)
+    return recorded
 
 
 def set_waiting(
@@ -348,6 +362,7 @@ def credit(
         )
         return None
     customer = accounts.get(conn, current.customer_account_id)
+    before = account_views.effective(conn, customer)
     coin = native.asset
     number = current.credit_count + 1
     request = Request.of(
@@ -398,6 +413,7 @@ def credit(
         credit_count=number,
         credit_transaction_id=transaction_id,
     )
+    account_views.emit_if_changed(conn, customer, before, now)
     return get(conn, deposit_id)
 
 
@@ -420,6 +436,8 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
     if current.status is DepositStatus.CREDITED:
         if current.credit_transaction_id is None:
             raise RuntimeError(f"credited deposit {current.id} has no credit transaction")
+        owner = accounts.get(conn, current.customer_account_id)
+        before = account_views.effective(conn, owner)
         request = Request.of(
             IdempotencyKey("system", f"deposit:{current.id}:reversal:{current.credit_count}"),
             "deposits.reverse",
@@ -459,6 +477,7 @@ def orphan(conn: Connection, current: Deposit, *, fork_height: int, now: datetim
             reversal_transaction_id=reversal,
             **detached,
         )
+        account_views.emit_if_changed(conn, owner, before, now)
     elif current.status is DepositStatus.IGNORED:
         _move(
             conn, current, DepositStatus.IGNORED, reason=current.status_reason, now=now, **detached

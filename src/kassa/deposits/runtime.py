@@ -107,6 +107,7 @@ def watcher_config(settings: ChainsSettings, chain: Chain) -> WatcherConfig:
         dust=dust_thresholds(settings, chain),
         start_height=chain_settings.start_height,
         reorg_window=chain_settings.reorg_window,
+        lag_alert_blocks=chain_settings.lag_alert_blocks,
         lease_seconds=chain_settings.lease_seconds,
     )
 

@@ -53,6 +53,12 @@ class _ChainSettings(BaseModel):
     start_height: int = Field(default=0, ge=0, description="First block a new watcher scans")
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     reorg_window: int = Field(default=100, ge=2, le=10_000)
+    lag_alert_blocks: int = Field(
+        default=20,
+        ge=1,
+        description="A watcher further behind its node than this after a tick fires "
+        "watcher.lagging (once; watcher.recovered when it catches up)",
+    )
     lease_seconds: int = Field(
         default=60,
         ge=1,

@@ -36,6 +36,7 @@ from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
+from kassa.events import operational
 from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import Side
@@ -65,6 +66,8 @@ class WatcherConfig:
     """Recent block hashes kept; a reorg deeper than this stops the watcher for an operator."""
     max_blocks_per_tick: int = 500
     lease_seconds: int = 60
+    lag_alert_blocks: int = 20
+    """Blocks behind the node after a tick that fire ``watcher.lagging`` (once per episode)."""
 
 
 @dataclass(slots=True)
@@ -183,10 +186,15 @@ class Watcher:
             .values(head_height=head.height, final_height=head.final_height)
         )
 
-    def _note_outcome(self, error: BaseException | None) -> None:
-        """Record when the last tick ended and how; `kassa devnet status` and health show it."""
+    def _note_outcome(
+        self, error: BaseException | None, *, head: int | None = None, scanned: int | None = None
+    ) -> None:
+        """Record when the last tick ended and how; `kassa devnet status` and health show it.
+        After a full tick, the lag decides ``watcher.lagging`` / ``watcher.recovered``."""
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
+            if head is not None and scanned is not None:
+                self._note_lag(conn, head, scanned, now)
             # The last error stays on record after later ticks succeed: its time tells
             # whether it is current.
             values: dict[str, object] = {"last_tick_at": now}
@@ -198,6 +206,25 @@ class Watcher:
                 .where(watcher_checkpoint.c.chain == self.chain.value)
                 .values(**values)
             )
+
+    def _note_lag(self, conn: Connection, head: int, scanned: int, now: datetime) -> None:
+        lag = max(head - scanned, 0)
+        threshold = self.config.lag_alert_blocks
+        operational.settle(
+            conn,
+            subject_kind="watcher",
+            subject_id=self.chain.value,
+            trouble="watcher.lagging" if lag > threshold else None,
+            recovered="watcher.recovered",
+            data={
+                "chain": self.chain.value,
+                "scanned_height": scanned,
+                "head_height": head,
+                "lag": lag,
+                "threshold": threshold,
+            },
+            at=now,
+        )
 
     def release(self) -> None:
         with self.database.transaction() as conn:
@@ -250,7 +277,7 @@ class Watcher:
             tip_hash = block.hash
             height += 1
         self._settle(head, report)
-        self._note_outcome(None)
+        self._note_outcome(None, head=head.height, scanned=height - 1)
         return report
 
     def _stored_hashes(self, conn: Connection, top: int) -> dict[int, str]:

@@ -26,10 +26,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
+from kassa.accounts import views as account_views
 from kassa.accounts.service import CustomerAccount
 from kassa.accounts.tables import customer_account
 from kassa.deposits import records
 from kassa.deposits.model import DepositStatus
+from kassa.disputes import views
 from kassa.disputes.errors import (
     DisputeAlreadyOpen,
     DisputeAlreadyResolved,
@@ -266,7 +268,9 @@ def open_dispute(
         )
     )
     _event(conn, dispute_id, None, DisputeStatus.OPEN, actor, reason, now)
-    return get(conn, dispute_id)
+    opened = get(conn, dispute_id)
+    views.emit(conn, opened, now)
+    return opened
 
 
 def _event(
@@ -320,6 +324,8 @@ def resolve(
         raise DisputeOutcomeNotAllowed(
             f"a dispute about a {current.subject.value} is resolved {allowed}, not {outcome.value}"
         )
+    owner = accounts.get(conn, current.customer_account_id)
+    before = account_views.effective(conn, owner)
     transaction_id = _move_money(conn, current, outcome, note, actor, policy, now, request)
     conn.execute(
         update(dispute)
@@ -333,7 +339,11 @@ def resolve(
         )
     )
     _event(conn, dispute_id, DisputeStatus.OPEN, status, actor, note, now)
-    return get(conn, dispute_id)
+    resolved = get(conn, dispute_id)
+    views.emit(conn, resolved, now)
+    # A chargeback below zero freezes the account; an accepted price may unfreeze it.
+    account_views.emit_if_changed(conn, owner, before, now)
+    return resolved
 
 
 def _move_money(

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, func, insert, select
 
+from kassa.events.catalog import CATALOG
 from kassa.events.tables import event
 
 
@@ -43,7 +44,13 @@ def record(
     at: datetime,
     account_id: UUID | None = None,
 ) -> Recorded:
-    """Append the event `type` about one subject, numbered after the subject's previous ones."""
+    """Append the event `type` about one subject, numbered after the subject's previous ones.
+
+    `type` must be in `kassa.events.catalog.CATALOG` with this subject kind: nothing reaches a
+    receiver undocumented."""
+    known = CATALOG.get(type)
+    if known is None or known.subject_kind != subject_kind:
+        raise ValueError(f"event type {type!r} about a {subject_kind!r} is not in the catalog")
     subject = str(subject_id)
     last = conn.execute(
         select(func.max(event.c.seq)).where(
@@ -65,6 +72,17 @@ def record(
         )
     )
     return Recorded(public_id=public_id, seq=seq)
+
+
+def types_of(conn: Connection, subject_kind: str, subject_id: str | UUID) -> list[str]:
+    """The types of one subject's events, in ``seq`` order (what a receiver saw happen)."""
+    return list(
+        conn.execute(
+            select(event.c.type)
+            .where(event.c.subject_kind == subject_kind, event.c.subject_id == str(subject_id))
+            .order_by(event.c.seq)
+        ).scalars()
+    )
 
 
 def envelope(row: Any) -> dict[str, Any]:

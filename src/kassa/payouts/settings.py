@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kassa.assets import fee_asset_of, on_chain
-from kassa.money import Money, asset
+from kassa.money import Asset, Money, asset
 
 DEFAULT_FEE_ESTIMATES: dict[str, str] = {
     "BTC": "0.00002",  # ~140 vB at ~14 sat/vB
@@ -176,6 +176,27 @@ class PayoutSettings(BaseModel):
         description="Per payout asset, the chain fee a quote charges when the node cannot "
         "answer, in the chain's fee asset",
     )
+
+    hot_wallet_low: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per payout asset, the hot wallet balance (whole units) below which "
+        "hot_wallet.low fires once (hot_wallet.recovered when it is back); unset: not watched",
+    )
+
+    @field_validator("hot_wallet_low")
+    @classmethod
+    def _low(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, text in value.items():
+            if not on_chain(code):
+                raise ValueError(f"{code!r} is not a payout asset")
+            Money.parse(text, asset(code))
+        return value
+
+    def hot_wallet_thresholds(self) -> dict[Asset, Money]:
+        return {
+            asset(code): Money.parse(text, asset(code))
+            for code, text in self.hot_wallet_low.items()
+        }
 
     @field_validator("network_fee_estimates")
     @classmethod

@@ -43,6 +43,9 @@ from kassa.payouts.model import (
 )
 from kassa.payouts.tables import payout_event, payout_request
 
+_SENT = frozenset({RequestStatus.SIGNED, RequestStatus.BROADCAST})
+"""Back to approved from these is the worker's re-signing of a dead transaction: no event."""
+
 RETURNS_FUNDS = frozenset({RequestStatus.REJECTED, RequestStatus.CANCELLED, RequestStatus.FAILED})
 """Moves into these void the request's hold: the gross amount returns to the balance."""
 
@@ -207,7 +210,13 @@ def create(
     conn.execute(insert(payout_request).values(**values))
     request_id: uuid.UUID = values["id"]
     _event(conn, request_id, None, RequestStatus(values["status"]), actor, reason, now)
-    return get(conn, request_id)
+    created = get(conn, request_id)
+    from kassa.payouts import views  # the views read this module's history
+
+    views.emit(conn, created, views.REQUESTED, now)
+    if created.status is RequestStatus.APPROVED:
+        views.emit(conn, created, views.EVENT_OF[RequestStatus.APPROVED], now)
+    return created
 
 
 def move(
@@ -240,6 +249,11 @@ def move(
         .values(status=new.value, updated_at=now, **values)
     )
     _event(conn, request_id, current.status, new, actor, reason, now)
+    from kassa.payouts import views
+
+    event = views.EVENT_OF.get(new)
+    if event is not None and not (new is RequestStatus.APPROVED and current.status in _SENT):
+        views.emit(conn, get(conn, request_id), event, now)
     return True
 
 
@@ -339,7 +353,11 @@ def reprice(
         kind=REPRICED,
         detail=json.dumps(detail, default=str),
     )
-    return get(conn, request_id)
+    from kassa.payouts import views  # the views read this module's history
+
+    repriced = get(conn, request_id)
+    views.emit(conn, repriced, views.REPRICED, now)
+    return repriced
 
 
 def _with(reason: str, note_text: str | None) -> str:

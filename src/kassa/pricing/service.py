@@ -25,13 +25,14 @@ from sqlalchemy import Connection
 
 from kassa.clock import Clock
 from kassa.db import Database
+from kassa.events import operational
 from kassa.money import AssetCode
 from kassa.pricing import history, market
 from kassa.pricing.aggregate import Aggregate, Rules, aggregate, judge, price_from_market
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample
 from kassa.pricing.locks import RateLock, Side, get_lock_by_purpose, lock_rate
-from kassa.pricing.model import Candle, Quote, SourceError, Symbol, symbol_of
+from kassa.pricing.model import Candle, Quote, SourceError, Symbol, price_text, symbol_of
 from kassa.pricing.settings import PricingSettings
 from kassa.pricing.sources.base import CandleSource, RateSource, SourceReport
 from kassa.pricing.sources.static import StaticSource
@@ -211,6 +212,46 @@ class RefreshResult:
     missing: dict[Symbol, str]
 
 
+def _note_episode(
+    conn: Connection,
+    symbol: Symbol,
+    sample: RateSample | None,
+    missing: NoRate | None,
+    at: datetime,
+) -> None:
+    """``rate.unavailable`` / ``rate.depegged`` once per episode, ``rate.recovered`` after."""
+    if sample is None:
+        reason = missing.detail if missing is not None else "no rate was aggregated"
+        trouble: str | None = "rate.unavailable"
+        sources: list[str] = []
+        bid = ask = None
+    else:
+        bid, ask, sources = price_text(sample.bid), price_text(sample.ask), list(sample.sources)
+        trouble = "rate.depegged" if sample.depegged else None
+        reason = (
+            f"{symbol} trades at {price_text(sample.market_bid)}–{price_text(sample.market_ask)} "
+            "USD, outside its peg band"
+            if sample.depegged
+            else f"{symbol} has a usable rate again"
+        )
+    operational.settle(
+        conn,
+        subject_kind="rate",
+        subject_id=symbol.value,
+        trouble=trouble,
+        recovered="rate.recovered",
+        data={
+            "asset": symbol.value,
+            "source": "live",
+            "sources": sources,
+            "bid": bid,
+            "ask": ask,
+            "reason": reason,
+        },
+        at=at,
+    )
+
+
 class PricingService:
     """Rates for Kassa: refresh, current, at-time and locks, over one database and clock."""
 
@@ -264,6 +305,10 @@ class PricingService:
             recorded_at = self.clock.now(conn)
             for symbol, agg in collected.rates.items():
                 samples[symbol] = history.record(conn, agg, kind="live", now=recorded_at)
+            for symbol in symbols:
+                _note_episode(
+                    conn, symbol, samples.get(symbol), collected.missing.get(symbol), recorded_at
+                )
         for problem in collected.missing.values():
             log.warning("%s", problem.detail)
         return RefreshResult(samples, {s: e.detail for s, e in collected.missing.items()})

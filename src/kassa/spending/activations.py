@@ -200,7 +200,15 @@ def _advance(conn: Connection, stored: _Stored, to: ActivationStatus, at: dateti
     if result.rowcount != 1:
         # The row is locked by the caller, so this is a bug, not a race.
         raise IllegalActivationTransition(f"activation {stored.id} changed under its lock")
-    return _stored(conn.execute(select(activation).where(activation.c.id == stored.id)).one())
+    moved = _stored(conn.execute(select(activation).where(activation.c.id == stored.id)).one())
+    # The resolution's event, with the activation as its GET shows it (the hold already
+    # resolved by the caller, or by the ledger on its own). Imported here: the view module
+    # reads this one's types.
+    from kassa.spending import views
+
+    hold = holds.get_hold(conn, moved.hold_id)
+    views.emit(conn, _view(moved, hold, at), at)
+    return moved
 
 
 def _locked(

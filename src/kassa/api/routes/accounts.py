@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
 from kassa.accounts.service import CustomerAccount
+from kassa.accounts.views import account_view
 from kassa.api.auth import Reader, Writer, customer_for, refuse_if_bound
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
@@ -29,14 +30,8 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 
 def account_out(conn: Connection, account: CustomerAccount) -> AccountOut:
-    return AccountOut(
-        id=account.id,
-        external_id=account.external_id,
-        status=account.status,
-        metadata=dict(account.metadata),
-        created_at=account.created_at,
-        balance=BalanceOut.of(get_balance(conn, account.ledger_account_id)),
-    )
+    """As its events carry it (`kassa.accounts.views`): one view for both."""
+    return AccountOut.model_validate(account_view(conn, account))
 
 
 @router.post(

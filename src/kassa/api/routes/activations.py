@@ -30,6 +30,7 @@ from kassa.money import USD
 from kassa.spending import activations
 from kassa.spending.activations import Activation
 from kassa.spending.errors import ActivationNotFound
+from kassa.spending.views import activation_view
 
 router = APIRouter(prefix="/v1/accounts", tags=["activations"])
 
@@ -68,18 +69,8 @@ class ActivationOut(BaseModel):
 
     @classmethod
     def of(cls, activation: Activation) -> ActivationOut:
-        return cls(
-            id=activation.id,
-            status=activation.status.value,
-            refunded=activation.refunded,
-            price=AmountOut.of(activation.price),
-            window_seconds=int(activation.window.total_seconds()),
-            hold_id=activation.hold_id,
-            description=activation.description,
-            created_at=activation.created_at,
-            expires_at=activation.expires_at,
-            resolved_at=activation.resolved_at,
-        )
+        """As its events carry it (`kassa.spending.views`): one view for both."""
+        return cls.model_validate(activation_view(activation))
 
 
 def _activation_id(text: str) -> uuid.UUID:

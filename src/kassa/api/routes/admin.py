@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
+from kassa.accounts import views as account_views
 from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
@@ -60,6 +61,8 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
 
     def work(conn: Connection, claimed: Request) -> AdjustmentOut:
         account = accounts.get_by_external_id(conn, body.external_id)
+        now = ctx.clock.now(conn)
+        before = account_views.effective(conn, account)
         transaction_id = transfers.adjust(
             conn,
             account_id=account.ledger_account_id,
@@ -67,9 +70,11 @@ def create_adjustment(body: AdjustmentIn, caller: Admin, idem: Idem, ctx: Ctx) -
             direction=body.direction,
             reason=body.reason,
             actor=caller.actor,
-            now=ctx.clock.now(conn),
+            now=now,
             request=claimed,
         )
+        # A credit that covers a reversal's shortfall unfreezes the account: its event.
+        account_views.emit_if_changed(conn, account, before, now)
         balance = get_balance(conn, account.ledger_account_id)
         return AdjustmentOut(
             transaction_id=transaction_id,

@@ -12,6 +12,7 @@ and the rate lock behind it, confirmations and sender, so the host's wallet page
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -27,11 +28,10 @@ from kassa.api.schemas import AmountOut
 from kassa.assets import ASSETS_OF_CHAIN
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import DepositAddress
+from kassa.deposits.errors import DepositNotFound
 from kassa.deposits.runtime import parse_chain
+from kassa.deposits.views import deposit_view
 from kassa.ledger.idempotency import Request
-from kassa.money import USD, Money
-from kassa.pricing.locks import get_lock
-from kassa.pricing.model import price_text
 
 router = APIRouter(prefix="/v1/accounts", tags=["deposits"])
 
@@ -94,35 +94,11 @@ class DepositListOut(BaseModel):
     deposits: list[DepositOut]
 
 
-def deposit_out(conn: Connection, deposit: records.Deposit) -> DepositOut:
-    lock_out = None
-    if deposit.rate_lock_id is not None:
-        lock = get_lock(conn, deposit.rate_lock_id)
-        lock_out = RateLockOut(
-            id=str(lock.id),
-            rate=price_text(lock.rate),
-            side=lock.side.value,
-            priced_at=lock.priced_at,
-            sources=list(lock.sources),
-        )
-    credited = deposit.usd_amount if deposit.status.value == "credited" else None
-    return DepositOut(
-        id=str(deposit.id),
-        chain=deposit.chain.value,
-        asset=deposit.asset,
-        txid=deposit.txid,
-        position=deposit.position,
-        amount=AmountOut.of(deposit.money),
-        usd_value=None if credited is None else AmountOut.of(Money(credited, USD)),
-        status=deposit.status.value,
-        status_reason=deposit.status_reason,
-        confirmations=deposit.confirmations,
-        block_height=deposit.block_height,
-        first_seen_at=deposit.first_seen_at,
-        sender=deposit.sender,
-        sender_kind=deposit.sender_kind.value,
-        rate_lock=lock_out,
-    )
+def deposit_out(
+    conn: Connection, deposit: records.Deposit, address: str | None = None
+) -> DepositOut:
+    """The deposit as its events carry it (`kassa.deposits.views`): one view for both."""
+    return DepositOut.model_validate(deposit_view(conn, deposit, address=address))
 
 
 @router.post(
@@ -180,9 +156,30 @@ def list_deposits(
         account = customer_for(conn, caller, external_id)
         found = records.for_account(conn, account.id, limit=limit)
         by_id: dict[int, Any] = {a.id: a.address for a in addresses.for_account(conn, account.id)}
-        out = []
-        for deposit in found:
-            item = deposit_out(conn, deposit)
-            item.address = by_id.get(deposit.deposit_address_id)
-            out.append(item)
+        out = [deposit_out(conn, d, by_id.get(d.deposit_address_id)) for d in found]
     return DepositListOut(deposits=out)
+
+
+@router.get(
+    "/{external_id}/deposits/{deposit_id}",
+    description="One deposit of the account: what its `deposit.*` events carry as `data`.",
+    responses=problems_for("account_not_found", "deposit_not_found"),
+)
+def get_deposit(external_id: str, deposit_id: str, caller: Reader, ctx: Ctx) -> DepositOut:
+    with ctx.database.transaction() as conn:
+        account = customer_for(conn, caller, external_id)
+        found = _visible_deposit(conn, account.id, deposit_id)
+        return deposit_out(conn, found)
+
+
+def _visible_deposit(conn: Connection, account_id: uuid.UUID, text: str) -> records.Deposit:
+    """The account's deposit; another account's answers exactly as a missing one."""
+    missing = DepositNotFound(f"deposit {text} does not exist")
+    try:
+        wanted = uuid.UUID(text)
+    except ValueError:
+        raise missing from None
+    found = records.get(conn, wanted)
+    if found is None or found.customer_account_id != account_id:
+        raise missing
+    return found

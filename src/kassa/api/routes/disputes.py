@@ -18,7 +18,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from kassa.accounts import service as accounts
 from kassa.api.auth import Admin, Reader, customer_for
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
@@ -27,8 +26,8 @@ from kassa.api.schemas import AmountOut
 from kassa.disputes import service as disputes
 from kassa.disputes.errors import DisputeNotFound, DisputeSubjectNotFound, InvalidDispute
 from kassa.disputes.model import MAX_TEXT_LENGTH, Dispute, DisputeEvent, DisputeStatus
+from kassa.disputes.views import dispute_view
 from kassa.ledger.idempotency import Request
-from kassa.money import USD, Money
 
 router = APIRouter()
 
@@ -103,23 +102,8 @@ class DisputeListOut(BaseModel):
 
 
 def _out(conn: Connection, item: Dispute) -> DisputeOut:
-    return DisputeOut(
-        id=item.id,
-        external_id=accounts.get(conn, item.customer_account_id).external_id,
-        subject=item.subject.value,
-        subject_id=item.subject_id,
-        status=item.status.value,
-        reason=item.reason,
-        amount=AmountOut.of(Money(item.amount_usd, USD)),
-        occurred_at=item.occurred_at,
-        opened_by=item.opened_by,
-        opened_at=item.opened_at,
-        resolved_by=item.resolved_by,
-        resolved_at=item.resolved_at,
-        note=item.note,
-        transaction_id=item.transaction_id,
-        events=[DisputeEventOut.of(e) for e in disputes.events(conn, item.id)],
-    )
+    """As its events carry it (`kassa.disputes.views`): one view for both."""
+    return DisputeOut.model_validate(dispute_view(conn, item))
 
 
 def _dispute_id(text: str) -> uuid.UUID:

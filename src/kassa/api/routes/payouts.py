@@ -23,7 +23,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from kassa.accounts import service as accounts
 from kassa.api.auth import Caller, Reader, Writer, customer_for, sees
 from kassa.api.context import AppContext, Ctx
 from kassa.api.idempotency import Idem, Idempotency
@@ -36,6 +35,7 @@ from kassa.payouts.errors import PayoutRequestNotFound
 from kassa.payouts.model import RequestKind
 from kassa.payouts.quotes import Quote
 from kassa.payouts.requests import PayoutLocks, PayoutRequest, parse_payout_asset
+from kassa.payouts.views import payout_view
 from kassa.policy import Decision
 
 router = APIRouter(prefix="/v1", tags=["refunds and withdrawals"])
@@ -126,32 +126,8 @@ def event_out(event: dict[str, Any]) -> PayoutEventOut:
 
 
 def request_out(conn: Connection, item: PayoutRequest) -> PayoutRequestOut:
-    owner = accounts.get(conn, item.customer_account_id)
-    return PayoutRequestOut(
-        id=str(item.id),
-        kind=item.kind.value,
-        status=item.status.value,
-        external_id=owner.external_id,
-        deposit_id=None if item.deposit_id is None else str(item.deposit_id),
-        asset=item.asset,
-        destination=item.destination,
-        gross=AmountOut.of(item.gross_usd),
-        fees=AmountOut.of(item.fees_usd),
-        network_fee=AmountOut.of(item.network_fee_usd),
-        net=AmountOut.of(item.net_usd),
-        net_native=AmountOut.of(item.net_native),
-        network_fee_native=(
-            None if item.network_fee_native is None else AmountOut.of(item.network_fee_native)
-        ),
-        rate_lock_id=str(item.rate_lock_id),
-        quote_id=None if item.quote_id is None else str(item.quote_id),
-        policy=item.policy,
-        needs_review=item.needs_review,
-        review_due_at=item.review_due_at,
-        created_at=item.created_at,
-        decision=DecisionOut.model_validate(item.decision),
-        history=[event_out(event) for event in store.events(conn, item.id)],
-    )
+    """The request as its events carry it (`kassa.payouts.views`): one view for both."""
+    return PayoutRequestOut.model_validate(payout_view(conn, item))
 
 
 def _locks(

@@ -177,6 +177,12 @@ class BtcRail:
 
     # ------------------------------------------------------------------ funds
 
+    def hot_balance(self, conn: Connection, coin: Asset) -> Money:
+        """The hot wallet's unspent coins as last synced (``hot_wallet.low``): no node call."""
+        _check_coin(coin)
+        summary = self.wallet.summary(conn, tip=0, min_confirmations=0)
+        return Money(sum(c.value for c in (*summary.spendable, *summary.waiting)), BTC)
+
     def check_funds(self, conn: Connection, coin: Asset, lines: Sequence[PayoutLine]) -> None:
         _check_coin(coin)
         scripts = self._line_scripts(lines)

@@ -201,6 +201,15 @@ class EthRail:
                 f"{fee_cap - eth_free} to {hot.text}"
             )
 
+    def hot_balance(self, conn: Connection, coin: Asset) -> Money:
+        """What the hot wallet holds of ``coin`` (``hot_wallet.low``)."""
+        try:
+            if coin == USDT_ERC20:
+                return self._token_balance()
+            return Money(self.rpc.get_balance(self._hot_address().text, "latest"), ETH)
+        except EthNodeError as error:
+            raise RailUnavailable(f"Ethereum node: {error}") from None
+
     def _token_balance(self) -> Money:
         token = self._token()
         data = _BALANCE_OF_SELECTOR + bytes(12) + self._hot_address().raw

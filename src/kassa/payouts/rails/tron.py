@@ -229,6 +229,17 @@ class TronRail:
                 f"at least {fee - trx_free} to {hot.text}"
             )
 
+    def hot_balance(self, conn: Connection, coin: Asset) -> Money:
+        """What the hot wallet holds of ``coin`` (``hot_wallet.low``)."""
+        hot = self._hot()
+        try:
+            if coin == USDT_TRC20:
+                return Money(self.api.trc20_balance(self._token(), hot), USDT_TRC20)
+            account = self.api.account(hot)
+        except TronApiError as error:
+            raise RailUnavailable(f"TRON node: {error}") from None
+        return Money(0 if account is None else account.balance, TRX)
+
     def _commitments(self, conn: Connection) -> tuple[Money, Money, int]:
         """(TRX, USDT, how many transactions) that Kassa's unsettled TRON payouts still spend."""
         flying = in_flight(conn, Chain.TRON)

@@ -1,0 +1,123 @@
+"""The event catalog as the OpenAPI 3.1 ``webhooks`` section.
+
+One entry per event type (`kassa.events.catalog`): the POST a receiver gets, whose body is the
+envelope every delivery carries (`kassa.events.outbox.envelope`) with ``data`` typed as the
+subject kind's API response model — the same object its GET returns — or, for the operator's
+events, the small objects below.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field, create_model
+
+from kassa.api.routes.activations import ActivationOut
+from kassa.api.routes.deposits import DepositOut
+from kassa.api.routes.disputes import DisputeOut
+from kassa.api.routes.payouts import PayoutRequestOut
+from kassa.api.schemas import AccountOut
+from kassa.events.catalog import CATALOG, EventType
+
+
+class EventSubject(BaseModel):
+    kind: str = Field(
+        description="deposit, refund, withdrawal, activation, account, dispute, "
+        "watcher, rate or hot_wallet"
+    )
+    id: str = Field(
+        description="The object's id (a chain, a symbol or an asset for the operator's events)"
+    )
+    seq: int = Field(description="1, 2, 3, … per subject: the order of its events", ge=1)
+
+
+class WatcherEventData(BaseModel):
+    chain: str = Field(examples=["btc"])
+    scanned_height: int = Field(description="The last block the watcher scanned")
+    head_height: int = Field(description="The node's best block")
+    lag: int = Field(description="Blocks behind the node")
+    threshold: int = Field(description="`[chains.<chain>] lag_alert_blocks`")
+
+
+class RateEventData(BaseModel):
+    asset: str = Field(description="The priced symbol", examples=["BTC", "USDT"])
+    source: str = Field(description="Which rates: live (the aggregated market)")
+    sources: list[str] = Field(description="The sources behind the rate (empty when none)")
+    bid: str | None = Field(description="USD per coin the house pays; null when unavailable")
+    ask: str | None = Field(description="USD per coin the house charges; null when unavailable")
+    reason: str
+
+
+class HotWalletEventData(BaseModel):
+    chain: str
+    asset: str = Field(examples=["BTC", "USDT-TRC20"])
+    address: str = Field(description="The hot wallet's address")
+    balance: str = Field(description="Whole units, exact")
+    threshold: str = Field(description="Whole units, exact")
+
+
+DATA_MODEL: Mapping[str, type[BaseModel]] = {
+    "deposit": DepositOut,
+    "refund": PayoutRequestOut,
+    "withdrawal": PayoutRequestOut,
+    "activation": ActivationOut,
+    "account": AccountOut,
+    "dispute": DisputeOut,
+    "watcher": WatcherEventData,
+    "rate": RateEventData,
+    "hot_wallet": HotWalletEventData,
+}
+"""The schema of ``data`` per subject kind."""
+
+
+class EventEnvelope(BaseModel):
+    """What every delivery of an event carries (the signed body)."""
+
+    id: str = Field(description="evt_…: the same on every attempt (deduplicate on it)")
+    timestamp: datetime = Field(description="When the change happened")
+    account_id: uuid.UUID | None = Field(
+        description="The customer account the object belongs to; null for the operator's"
+    )
+    subject: EventSubject
+
+
+def envelope_model(entry: EventType) -> type[BaseModel]:
+    name = "".join(part.capitalize() for part in entry.type.replace("_", ".").split(".")) + "Event"
+    literal: Any = Literal[entry.type]  # a type made at run time, one per event type
+    model: type[BaseModel] = create_model(
+        name,
+        __base__=EventEnvelope,
+        __doc__=entry.meaning,
+        type=(literal, Field(description="The event type")),
+        data=(DATA_MODEL[entry.subject_kind], Field(description="The object as its GET shows it")),
+    )
+    return model
+
+
+def install(app: FastAPI) -> None:
+    """Publish one webhook per event type in the app's OpenAPI document."""
+    for entry in CATALOG.values():
+        model = envelope_model(entry)
+
+        def receive(body: Any) -> None:
+            """A receiver's endpoint (never called: the document describes it)."""
+
+        receive.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)]
+        )
+        app.webhooks.add_api_route(
+            entry.type,
+            receive,
+            methods=["POST"],
+            summary=entry.type,
+            description=f"{entry.meaning} Subject kind: `{entry.subject_kind}`.",
+            operation_id=f"event_{entry.type.replace('.', '_')}",
+            tags=["events"],
+            status_code=200,
+            responses={200: {"description": "Any 2xx acknowledges the delivery"}},
+        )
