@@ -5,9 +5,9 @@ the row and names the key in listings. Only the SHA-256 of the secret is stored 
 256 bits of randomness, so a slow password hash would add latency and no safety. The plaintext
 token exists once, in `create_key`'s return value.
 
-Scopes: `accounts:read`, `accounts:write`, `admin` (admin implies every scope). A key may be bound
-to one customer account; it then sees nothing else. Admin keys cannot be bound: an operator key
-that is confined to one customer would be a contradiction.
+Scopes: `accounts:read`, `accounts:write`, `webhooks:manage`, `admin` (admin implies every
+scope). A key may be bound to one customer account; it then sees nothing else. Admin keys cannot
+be bound: an operator key that is confined to one customer would be a contradiction.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 class Scope(StrEnum):
     ACCOUNTS_READ = "accounts:read"
     ACCOUNTS_WRITE = "accounts:write"
+    WEBHOOKS_MANAGE = "webhooks:manage"
     ADMIN = "admin"
 
 
