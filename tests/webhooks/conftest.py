@@ -72,13 +72,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 script = receiver.scripts.get(self.path, Script())
                 with receiver._lock:
                     verified = [
-                        s for s in receiver.secrets.get(self.path, []) if _verifies(s, body, headers)
+                        s
+                        for s in receiver.secrets.get(self.path, [])
+                        if _verifies(s, body, headers)
                     ]
                     receiver.received.append(Received(self.path, headers, body, verified))
                     status = script.statuses.pop(0) if script.statuses else script.then

@@ -122,8 +122,7 @@ def test_jitter_moves_each_wait_within_its_share(kit: Kit) -> None:
 def _disabled_events(kit: Kit) -> list[str]:
     with kit.db.transaction() as conn:
         return list(
-            conn.execute(select(event.c.subject_id).where(event.c.type == DISABLED_EVENT))
-            .scalars()
+            conn.execute(select(event.c.subject_id).where(event.c.type == DISABLED_EVENT)).scalars()
         )
 
 

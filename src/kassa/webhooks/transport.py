@@ -98,10 +98,10 @@ class AddressPolicy:
             return f"{address} is an IPv4 address mapped into IPv6"
         for flag, words in (
             ("is_loopback", "a loopback"),
+            ("is_unspecified", "an unspecified"),
             ("is_link_local", "a link-local (cloud metadata)"),
             ("is_private", "a private"),
             ("is_multicast", "a multicast"),
-            ("is_unspecified", "an unspecified"),
             ("is_reserved", "a reserved"),
         ):
             if getattr(address, flag):
