@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -208,3 +208,9 @@ class Kit:
 @pytest.fixture
 def kit(db: Database, clock: ManualClock, receiver: Receiver) -> Kit:
     return Kit(db, clock, receiver)
+
+
+@pytest.fixture
+def kit_on(clock: ManualClock, receiver: Receiver) -> Callable[[Database], Kit]:
+    """A kit on a database the test makes itself (PostgreSQL only, a larger pool)."""
+    return lambda database: Kit(database, clock, receiver)

@@ -22,12 +22,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, Row, or_, select, update
 from sqlalchemy import insert as sql_insert
 
 from kassa.clock import Clock
@@ -105,8 +106,7 @@ class Sender:
         dispatched = self.dispatch()
         jobs = self.claim()
         answers = list(self._pool.map(self.send, jobs))
-        for job, answer in zip(jobs, answers, strict=True):
-            self.record(job, answer)
+        self.record(list(zip(jobs, answers, strict=True)))
         return Round(dispatched, len(jobs), sum(1 for a in answers if a.succeeded))
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -190,71 +190,83 @@ class Sender:
         headers = signing.headers(job.msg_id, stamp, job.body, job.keys)
         return self.transport.post(job.url, headers, job.body)
 
-    def record(self, job: Job, answer: Answer) -> None:
-        """The attempt and the delivery's next step, in one transaction."""
+    def record(self, results: Sequence[tuple[Job, Answer]]) -> None:
+        """Each attempt and its delivery's next step, and what the answers say about their
+        endpoints, in one transaction for the whole batch."""
+        if not results:
+            return
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
-            current = conn.execute(
-                select(webhook_delivery)
-                .where(webhook_delivery.c.id == job.delivery_id)
-                .with_for_update()
-            ).one()
-            number = current.attempts + 1
-            snippet = answer.body[: self.settings.snippet_bytes].decode("utf-8", "replace")
-            conn.execute(
-                sql_insert(webhook_attempt).values(
-                    delivery_id=job.delivery_id,
-                    number=number,
-                    worker=self.worker_id,
-                    started_at=now - timedelta(milliseconds=answer.latency_ms),
-                    url=job.url,
-                    address=answer.address,
-                    status_code=answer.status_code,
-                    latency_ms=answer.latency_ms,
-                    succeeded=answer.succeeded,
-                    error=answer.error,
-                    response_snippet=snippet or None,
+            ids = sorted(job.delivery_id for job, _answer in results)
+            current = {
+                row.id: row
+                for row in conn.execute(
+                    select(webhook_delivery)
+                    .where(webhook_delivery.c.id.in_(ids))
+                    .order_by(webhook_delivery.c.id)
+                    .with_for_update()
                 )
-            )
-            values: dict[str, object] = {
-                "attempts": number,
-                "last_status_code": answer.status_code,
-                "last_error": answer.error,
-                "updated_at": now,
             }
-            held = (
-                current.status == deliveries.DeliveryStatus.PENDING.value
-                and current.claimed_by == self.worker_id
-            )
-            if held:
-                values.update(claimed_by=None, lease_until=None)
-                if answer.succeeded:
-                    values.update(
-                        status=deliveries.DeliveryStatus.SUCCEEDED.value,
-                        delivered_at=now,
-                        next_attempt_at=None,
-                    )
-                else:
-                    wait = self._wait(number)
-                    if wait is None:
-                        values.update(
-                            status=deliveries.DeliveryStatus.FAILED.value, next_attempt_at=None
-                        )
-                    else:
-                        values.update(next_attempt_at=now + wait)
-            elif answer.succeeded and current.status == deliveries.DeliveryStatus.PENDING.value:
-                # Another worker holds it now (our lease lapsed): the receiver has it anyway.
-                values.update(
-                    status=deliveries.DeliveryStatus.SUCCEEDED.value,
-                    delivered_at=now,
-                    next_attempt_at=None,
+            attempts = []
+            for job, answer in results:
+                row = current[job.delivery_id]
+                number = row.attempts + 1
+                attempts.append(self._attempt(job, answer, number, now))
+                conn.execute(
+                    update(webhook_delivery)
+                    .where(webhook_delivery.c.id == job.delivery_id)
+                    .values(self._next_step(row, answer, number, now))
                 )
-            conn.execute(
-                update(webhook_delivery)
-                .where(webhook_delivery.c.id == job.delivery_id)
-                .values(values)
+            conn.execute(sql_insert(webhook_attempt), attempts)
+            by_endpoint: dict[uuid.UUID, list[Answer]] = {}
+            for job, answer in results:
+                by_endpoint.setdefault(job.endpoint_id, []).append(answer)
+            for endpoint_id in sorted(by_endpoint):
+                self._endpoint_health(conn, endpoint_id, by_endpoint[endpoint_id], now)
+
+    def _attempt(self, job: Job, answer: Answer, number: int, now: datetime) -> dict[str, Any]:
+        snippet = answer.body[: self.settings.snippet_bytes].decode("utf-8", "replace")
+        return {
+            "delivery_id": job.delivery_id,
+            "number": number,
+            "worker": self.worker_id,
+            "started_at": now - timedelta(milliseconds=answer.latency_ms),
+            "url": job.url,
+            "address": answer.address,
+            "status_code": answer.status_code,
+            "latency_ms": answer.latency_ms,
+            "succeeded": answer.succeeded,
+            "error": answer.error,
+            "response_snippet": snippet or None,
+        }
+
+    def _next_step(
+        self, row: Row[Any], answer: Answer, number: int, now: datetime
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "attempts": number,
+            "last_status_code": answer.status_code,
+            "last_error": answer.error,
+            "updated_at": now,
+        }
+        pending = row.status == deliveries.DeliveryStatus.PENDING.value
+        if answer.succeeded and pending:
+            # Also when another worker holds it now (our lease lapsed): the receiver has it.
+            values.update(
+                status=deliveries.DeliveryStatus.SUCCEEDED.value,
+                delivered_at=now,
+                next_attempt_at=None,
             )
-            self._endpoint_health(conn, job, answer, now)
+        if not pending or row.claimed_by != self.worker_id:
+            return values
+        values.update(claimed_by=None, lease_until=None)
+        if not answer.succeeded:
+            wait = self._wait(number)
+            if wait is None:
+                values.update(status=deliveries.DeliveryStatus.FAILED.value, next_attempt_at=None)
+            else:
+                values.update(next_attempt_at=now + wait)
+        return values
 
     def _wait(self, failed_attempts: int) -> timedelta | None:
         schedule = self.settings.retry_schedule_seconds
@@ -265,50 +277,70 @@ class Sender:
         factor = 1 + self.rng.uniform(-spread, spread) if spread else 1.0
         return timedelta(seconds=base * factor)
 
-    def _endpoint_health(self, conn: Connection, job: Job, answer: Answer, now: datetime) -> None:
+    def _endpoint_health(
+        self, conn: Connection, endpoint_id: uuid.UUID, answers: list[Answer], now: datetime
+    ) -> None:
+        """A success clears the endpoint's failing time; a ``410`` disables it, and so do
+        failures for longer than ``disable_after_failing_seconds``."""
+        gone = any(a.status_code == 410 for a in answers)
+        succeeded = any(a.succeeded for a in answers)
         row = conn.execute(
-            select(webhook_endpoint)
-            .where(webhook_endpoint.c.id == job.endpoint_id)
-            .with_for_update()
+            select(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id)
         ).one()
-        if answer.succeeded:
+        if row.status != EndpointStatus.ENABLED.value:
+            return
+        if succeeded and not gone:
             if row.failing_since is not None:
                 conn.execute(
                     update(webhook_endpoint)
-                    .where(webhook_endpoint.c.id == row.id)
+                    .where(webhook_endpoint.c.id == endpoint_id)
                     .values(failing_since=None)
                 )
-            return
-        if row.status != EndpointStatus.ENABLED.value:
             return
         since = row.failing_since or now
         limit = timedelta(seconds=self.settings.disable_after_failing_seconds)
         reason = None
-        if answer.status_code == 410:
+        if gone:
             reason = "the endpoint answered 410 Gone"
         elif now - since >= limit:
             reason = f"every attempt failed since {since:%Y-%m-%d %H:%M:%S}Z"
-        values: dict[str, object] = {"failing_since": since}
-        if reason is not None:
-            values.update(
-                status=EndpointStatus.DISABLED.value, disabled_reason=reason, updated_at=now
+        if reason is None:
+            if row.failing_since is None:
+                conn.execute(
+                    update(webhook_endpoint)
+                    .where(webhook_endpoint.c.id == endpoint_id)
+                    .values(failing_since=since)
+                )
+            return
+        disabled = conn.execute(
+            update(webhook_endpoint)
+            .where(
+                webhook_endpoint.c.id == endpoint_id,
+                webhook_endpoint.c.status == EndpointStatus.ENABLED.value,
             )
-        conn.execute(update(webhook_endpoint).where(webhook_endpoint.c.id == row.id).values(values))
-        if reason is not None:
-            log.warning("webhook endpoint %s disabled: %s", row.id, reason)
-            record(
-                conn,
-                type=DISABLED_EVENT,
-                subject_kind="webhook_endpoint",
-                subject_id=row.id,
-                data={
-                    "id": str(row.id),
-                    "url": row.url,
-                    "status": EndpointStatus.DISABLED.value,
-                    "reason": reason,
-                    "customer_account_id": (
-                        str(row.customer_account_id) if row.customer_account_id else None
-                    ),
-                },
-                at=now,
+            .values(
+                status=EndpointStatus.DISABLED.value,
+                disabled_reason=reason,
+                failing_since=since,
+                updated_at=now,
             )
+        ).rowcount
+        if not disabled:
+            return  # disabled meanwhile by someone else, who raised the event
+        log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+        record(
+            conn,
+            type=DISABLED_EVENT,
+            subject_kind="webhook_endpoint",
+            subject_id=endpoint_id,
+            data={
+                "id": str(endpoint_id),
+                "url": row.url,
+                "status": EndpointStatus.DISABLED.value,
+                "reason": reason,
+                "customer_account_id": (
+                    str(row.customer_account_id) if row.customer_account_id else None
+                ),
+            },
+            at=now,
+        )
