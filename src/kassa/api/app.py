@@ -35,6 +35,7 @@ from kassa.api.routes import (
     payouts,
     rates,
     usage,
+    webhooks,
 )
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
@@ -86,6 +87,7 @@ def create_app(
         pricing=services.pricing,
         derivers=services.derivers,
         payouts=services.payouts,
+        webhooks=services.settings.webhook_settings,
     )
     problems.install(app)
     app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
@@ -103,6 +105,7 @@ def create_app(
         payouts,
         admin_payouts,
         disputes,
+        webhooks,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)

@@ -102,9 +102,11 @@ def parse_filters(event_types: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(event_types)))
 
 
-def _description(text: str) -> str:
+def _description(text: str, what: str = "a description") -> str:
     if len(text) > MAX_DESCRIPTION:
-        raise InvalidWebhookEndpoint(f"a description has at most {MAX_DESCRIPTION} characters")
+        raise InvalidWebhookEndpoint(f"{what} has at most {MAX_DESCRIPTION} characters")
+    if any(ord(c) < 32 and c not in "\t\n" for c in text):
+        raise InvalidWebhookEndpoint(f"{what} may not contain control characters")
     return text
 
 
@@ -219,7 +221,11 @@ def disable(
     conn.execute(
         update(webhook_endpoint)
         .where(webhook_endpoint.c.id == endpoint_id)
-        .values(status=EndpointStatus.DISABLED.value, disabled_reason=reason, updated_at=now)
+        .values(
+            status=EndpointStatus.DISABLED.value,
+            disabled_reason=_description(reason, "a reason"),
+            updated_at=now,
+        )
     )
     return get(conn, endpoint_id)
 

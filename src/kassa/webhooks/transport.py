@@ -115,6 +115,8 @@ class AddressPolicy:
         name is checked again on every attempt, on the addresses it resolves to then)."""
         if len(url) > MAX_URL_LENGTH:
             raise InvalidWebhookEndpoint(f"the URL is longer than {MAX_URL_LENGTH} characters")
+        if any(ord(c) <= 32 or ord(c) == 127 for c in url):
+            raise InvalidWebhookEndpoint("the URL may not contain spaces or control characters")
         try:
             parts = urlsplit(url)
             port = parts.port
