@@ -3,7 +3,8 @@
 
 ``create`` and ``rotate-secret`` print the secret once, to stdout alone (``SECRET=$(kassa
 webhooks create …)`` works); everything else an operator reads goes to stderr or is a listing.
-URLs are checked against ``[webhooks]`` (on the devnet, loopback is allowed). Delivery ids read
+URLs are checked against ``[webhooks]``; on the devnet (or, as `kassa up` decides, with no
+devnet setting on the embedded SQLite database) loopback receivers are allowed. Delivery ids read
 ``dlv_<n>`` as in the API.
 """
 
@@ -20,8 +21,10 @@ from kassa.cli.payouts import operator_actor
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from kassa.config import Settings
     from kassa.webhooks.deliveries import Delivery
     from kassa.webhooks.endpoints import Endpoint
+    from kassa.webhooks.transport import AddressPolicy
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -30,6 +33,15 @@ app = typer.Typer(
 )
 
 _DELIVERY = "dlv_"
+
+
+def _policy(settings: Settings) -> AddressPolicy:
+    """Where endpoints may point: as `kassa up` decides, an unset devnet on the embedded SQLite
+    database is the devnet (loopback allowed), so its receivers can be registered from here."""
+    from kassa.webhooks.transport import AddressPolicy
+
+    devnet = settings.devnet if settings.devnet is not None else settings.database_url is None
+    return AddressPolicy.of(settings.webhooks.with_loopback() if devnet else settings.webhooks)
 
 
 def _uuid(text: str) -> uuid.UUID:
@@ -65,7 +77,6 @@ def webhooks_create(
     """Create an endpoint; prints its signing secret (once)."""
     from kassa.accounts import service as accounts
     from kassa.webhooks import endpoints
-    from kassa.webhooks.transport import AddressPolicy
     from kassa.wiring import clock_of
 
     with migrated_database(ctx) as (settings, database), database.transaction() as conn:
@@ -78,7 +89,7 @@ def webhooks_create(
             customer_account_id=owner,
             actor=operator_actor(),
             now=clock_of(settings).now(conn),
-            policy=AddressPolicy.of(settings.webhook_settings),
+            policy=_policy(settings),
         )
     say(f"endpoint {made.id} created for {made.url}")
     say("its signing secret below is shown only this once:")
@@ -128,7 +139,6 @@ def webhooks_update(
 ) -> None:
     """Change an endpoint's URL, event types or description."""
     from kassa.webhooks import endpoints
-    from kassa.webhooks.transport import AddressPolicy
     from kassa.wiring import clock_of
 
     types = [] if all_events else event_type
@@ -137,7 +147,7 @@ def webhooks_update(
             conn,
             _uuid(endpoint_id),
             now=clock_of(settings).now(conn),
-            policy=AddressPolicy.of(settings.webhook_settings),
+            policy=_policy(settings),
             url=url,
             event_types=types,
             description=description,
