@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, or_, select, update
 from sqlalchemy import insert as sql_insert
 
 from kassa.clock import Clock
@@ -44,6 +44,28 @@ from kassa.webhooks.transport import Answer, SafeTransport
 log = logging.getLogger(__name__)
 
 DISABLED_EVENT = "webhook_endpoint.disabled"
+
+_STEP = (
+    update(webhook_delivery)
+    .where(webhook_delivery.c.id == bindparam("b_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "attempts",
+                "last_status_code",
+                "last_error",
+                "updated_at",
+                "status",
+                "delivered_at",
+                "next_attempt_at",
+                "claimed_by",
+                "lease_until",
+            )
+        }
+    )
+)
+"""A delivery's next step, executed for a whole batch at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +229,13 @@ class Sender:
                     .with_for_update()
                 )
             }
-            attempts = []
+            attempts, steps = [], []
             for job, answer in results:
                 row = current[job.delivery_id]
                 number = row.attempts + 1
                 attempts.append(self._attempt(job, answer, number, now))
-                conn.execute(
-                    update(webhook_delivery)
-                    .where(webhook_delivery.c.id == job.delivery_id)
-                    .values(self._next_step(row, answer, number, now))
-                )
+                steps.append(self._next_step(row, answer, number, now))
+            conn.execute(_STEP, steps)
             conn.execute(sql_insert(webhook_attempt), attempts)
             by_endpoint: dict[uuid.UUID, list[Answer]] = {}
             for job, answer in results:
@@ -243,11 +262,18 @@ class Sender:
     def _next_step(
         self, row: Row[Any], answer: Answer, number: int, now: datetime
     ) -> dict[str, Any]:
+        """Every column `_STEP` sets, for one delivery: unchanged ones keep their value."""
         values: dict[str, Any] = {
+            "b_id": row.id,
             "attempts": number,
             "last_status_code": answer.status_code,
             "last_error": answer.error,
             "updated_at": now,
+            "status": row.status,
+            "delivered_at": row.delivered_at,
+            "next_attempt_at": row.next_attempt_at,
+            "claimed_by": row.claimed_by,
+            "lease_until": row.lease_until,
         }
         pending = row.status == deliveries.DeliveryStatus.PENDING.value
         if answer.succeeded and pending:
