@@ -11,10 +11,11 @@ receiver process (HTTP/1.1 keep-alive, answering 200), it measures:
 2. **the outbox on the write path**: usage batches (``--batch-lines`` lines plus the revenue leg,
    each with its ``usage.recorded`` event written in the same transaction) by ``--writers``
    processes, while the senders run — first with the endpoint disabled (the fan-out still reads
-   every event), then enabled (every batch's event is delivered while the writers write). The
-   ratio of usage postings/s with to without is the cost of delivery on the write path; the
-   target is at most 10 % slower (ratio ≥ 0.90). Both phases run in the same run, one after
-   the other, on the same database.
+   every event), then enabled (every batch's event is delivered while the writers write),
+   alternating ``--rounds`` times so that a machine whose load drifts weighs on both sides.
+   The ratio of usage postings/s with to without is the cost of delivery on the write path;
+   the target is at most 10 % slower (ratio ≥ 0.90). Both sides run in the same run, on the
+   same database.
 
 Run it as `python -m kassa_dev.bench.webhooks` (or `kassa bench webhooks`); `--help` lists the
 options.
@@ -78,6 +79,7 @@ class Options:
     workers: int
     writers: int
     seconds: float
+    rounds: int
     batch_lines: int
     accounts: int
     pg_url: str
@@ -106,7 +108,7 @@ class Figures:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    planned = 20 + options.events / 200 + 2 * (options.seconds + WARMUP_SECONDS + 4)
+    planned = 20 + options.events / 200 + 2 * options.rounds * (options.seconds + 5)
     progress = Progress(planned)
     try:
         with sigterm_as_interrupt():
@@ -130,6 +132,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--workers", type=_positive, default=2, help="sender processes")
     parser.add_argument("--writers", type=_positive, default=2, help="usage writer processes")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per phase")
+    parser.add_argument(
+        "--rounds", type=_positive, default=2, help="alternations of the two write phases"
+    )
     parser.add_argument("--batch-lines", type=_positive, default=100, help="lines per batch")
     parser.add_argument("--accounts", type=_positive, default=200, help="funded user accounts")
     parser.add_argument("--pg-url", default=DEFAULT_PG_ADMIN_URL, help="PostgreSQL admin URL")
@@ -141,6 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         args.workers,
         args.writers,
         args.seconds,
+        args.rounds,
         args.batch_lines,
         max(args.accounts, 2),
         args.pg_url,
@@ -207,7 +213,7 @@ def _succeeded(db: Database) -> int:
 
 def _deliveries(db: Database, options: Options, figures: Figures, progress: Progress) -> None:
     progress.step(
-        f"phase 1/3: {options.events:,} events to one endpoint, {options.workers} sender(s)",
+        f"phase 1: {options.events:,} events to one endpoint, {options.workers} sender(s)",
         options.events / 200,
     )
     with db.transaction() as conn:
@@ -259,10 +265,14 @@ def _write_path(
 ) -> None:
     timing = Timing(WARMUP_SECONDS, options.seconds)
 
-    def phase(label: str, number: int) -> PhaseResult:
+    numbers = iter(range(2, 2 + 2 * options.rounds))
+    total = 1 + 2 * options.rounds
+
+    def phase(label: str) -> PhaseResult:
+        number = next(numbers)
         progress.step(
-            f"phase {number}/3: usage batches of {options.batch_lines} lines with their events, "
-            f"{options.writers} writer(s), {label}",
+            f"phase {number}/{total}: usage batches of {options.batch_lines} lines with their "
+            f"events, {options.writers} writer(s), {label}",
             options.seconds + WARMUP_SECONDS + 4,
         )
         scope = f"bench-webhooks-{number}"
@@ -286,26 +296,35 @@ def _write_path(
         )
         return result
 
-    with db.transaction() as conn:
-        endpoints.disable(
-            conn, endpoint_id, reason="bench: no endpoint", now=DatabaseClock().now(conn)
-        )
-    without = phase("no enabled endpoint (fan-out only)", 2)
-    before = _succeeded(db)
-    with db.transaction() as conn:
-        endpoints.enable(conn, endpoint_id, now=DatabaseClock().now(conn))
-    enabled = phase("one enabled endpoint (every event delivered)", 3)
-    figures.events_delivered_while_writing = _succeeded(db) - before
+    without: list[PhaseResult] = []
+    enabled: list[PhaseResult] = []
+    for _round in range(options.rounds):
+        with db.transaction() as conn:
+            endpoints.disable(
+                conn, endpoint_id, reason="bench: no endpoint", now=DatabaseClock().now(conn)
+            )
+        without.append(phase("no enabled endpoint (fan-out only)"))
+        before = _succeeded(db)
+        with db.transaction() as conn:
+            endpoints.enable(conn, endpoint_id, now=DatabaseClock().now(conn))
+        enabled.append(phase("one enabled endpoint (every event delivered)"))
+        figures.events_delivered_while_writing += _succeeded(db) - before
     figures.without_endpoint = _phase_figures(without)
     figures.with_endpoint = _phase_figures(enabled)
-    figures.ratio = enabled.postings_per_second / without.postings_per_second
+    figures.ratio = (
+        figures.with_endpoint["postings_per_second"]
+        / figures.without_endpoint["postings_per_second"]
+    )
 
 
-def _phase_figures(result: PhaseResult) -> dict[str, float]:
+def _phase_figures(results: Sequence[PhaseResult]) -> dict[str, float]:
+    """The phases of one side together: commits over the seconds they were measured."""
+    seconds = sum(r.measured_seconds for r in results)
+    batches = sum(r.measured_commits for r in results) / seconds
     return {
-        "batches_per_second": result.commits_per_second,
-        "postings_per_second": result.postings_per_second,
-        "measured_seconds": result.measured_seconds,
+        "batches_per_second": batches,
+        "postings_per_second": batches * results[0].postings_per_commit,
+        "measured_seconds": seconds,
     }
 
 
