@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-LEASE = 5
+LEASE = 8
+"""The sender's lease on a batch of one: at least the attempt's 3 s deadline plus 5 s."""
 
 
 def _worker(kit: Kit, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
@@ -49,6 +50,7 @@ def _worker(kit: Kit, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
         "KASSA_DEVNET": "false",
         "KASSA_WEBHOOKS__ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "KASSA_WEBHOOKS__LEASE_SECONDS": str(LEASE),
+        "KASSA_WEBHOOKS__TIMEOUT_SECONDS": "3",
         "KASSA_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.1",
         "KASSA_HOLD_SWEEP_INTERVAL_SECONDS": "3600",
     }

@@ -178,10 +178,7 @@ class Sender:
             conn.execute(
                 update(webhook_delivery)
                 .where(webhook_delivery.c.id.in_(ids))
-                .values(
-                    claimed_by=self.worker_id,
-                    lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                )
+                .values(claimed_by=self.worker_id, lease_until=now + self._lease(len(ids)))
             )
             rows = conn.execute(
                 select(
@@ -206,11 +203,23 @@ class Sender:
                 for row in rows
             ]
 
+    def _lease(self, claimed: int) -> timedelta:
+        """Long enough for the whole batch even if every attempt runs into its deadline, so a
+        live worker's claim does not lapse and get sent twice; ``lease_seconds`` at least."""
+        settings = self.settings
+        waves = -(-claimed // settings.concurrency)
+        needed = waves * settings.timeout_seconds + 5
+        return timedelta(seconds=max(settings.lease_seconds, needed))
+
     def send(self, job: Job) -> Answer:
-        """One POST, outside any transaction."""
-        stamp = int(self.wall())
-        headers = signing.headers(job.msg_id, stamp, job.body, job.keys)
-        return self.transport.post(job.url, headers, job.body)
+        """One POST, outside any transaction; whatever goes wrong is the attempt's error."""
+        try:
+            stamp = int(self.wall())
+            headers = signing.headers(job.msg_id, stamp, job.body, job.keys)
+            return self.transport.post(job.url, headers, job.body)
+        except Exception as error:
+            log.exception("webhook delivery %s could not be sent", job.delivery_id)
+            return Answer(None, b"", f"{type(error).__name__}: {error}", 0, None)
 
     def record(self, results: Sequence[tuple[Job, Answer]]) -> None:
         """Each attempt and its delivery's next step, and what the answers say about their

@@ -60,7 +60,10 @@ class WebhookSettings(BaseModel):
         default=(), description="Address ranges (CIDR) deliveries may connect to, HTTP included"
     )
     lease_seconds: int = Field(
-        default=60, ge=5, description="A claimed delivery returns to the queue after this"
+        default=60,
+        ge=5,
+        description="A claimed delivery returns to the queue after this (longer when its "
+        "batch could take longer: batch ÷ concurrency × timeout)",
     )
     batch_size: int = Field(default=100, ge=1, le=1000)
     concurrency: int = Field(default=8, ge=1, le=64, description="Requests in flight per sender")

@@ -130,6 +130,10 @@ class AddressPolicy:
         host = (parts.hostname or "").rstrip(".")
         if not host:
             raise InvalidWebhookEndpoint("the URL names no host")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidWebhookEndpoint(f"{host!r} is not a valid host name") from None
         if parts.fragment:
             raise InvalidWebhookEndpoint("the URL may not have a #fragment")
         target = Target(scheme, host, port or (443 if scheme == "https" else 80), parts)
@@ -209,7 +213,7 @@ class SafeTransport:
             return self._failed(f"timed out: {type(error).__name__}", started, address)
         except httpx.HTTPError as error:
             return self._failed(f"{type(error).__name__}: {error}", started, address)
-        except OSError as error:
+        except Exception as error:
             return self._failed(f"{type(error).__name__}: {error}", started, address)
         return Answer(status, answer, None, _ms(started), str(address))
 
