@@ -225,6 +225,11 @@ def test_filters_pick_event_types_and_customer_accounts(kit: Kit) -> None:
         "/all": sorted(ids.values()),
     }
     assert all(r.verified_by for r in kit.receiver.received)
+    # Every endpoint gets the event's own account, whether it is bound to one or not.
+    accounts_seen = {
+        (r.path, r.json["account_id"]) for r in kit.receiver.received if r.msg_id == ids["d-x"]
+    }
+    assert accounts_seen == {(p, str(x)) for p in ("/deposits", "/x", "/all")}
 
 
 def test_a_disabled_endpoint_misses_events_until_replayed_since_a_time(kit: Kit) -> None:

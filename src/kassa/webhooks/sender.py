@@ -183,8 +183,12 @@ class Sender:
             rows = conn.execute(
                 select(
                     webhook_delivery.c.id.label("delivery_id"),
-                    webhook_endpoint,
-                    event,
+                    webhook_endpoint.c.id.label("endpoint_id"),
+                    webhook_endpoint.c.url,
+                    webhook_endpoint.c.secret,
+                    webhook_endpoint.c.previous_secret,
+                    webhook_endpoint.c.previous_secret_expires_at,
+                    *event.c,  # what `body` reads, the event's own account id included
                 )
                 .join(webhook_endpoint, webhook_endpoint.c.id == webhook_delivery.c.endpoint_id)
                 .join(event, event.c.id == webhook_delivery.c.event_id)
@@ -194,7 +198,7 @@ class Sender:
             return [
                 Job(
                     delivery_id=row.delivery_id,
-                    endpoint_id=row.id,
+                    endpoint_id=row.endpoint_id,
                     url=row.url,
                     keys=tuple(signing_secrets(row, now)),
                     msg_id=row.public_id,
