@@ -27,7 +27,8 @@ def keys_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Who or what uses the key")],
     scope: Annotated[
-        list[str], typer.Option(help="accounts:read, accounts:write or admin (repeatable)")
+        list[str],
+        typer.Option(help="accounts:read, accounts:write, webhooks:manage or admin (repeatable)"),
     ],
     account: Annotated[
         str | None, typer.Option(help="Bind the key to this customer account (external id)")
