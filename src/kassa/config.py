@@ -23,6 +23,7 @@ from kassa.deposits.settings import ChainsSettings
 from kassa.payouts.settings import PayoutSettings, SignerSettings
 from kassa.policy.settings import PolicySettings
 from kassa.pricing.settings import PricingSettings
+from kassa.webhooks.settings import WebhookSettings
 
 
 class Settings(BaseSettings):
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     signer: SignerSettings = Field(
         default_factory=SignerSettings, description="Where payout signing keys come from"
     )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="Webhook deliveries: retries, timeouts, rotation, reachable addresses",
+    )
     devnet: bool | None = Field(
         default=None,
         description="true: the development network (local chains, development keys, the "
@@ -71,6 +76,11 @@ class Settings(BaseSettings):
         description="Largest request body accepted; larger ones are refused with 413 before "
         "they are read (1 MiB holds a usage batch of 1 000 events with ASCII descriptions)",
     )
+
+    @property
+    def webhook_settings(self) -> WebhookSettings:
+        """``[webhooks]`` as deliveries use them: the devnet may also reach loopback."""
+        return self.webhooks.with_loopback() if self.devnet else self.webhooks
 
     @property
     def db_url(self) -> str:

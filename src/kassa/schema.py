@@ -11,5 +11,6 @@ from kassa.ledger import tables as _ledger  # noqa: F401
 from kassa.payouts import tables as _payouts  # noqa: F401
 from kassa.pricing import tables as _pricing  # noqa: F401
 from kassa.spending import tables as _spending  # noqa: F401
+from kassa.webhooks import tables as _webhooks  # noqa: F401
 
 __all__ = ["metadata"]

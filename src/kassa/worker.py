@@ -1,4 +1,5 @@
-"""Background work: expiring holds whose time has come, and refreshing USD rates.
+"""Background work: expiring holds whose time has come, refreshing USD rates, and delivering
+webhooks (`kassa.webhooks`: the fan-out of new events and the sender).
 
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
@@ -17,6 +18,7 @@ from kassa.db import Database
 from kassa.ledger.holds import expire_due_holds
 from kassa.pricing.service import PricingService
 from kassa.spending import activations
+from kassa.webhooks.runtime import start_senders
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,8 @@ def run_worker(
     database: Database | None = None,
     clock: Clock | None = None,
 ) -> None:
-    """The worker loop with its own database unless one is shared (as `kassa up` does)."""
+    """The worker loops (holds, rates, webhooks) with their own database unless one is shared
+    (as `kassa up` does)."""
     owned = database is None
     db = database or Database.from_url(settings.db_url, pool_size=3)
     the_clock = clock or DatabaseClock()
@@ -101,10 +104,13 @@ def run_worker(
         daemon=True,
     )
     refresher.start()
+    senders = start_senders(db, the_clock, settings.webhook_settings, stop)
     try:
         sweep_forever(db, the_clock, settings.hold_sweep_interval_seconds, stop)
     finally:
         stop.set()
         refresher.join(timeout=settings.pricing.request_timeout_seconds * 3)
+        for sender in senders:
+            sender.join(timeout=settings.webhooks.timeout_seconds * 2)
         if owned:
             db.dispose()

@@ -32,12 +32,14 @@ from kassa.config import Settings
 from kassa.db.metadata import metadata
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.events.outbox import record
 from kassa.ledger.tables import idempotency_record
 from kassa.payouts.model import FEE_ABOVE_QUOTE
 from kassa.payouts.tables import payout_request
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.webhooks import deliveries
 from kassa_dev.scenario import ScenarioClock
 
 if TYPE_CHECKING:
@@ -142,6 +144,36 @@ def _resolve_rejected(api: Api, _path: str, opened: dict[str, Any]) -> None:
         f"/v1/admin/disputes/{opened['id']}/resolve", {"outcome": "rejected", "note": "no"}
     )
     assert resolved.json()["status"] == "rejected", resolved.text
+
+
+def webhook_endpoint(api: Api, *, disabled: bool = False) -> str:
+    made = api.post("/v1/webhooks/endpoints", {"url": "https://hooks.example.com/k"})
+    assert made.status_code == 201, made.text
+    endpoint_id = str(made.json()["endpoint"]["id"])
+    if disabled:
+        assert api.post(f"/v1/webhooks/endpoints/{endpoint_id}/disable", {}).status_code == 200
+    return endpoint_id
+
+
+def webhook_event(api: Api) -> str:
+    """An event fanned out to one endpoint (written as a state change writes it)."""
+    webhook_endpoint(api)
+    with api.db.transaction() as conn:
+        written = record(
+            conn,
+            type="account.state_changed",
+            subject_kind="account",
+            subject_id=uuid.uuid4(),
+            data={},
+            at=api.clock.now(),
+        )
+        deliveries.dispatch(conn, now=api.clock.now(), limit=10)
+    return written.public_id
+
+
+def _rotate(api: Api, _path: str, created: dict[str, Any]) -> None:
+    endpoint_id = created["endpoint"]["id"]
+    assert api.post(f"/v1/webhooks/endpoints/{endpoint_id}/rotate-secret").status_code == 200
 
 
 @dataclass(frozen=True)
@@ -251,6 +283,41 @@ RECIPES: dict[str, Recipe] = {
             {"outcome": "chargeback", "note": "processor chargeback"},
         ),
         lambda api, path, first: api.adjust("a", "credit", "2"),
+    ),
+    "/v1/webhooks/endpoints": Recipe(
+        lambda api: ("/v1/webhooks/endpoints", {"url": "https://hooks.example.com/a"}),
+        # Rotated since: the replayed create still shows the first secret.
+        _rotate,
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}": Recipe(
+        lambda api: (f"/v1/webhooks/endpoints/{webhook_endpoint(api)}", {"description": "new"})
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}/disable": Recipe(
+        lambda api: (f"/v1/webhooks/endpoints/{webhook_endpoint(api)}/disable", {"reason": "x"}),
+        lambda api, path, first: api.post(path.replace("/disable", "/enable")),
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}/enable": Recipe(
+        lambda api: (
+            f"/v1/webhooks/endpoints/{webhook_endpoint(api, disabled=True)}/enable",
+            None,
+        )
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret": Recipe(
+        lambda api: (f"/v1/webhooks/endpoints/{webhook_endpoint(api)}/rotate-secret", None),
+        lambda api, path, first: api.post(path),
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}/delete": Recipe(
+        lambda api: (f"/v1/webhooks/endpoints/{webhook_endpoint(api)}/delete", None)
+    ),
+    "/v1/webhooks/endpoints/{endpoint_id}/replay": Recipe(
+        lambda api: (
+            f"/v1/webhooks/endpoints/{webhook_endpoint(api)}/replay",
+            {"since": "2026-01-01T00:00:00Z"},
+        ),
+        lambda api, path, first: webhook_event(api),
+    ),
+    "/v1/webhooks/events/{event_id}/redeliver": Recipe(
+        lambda api: (f"/v1/webhooks/events/{webhook_event(api)}/redeliver", {})
     ),
 }
 #: Tested on their own (they need the devnet's scenario clock): the clock below, the market's

@@ -16,18 +16,21 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from kassa.accounts import service as accounts
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.events.outbox import record
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.webhooks import deliveries
 
 if TYPE_CHECKING:
     from tests.api.conftest import Api
 
-READ_WRITE = ["accounts:read", "accounts:write"]
+READ_WRITE = ["accounts:read", "accounts:write", "webhooks:manage"]
 X, Y = "cust-x-3e1d", "cust-y-7f3b"
 SENDER = "bcrt1qte09uhj7te09uhj7te09uhj7te09uhj73k46uj"
 PAYEE = "bcrt1qpa2gjyrd8l5xfyedg8f52m2jcwrfz4uh6hk2uh"
@@ -63,6 +66,9 @@ class Ids:
     withdrawal_id: str
     deposit_id: str
     dispute_id: str = ""
+    endpoint_id: str = ""
+    delivery_id: str = ""
+    event_id: str = ""
 
 
 def usage_body(_: Ids) -> dict[str, Any]:
@@ -182,7 +188,47 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[Ids], str], Callable[[Ids], Any]]]
         lambda i: f"/v1/admin/disputes/{i.dispute_id}/resolve",
         lambda _: {"outcome": "rejected", "note": "x"},
     ),
+    ("GET", "/v1/webhooks/endpoints/{endpoint_id}"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}",
+        NO_BODY,
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}",
+        lambda _: {"description": "x"},
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/disable"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}/disable",
+        lambda _: {},
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/enable"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}/enable",
+        NO_BODY,
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}/rotate-secret",
+        NO_BODY,
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/replay"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}/replay",
+        lambda _: {"since": "2026-01-01T00:00:00Z"},
+    ),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/delete"): (
+        lambda i: f"/v1/webhooks/endpoints/{i.endpoint_id}/delete",
+        NO_BODY,
+    ),
+    ("GET", "/v1/webhooks/deliveries/{delivery_id}"): (
+        lambda i: f"/v1/webhooks/deliveries/{i.delivery_id}",
+        NO_BODY,
+    ),
+    ("POST", "/v1/webhooks/events/{event_id}/redeliver"): (
+        lambda i: f"/v1/webhooks/events/{i.event_id}/redeliver",
+        lambda _: {},
+    ),
     # Ids in the body rather than the path.
+    ("POST", "/v1/webhooks/endpoints"): (
+        lambda _: "/v1/webhooks/endpoints",
+        lambda i: {"url": "https://hooks.example.com/k", "external_id": i.external_id},
+    ),
     ("POST", "/v1/refunds/quote"): (lambda _: "/v1/refunds/quote", lambda i: refund_body(i)),
     ("POST", "/v1/refunds"): (lambda _: "/v1/refunds", lambda i: refund_body(i)),
     ("POST", "/v1/withdrawals/quote"): (
@@ -194,6 +240,29 @@ ROUTES: dict[tuple[str, str], tuple[Callable[[Ids], str], Callable[[Ids], Any]]]
 
 #: Routes whose path parameter names no customer's object.
 NOT_OWNED = {("GET", "/v1/rates/{asset}")}
+
+
+def webhook_objects(api: Api, external_id: str) -> tuple[str, str, str]:
+    """An endpoint of `external_id`'s (made by its own key), an event of the account's and
+    the endpoint's delivery of it."""
+    key = api.key(["webhooks:manage"], account=external_id, name="y-hooks")
+    made = api.post("/v1/webhooks/endpoints", {"url": "https://hooks.example.com/y"}, token=key)
+    assert made.status_code == 201, made.text
+    with api.db.transaction() as conn:
+        owner = accounts.get_by_external_id(conn, external_id).id
+        written = record(
+            conn,
+            type="deposit.credited",
+            subject_kind="deposit",
+            subject_id=uuid.uuid4(),
+            data={},
+            at=api.clock.now(),
+            account_id=owner,
+        )
+        deliveries.dispatch(conn, now=api.clock.now(), limit=100)
+    listed = api.get("/v1/webhooks/deliveries", key).json()["deliveries"]
+    [delivery] = [d for d in listed if d["event_id"] == written.public_id]
+    return str(made.json()["endpoint"]["id"]), str(delivery["id"]), written.public_id
 
 
 def refund_body(ids: Ids) -> dict[str, Any]:
@@ -227,6 +296,7 @@ def test_another_accounts_objects_answer_as_missing_ones(api: Api) -> None:
     body = {"external_id": Y, "subject": "deposit", "subject_id": deposit_id, "reason": "x"}
     dispute = api.post("/v1/admin/disputes", body)
     assert dispute.status_code == 201, dispute.text
+    endpoint_id, delivery_id, event_id = webhook_objects(api, Y)
     theirs = Ids(
         Y,
         hold["id"],
@@ -235,8 +305,16 @@ def test_another_accounts_objects_answer_as_missing_ones(api: Api) -> None:
         made.json()["id"],
         deposit_id,
         dispute.json()["id"],
+        endpoint_id,
+        delivery_id,
+        event_id,
     )
-    missing = Ids("nobody-0a1c", *(str(uuid.uuid4()) for _ in range(6)))
+    missing = replace(
+        Ids("nobody-0a1c", *(str(uuid.uuid4()) for _ in range(6))),
+        endpoint_id=str(uuid.uuid4()),
+        delivery_id="dlv_987654",
+        event_id=f"evt_{uuid.uuid4().hex}",
+    )
     before = (api.balance(Y), api.ledger(Y), api.get(f"/v1/accounts/{Y}/payouts").json())
     x_key = api.key(READ_WRITE, account=X)
 

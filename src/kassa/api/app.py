@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import docs, openapi, problems, webhooks
+from kassa.api import docs, event_schemas, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
@@ -35,6 +35,7 @@ from kassa.api.routes import (
     payouts,
     rates,
     usage,
+    webhooks,
 )
 from kassa.clock import Clock, DatabaseClock
 from kassa.config import Settings
@@ -86,6 +87,7 @@ def create_app(
         pricing=services.pricing,
         derivers=services.derivers,
         payouts=services.payouts,
+        webhooks=services.settings.webhook_settings,
     )
     problems.install(app)
     app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
@@ -103,10 +105,11 @@ def create_app(
         payouts,
         admin_payouts,
         disputes,
+        webhooks,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)
-    webhooks.install(app)
+    event_schemas.install(app)
     docs.install(app)
     openapi.install(app)
     return app

@@ -15,6 +15,7 @@ from kassa.db import Database
 from kassa.deposits.derive import HdDeriver
 from kassa.payouts.requests import Payouts
 from kassa.pricing.service import PricingService
+from kassa.webhooks.settings import WebhookSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class AppContext:
     """Deposit-address derivers of the enabled chains (watch-only public keys)."""
     payouts: Payouts
     """Refund and withdrawal requests under the configured policy."""
+    webhooks: WebhookSettings
+    """``[webhooks]`` as deliveries use them (the devnet's loopback included)."""
 
 
 def app_context(request: Request) -> AppContext:

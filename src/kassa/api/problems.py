@@ -68,6 +68,9 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "activation_not_found": 404,
     "dispute_not_found": 404,
     "dispute_subject_not_found": 404,
+    "webhook_endpoint_not_found": 404,
+    "webhook_delivery_not_found": 404,
+    "event_not_found": 404,
     "method_not_allowed": 405,
     # 409: conflicts with the current state
     "conflict": 409,
@@ -141,6 +144,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "payout_reason_required": 422,
     "invalid_dispute": 422,
     "dispute_outcome_not_allowed": 422,
+    "invalid_webhook_endpoint": 422,
     "body_too_deep": 422,
     # 413: a request body over the configured limit (max_body_bytes)
     "payload_too_large": 413,

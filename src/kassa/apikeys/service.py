@@ -6,9 +6,9 @@ the row and names the key in listings. Only the SHA-256 of the secret is stored 
 token exists once, in `create_key`'s return value.
 
 Scopes: `accounts:read`, `accounts:write`, `reports:read` (finance: reconciliation and
-reports), `admin` (admin implies every scope). A key may be bound
-to one customer account; it then sees nothing else. Admin keys cannot be bound: an operator key
-that is confined to one customer would be a contradiction.
+reports), `webhooks:manage`, `admin` (admin implies every scope). A key may be bound to one
+customer account; it then sees nothing else. Admin keys cannot be bound: an operator key that is
+confined to one customer would be a contradiction.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Scope(StrEnum):
     ACCOUNTS_READ = "accounts:read"
     ACCOUNTS_WRITE = "accounts:write"
     REPORTS_READ = "reports:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
     ADMIN = "admin"
 
 

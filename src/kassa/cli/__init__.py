@@ -6,6 +6,7 @@
 - `kassa.cli.rates` — ``kassa rates …``, USD rates;
 - `kassa.cli.payouts` — ``kassa payouts …``, the review queue, approve, reject and approve-fee;
 - `kassa.cli.disputes` — ``kassa disputes …``, open, list, show and resolve disputes;
+- `kassa.cli.webhooks` — ``kassa webhooks …``, endpoints, the delivery log, redelivery, replay;
 - `kassa.cli.doctor` — ``kassa doctor``, the books' integrity checks;
 - groups that installed tools add through the ``kassa.cli`` entry points (`kassa.plugins`): the
   development tools add ``kassa devnet …`` and ``kassa bench …``.
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from kassa.cli import disputes, doctor, keys, payouts, rates, run
+from kassa.cli import disputes, doctor, keys, payouts, rates, run, webhooks
 from kassa.plugins import COMMANDS_GROUP
 
 CONFIG_OPTION = "--config"
@@ -101,6 +102,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
 app.add_typer(payouts.app, name="payouts")
 app.add_typer(disputes.app, name="disputes")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def add_commands(app: typer.Typer, *, group: str = COMMANDS_GROUP) -> list[str]:

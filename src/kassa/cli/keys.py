@@ -28,7 +28,10 @@ def keys_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key")],
     scope: Annotated[
         list[str],
-        typer.Option(help="accounts:read, accounts:write, reports:read or admin (repeatable)"),
+        typer.Option(
+            help="accounts:read, accounts:write, reports:read, webhooks:manage or admin "
+            "(repeatable)"
+        ),
     ],
     account: Annotated[
         str | None, typer.Option(help="Bind the key to this customer account (external id)")

@@ -2,14 +2,15 @@
 
 `kassa.events.outbox.record` refuses a type that is not listed here, so nothing reaches a
 receiver undocumented. The schema of each type's ``data`` is the API's response model of its
-subject kind (the same object `GET` returns); `kassa.api.webhooks` publishes them as the
+subject kind (the same object `GET` returns); `kassa.api.event_schemas` publishes them as the
 OpenAPI 3.1 ``webhooks`` section, one entry per type, and docs/events.md describes them with
 an example each.
 
 Subject kinds of a customer's objects: ``deposit``, ``refund``, ``withdrawal``,
 ``activation``, ``account``, ``dispute``. The operator's: ``watcher`` (one per chain),
-``rate`` (one per priced symbol) and ``hot_wallet`` (one per payout asset); their events fire on
-transitions only (`kassa.events.operational`).
+``rate`` (one per priced symbol), ``hot_wallet`` (one per payout asset) and
+``webhook_endpoint`` (one per endpoint, disabled by the sender); their events fire on
+transitions only (`kassa.events.operational`, `kassa.webhooks.sender`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 CUSTOMER_KINDS = ("deposit", "refund", "withdrawal", "activation", "account", "dispute")
-OPERATOR_KINDS = ("watcher", "rate", "hot_wallet")
+OPERATOR_KINDS = ("watcher", "rate", "hot_wallet", "webhook_endpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,13 @@ _TYPES: list[EventType] = [
     ),
     EventType(
         "hot_wallet.recovered", "hot_wallet", "A low hot wallet is back at or above its threshold."
+    ),
+    EventType(
+        "webhook_endpoint.disabled",
+        "webhook_endpoint",
+        "A webhook endpoint was disabled by the sender: it answered 410 Gone, or failed for "
+        "longer than [webhooks] disable_after_failing_seconds; its deliveries wait until it "
+        "is enabled.",
     ),
 ]
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from kassa.db import Database, make_engine
+from kassa.events.outbox import record
 from kassa.ledger import transfers
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import TransactionKind
@@ -66,6 +67,8 @@ class Workload(StrEnum):
     RAW = "raw"
     TRANSFER = "transfer"
     USAGE = "usage"
+    USAGE_EVENT = "usage_event"
+    """A usage batch that also writes its event into the outbox (the webhook benchmark)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ def make_step(spec: WorkerSpec, db: Database) -> Step:
         Workload.RAW: _raw_step,
         Workload.TRANSFER: _transfer_step,
         Workload.USAGE: _usage_step,
+        Workload.USAGE_EVENT: _usage_step,
     }
     return makers[spec.workload](spec, db)
 
@@ -190,6 +194,7 @@ def _transfer_step(spec: WorkerSpec, db: Database) -> Step:
 
 def _usage_step(spec: WorkerSpec, db: Database) -> Step:
     rng = random.Random(spec.seed)  # noqa: S311 - load generation, not security
+    with_event = spec.workload is Workload.USAGE_EVENT
 
     def step(i: int) -> None:
         users = rng.choices(spec.account_ids, k=spec.batch_lines)
@@ -202,7 +207,7 @@ def _usage_step(spec: WorkerSpec, db: Database) -> Step:
             {"lines": list(zip(users, amounts, strict=True)), "revenue": spec.revenue_id},
         )
         with db.transaction() as conn:
-            transfers.post(
+            posted = transfers.post(
                 conn,
                 legs,
                 kind=TransactionKind.USAGE,
@@ -210,5 +215,16 @@ def _usage_step(spec: WorkerSpec, db: Database) -> Step:
                 request=request,
                 memo="bench usage batch",
             )
+            if with_event:
+                record(
+                    conn,
+                    # Usage emits no event in Kassa; here each posting writes one catalogued
+                    # event, the way a deposit credit or a payout step does, to price it.
+                    type="deposit.credited",
+                    subject_kind="deposit",
+                    subject_id=f"{spec.key_scope}-{spec.writer}-{i}",
+                    data={"transaction_id": str(posted), "lines": len(users)},
+                    at=datetime.now(UTC),
+                )
 
     return step

@@ -28,7 +28,7 @@ from kassa.events.catalog import CATALOG, EventType
 class EventSubject(BaseModel):
     kind: str = Field(
         description="deposit, refund, withdrawal, activation, account, dispute, "
-        "watcher, rate or hot_wallet"
+        "watcher, rate, hot_wallet or webhook_endpoint"
     )
     id: str = Field(
         description="The object's id (a chain, a symbol or an asset for the operator's events)"
@@ -61,6 +61,16 @@ class HotWalletEventData(BaseModel):
     threshold: str = Field(description="Whole units, exact")
 
 
+class WebhookEndpointEventData(BaseModel):
+    id: str = Field(description="The endpoint's id")
+    url: str
+    status: str = Field(examples=["disabled"])
+    reason: str = Field(description="Why the sender disabled it")
+    customer_account_id: str | None = Field(
+        description="The one customer account it receives events of; null for all"
+    )
+
+
 DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "deposit": DepositOut,
     "refund": PayoutRequestOut,
@@ -71,6 +81,7 @@ DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "watcher": WatcherEventData,
     "rate": RateEventData,
     "hot_wallet": HotWalletEventData,
+    "webhook_endpoint": WebhookEndpointEventData,
 }
 """The schema of ``data`` per subject kind."""
 
