@@ -24,14 +24,18 @@ def upgrade() -> None:
     op.create_table(
         "reconciliation_break",
         sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
-        sa.Column("break_key", sa.String(length=400), nullable=False, comment="class|chain|asset|id"),
+        sa.Column(
+            "break_key", sa.String(length=400), nullable=False, comment="class|chain|asset|id"
+        ),
         sa.Column(
             "leg",
             sa.String(length=16),
             nullable=False,
             comment="ledger, records, chains or solvency",
         ),
-        sa.Column("class", sa.String(length=48), nullable=False, comment="What kind of discrepancy"),
+        sa.Column(
+            "class", sa.String(length=48), nullable=False, comment="What kind of discrepancy"
+        ),
         sa.Column("chain", sa.String(length=8), nullable=True),
         sa.Column("asset", sa.String(length=16), nullable=True),
         sa.Column(
@@ -40,7 +44,9 @@ def upgrade() -> None:
             nullable=False,
             comment="The record, account or address",
         ),
-        sa.Column("expected", Amount(), nullable=True, comment="Minor units of `asset` (or a count)"),
+        sa.Column(
+            "expected", Amount(), nullable=True, comment="Minor units of `asset` (or a count)"
+        ),
         sa.Column("actual", Amount(), nullable=True),
         sa.Column("difference", Amount(), nullable=True, comment="actual - expected"),
         sa.Column("detail", sa.Text(), nullable=False, comment="What was found, in words"),
