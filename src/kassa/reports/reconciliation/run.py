@@ -88,7 +88,13 @@ class Reconciler:
                     "output by output (a payment the watcher never recorded is not seen here)"
                 )
         self.progress("solvency: liabilities against the coins held")
-        coverage = solvency.assess(books, held, found)
+        every_chain = bool(self.readers) and len(chains) == len(self.readers)
+        if not every_chain:
+            found.notes.append(
+                "solvency: not every chain was read, so coverage counts only the coins read "
+                "and raises no break"
+            )
+        coverage = solvency.assess(books, held, found, judge=every_chain)
         summary: dict[str, Any] = {
             "trigger": trigger,
             "started_at": started_at.isoformat(),
