@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -85,7 +85,7 @@ def triggers_off(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(sql)
 
 
-def _shift_sums(conn: Connection, postings: list[Any], sign: int) -> None:
+def _shift_sums(conn: Connection, postings: Sequence[Any], sign: int) -> None:
     for posting in postings:
         account = conn.execute(
             select(ledger_account).where(ledger_account.c.id == posting.account_id)
@@ -99,7 +99,7 @@ def _shift_sums(conn: Connection, postings: list[Any], sign: int) -> None:
         )
 
 
-def remove_transaction(db: Database, transaction_id: uuid.UUID) -> tuple[Any, list[Any]]:
+def remove_transaction(db: Database, transaction_id: uuid.UUID) -> tuple[Any, Sequence[Any]]:
     """Delete a journal transaction, its postings and their trace in the stored sums, so the
     books still balance: only the records show what is missing."""
     with db.transaction() as conn, triggers_off(conn):
@@ -117,7 +117,7 @@ def remove_transaction(db: Database, transaction_id: uuid.UUID) -> tuple[Any, li
     return txn, postings
 
 
-def restore_transaction(db: Database, txn: Any, postings: list[Any]) -> None:
+def restore_transaction(db: Database, txn: Any, postings: Sequence[Any]) -> None:
     with db.transaction() as conn, triggers_off(conn):
         conn.execute(insert(ledger_transaction).values(**txn._mapping))
         for posting in postings:
@@ -134,14 +134,14 @@ def test_a_removed_credit_is_one_new_break_that_persists_then_resolves_when_rest
 
     clean = reconciler.run()
     assert (clean.new, clean.persisting, clean.resolved) == (0, 0, 0)
-    assert clean.summary["open_breaks"] == []
+    assert clean.open_breaks == []
     assert any("solvency" in note for note in clean.summary["notes"])  # no chain was read
 
     txn, postings = remove_transaction(db, credited.credit_transaction_id)
     clock.advance(timedelta(hours=1))
     first = reconciler.run()
     assert (first.new, first.persisting, first.resolved) == (1, 0, 0)
-    [found] = first.summary["open_breaks"]
+    [found] = first.open_breaks
     assert found["class"] == BreakClass.DEPOSIT_CREDIT_MISMATCH
     assert found["object_id"] == str(credited.id)
     assert (found["expected"], found["actual"], found["difference"]) == (
@@ -150,12 +150,12 @@ def test_a_removed_credit_is_one_new_break_that_persists_then_resolves_when_rest
         "-60000000",
     )
     assert found["status"] == "new"
-    assert "deposit_credit_mismatch" in breaks_csv(first.summary["open_breaks"])
+    assert "deposit_credit_mismatch" in breaks_csv(first.open_breaks)
 
     clock.advance(timedelta(days=1))
     second = reconciler.run()
     assert (second.new, second.persisting, second.resolved) == (0, 1, 0)
-    [again] = second.summary["open_breaks"]
+    [again] = second.open_breaks
     assert again["status"] == "persisting"
     assert again["first_seen_at"] == found["first_seen_at"] < again["last_seen_at"]
 

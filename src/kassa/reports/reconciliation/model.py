@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Leg(StrEnum):
@@ -135,7 +136,13 @@ class Outcome:
     new: int
     persisting: int
     resolved: int
-    summary: dict[str, object]
+    summary: dict[str, Any]
+    """The run's report (what the JSON file and the API show), ``open_breaks`` included."""
+
+    @property
+    def open_breaks(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.summary.get("open_breaks", [])
+        return found
 
 
 Progress = Callable[[str], None]
