@@ -1,4 +1,5 @@
-"""Background work: expiring holds whose time has come, and refreshing USD rates.
+"""Background work: expiring holds whose time has come, refreshing USD rates, and the daily
+reconciliation.
 
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
@@ -82,6 +83,40 @@ def refresh_rates_forever(
     log.info("rate refresher stopped")
 
 
+def reconcile_daily_forever(
+    settings: Settings, database: Database, clock: Clock, stop: threading.Event
+) -> None:
+    """Once a day after ``[reconciliation] at``, reconcile the day before into the data
+    directory (`kassa.reports.reconciliation.daily`); look again every check interval."""
+    from kassa.reports.reconciliation.daily import run_if_due
+    from kassa.reports.reconciliation.run import reconciler_for
+
+    config = settings.reconciliation
+    log.info("daily reconciliation after %s UTC into %s", config.at, settings.data_dir)
+
+    def progress(message: str) -> None:
+        log.info("reconciliation: %s", message)
+
+    while not stop.is_set():
+        try:
+            with database.transaction() as conn:
+                now = clock.now(conn)
+            written = run_if_due(
+                lambda: reconciler_for(settings.chains, database, clock, progress),
+                settings.data_dir,
+                now,
+                config.at,
+            )
+        except Exception:
+            log.exception(
+                "daily reconciliation failed; retrying in %ss", config.check_interval_seconds
+            )
+        else:
+            if written:
+                log.info("reconciliation written to %s", ", ".join(map(str, written)))
+        stop.wait(config.check_interval_seconds)
+
+
 def run_worker(
     settings: Settings,
     stop: threading.Event,
@@ -101,10 +136,21 @@ def run_worker(
         daemon=True,
     )
     refresher.start()
+    threads = [refresher]
+    if settings.reconciliation.daily:
+        reconciler = threading.Thread(
+            target=reconcile_daily_forever,
+            args=(settings, db, the_clock, stop),
+            name="kassa-reconciliation",
+            daemon=True,
+        )
+        reconciler.start()
+        threads.append(reconciler)
     try:
         sweep_forever(db, the_clock, settings.hold_sweep_interval_seconds, stop)
     finally:
         stop.set()
-        refresher.join(timeout=settings.pricing.request_timeout_seconds * 3)
+        for thread in threads:
+            thread.join(timeout=settings.pricing.request_timeout_seconds * 3)
         if owned:
             db.dispose()

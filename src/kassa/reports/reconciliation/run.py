@@ -21,8 +21,10 @@ from typing import Any
 from kassa.chains.network import Chain
 from kassa.clock import Clock
 from kassa.db import Database
+from kassa.deposits.runtime import ChainNotConfigured
+from kassa.deposits.settings import ChainsSettings
 from kassa.reports.reconciliation import chain_leg, ledger_leg, records_leg, solvency, store
-from kassa.reports.reconciliation.chain_reader import ChainReader
+from kassa.reports.reconciliation.chain_reader import ChainReader, build_reader
 from kassa.reports.reconciliation.model import Findings, Outcome, Progress, quiet
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,28 @@ class Reconciler:
     def close(self) -> None:
         for reader in self.readers.values():
             reader.close()
+
+
+def reconciler_for(
+    chains: ChainsSettings,
+    database: Database,
+    clock: Clock,
+    progress: Progress | None = None,
+    *,
+    hot_addresses: Mapping[Chain, str] | None = None,
+) -> Reconciler:
+    """Reconciliation over the enabled chains whose node is configured, read through the same
+    adapters as the watchers; the hot wallets are the ones the payout worker has used (plus
+    `hot_addresses`)."""
+    readers: dict[Chain, ChainReader] = {}
+    for chain in chains.enabled():
+        try:
+            readers[chain] = build_reader(chains, chain)
+        except ChainNotConfigured:
+            continue
+    return Reconciler(
+        database, clock, readers, hot_addresses=hot_addresses, progress=progress or quiet
+    )
 
 
 BREAK_COLUMNS = (
