@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from kassa.cli import disputes, doctor, keys, payouts, rates, run
+from kassa.cli import disputes, doctor, keys, payouts, rates, reconcile, run
 from kassa.plugins import COMMANDS_GROUP
 
 CONFIG_OPTION = "--config"
@@ -101,6 +101,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
 app.add_typer(payouts.app, name="payouts")
 app.add_typer(disputes.app, name="disputes")
+app.add_typer(reconcile.app, name="reconcile")
 
 
 def add_commands(app: typer.Typer, *, group: str = COMMANDS_GROUP) -> list[str]:
