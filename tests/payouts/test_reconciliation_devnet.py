@@ -298,7 +298,12 @@ def test_a_clean_devnet_reconciles_and_each_injected_fault_is_one_break_until_fi
             conn.execute(
                 update(watcher_checkpoint)
                 .where(watcher_checkpoint.c.chain == "eth")
-                .values(height=checkpoint.height, block_hash=checkpoint.block_hash)
+                .values(
+                    height=checkpoint.height,
+                    block_hash=checkpoint.block_hash,
+                    lease_owner=None,  # the stopped watcher's lease
+                    lease_until=None,
+                )
             )
             conn.execute(
                 update(payout_tx).where(payout_tx.c.id == paid_by.id).values(txid=paid_by.txid)

@@ -144,7 +144,8 @@ def gather(
             select(payout_nonce.c.address).where(payout_nonce.c.chain == chain.value)
         ).scalars()
     )
-    view.hot_addresses = sorted(known)
+    by_key = {match_key(chain, address): address for address in sorted(known)}
+    view.hot_addresses = sorted(by_key.values())
     if chain is Chain.BTC:
         view.hot_utxos = [
             (row.txid, row.vout, int(row.value))
