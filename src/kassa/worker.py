@@ -97,7 +97,9 @@ def reconcile_daily_forever(
     def progress(message: str) -> None:
         log.info("reconciliation: %s", message)
 
-    while not stop.is_set():
+    # The first look comes one interval after the start, not at once: a worker started and
+    # stopped at once (a restart, a short job) does not begin a long run.
+    while not stop.wait(config.check_interval_seconds):
         try:
             with database.transaction() as conn:
                 now = clock.now(conn)
@@ -114,7 +116,6 @@ def reconcile_daily_forever(
         else:
             if written:
                 log.info("reconciliation written to %s", ", ".join(map(str, written)))
-        stop.wait(config.check_interval_seconds)
 
 
 def run_worker(
