@@ -31,6 +31,7 @@ class BreakClass(StrEnum):
     DEPOSIT_CREDIT_MISMATCH = "deposit_credit_mismatch"
     CREDIT_WITHOUT_DEPOSIT = "credit_without_deposit"
     PAYOUT_SETTLEMENT_MISSING = "payout_settlement_missing"
+    PAYOUT_FEE_LEGS_MISMATCH = "payout_fee_legs_mismatch"
     PAYOUT_HOLD_MISMATCH = "payout_hold_mismatch"
     ACTIVATION_HOLD_MISMATCH = "activation_hold_mismatch"
     # leg 3: the ledger and records against the chains
@@ -62,6 +63,7 @@ LEG_OF: dict[BreakClass, Leg] = {
             BreakClass.DEPOSIT_CREDIT_MISMATCH,
             BreakClass.CREDIT_WITHOUT_DEPOSIT,
             BreakClass.PAYOUT_SETTLEMENT_MISSING,
+            BreakClass.PAYOUT_FEE_LEGS_MISMATCH,
             BreakClass.PAYOUT_HOLD_MISMATCH,
             BreakClass.ACTIVATION_HOLD_MISMATCH,
         )

@@ -5,7 +5,8 @@
   ignored, or charged back: a chargeback takes the credit back by design). Every deposit entry
   names a deposit that exists.
 - A confirmed payout has exactly one settlement entry, which clears its gross amount out of
-  ``clearing:payouts:USD``, and its hold is captured for that amount; a failed, cancelled or
+  ``clearing:payouts:USD`` and takes out of the hot wallet its net coins and the network fee
+  paid (its fee legs), and its hold is captured for that amount; a failed, cancelled or
   rejected one has its hold released (voided or expired); an open one still holds its funds.
 - An activation's stored status is the one its hold's status implies (a pending one may lag a
   resolved hold until the worker settles it).
@@ -22,6 +23,7 @@ from collections import defaultdict
 
 from sqlalchemy import Connection, select
 
+from kassa.assets import fee_asset_of
 from kassa.ledger.tables import ledger_account, ledger_hold, ledger_posting, ledger_transaction
 from kassa.reports.reconciliation.ledger_leg import CLEARING_CODE
 from kassa.reports.reconciliation.model import Break, BreakClass, Findings, Leg, Progress, quiet
@@ -148,19 +150,34 @@ def _payouts(conn: Connection, found: Findings) -> None:
 
     settled: dict[uuid.UUID, list[int]] = defaultdict(list)
     """Payout request -> what each of its settlement entries took out of the clearing account."""
+    hot: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    """Payout request -> what its settlement took out of the hot wallet, per asset."""
     settlements = (
-        select(ledger_transaction.c.metadata_json, ledger_posting.c.amount)
+        select(
+            ledger_transaction.c.metadata_json,
+            ledger_account.c.code,
+            ledger_posting.c.asset,
+            ledger_posting.c.amount,
+        )
         .select_from(
             ledger_transaction.join(
                 ledger_posting, ledger_posting.c.transaction_id == ledger_transaction.c.id
             ).join(ledger_account, ledger_account.c.id == ledger_posting.c.account_id)
         )
-        .where(ledger_transaction.c.kind == "payout", ledger_account.c.code == CLEARING_CODE)
+        .where(
+            ledger_transaction.c.kind == "payout",
+            (ledger_account.c.code == CLEARING_CODE) | ledger_account.c.code.like("wallet:%-hot:%"),
+        )
     )
     for entry in conn.execution_options(yield_per=_BATCH).execute(settlements):
-        request_id = _meta(entry.metadata_json).get("payout_request_id")
-        if isinstance(request_id, str):
+        meta = _meta(entry.metadata_json)
+        request_id = meta.get("payout_request_id")
+        if not isinstance(request_id, str) or "network_fee_charged_usd" not in meta:
+            continue  # not a settlement (a failed payout's burnt fee)
+        if entry.code == CLEARING_CODE:
             settled[uuid.UUID(request_id)].append(int(entry.amount))
+        else:
+            hot[uuid.UUID(request_id)][entry.asset] -= int(entry.amount)
 
     rows = (
         select(
@@ -169,6 +186,8 @@ def _payouts(conn: Connection, found: Findings) -> None:
             payout_request.c.asset,
             payout_request.c.status,
             payout_request.c.gross_usd,
+            payout_request.c.net_native,
+            payout_request.c.network_fee_paid_native,
             ledger_hold.c.status.label("hold_status"),
             ledger_hold.c.captured_amount,
         )
@@ -192,6 +211,28 @@ def _payouts(conn: Connection, found: Findings) -> None:
                     actual=sum(entries),
                 )
             )
+        if row.status == "confirmed" and entries:
+            left = {code: amount for code, amount in hot.pop(row.id, {}).items() if amount}
+            owed: dict[str, int] = defaultdict(int)
+            owed[row.asset] += int(row.net_native)
+            owed[fee_asset_of(row.asset).code] += int(row.network_fee_paid_native or 0)
+            owed_left = {code: amount for code, amount in owed.items() if amount}
+            if left != owed_left:
+                for code in sorted(set(left) | set(owed_left)):
+                    if left.get(code, 0) == owed_left.get(code, 0):
+                        continue
+                    found.add(
+                        Break(
+                            BreakClass.PAYOUT_FEE_LEGS_MISMATCH,
+                            str(row.id),
+                            f"{what}: its settlement takes {left.get(code, 0)} {code} minor "
+                            f"units out of the hot wallet; the payout and its network fee "
+                            f"come to {owed_left.get(code, 0)}",
+                            asset=code,
+                            expected=owed_left.get(code, 0),
+                            actual=left.get(code, 0),
+                        )
+                    )
         hold = row.hold_status
         captured = int(row.captured_amount or 0)
         if row.status == "confirmed":
