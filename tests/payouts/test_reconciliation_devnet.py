@@ -2,8 +2,8 @@
 regtest and the TRON simulator, read through Kassa's chain adapters — on PostgreSQL.
 
 One history: a customer tops up on the three chains (credited by the real watcher), spends
-(usage, an activation), has a top-up refunded and makes a withdrawal, both paid by the real
-payout worker; the hot wallets' funding is booked. That devnet reconciles with zero breaks and
+(usage, an activation), has a top-up refunded (TRON) and makes two withdrawals (ETH, BTC), paid
+by the real payout worker; the hot wallets' funding is booked. That devnet reconciles with zero breaks and
 coverage ≥ 1. Then four faults are injected at once, and each is found exactly once with its
 class: a credit removed by direct SQL, a deposit the watcher never saw (paid while it was
 stopped, its checkpoint then moved past it), coins sent out of the ETH hot wallet outside
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 STAGE_FUNDING = {
+    Chain.BTC: {"BTC": "2"},
     Chain.ETH: {"ETH": "10", "USDT-ERC20": "10000"},
     Chain.TRON: {"TRX": "10000", "USDT-TRC20": "10000"},
 }
@@ -158,8 +159,8 @@ def test_a_clean_devnet_reconciles_and_each_injected_fault_is_one_break_until_fi
     tron = make_stage(db, Chain.TRON, tron_sim)
     for stage in (btc, eth, tron):
         _fresh_addresses(stage)
-    _book_funding(eth)
-    _book_funding(tron)
+    for stage in (btc, eth, tron):
+        _book_funding(stage)
 
     # -- a clean history on three chains -------------------------------------------------------
     customer = btc.customer(None)
@@ -183,6 +184,9 @@ def test_a_clean_devnet_reconciles_and_each_injected_fault_is_one_break_until_fi
     tron.pay(tron.worker(), refund.id)
     withdrawal = eth.withdraw(customer, "25.00", "ETH", eth.fresh_address())
     eth.pay(eth.worker(), withdrawal.id)
+    btc_withdrawal = btc.withdraw(customer, "20.00", "BTC", btc.fresh_address())
+    btc.pay(btc.worker(), btc_withdrawal.id)
+    btc.mine(1)
     assert tron.status(refund.id) is RequestStatus.CONFIRMED
     assert eth.status(withdrawal.id) is RequestStatus.CONFIRMED
 
@@ -198,7 +202,13 @@ def test_a_clean_devnet_reconciles_and_each_injected_fault_is_one_break_until_fi
         assert clean.open_breaks == [], clean.open_breaks
         solvency = clean.summary["solvency"]
         assert solvency["coverage"] is not None and Decimal(solvency["coverage"]) >= 1
-        assert set(clean.summary["chains"]) == {"btc", "eth", "tron"}
+        assert {c: v["confirmed_payouts"] for c, v in clean.summary["chains"].items()} == {
+            "btc": 1,
+            "eth": 1,
+            "tron": 1,
+        }
+        # The BTC hot wallet's coins (read output by output) are counted next to the deposit.
+        assert int(solvency["assets"]["BTC"]["coins"]) > 100_000 + 10**8
         assert clean.summary["checked"] == [
             "chains:btc",
             "chains:eth",
