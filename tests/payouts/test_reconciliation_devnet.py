@@ -4,9 +4,9 @@ regtest and the TRON simulator, read through Kassa's chain adapters — on Postg
 One history: a customer tops up on the three chains (credited by the real watcher), spends
 (usage, an activation), has a top-up refunded (TRON) and makes two withdrawals (ETH, BTC), paid
 by the real payout worker; the hot wallets' funding is booked. That devnet reconciles with zero
-breaks and coverage ≥ 1. Then four faults are injected at once, and each is found exactly once with its
-class: a credit removed by direct SQL, a deposit the watcher never saw (paid while it was
-stopped, its checkpoint then moved past it), coins sent out of the ETH hot wallet outside
+breaks and coverage ≥ 1. Then four faults are injected at once, and each is found exactly once
+with its class: a credit removed by direct SQL, a deposit the watcher never saw (paid while it
+was stopped, its checkpoint then moved past it), coins sent out of the ETH hot wallet outside
 Kassa, a confirmed payout whose transaction is not on chain. Fixing each cause resolves its
 break on the next run.
 """
