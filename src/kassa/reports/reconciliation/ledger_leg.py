@@ -59,7 +59,7 @@ def check(conn: Connection, found: Findings, progress: Progress = quiet) -> None
             ledger_posting.c.account_id,
             ledger_posting.c.asset,
             ledger_posting.c.amount,
-        ).order_by(ledger_posting.c.transaction_id, ledger_posting.c.id)
+        ).order_by(ledger_posting.c.transaction_id)
     )
     for read, row in enumerate(rows, 1):
         if row.transaction_id != current:
