@@ -20,6 +20,7 @@ from kassa.config import load_settings
 from kassa.db import Database
 from kassa.ledger.tables import ledger_account
 from kassa.reports.reconciliation.daily import closed_day, run_if_due
+from kassa.reports.reconciliation.funding import FUNDING_FILE, book_funding_file
 from kassa.reports.reconciliation.run import reconciler_for
 from kassa.worker import reconcile_daily_forever
 
@@ -104,5 +105,35 @@ def test_the_worker_reconciles_the_day_before_once(config: Path) -> None:
             at,
         )
         assert again is None  # the day is done
+    finally:
+        database.dispose()
+
+
+def test_recorded_funding_is_booked_once(config: Path, tmp_path: Path) -> None:
+    assert run(config, "migrate")[0] == 0
+    record = tmp_path / FUNDING_FILE
+    record.write_text(
+        '{"asset": "TRX", "amount": "100000", "txid": "aa"}\n'
+        '{"asset": "USDT-TRC20", "amount": "1000000", "txid": "bb"}\n'
+    )
+    settings = load_settings(config)
+    database = Database.from_url(settings.db_url)
+    clock = ManualClock(datetime(2026, 12, 7, 6, 0, tzinfo=UTC))
+    try:
+        for _ in range(2):  # `kassa up` books the file at every start
+            with database.transaction() as conn:
+                assert book_funding_file(conn, record, actor="devnet", now=clock.now()) == 2
+        with database.transaction() as conn:
+            sums = dict(
+                conn.execute(
+                    select(ledger_account.c.code, ledger_account.c.debits_posted).where(
+                        ledger_account.c.code.like("wallet:tron-hot:%")
+                    )
+                ).all()
+            )
+        assert {code: int(value) for code, value in sums.items()} == {
+            "wallet:tron-hot:TRX": 100_000 * 10**6,
+            "wallet:tron-hot:USDT-TRC20": 1_000_000 * 10**6,
+        }
     finally:
         database.dispose()

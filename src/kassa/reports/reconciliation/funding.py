@@ -8,12 +8,19 @@ is booked, reconciliation sees the hot wallet hold more than the ledger says (a
 
 ``house:treasury:<asset>`` is the house's own coins put to work (credit-normal); a withdrawal
 back to the treasury is the same entry with a negative amount.
+
+Whoever funds a hot wallet by program can leave a record of it in ``funding.jsonl`` next to the
+hot wallets' key files (one JSON object a line: ``asset``, ``amount`` as a decimal string,
+``txid``); `book_funding_file` books every line once. The devnet writes it when it funds new
+hot wallets from the faucet, and `kassa up` books it after migrating.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection
 
@@ -23,7 +30,7 @@ from kassa.ledger.accounts import open_account
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import AccountKind, NormalSide, TransactionKind
 from kassa.ledger.transfers import Leg, post
-from kassa.money import Money
+from kassa.money import Money, asset
 
 
 def book_hot_funding(
@@ -56,3 +63,18 @@ def book_hot_funding(
         actor=actor,
         reason="coins moved into the hot wallet from outside Kassa",
     )
+
+
+FUNDING_FILE = "funding.jsonl"
+
+
+def book_funding_file(conn: Connection, path: Path, *, actor: str, now: datetime) -> int:
+    """Book every funding recorded in `path` (once per txid); how many lines it holds."""
+    if not path.exists():
+        return 0
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for line in lines:
+        record = json.loads(line)
+        amount = Money.parse(str(record["amount"]), asset(str(record["asset"])))
+        book_hot_funding(conn, amount, reference=str(record["txid"]), actor=actor, now=now)
+    return len(lines)
