@@ -1,5 +1,6 @@
 """Reconciliation's ledger and records legs and the lifecycle of its breaks, on both databases,
-with deposits credited by the real watcher over the in-memory `FakeChain` (the chain leg runs
+with deposits credited by the real watcher over the in-memory `FakeChain`, one of them charged
+back (the chain leg runs
 against the real local chains in test_reconciliation_devnet.py)."""
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from kassa.deposits.derive import HdDeriver
 from kassa.deposits.fake import FakeChain
 from kassa.deposits.model import ChainTransfer, SenderKind
 from kassa.deposits.watcher import Watcher, WatcherConfig
+from kassa.disputes import service as disputes
+from kassa.disputes.model import Outcome as DisputeOutcome
+from kassa.disputes.model import Subject
 from kassa.events.tables import event
 from kassa.ledger.tables import ledger_account, ledger_posting, ledger_transaction
+from kassa.policy import Policy
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 from kassa.reports.reconciliation import store
@@ -39,7 +44,8 @@ BTC_KEY = parse_account_key(
 
 
 def credited_deposit(db: Database, clock: ManualClock) -> records.Deposit:
-    """A 0.001 BTC deposit credited $60 by the real watcher over a `FakeChain`."""
+    """A 0.001 BTC deposit credited $60 by the real watcher over a `FakeChain`, next to another
+    one that was charged back (its net credit is zero by design: not a break)."""
     chain = FakeChain(Chain.BTC, clock.now() - timedelta(hours=1), final_depth=1)
     pricing = PricingService(db, clock, PricingSettings(history_tolerance_seconds=3600))
     pricing.refresh()
@@ -47,22 +53,46 @@ def credited_deposit(db: Database, clock: ManualClock) -> records.Deposit:
         customer = accounts.create(conn, external_id="user-42", now=clock.now(), request=None)
         address, _ = addresses.get_or_create(conn, customer.id, HdDeriver(BTC_KEY), clock.now())
     watcher = Watcher(db, clock, chain, pricing, WatcherConfig(Chain.BTC, dust={"BTC": 546}))
-    paid = ChainTransfer(
-        chain=Chain.BTC,
-        asset="BTC",
-        txid="aa" * 32,
-        position=0,
-        to_address=address.address,
-        amount=100_000,
-        sender="bcrt1qsender",
-        sender_kind=SenderKind.KNOWN,
-        success=True,
-    )
-    chain.mine([paid])
+    paid = [
+        ChainTransfer(
+            chain=Chain.BTC,
+            asset="BTC",
+            txid=txid * 32,
+            position=0,
+            to_address=address.address,
+            amount=100_000,
+            sender="bcrt1qsender",
+            sender_kind=SenderKind.KNOWN,
+            success=True,
+        )
+        for txid in ("aa", "bb")
+    ]
+    chain.mine(paid)
     watcher.tick()
     with db.transaction() as conn:
-        [deposit] = records.for_account(conn, customer.id)
-    return deposit
+        kept, charged_back = sorted(records.for_account(conn, customer.id), key=lambda d: d.txid)
+        policy = Policy()
+        opened = disputes.open_dispute(
+            conn,
+            account=customer,
+            subject=Subject.DEPOSIT,
+            subject_id=charged_back.id,
+            reason="charged back",
+            actor="operator:test",
+            policy=policy,
+            now=clock.now(),
+        )
+        disputes.resolve(
+            conn,
+            opened.id,
+            outcome=DisputeOutcome.CHARGEBACK,
+            note="processor case 1",
+            actor="operator:test",
+            policy=policy,
+            now=clock.now(),
+            request=None,
+        )
+    return kept
 
 
 @contextmanager
