@@ -1,7 +1,6 @@
 """Reconciliation's ledger and records legs and the lifecycle of its breaks, on both databases,
 with deposits credited by the real watcher over the in-memory `FakeChain`, one of them charged
-back (the chain leg runs
-against the real local chains in test_reconciliation_devnet.py)."""
+back (the chain leg runs against the real local chains in test_reconciliation_devnet.py)."""
 
 from __future__ import annotations
 
