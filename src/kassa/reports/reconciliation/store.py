@@ -5,7 +5,8 @@ seen again stays (``persisting``, its figures refreshed, ``first_seen_at`` kept)
 seen before, or seen again after it was resolved, is ``new``; an open break this run did not
 find is ``resolved`` — but only if the run checked its scope (a chain whose node did not
 answer keeps its breaks as they were). The run's row and the operator event
-``reconciliation.completed`` are written in the same transaction.
+``reconciliation.completed`` are written in the same transaction. Two runs store one after the
+other (an advisory lock on PostgreSQL, the writer lock on SQLite).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from kassa.events.outbox import record
 from kassa.reports.reconciliation.model import Break, BreakStatus, Findings, Outcome
 from kassa.reports.reconciliation.tables import reconciliation_break, reconciliation_run
 
 EVENT_TYPE = "reconciliation.completed"
+_LOCK_KEY = 0x6B617373_7265636F  # "kassreco"
 
 
 def _values(found: Break) -> dict[str, Any]:
@@ -48,6 +50,10 @@ def apply(
     trigger: str,
     summary: dict[str, Any],
 ) -> Outcome:
+    if conn.dialect.name == "postgresql":
+        # Two runs (the worker's and an operator's) store one after the other; SQLite's
+        # writer lock does the same there.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     existing = {
         row.break_key: row
         for row in conn.execute(
