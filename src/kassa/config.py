@@ -23,6 +23,7 @@ from kassa.deposits.settings import ChainsSettings
 from kassa.payouts.settings import PayoutSettings, SignerSettings
 from kassa.policy.settings import PolicySettings
 from kassa.pricing.settings import PricingSettings
+from kassa.reports.reconciliation.settings import ReconciliationSettings
 from kassa.webhooks.settings import WebhookSettings
 
 
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
         "movable scenario clock and POST /v1/admin/clock); false: real networks. Unset means "
         "false, except that `kassa up` on the embedded SQLite database chooses the devnet "
         "and says so",
+    )
+    reconciliation: ReconciliationSettings = Field(
+        default_factory=ReconciliationSettings,
+        description="The worker's daily reconciliation ([reconciliation]: daily, at)",
     )
     max_body_bytes: int = Field(
         default=1_048_576,

@@ -10,6 +10,7 @@ from kassa.events import tables as _events  # noqa: F401
 from kassa.ledger import tables as _ledger  # noqa: F401
 from kassa.payouts import tables as _payouts  # noqa: F401
 from kassa.pricing import tables as _pricing  # noqa: F401
+from kassa.reports.reconciliation import tables as _reconciliation  # noqa: F401
 from kassa.spending import tables as _spending  # noqa: F401
 from kassa.webhooks import tables as _webhooks  # noqa: F401
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kassa.payouts.requests import Payouts
     from kassa.payouts.worker import PayoutWorker
     from kassa.policy import Policy
+    from kassa.reports.reconciliation.run import Reconciler
 
 Echo = Callable[[str], None]
 
@@ -56,6 +57,20 @@ def with_devnet(
     if start:
         chains.up(settings, echo)
     return chains.connect(settings, echo, hot_wallets=hot_wallets)
+
+
+def reconciler_of(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    progress: Echo | None = None,
+    *,
+    hot_addresses: dict[Chain, str] | None = None,
+) -> Reconciler:
+    """Reconciliation over the enabled chains whose node is configured."""
+    from kassa.reports.reconciliation.run import reconciler_for
+
+    return reconciler_for(settings.chains, database, clock, progress, hot_addresses=hot_addresses)
 
 
 def pricing_of(settings: Settings, database: Database, clock: Clock) -> PricingService:

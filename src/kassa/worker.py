@@ -1,5 +1,6 @@
-"""Background work: expiring holds whose time has come, refreshing USD rates, and delivering
-webhooks (`kassa.webhooks`: the fan-out of new events and the sender).
+"""Background work: expiring holds whose time has come, refreshing USD rates, delivering
+webhooks (`kassa.webhooks`: the fan-out of new events and the sender), and the daily
+reconciliation.
 
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
@@ -84,6 +85,41 @@ def refresh_rates_forever(
     log.info("rate refresher stopped")
 
 
+def reconcile_daily_forever(
+    settings: Settings, database: Database, clock: Clock, stop: threading.Event
+) -> None:
+    """Once a day after ``[reconciliation] at``, reconcile the day before into the data
+    directory (`kassa.reports.reconciliation.daily`); look again every check interval."""
+    from kassa.reports.reconciliation.daily import run_if_due
+    from kassa.reports.reconciliation.run import reconciler_for
+
+    config = settings.reconciliation
+    log.info("daily reconciliation after %s UTC into %s", config.at, settings.data_dir)
+
+    def progress(message: str) -> None:
+        log.info("reconciliation: %s", message)
+
+    # The first look comes one interval after the start, not at once: a worker started and
+    # stopped at once (a restart, a short job) does not begin a long run.
+    while not stop.wait(config.check_interval_seconds):
+        try:
+            with database.transaction() as conn:
+                now = clock.now(conn)
+            written = run_if_due(
+                lambda: reconciler_for(settings.chains, database, clock, progress),
+                settings.data_dir,
+                now,
+                config.at,
+            )
+        except Exception:
+            log.exception(
+                "daily reconciliation failed; retrying in %ss", config.check_interval_seconds
+            )
+        else:
+            if written:
+                log.info("reconciliation written to %s", ", ".join(map(str, written)))
+
+
 def run_worker(
     settings: Settings,
     stop: threading.Event,
@@ -105,11 +141,22 @@ def run_worker(
     )
     refresher.start()
     senders = start_senders(db, the_clock, settings.webhook_settings, stop)
+    threads = [refresher]
+    if settings.reconciliation.daily:
+        reconciler = threading.Thread(
+            target=reconcile_daily_forever,
+            args=(settings, db, the_clock, stop),
+            name="kassa-reconciliation",
+            daemon=True,
+        )
+        reconciler.start()
+        threads.append(reconciler)
     try:
         sweep_forever(db, the_clock, settings.hold_sweep_interval_seconds, stop)
     finally:
         stop.set()
-        refresher.join(timeout=settings.pricing.request_timeout_seconds * 3)
+        for thread in threads:
+            thread.join(timeout=settings.pricing.request_timeout_seconds * 3)
         for sender in senders:
             sender.join(timeout=settings.webhooks.timeout_seconds * 2)
         if owned:

@@ -21,7 +21,7 @@ from kassa.deposits.fake import FakeChain
 from kassa.deposits.watcher import Watcher, WatcherConfig
 from kassa.events.tables import event
 from kassa.money import BTC, ETH, Asset, Money
-from kassa.payouts import hot_wallets
+from kassa.payouts import hot_balances
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
@@ -97,7 +97,7 @@ def test_a_missing_or_depegged_rate_fires_once_per_episode(sqlite_db: Database) 
 
 
 class HotWallet:
-    """A rail's hot-wallet side (`hot_wallets.HotBalances`) holding what the test says."""
+    """A rail's hot-wallet side (`hot_balances.HotBalances`) holding what the test says."""
 
     def __init__(self, held: Money) -> None:
         self.held = held
@@ -116,7 +116,7 @@ def test_a_low_hot_wallet_fires_once_until_it_recovers(sqlite_db: Database) -> N
     rails = {Chain.ETH: wallet}
     for held in ["0.5", "0.4", "1", "2", "0.9"]:
         wallet.held = Money.parse(held, ETH)
-        hot_wallets.check(sqlite_db, clock, thresholds, rails)
+        hot_balances.check(sqlite_db, clock, thresholds, rails)
     events = fired(sqlite_db, "hot_wallet", "ETH")
     assert [(t, d["balance"]) for t, d in events] == [
         ("hot_wallet.low", "0.50"),

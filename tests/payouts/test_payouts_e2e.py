@@ -19,7 +19,7 @@ from kassa.chains.network import Chain
 from kassa.events import outbox
 from kassa.events.tables import event
 from kassa.money import USD, Money, asset, convert_down
-from kassa.payouts import hot_wallets
+from kassa.payouts import hot_balances
 from kassa.payouts.model import RequestStatus
 from kassa.payouts.views import payout_view
 
@@ -82,11 +82,11 @@ def _withdraw_and_check(stage: Stage, code: str) -> None:
         assert json.loads(last) == payout_view(conn, done)
     # The rail reads its hot wallet for `hot_wallet.low`: below a threshold above what it holds.
     coin = asset(code)
-    assert isinstance(stage.rail, hot_wallets.HotBalances)
+    assert isinstance(stage.rail, hot_balances.HotBalances)
     with stage.db.transaction() as conn:
         held = stage.rail.hot_balance(conn, coin)
     assert held.is_positive
-    hot_wallets.check(stage.db, stage.clock, {coin: held + held}, {stage.chain: stage.rail})
+    hot_balances.check(stage.db, stage.clock, {coin: held + held}, {stage.chain: stage.rail})
     with stage.db.transaction() as conn:
         assert outbox.types_of(conn, "hot_wallet", code) == ["hot_wallet.low"]
 

@@ -34,6 +34,7 @@ from kassa.api.routes import (
     holds,
     payouts,
     rates,
+    reconciliation,
     usage,
     webhooks,
 )
@@ -106,6 +107,7 @@ def create_app(
         admin_payouts,
         disputes,
         webhooks,
+        reconciliation,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)

@@ -28,7 +28,7 @@ from kassa.events.catalog import CATALOG, EventType
 class EventSubject(BaseModel):
     kind: str = Field(
         description="deposit, refund, withdrawal, activation, account, dispute, "
-        "watcher, rate, hot_wallet or webhook_endpoint"
+        "watcher, rate, hot_wallet, webhook_endpoint or reconciliation"
     )
     id: str = Field(
         description="The object's id (a chain, a symbol or an asset for the operator's events)"
@@ -71,6 +71,17 @@ class WebhookEndpointEventData(BaseModel):
     )
 
 
+class ReconciliationEventData(BaseModel):
+    run_id: str = Field(description="The run (GET /v1/reports/reconciliation?run=…)")
+    new: int = Field(description="Breaks first seen in this run")
+    persisting: int = Field(description="Breaks seen before and again in this run")
+    resolved: int = Field(description="Breaks no longer found")
+    open: int = Field(description="new + persisting")
+    coverage: str | None = Field(
+        description="Assets ÷ customer liabilities in total, 4 decimals (null when nothing is owed)"
+    )
+
+
 DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "deposit": DepositOut,
     "refund": PayoutRequestOut,
@@ -82,6 +93,7 @@ DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "rate": RateEventData,
     "hot_wallet": HotWalletEventData,
     "webhook_endpoint": WebhookEndpointEventData,
+    "reconciliation": ReconciliationEventData,
 }
 """The schema of ``data`` per subject kind."""
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from kassa.cli import disputes, doctor, keys, payouts, rates, run, webhooks
+from kassa.cli import disputes, doctor, keys, payouts, rates, reconcile, run, webhooks
 from kassa.plugins import COMMANDS_GROUP
 
 CONFIG_OPTION = "--config"
@@ -103,6 +103,7 @@ app.add_typer(rates.app, name="rates")
 app.add_typer(payouts.app, name="payouts")
 app.add_typer(disputes.app, name="disputes")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(reconcile.app, name="reconcile")
 
 
 def add_commands(app: typer.Typer, *, group: str = COMMANDS_GROUP) -> list[str]:

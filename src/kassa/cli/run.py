@@ -156,6 +156,8 @@ def up(
         upgrade(database.engine)
         revision = require_head(database)
         token = bootstrap_admin(settings, database)
+        if settings.devnet:
+            _book_devnet_funding(settings, database)
         url = local_url(settings.host, settings.port)
         key_file = settings.data_dir / BOOTSTRAP_KEY_FILE
         say(f"Kassa on {shown_url(settings.db_url)} (migration {revision})")
@@ -181,6 +183,18 @@ def up(
             stop.set()
             for thread in threads:
                 thread.join(timeout=10)
+
+
+def _book_devnet_funding(settings: Settings, database: Database) -> None:
+    """Book the devnet hot wallets' faucet funding in the ledger (once per funding), so that
+    reconciliation finds them holding what the ledger says."""
+    from kassa.payouts.signer import key_dir
+    from kassa.reports.reconciliation.funding import FUNDING_FILE, book_funding_file
+
+    path = key_dir(settings.signer, settings.data_dir) / FUNDING_FILE
+    clock = _clock(settings)
+    with database.transaction() as conn:
+        book_funding_file(conn, path, actor="devnet", now=clock.now(conn))
 
 
 def choose_devnet(settings: Settings) -> Settings:

@@ -9,8 +9,9 @@ an example each.
 Subject kinds of a customer's objects: ``deposit``, ``refund``, ``withdrawal``,
 ``activation``, ``account``, ``dispute``. The operator's: ``watcher`` (one per chain),
 ``rate`` (one per priced symbol), ``hot_wallet`` (one per payout asset) and
-``webhook_endpoint`` (one per endpoint, disabled by the sender); their events fire on
-transitions only (`kassa.events.operational`, `kassa.webhooks.sender`).
+``webhook_endpoint`` (one per endpoint, disabled by the sender) and ``reconciliation`` (one
+subject, an event per run); all but the last fire on transitions only
+(`kassa.events.operational`, `kassa.webhooks.sender`, `kassa.reports.reconciliation.store`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 CUSTOMER_KINDS = ("deposit", "refund", "withdrawal", "activation", "account", "dispute")
-OPERATOR_KINDS = ("watcher", "rate", "hot_wallet", "webhook_endpoint")
+OPERATOR_KINDS = ("watcher", "rate", "hot_wallet", "webhook_endpoint", "reconciliation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,12 @@ _TYPES: list[EventType] = [
         "A webhook endpoint was disabled by the sender: it answered 410 Gone, or failed for "
         "longer than [webhooks] disable_after_failing_seconds; its deliveries wait until it "
         "is enabled.",
+    ),
+    EventType(
+        "reconciliation.completed",
+        "reconciliation",
+        "A reconciliation run finished: how many breaks are new, persisting and resolved, and "
+        "the solvency coverage.",
     ),
 ]
 

@@ -3,9 +3,10 @@
 `kassa up` calls `ensure_hot_wallets` after the local chains are up. The first time, it writes a
 random password to ``<data_dir>/signer/password`` (mode 0600), creates ``btc.json``,
 ``eth.json`` and ``tron.json`` (Web3 Secret Storage, scrypt) with fresh random keys, and funds
-each hot address from the faucet with real transactions (`HOT_FUNDING`). Later runs reuse the
-keys. If the chains were reset but the keys kept, payouts wait with "hot wallet short"; fund the
-printed address with `kassa devnet fund`.
+each hot address from the faucet with real transactions (`HOT_FUNDING`), recorded in
+``funding.jsonl`` for `kassa up` to book in the ledger (reconciliation compares the hot wallets
+with it). Later runs reuse the keys. If the chains were reset but the keys kept, payouts wait
+with "hot wallet short"; fund the printed address with `kassa devnet fund`.
 
 DEVELOPMENT ONLY: a password next to the key file protects nothing; production sets
 ``[signer]`` to key files whose password comes from the environment (or a remote signer).
@@ -13,6 +14,7 @@ DEVELOPMENT ONLY: a password next to the key file protects nothing; production s
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from kassa.deposits.settings import ChainsSettings
 from kassa.money import Money, asset
 from kassa.payouts.settings import SignerSettings
 from kassa.payouts.signer import create_key_file, key_dir, load_local_signer
+from kassa.reports.reconciliation.funding import FUNDING_FILE
 from kassa_dev.devnet.faucet import Faucet, FaucetError
 
 HOT_FUNDING: dict[str, str] = {
@@ -63,19 +66,26 @@ def ensure_hot_wallets(
         loaded = load_local_signer(settings, [chain], data_dir=data_dir, environ={})
         address = loaded.address(chain, chains.of(chain).network_value())
         echo(f"created the {chain.display_name} hot wallet {address} ({path})")
-        _fund(faucet, chain, address, echo)
+        _fund(faucet, chain, address, echo, directory / FUNDING_FILE)
     return settings
 
 
-def _fund(faucet: Faucet, chain: Chain, address: str, echo: Callable[[str], None]) -> None:
+def _fund(
+    faucet: Faucet, chain: Chain, address: str, echo: Callable[[str], None], record: Path
+) -> None:
+    """Fund from the faucet and record each funding for the ledger (`kassa up` books it, see
+    `kassa.reports.reconciliation.funding`)."""
     for code in ASSETS_OF_CHAIN[chain]:
         amount = Money.parse(HOT_FUNDING[code], asset(code))
         try:
-            faucet.fund(address, amount)
+            txid = faucet.fund(address, amount)
         except FaucetError as error:
             echo(f"could not fund {address} with {amount.format()} {code}: {error}")
         else:
             echo(f"funded {address} with {amount.format()} {code}")
+            with record.open("a", encoding="utf-8") as handle:
+                line = {"asset": code, "amount": amount.format(), "txid": txid}
+                handle.write(json.dumps(line) + "\n")
 
 
 def _write_secret(path: Path, text: str) -> None:

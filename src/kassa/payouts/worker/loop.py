@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from kassa.assets import Chain
 from kassa.clock import Clock
 from kassa.db import Database
-from kassa.payouts import hot_wallets
+from kassa.payouts import hot_balances
 from kassa.payouts.rails.base import Rail
 from kassa.payouts.settings import PayoutSettings
 from kassa.payouts.worker import execution, inflight
@@ -80,7 +80,7 @@ class PayoutWorker:
         """``hot_wallet.low`` / ``recovered`` for the assets `[payouts] hot_wallet_low` lists."""
         thresholds = self.settings.hot_wallet_thresholds()
         if thresholds:
-            hot_wallets.check(self.database, self.clock, thresholds, self.rails)
+            hot_balances.check(self.database, self.clock, thresholds, self.rails)
 
     def run_forever(self, stop: threading.Event) -> None:
         interval = self.settings.worker.poll_interval_seconds
