@@ -15,7 +15,7 @@ from kassa.webhooks.settings import WebhookSettings
 from kassa.webhooks.transport import AddressPolicy, IpAddress, SafeTransport
 
 if TYPE_CHECKING:
-    from tests.webhooks.conftest import Receiver
+    from tests.webhook_receiver import Receiver
 
 STRICT = WebhookSettings()
 BODY = b'{"id":"evt_1"}'
