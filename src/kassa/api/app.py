@@ -34,6 +34,7 @@ from kassa.api.routes import (
     holds,
     payouts,
     rates,
+    reports,
     usage,
 )
 from kassa.clock import Clock, DatabaseClock
@@ -103,6 +104,7 @@ def create_app(
         payouts,
         admin_payouts,
         disputes,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)
