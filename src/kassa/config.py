@@ -23,6 +23,7 @@ from kassa.deposits.settings import ChainsSettings
 from kassa.payouts.settings import PayoutSettings, SignerSettings
 from kassa.policy.settings import PolicySettings
 from kassa.pricing.settings import PricingSettings
+from kassa.reports.settings import ReportSettings
 
 
 class Settings(BaseSettings):
@@ -57,6 +58,10 @@ class Settings(BaseSettings):
     )
     signer: SignerSettings = Field(
         default_factory=SignerSettings, description="Where payout signing keys come from"
+    )
+    reports: ReportSettings = Field(
+        default_factory=ReportSettings,
+        description="Finance reports ([reports]: time zone, the worker's daily report)",
     )
     devnet: bool | None = Field(
         default=None,
