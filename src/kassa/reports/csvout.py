@@ -8,14 +8,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Protocol
 
 from kassa.reports.model import Report
 
-__all__ = ["csv_chunks", "write_csv"]
+__all__ = ["TextSink", "csv_chunks", "write_csv"]
 
 
-def write_csv(report: Report, out: TextIO) -> int:
+class TextSink(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+
+def write_csv(report: Report, out: TextSink) -> int:
     """Write ``report`` to ``out``; return the number of data rows."""
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(report.columns)
