@@ -92,6 +92,7 @@ class Options:
     pg_url: str
     json_path: Path | None
     seed: int
+    only: tuple[str, ...] = REPORTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,17 +122,30 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--pg-url", default=DEFAULT_PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--only", default=",".join(REPORTS), help="comma-separated reports to run (default: all)"
+    )
     parsed = parser.parse_args(argv)
     if parsed.postings < 1_000 or parsed.customers < 2:
         parser.error("--postings must be at least 1000 and --customers at least 2")
     databases = (SQLITE, POSTGRES) if parsed.db == "both" else (parsed.db,)
+    only = tuple(name for name in parsed.only.split(",") if name)
+    unknown = sorted(set(only) - set(REPORTS))
+    if unknown or not only:
+        parser.error(f"--only takes some of {', '.join(REPORTS)}")
     return Options(
-        databases, parsed.postings, parsed.customers, parsed.pg_url, parsed.json, parsed.seed
+        databases,
+        parsed.postings,
+        parsed.customers,
+        parsed.pg_url,
+        parsed.json,
+        parsed.seed,
+        only,
     )
 
 
 def _planned(options: Options) -> float:
-    per_db = options.postings / 25_000 + len(REPORTS) * 3
+    per_db = options.postings / 25_000 + len(options.only) * 3
     return per_db * len(options.databases)
 
 
@@ -556,7 +570,7 @@ def _bench(target: Target, options: Options, progress: Progress) -> dict[str, An
     finally:
         db.dispose()
     runs = {}
-    for name in REPORTS:
+    for name in options.only:
         progress.step(f"{target.name}: {name}", 3)
         runs[name] = _spawn(target.url, name, books.customers[0][2])
         figure = runs[name]
@@ -690,7 +704,7 @@ def _print_table(results: list[dict[str, Any]], options: Options) -> None:
     )
     header = f"{'report':<20}" + "".join(f"{r['database']:>30}" for r in results)
     print(header)
-    for name in REPORTS:
+    for name in options.only:
         cells = []
         for result in results:
             figure = result["reports"][name]
