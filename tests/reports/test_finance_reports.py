@@ -158,6 +158,12 @@ def test_statement_and_trial_balance(finance_history: History) -> None:
         times = [r["time"] for r in statement(conn, "c1", NOVEMBER).records()]
         balances = trial_balance(conn, at("2026-11-15 00:00"))
         rows = {r["account"]: r for r in balances.records()}
+        # Early (fewer transactions before than after: read forward) and after everything.
+        early = {
+            r["account"]: r["balance"]
+            for r in trial_balance(conn, at("2026-10-21 00:00")).records()
+        }
+        late = {r["account"]: r["balance"] for r in trial_balance(conn, LATER).records()}
     # Opening: D3's $99.50; D1 +59.70; usage −0.75; W1's hold captured on the 23rd −100.00;
     # the usage of 2026-11-30 23:30Z is in December in Berlin.
     assert lines == [
@@ -184,6 +190,11 @@ def test_statement_and_trial_balance(finance_history: History) -> None:
     # Accounts first used after the instant (W1's hold on the 20th) did not exist yet.
     assert "clearing:payouts:USD" not in rows
     assert balances.meta["total_USD"] == "debits 211.45 credits 211.45"
+    assert (early[c1] == "99.50" and c2 not in early) or early[c2] == "0.00"
+    # At the end: c1 158.45 − W1's $100 − the $0.10 of usage on 30 November (Z); c2 48.50 −
+    # R1's $20; the TRON hot wallet paid 18.70 USDT and 4 TRX.
+    assert (late[c1], late[c2]) == ("58.35", "28.50")
+    assert late["wallet:tron-hot:TRX"] == "-4.00"
     assert balances.meta["total_BTC"] == "debits 0.003 credits 0.003"
 
 

@@ -1,10 +1,11 @@
 """Balances as of an instant: the trial balance of every ledger account at a past moment.
 
 An account's balance at ``T`` is what its postings of journal transactions made at or before
-``T`` add up to. Kassa keeps each account's running sums, so the database computes it as the
-stored sums minus the postings made after ``T``: one grouped query over the recent postings
-(``ix_ledger_transaction_created_at``), however long the history before ``T`` is. Pending holds
-are not postings and do not count.
+``T`` add up to. Kassa keeps each account's running sums, so the database reads whichever side
+of ``T`` holds fewer journal transactions (two index counts decide): the postings up to ``T``,
+added up, or the postings after ``T``, taken off the stored sums — one grouped query either
+way, over at most half the history (``ix_ledger_transaction_created_at``). Pending holds are
+not postings and do not count.
 
 Columns (one row per account that exists at ``T``, by code):
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, case, select
+from sqlalchemy import Connection, case, func, select
 
 from kassa.ledger.tables import ledger_account, ledger_posting, ledger_transaction
 from kassa.reports._sql import exact_sum, prepare
@@ -72,24 +73,34 @@ def balances_at(
 ) -> list[AccountBalance]:
     """Every account created at or before ``at`` with its posted sums at ``at``, by code."""
     prepare(conn)
-    later = (
+    count = func.count()
+    before = conn.execute(select(count).where(ledger_transaction.c.created_at <= at)).scalar_one()
+    after = conn.execute(select(count).where(ledger_transaction.c.created_at > at)).scalar_one()
+    # Read the smaller side of the history: the postings up to ``at`` (added up), or the ones
+    # after it (taken off the running sums).
+    forward = before < after
+    chosen = (
+        ledger_transaction.c.created_at <= at if forward else ledger_transaction.c.created_at > at
+    )
+    # ``IN (…)`` lets both databases drive from the transactions' time index and fetch their
+    # postings by transaction (SQLite would otherwise walk every posting in account order).
+    moved = (
         select(
             ledger_posting.c.account_id.label("account_id"),
             case((ledger_posting.c.amount > 0, ledger_posting.c.amount), else_=None).label("d"),
             case((ledger_posting.c.amount < 0, ledger_posting.c.amount), else_=None).label("c"),
         )
-        .join(ledger_transaction, ledger_transaction.c.id == ledger_posting.c.transaction_id)
-        .where(ledger_transaction.c.created_at > at)
-        .subquery("later")
+        .where(ledger_posting.c.transaction_id.in_(select(ledger_transaction.c.id).where(chosen)))
+        .subquery("moved")
     )
-    after = (
+    sums = (
         select(
-            later.c.account_id,
-            exact_sum(conn, later.c.d).label("d"),
-            exact_sum(conn, later.c.c).label("c"),
+            moved.c.account_id,
+            exact_sum(conn, moved.c.d).label("d"),
+            exact_sum(conn, moved.c.c).label("c"),
         )
-        .group_by(later.c.account_id)
-        .subquery("after")
+        .group_by(moved.c.account_id)
+        .subquery("sums")
     )
     query = (
         select(
@@ -100,17 +111,23 @@ def balances_at(
             ledger_account.c.normal_side,
             ledger_account.c.debits_posted,
             ledger_account.c.credits_posted,
-            after.c.d,
-            after.c.c,
+            sums.c.d,
+            sums.c.c,
         )
-        .select_from(ledger_account.outerjoin(after, after.c.account_id == ledger_account.c.id))
+        .select_from(ledger_account.outerjoin(sums, sums.c.account_id == ledger_account.c.id))
         .where(ledger_account.c.created_at <= at)
         .order_by(ledger_account.c.code)
     )
     if code_prefix is not None:
-        query = query.where(and_(ledger_account.c.code.startswith(code_prefix, autoescape=True)))
+        query = query.where(ledger_account.c.code.startswith(code_prefix, autoescape=True))
     out: list[AccountBalance] = []
     for row in conn.execute(query):
+        moved_debits, moved_credits = int(row.d or 0), -int(row.c or 0)  # c sums negatives
+        if forward:
+            debits, credits = moved_debits, moved_credits
+        else:
+            debits = int(row.debits_posted) - moved_debits
+            credits = int(row.credits_posted) - moved_credits
         out.append(
             AccountBalance(
                 account_id=int(row.id),
@@ -118,8 +135,8 @@ def balances_at(
                 kind=str(row.kind),
                 asset=str(row.asset),
                 normal_side=str(row.normal_side),
-                debits=int(row.debits_posted) - int(row.d or 0),
-                credits=int(row.credits_posted) + int(row.c or 0),  # c is negative
+                debits=debits,
+                credits=credits,
             )
         )
     return out
