@@ -249,7 +249,11 @@ def html_cmd(
     with migrated_database(ctx) as (settings, database), database.transaction() as conn:
         chosen = _period(settings, period, tz)
         say(f"html: {chosen.label} in {chosen.zone.key}: running the reports …")
-        page = render_report(conn, chosen, now=DatabaseClock().now(conn))
+
+        def step(name: str) -> None:
+            say(f"html: {name} … ({time.perf_counter() - started:.1f} s so far)")
+
+        page = render_report(conn, chosen, now=DatabaseClock().now(conn), progress=step)
     output.write_text(page, encoding="utf-8")
     say(f"html: {output} ({len(page) // 1024} KiB) in {time.perf_counter() - started:.2f} s")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -50,15 +51,19 @@ def render_report(
     *,
     now: datetime,
     coverage: CoverageSeries | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> str:
-    """Run the reports of ``period`` and return the HTML page."""
+    """Run the reports of ``period`` and return the HTML page; ``progress`` hears each step."""
+    say = progress or (lambda _text: None)
+    say("activity")
     rows = activity_mod.activity_rows(conn, period)
-    tables = {
-        "activity": activity_mod.activity(conn, period),
-        "fees": fees_mod.fees(conn, period),
-        "fx": fx_mod.fx(conn, period, now=now),
-        "sla": sla_mod.sla(conn, period, now=now),
-    }
+    tables = {"activity": Report("activity", activity_mod.COLUMNS, [r.text() for r in rows])}
+    say("fees")
+    tables["fees"] = fees_mod.fees(conn, period)
+    say("fx")
+    tables["fx"] = fx_mod.fx(conn, period, now=now)
+    say("sla")
+    tables["sla"] = sla_mod.sla(conn, period, now=now)
     days = [day.day.isoformat() for day in period.days()]
     daily: dict[str, list[float]] = {}
     for row in rows:
@@ -71,6 +76,7 @@ def render_report(
             continue
         values = daily.setdefault(series, [0.0] * len(days))
         values[days.index(row.day)] += _number(usd_text(row.usd))
+    say("solvency")
     liabilities = liabilities_by_day(conn, period)
     data: dict[str, Any] = {
         "period": period.describe(),
