@@ -6,13 +6,11 @@ The period and parameters are not in the file: its name says them (``activity-20
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterator
 from typing import Protocol
 
 from kassa.reports.model import Report
 
-__all__ = ["TextSink", "csv_chunks", "write_csv"]
+__all__ = ["TextSink", "write_csv"]
 
 
 class TextSink(Protocol):
@@ -28,20 +26,3 @@ def write_csv(report: Report, out: TextSink) -> int:
         writer.writerow(row)
         count += 1
     return count
-
-
-def csv_chunks(report: Report, rows_per_chunk: int = 1_000) -> Iterator[str]:
-    """The CSV text of ``report`` in pieces of about ``rows_per_chunk`` rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(report.columns)
-    pending = 0
-    for row in report.rows:
-        writer.writerow(row)
-        pending += 1
-        if pending >= rows_per_chunk:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    yield buffer.getvalue()
