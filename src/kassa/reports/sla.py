@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, func, select
 
 from kassa.payouts.tables import payout_event, payout_request
 from kassa.reports.model import Report
@@ -142,12 +143,12 @@ def sla_lines(conn: Connection, period: Period, *, now: datetime) -> list[SlaLin
     return [lines["refund"], lines["withdrawal"], total]
 
 
-def _count(line: SlaLine, row: object, at: datetime) -> None:
-    created: datetime = row.created_at  # type: ignore[attr-defined]
-    due: datetime | None = row.review_due_at  # type: ignore[attr-defined]
-    decided: datetime | None = row.decided_at  # type: ignore[attr-defined]
-    approved: datetime | None = row.approved_at  # type: ignore[attr-defined]
-    settled: datetime | None = row.settled_at  # type: ignore[attr-defined]
+def _count(line: SlaLine, row: Row[Any, Any, Any, Any, Any, Any, Any], at: datetime) -> None:
+    created: datetime = row.created_at
+    due: datetime | None = row.review_due_at
+    decided: datetime | None = row.decided_at
+    approved: datetime | None = row.approved_at
+    settled: datetime | None = row.settled_at
     line.requests += 1
     if decided is not None and decided > at:
         decided = None  # decided after the report's instant: still open then
@@ -164,7 +165,7 @@ def _count(line: SlaLine, row: object, at: datetime) -> None:
             line.open += 1
     if approved is not None and approved <= at:
         line.approve_seconds.append((approved - created).total_seconds())
-    if row.status == "confirmed" and settled is not None and settled <= at:  # type: ignore[attr-defined]
+    if row.status == "confirmed" and settled is not None and settled <= at:
         line.confirm_seconds.append((settled - created).total_seconds())
 
 
