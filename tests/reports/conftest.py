@@ -438,6 +438,8 @@ def seed(db: Database) -> History:
             status="ignored",
         )
 
+        # 22:30Z on 25 October is 23:30 in Berlin: the clocks went back at 01:00Z that day.
+        _usage(conn, history, "c1", 2, "0.10", "2026-10-25 22:30")
         _usage(conn, history, "c1", 3, "0.75", "2026-11-02 12:00")
         _usage(conn, history, "c1", 1, "0.10", "2026-11-30 23:30")  # 1 December in Berlin
 

@@ -164,38 +164,50 @@ def test_statement_and_trial_balance(finance_history: History) -> None:
             for r in trial_balance(conn, at("2026-10-21 00:00")).records()
         }
         late = {r["account"]: r["balance"] for r in trial_balance(conn, LATER).records()}
-    # Opening: D3's $99.50; D1 +59.70; usage −0.75; W1's hold captured on the 23rd −100.00;
-    # the usage of 2026-11-30 23:30Z is in December in Berlin.
+    # Opening: D3's $99.50 less October's $0.10 of usage; D1 +59.70; usage −0.75; W1's hold
+    # captured on the 23rd −100.00; the usage of 2026-11-30 23:30Z is in December in Berlin.
     assert lines == [
-        ("opening_balance", "", "", "99.50"),
-        ("deposit", "59.70", "", "159.20"),
-        ("usage", "", "0.75", "158.45"),
-        ("capture", "", "100.00", "58.45"),
-        ("closing_balance", "", "", "58.45"),
+        ("opening_balance", "", "", "99.40"),
+        ("deposit", "59.70", "", "159.10"),
+        ("usage", "", "0.75", "158.35"),
+        ("capture", "", "100.00", "58.35"),
+        ("closing_balance", "", "", "58.35"),
     ]
     assert times[1:4] == ["2026-11-02T10:00:00Z", "2026-11-02T12:00:00Z", "2026-11-23T16:00:00Z"]
 
     c1, c2 = (f"user:{finance_history.customers[w]}:USD" for w in ("c1", "c2"))
     assert (rows[c1]["credits"], rows[c1]["debits"], rows[c1]["balance"]) == (
         "159.20",
-        "0.75",
-        "158.45",
+        "0.85",
+        "158.35",
     )
     # c2: $50 deposited, the $1.50 activation captured on the 12th (holds are not postings).
     assert rows[c2]["balance"] == "48.50"
-    assert rows["house:revenue:USD"]["balance"] == "2.25"
+    assert rows["house:revenue:USD"]["balance"] == "2.35"
     assert rows["fx:BTC:BTC"]["credits"] == "0.003"
     assert rows["fx:BTC:USD"]["balance"] == "159.20"
     assert rows["wallet:btc-deposits:BTC"]["balance"] == "0.003"
     # Accounts first used after the instant (W1's hold on the 20th) did not exist yet.
     assert "clearing:payouts:USD" not in rows
-    assert balances.meta["total_USD"] == "debits 211.45 credits 211.45"
-    assert (early[c1] == "99.50" and c2 not in early) or early[c2] == "0.00"
-    # At the end: c1 158.45 − W1's $100 − the $0.10 of usage on 30 November (Z); c2 48.50 −
+    assert balances.meta["total_USD"] == "debits 211.55 credits 211.55"
+    assert (early[c1], early[c2]) == ("99.50", "0.00")
+    # At the end: c1 158.35 − W1's $100 − the $0.10 of usage on 30 November (Z); c2 48.50 −
     # R1's $20; the TRON hot wallet paid 18.70 USDT and 4 TRX.
-    assert (late[c1], late[c2]) == ("58.35", "28.50")
+    assert (late[c1], late[c2]) == ("58.25", "28.50")
     assert late["wallet:tron-hot:TRX"] == "-4.00"
     assert balances.meta["total_BTC"] == "debits 0.003 credits 0.003"
+
+
+def test_a_25_hour_day(finance_history: History) -> None:
+    """2026-10-25 in Berlin runs from 22:00Z on the 24th to 23:00Z on the 25th (the clocks went
+    back): 22:30Z on the 25th is still that day there, though summer time would say the 26th."""
+    with finance_history.db.transaction() as conn:
+        sunday = list(activity(conn, parse_period("2026-10-25", "Europe/Berlin")).rows)
+        monday = list(activity(conn, parse_period("2026-10-26", "Europe/Berlin")).rows)
+        week = list(activity(conn, parse_period("2026-10-19..2026-10-26", "Europe/Berlin")).rows)
+    assert sunday == [("2026-10-25", "usage", "charged", "USD", "2", "0.10", "0.10")]
+    assert monday == []
+    assert [r[0] for r in week] == ["2026-10-20", "2026-10-25"]
 
 
 def test_period_days_follow_the_zone() -> None:

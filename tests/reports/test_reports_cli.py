@@ -40,7 +40,7 @@ def test_reports_commands(
 
     code, out, err = run("statement", "c1", "--period", "2026-11", "--format", "json")
     assert code == 0, err
-    assert json.loads(out)["rows"][-1]["balance"] == "58.45"
+    assert json.loads(out)["rows"][-1]["balance"] == "58.35"
 
     code, out, err = run("trial-balance", "--at", "2026-11-15T00:00:00Z", "--format", "table")
     assert code == 0, err
