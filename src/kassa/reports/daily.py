@@ -2,8 +2,8 @@
 ``reports/activity-YYYY-MM-DD.csv`` and ``.html`` (days in ``[reports] time_zone``), and
 announced with the operator event ``report.ready`` (`kassa.events.outbox`) for the webhooks.
 
-It is idempotent: each file is written to a temporary name and renamed into place (a reader
-never sees half a file), a day whose two files exist is not written again, and the event is
+It is idempotent: each file is written to a temporary name of its own and renamed into place
+(a reader never sees half a file; two workers writing the same day write the same bytes), a day whose two files exist is not written again, and the event is
 recorded once per day — its subject is ``report:activity:<day>``, and a subject that already
 has an event is not given a second one. A crash between the files and the event leaves the
 files; the next check records the event.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -85,8 +86,13 @@ def write_daily_activity(
     return DailyReport(chosen, csv_path, html_path, written, recorded)
 
 
+def _temporary(path: Path) -> Path:
+    """A name of its own next to ``path``: two workers writing the same day never share one."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+
+
 def _write_csv(conn: Connection, period: Period, path: Path) -> int:
-    temporary = path.with_name(path.name + ".part")
+    temporary = _temporary(path)
     with temporary.open("w", encoding="utf-8", newline="") as out:
         rows = write_csv(activity(conn, period), out)
         out.flush()
@@ -96,7 +102,7 @@ def _write_csv(conn: Connection, period: Period, path: Path) -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".part")
+    temporary = _temporary(path)
     with temporary.open("w", encoding="utf-8") as out:
         out.write(text)
         out.flush()
