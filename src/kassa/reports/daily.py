@@ -3,9 +3,10 @@
 announced with the operator event ``report.ready`` (`kassa.events.outbox`) for the webhooks.
 
 It is idempotent: each file is written to a temporary name of its own and renamed into place
-(a reader never sees half a file; two workers writing the same day write the same bytes), a day whose two files exist is not written again, and the event is
-recorded once per day — its subject is ``report:activity:<day>``, and a subject that already
-has an event is not given a second one. A crash between the files and the event leaves the
+(a reader never sees half a file; two workers writing the same day write the same rows), a
+day whose two files exist is not written again, and the event is recorded once per day — its
+subject is ``report:activity:<day>``, and a subject that already has an event is not given a
+second one. A crash between the files and the event leaves the
 files; the next check records the event.
 """
 
