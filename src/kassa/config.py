@@ -24,6 +24,7 @@ from kassa.payouts.settings import PayoutSettings, SignerSettings
 from kassa.policy.settings import PolicySettings
 from kassa.pricing.settings import PricingSettings
 from kassa.reports.reconciliation.settings import ReconciliationSettings
+from kassa.reports.settings import ReportSettings
 from kassa.webhooks.settings import WebhookSettings
 
 
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(
         default_factory=WebhookSettings,
         description="Webhook deliveries: retries, timeouts, rotation, reachable addresses",
+    )
+    reports: ReportSettings = Field(
+        default_factory=ReportSettings,
+        description="Finance reports ([reports]: time zone, the worker's daily report)",
     )
     devnet: bool | None = Field(
         default=None,

@@ -1,6 +1,6 @@
 """Background work: expiring holds whose time has come, refreshing USD rates, delivering
-webhooks (`kassa.webhooks`: the fan-out of new events and the sender), and the daily
-reconciliation.
+webhooks (`kassa.webhooks`: the fan-out of new events and the sender), the daily reconciliation,
+and writing yesterday's activity report into the data directory (`kassa.reports.daily`).
 
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
@@ -18,6 +18,7 @@ from kassa.config import Settings
 from kassa.db import Database
 from kassa.ledger.holds import expire_due_holds
 from kassa.pricing.service import PricingService
+from kassa.reports.daily import write_daily_activity
 from kassa.spending import activations
 from kassa.webhooks.runtime import start_senders
 
@@ -120,6 +121,28 @@ def reconcile_daily_forever(
                 log.info("reconciliation written to %s", ", ".join(map(str, written)))
 
 
+def daily_reports_forever(
+    database: Database, clock: Clock, settings: Settings, stop: threading.Event
+) -> None:
+    """Every ``[reports] daily_check_seconds``: write yesterday's activity report if it is not
+    there yet, and record its ``report.ready`` event (both idempotent)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(settings.reports.time_zone)
+    interval = settings.reports.daily_check_seconds
+    log.info("daily report writer started (every %ss, days in %s)", interval, zone.key)
+    while not stop.is_set():
+        try:
+            done = write_daily_activity(database, clock, settings.data_dir, zone)
+        except Exception:
+            log.exception("daily report failed; retrying in %ss", interval)
+        else:
+            if done.written or done.event_recorded:
+                log.info("daily activity report for %s ready: %s", done.day, done.html_path)
+        stop.wait(interval)
+    log.info("daily report writer stopped")
+
+
 def run_worker(
     settings: Settings,
     stop: threading.Event,
@@ -151,6 +174,15 @@ def run_worker(
         )
         reconciler.start()
         threads.append(reconciler)
+    if settings.reports.daily:
+        reporter = threading.Thread(
+            target=daily_reports_forever,
+            args=(db, the_clock, settings, stop),
+            name="kassa-daily-report",
+            daemon=True,
+        )
+        reporter.start()
+        threads.append(reporter)
     try:
         sweep_forever(db, the_clock, settings.hold_sweep_interval_seconds, stop)
     finally:

@@ -28,6 +28,7 @@ from kassa.disputes.views import EVENT_OF as DISPUTE_EVENTS
 from kassa.events.catalog import CATALOG, CUSTOMER_KINDS, OPERATOR_KINDS
 from kassa.payouts.model import RequestKind
 from kassa.payouts.views import EVENTS as PAYOUT_EVENTS
+from kassa.reports.daily import EVENT_TYPE as REPORT_READY
 from kassa.reports.reconciliation.store import EVENT_TYPE as RECONCILED
 from kassa.spending.views import EVENT_OF as ACTIVATION_EVENTS
 from kassa.webhooks.sender import DISABLED_EVENT
@@ -91,7 +92,7 @@ def test_the_catalog_holds_exactly_the_types_the_code_emits() -> None:
     for module in SRC.rglob("*.py"):
         if module.parent.name != "events":
             emitted |= set(literal.findall(module.read_text()))
-    emitted |= {DISABLED_EVENT, RECONCILED}  # the webhook sender's and reconciliation's own
+    emitted |= {DISABLED_EVENT, RECONCILED, REPORT_READY}  # the webhook sender's, finance's
     assert emitted == set(CATALOG)
     for name, entry in CATALOG.items():
         assert name.split(".")[0] == entry.subject_kind

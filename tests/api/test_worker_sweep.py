@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from kassa.clock import ManualClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.reports.settings import ReportSettings
 from kassa.worker import run_worker, sweep_expired_holds
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def test_worker_loop_sweeps_until_stopped(db: Database, clock: ManualClock) -> N
     stop = threading.Event()
     sweeper = threading.Thread(
         target=run_worker,
-        args=(Settings(hold_sweep_interval_seconds=1), stop),
+        args=(Settings(hold_sweep_interval_seconds=1, reports=ReportSettings(daily=False)), stop),
         kwargs={"database": db, "clock": clock},
     )
     sweeper.start()

@@ -15,6 +15,7 @@ from kassa.pricing import history
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService, RefreshResult
 from kassa.pricing.settings import PricingSettings
+from kassa.reports.settings import ReportSettings
 from kassa.worker import refresh_rates_forever, run_worker
 
 
@@ -34,7 +35,10 @@ def samples(db: Database) -> int:
 
 def test_the_worker_refreshes_rates_until_stopped(db: Database, clock: ManualClock) -> None:
     stop = threading.Event()
-    settings = Settings(pricing=PricingSettings(refresh_interval_seconds=0.05))
+    settings = Settings(
+        pricing=PricingSettings(refresh_interval_seconds=0.05),
+        reports=ReportSettings(daily=False),  # no daily files in the working directory
+    )
     worker = threading.Thread(
         target=run_worker, args=(settings, stop), kwargs={"database": db, "clock": clock}
     )

@@ -35,6 +35,7 @@ def test_the_product_wheel_has_no_development_tools(wheel: Path) -> None:
     # It is the product: the package, its migrations and its CLI.
     assert {"kassa/__init__.py", "kassa/cli/__init__.py", "kassa/clock.py"} <= set(names)
     assert "kassa/db/clock_offset.py" in names  # the table migration 0005 creates
+    assert "kassa/reports/static/chart.umd.js" in names  # the HTML reports inline it
     assert any(name.startswith("kassa/migrations/versions/") for name in names)
     assert {path.parts[0] for path in modules} == {"kassa"}
 

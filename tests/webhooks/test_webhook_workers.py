@@ -53,6 +53,9 @@ def _worker(kit: Kit, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
         "KASSA_WEBHOOKS__TIMEOUT_SECONDS": "3",
         "KASSA_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.1",
         "KASSA_HOLD_SWEEP_INTERVAL_SECONDS": "3600",
+        # Only the test's event: no daily report or reconciliation (they raise events too).
+        "KASSA_REPORTS__DAILY": "false",
+        "KASSA_RECONCILIATION__DAILY": "false",
     }
     with (tmp_path / f"{name}.log").open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own console script, fixed argv

@@ -3,7 +3,7 @@
 kassa-dev's pyproject.toml registers, in the entry-point group ``kassa.cli``,
 
     devnet = "kassa_dev.cli:devnet_app"     kassa devnet up|status|down|fund
-    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|payouts|webhooks
+    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|payouts|webhooks|reports
 
 The contract (`kassa.plugins`): an entry point's name is the command name, and its object is a
 `typer.Typer` (added as a command group) or a plain function (added as a command); the product
@@ -61,3 +61,10 @@ def bench_webhooks(ctx: typer.Context) -> None:
     """Webhook benchmark (deliveries/s, the outbox's cost on usage postings); arguments go to
     kassa_dev.bench.webhooks."""
     _run("kassa_dev.bench.webhooks", ctx)
+
+
+@bench_app.command("reports", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_reports(ctx: typer.Context) -> None:
+    """Finance reports on a synthetic year of 1,000,000 postings: time and peak memory of each
+    report on SQLite and PostgreSQL; arguments go to kassa_dev.bench.reports."""
+    _run("kassa_dev.bench.reports", ctx)

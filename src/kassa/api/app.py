@@ -35,6 +35,7 @@ from kassa.api.routes import (
     payouts,
     rates,
     reconciliation,
+    reports,
     usage,
     webhooks,
 )
@@ -108,6 +109,7 @@ def create_app(
         disputes,
         webhooks,
         reconciliation,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(health.probes)

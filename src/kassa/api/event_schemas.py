@@ -28,7 +28,7 @@ from kassa.events.catalog import CATALOG, EventType
 class EventSubject(BaseModel):
     kind: str = Field(
         description="deposit, refund, withdrawal, activation, account, dispute, "
-        "watcher, rate, hot_wallet, webhook_endpoint or reconciliation"
+        "watcher, rate, hot_wallet, webhook_endpoint, reconciliation or report"
     )
     id: str = Field(
         description="The object's id (a chain, a symbol or an asset for the operator's events)"
@@ -82,6 +82,16 @@ class ReconciliationEventData(BaseModel):
     )
 
 
+class ReportEventData(BaseModel):
+    report: str = Field(examples=["activity"])
+    day: str = Field(description="The day reported (ISO date, in `time_zone`)")
+    time_zone: str = Field(description="[reports] time_zone", examples=["UTC"])
+    start: str = Field(description="The day's first instant (ISO 8601)")
+    end: str = Field(description="The next day's first instant (ISO 8601)")
+    csv: str = Field(description="File name in <data_dir>/reports")
+    html: str = Field(description="File name in <data_dir>/reports")
+
+
 DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "deposit": DepositOut,
     "refund": PayoutRequestOut,
@@ -94,6 +104,7 @@ DATA_MODEL: Mapping[str, type[BaseModel]] = {
     "hot_wallet": HotWalletEventData,
     "webhook_endpoint": WebhookEndpointEventData,
     "reconciliation": ReconciliationEventData,
+    "report": ReportEventData,
 }
 """The schema of ``data`` per subject kind."""
 

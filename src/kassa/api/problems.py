@@ -135,6 +135,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "dust_output": 422,
     "insufficient_inputs": 422,
     "invalid_time": 422,
+    "invalid_period": 422,
     "invalid_account_state": 422,
     "invalid_reason_code": 422,
     "invalid_state_reason": 422,

@@ -4,6 +4,7 @@
   ``watch``, ``up``;
 - `kassa.cli.keys` — ``kassa keys …``, API keys;
 - `kassa.cli.rates` — ``kassa rates …``, USD rates;
+- `kassa.cli.reports` — ``kassa reports …``, the finance reports;
 - `kassa.cli.payouts` — ``kassa payouts …``, the review queue, approve, reject and approve-fee;
 - `kassa.cli.disputes` — ``kassa disputes …``, open, list, show and resolve disputes;
 - `kassa.cli.webhooks` — ``kassa webhooks …``, endpoints, the delivery log, redelivery, replay;
@@ -29,7 +30,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from kassa.cli import disputes, doctor, keys, payouts, rates, reconcile, run, webhooks
+from kassa.cli import disputes, doctor, keys, payouts, rates, reconcile, reports, run, webhooks
 from kassa.plugins import COMMANDS_GROUP
 
 CONFIG_OPTION = "--config"
@@ -100,6 +101,7 @@ app.command()(run.up)
 app.command()(doctor.doctor)
 app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
+app.add_typer(reports.app, name="reports")
 app.add_typer(payouts.app, name="payouts")
 app.add_typer(disputes.app, name="disputes")
 app.add_typer(webhooks.app, name="webhooks")

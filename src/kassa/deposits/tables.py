@@ -94,6 +94,7 @@ deposit = Table(
     CheckConstraint("amount > 0", name="positive"),
     Index("ix_deposit_chain_status", "chain", "status"),
     Index("ix_deposit_customer_account_id_first_seen_at", "customer_account_id", "first_seen_at"),
+    Index("ix_deposit_first_seen_at", "first_seen_at"),  # reports (migration 0016)
 )
 
 deposit_event = Table(

@@ -9,9 +9,10 @@ an example each.
 Subject kinds of a customer's objects: ``deposit``, ``refund``, ``withdrawal``,
 ``activation``, ``account``, ``dispute``. The operator's: ``watcher`` (one per chain),
 ``rate`` (one per priced symbol), ``hot_wallet`` (one per payout asset) and
-``webhook_endpoint`` (one per endpoint, disabled by the sender) and ``reconciliation`` (one
-subject, an event per run); all but the last fire on transitions only
-(`kassa.events.operational`, `kassa.webhooks.sender`, `kassa.reports.reconciliation.store`).
+``webhook_endpoint`` (one per endpoint, disabled by the sender), ``reconciliation`` (one
+subject, an event per run) and ``report`` (one per daily report file); the first four fire on
+transitions only (`kassa.events.operational`, `kassa.webhooks.sender`); the others once per run
+or file (`kassa.reports.reconciliation.store`, `kassa.reports.daily`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 CUSTOMER_KINDS = ("deposit", "refund", "withdrawal", "activation", "account", "dispute")
-OPERATOR_KINDS = ("watcher", "rate", "hot_wallet", "webhook_endpoint", "reconciliation")
+OPERATOR_KINDS = (
+    "watcher",
+    "rate",
+    "hot_wallet",
+    "webhook_endpoint",
+    "reconciliation",
+    "report",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +205,12 @@ _TYPES: list[EventType] = [
         "reconciliation",
         "A reconciliation run finished: how many breaks are new, persisting and resolved, and "
         "the solvency coverage.",
+    ),
+    EventType(
+        "report.ready",
+        "report",
+        "The worker wrote a day's activity report (CSV and HTML with charts) into the data "
+        "directory.",
     ),
 ]
 

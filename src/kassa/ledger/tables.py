@@ -71,6 +71,7 @@ ledger_transaction = Table(
     Column("hold_id", Uuid, nullable=True, comment="The hold this transaction captured"),
     Column("metadata_json", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_ledger_transaction_created_at", "created_at"),  # reports (migration 0016)
 )
 
 ledger_posting = Table(

@@ -97,6 +97,8 @@ payout_request = Table(
     Index("ix_payout_request_deposit_id", "deposit_id"),
     Index("ix_payout_request_status", "status"),
     Index("ix_payout_request_destination", "asset", "destination"),
+    Index("ix_payout_request_created_at", "created_at"),  # reports (migration 0016)
+    Index("ix_payout_request_settled_at", "settled_at"),  # reports (migration 0016)
 )
 
 payout_event = Table(

@@ -43,6 +43,7 @@ usage_batch = Table(
     Column("actor", String(200), nullable=True, comment="Who sent it (an API key)"),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_usage_batch_customer_account_id_created_at", "customer_account_id", "created_at"),
+    Index("ix_usage_batch_created_at", "created_at"),  # reports (migration 0016)
 )
 
 usage_event = Table(
@@ -103,4 +104,5 @@ activation = Table(
     CheckConstraint("price > 0", name="positive"),
     Index("ix_activation_customer_account_id_created_at", "customer_account_id", "created_at"),
     Index("ix_activation_status_expires_at", "status", "expires_at"),
+    Index("ix_activation_resolved_at", "resolved_at"),  # reports (migration 0016)
 )
