@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from kassa.events.outbox import record
 from kassa.reports.reconciliation.model import Break, BreakStatus, Findings, Outcome
@@ -24,6 +24,19 @@ from kassa.reports.reconciliation.tables import reconciliation_break, reconcilia
 
 EVENT_TYPE = "reconciliation.completed"
 _LOCK_KEY = 0x6B617373_7265636F  # "kassreco"
+
+
+_COLUMNS = (
+    "leg",
+    "class",
+    "chain",
+    "asset",
+    "object_id",
+    "expected",
+    "actual",
+    "difference",
+    "detail",
+)
 
 
 def _values(found: Break) -> dict[str, Any]:
@@ -54,7 +67,7 @@ def apply(
         # Two runs (the worker's and an operator's) store one after the other; SQLite's
         # writer lock does the same there.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    existing = {
+    open_rows = {
         row.break_key: row
         for row in conn.execute(
             select(
@@ -66,63 +79,94 @@ def apply(
             ).where(reconciliation_break.c.status != BreakStatus.RESOLVED.value)
         )
     }
-    new = persisting = resolved = 0
+    persisting_rows: list[dict[str, Any]] = []
+    new_rows: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for found in findings.breaks:
         key = found.key
         if key in seen:
             continue
         seen.add(key)
-        row = existing.get(key)
+        row = open_rows.get(key)
+        values = {f"b_{name}": value for name, value in _values(found).items()}
         if row is not None:
-            persisting += 1
-            conn.execute(
-                update(reconciliation_break)
-                .where(reconciliation_break.c.id == row.id)
-                .values(
-                    status=BreakStatus.PERSISTING.value,
-                    last_seen_at=now,
-                    last_run_id=run_id,
-                    **_values(found),
+            persisting_rows.append({"b_key": key, "b_id": row.id, **values})
+        else:
+            new_rows[key] = {"b_key": key, **values}
+    # A break found again after it was resolved is new again, on its old row.
+    reopened = (
+        {
+            row.break_key: row.id
+            for row in conn.execute(
+                select(reconciliation_break.c.id, reconciliation_break.c.break_key).where(
+                    reconciliation_break.c.status == BreakStatus.RESOLVED.value,
+                    reconciliation_break.c.break_key.in_(list(new_rows)),
                 )
             )
-            continue
-        new += 1
-        reopened = conn.execute(
+        }
+        if new_rows
+        else {}
+    )
+    # Executemany, one statement per kind of write: a run that finds many breaks (a broken
+    # import, a fresh install) stores them in a few round trips, not one per break.
+    columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _COLUMNS}
+    if persisting_rows:
+        conn.execute(
             update(reconciliation_break)
-            .where(reconciliation_break.c.break_key == key)
+            .where(reconciliation_break.c.id == bindparam("b_id"))
+            .values(
+                status=BreakStatus.PERSISTING.value,
+                last_seen_at=now,
+                last_run_id=run_id,
+                **columns,
+            ),
+            persisting_rows,
+        )
+    again = [
+        {**values, "b_id": reopened[key]} for key, values in new_rows.items() if key in reopened
+    ]
+    if again:
+        conn.execute(
+            update(reconciliation_break)
+            .where(reconciliation_break.c.id == bindparam("b_id"))
             .values(
                 status=BreakStatus.NEW.value,
                 first_seen_at=now,
                 last_seen_at=now,
                 resolved_at=None,
                 last_run_id=run_id,
-                **_values(found),
-            )
-        ).rowcount
-        if not reopened:
-            conn.execute(
-                insert(reconciliation_break).values(
-                    break_key=key,
-                    status=BreakStatus.NEW.value,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                    last_run_id=run_id,
-                    **_values(found),
-                )
-            )
-    for key, row in existing.items():
-        if key in seen:
-            continue
-        scope_chain = row.chain if row.leg == "chains" else None
-        if (row.leg, scope_chain) not in {(leg.value, chain) for leg, chain in findings.checked}:
-            continue
-        resolved += 1
+                **columns,
+            ),
+            again,
+        )
+    fresh = [values for key, values in new_rows.items() if key not in reopened]
+    if fresh:
+        conn.execute(
+            insert(reconciliation_break).values(
+                break_key=bindparam("b_key"),
+                status=BreakStatus.NEW.value,
+                first_seen_at=now,
+                last_seen_at=now,
+                last_run_id=run_id,
+                **columns,
+            ),
+            fresh,
+        )
+    new, persisting = len(new_rows), len(persisting_rows)
+    checked = {(leg.value, chain) for leg, chain in findings.checked}
+    gone = [
+        {"b_id": row.id}
+        for key, row in open_rows.items()
+        if key not in seen and (row.leg, row.chain if row.leg == "chains" else None) in checked
+    ]
+    if gone:
         conn.execute(
             update(reconciliation_break)
-            .where(reconciliation_break.c.id == row.id)
-            .values(status=BreakStatus.RESOLVED.value, resolved_at=now, last_run_id=run_id)
+            .where(reconciliation_break.c.id == bindparam("b_id"))
+            .values(status=BreakStatus.RESOLVED.value, resolved_at=now, last_run_id=run_id),
+            gone,
         )
+    resolved = len(gone)
     counts = {"new": new, "persisting": persisting, "resolved": resolved}
     summary = {"run_id": str(run_id), "breaks": counts, **summary}
     conn.execute(
