@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import typer.main
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML (via schemathesis), no stubs
 from pydantic import BaseModel
 from typer.core import TyperGroup
 from typer.testing import CliRunner
