@@ -12,10 +12,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 import typer.main
 import yaml  # type: ignore[import-untyped]  # PyYAML (via schemathesis), no stubs
@@ -25,6 +33,8 @@ from typer.testing import CliRunner
 
 from kassa.cli import app
 from kassa.config import Settings
+from kassa.payouts.signer import create_key_file
+from kassa_dev.devnet.testing import BitcoinNode, GanacheNode, TronNode, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KASSA_SERVICES = {
@@ -135,3 +145,174 @@ def test_env_example_names_real_settings() -> None:
             annotation = model.model_fields[part].annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 model = annotation
+
+
+# --------------------------------------------------------------------------- as processes
+
+KASSA = Path(sys.executable).with_name("kassa")
+PG_ADMIN_URL = os.environ.get("KASSA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+HEALTHY_WITHIN_SECONDS = 30
+
+
+@dataclass
+class Service:
+    """One compose service's command line, run here as a process; its output in a file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+
+
+def _pg_admin(statement: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement.encode())
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    """An empty PostgreSQL database (no schema: the migrate service makes it)."""
+    name = f"kassa_compose_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _environment(
+    service: dict[str, Any], overrides: dict[str, str], secrets: dict[str, Path]
+) -> dict[str, str]:
+    """The service's resolved environment (env_file merged in by compose), what only a
+    container has replaced by this machine's (database, chain nodes, data directory), and the
+    compose secrets' mount points by the files they mount."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KASSA_")}
+    for key, value in (service.get("environment") or {}).items():
+        text = str(value)
+        for secret, path in secrets.items():
+            text = text.replace(f"/run/secrets/{secret}", str(path))
+        env[key] = text
+    return {**env, **overrides}
+
+
+@pytest.mark.slow
+@pytest.mark.chain
+@pytest.mark.postgres
+def test_every_service_runs_from_its_command_line_and_becomes_healthy(
+    compose: dict[str, Any],
+    fresh_pg: str,
+    ganache_node: GanacheNode,
+    bitcoin_node: BitcoinNode,
+    tron_sim: TronNode,
+    tmp_path: Path,
+) -> None:
+    services = compose["services"]
+    # The payout worker's secrets: an encrypted key file and its password file.
+    keys = tmp_path / "secrets" / "signer"
+    password = tmp_path / "secrets" / "signer-password"
+    create_key_file(keys / "eth.json", "compose-test", iterations=2)
+    password.write_text("compose-test\n")
+    secrets = {"signer_keys": keys, "signer_password": password}
+    overrides = {
+        "KASSA_DATABASE_URL": fresh_pg,
+        "KASSA_DATA_DIR": str(tmp_path / "data"),
+        "KASSA_CHAINS__BTC__RPC_URL": bitcoin_node.url,
+        "KASSA_CHAINS__BTC__RPC_API_KEY": bitcoin_node.api_key,
+        "KASSA_CHAINS__ETH__RPC_URL": ganache_node.url,
+        "KASSA_CHAINS__ETH__USDT_CONTRACT": ganache_node.usdt_address,
+        "KASSA_CHAINS__TRON__API_URL": tron_sim.url,
+        "KASSA_CHAINS__TRON__USDT_CONTRACT": tron_sim.usdt_contract,
+    }
+    for chain in ("BTC", "ETH", "TRON"):
+        overrides[f"KASSA_CHAINS__{chain}__POLL_INTERVAL_SECONDS"] = "0.2"
+
+    def argv(name: str) -> list[str]:
+        return [str(KASSA), *(str(arg) for arg in services[name]["command"])]
+
+    # migrate first (service_completed_successfully for the others).
+    migrated = subprocess.run(  # noqa: S603 - our own console script, the compose file's argv
+        argv("migrate"),
+        env=_environment(services["migrate"], overrides, secrets),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    # The API publishes the container's port 8000: here, a free port on this machine.
+    port = free_port()
+    started: list[Service] = []
+    try:
+        for name in sorted(KASSA_SERVICES - {"migrate"}):
+            command = argv(name)
+            if name == "api":
+                command[command.index("--port") + 1] = str(port)
+            log = tmp_path / f"{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(  # noqa: S603 - our own console script
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=_environment(services[name], overrides, secrets),
+                )
+            started.append(Service(name, process, log))
+        _wait_healthy(started, fresh_pg, port)
+        for service in started:
+            service.check_alive()
+            assert "Traceback" not in service.output(), service.output()
+    finally:
+        for service in started:
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in started:
+            try:
+                service.process.wait(15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait(5)
+    # SIGTERM (what `docker compose stop` sends) ends every role cleanly; uvicorn re-raises the
+    # signal once it has shut down.
+    codes = {service.name: service.process.returncode for service in started}
+    assert codes == {**dict.fromkeys(codes, 0), "api": codes["api"]}
+    assert codes["api"] in (0, -signal.SIGTERM)
+    api = next(service for service in started if service.name == "api")
+    assert "Finished server process" in api.output()
+
+
+def _wait_healthy(started: list[Service], db_url: str, port: int) -> None:
+    """The API answers /healthz and /readyz, and every watcher has ticked without an error."""
+    libpq = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+    missing: list[str] = ["api", "watch-btc", "watch-eth", "watch-tron"]
+    while time.monotonic() < deadline:
+        for service in started:
+            service.check_alive()
+        missing = []
+        for probe in ("healthz", "readyz"):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/{probe}", timeout=2)
+            except httpx.HTTPError:
+                answer = None
+            if answer is None or answer.status_code != 200:
+                missing.append(f"api /{probe}")
+        with psycopg.connect(libpq) as conn:
+            ticked = {
+                str(chain)
+                for chain, error in conn.execute(
+                    "SELECT chain, last_error FROM watcher_checkpoint"
+                    " WHERE last_tick_at IS NOT NULL"
+                )
+                if error is None
+            }
+        missing += [f"watch-{chain}" for chain in ("btc", "eth", "tron") if chain not in ticked]
+        if not missing:
+            return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {service.name}\n{service.output()}" for service in started)
+    pytest.fail(f"not healthy within {HEALTHY_WITHIN_SECONDS} s: {missing}\n{logs}")
