@@ -227,5 +227,7 @@ class SignerSettings(BaseModel):
         default="KASSA_SIGNER_PASSWORD", description="Variable holding the key files' password"
     )
     password_file: Path | None = Field(
-        default=None, description="Devnet only: a file holding the password (mode 0600)"
+        default=None,
+        description="A file holding the password: the devnet's (mode 0600), or a container "
+        "secret (docker-compose.yml); the variable wins when both are set",
     )
