@@ -576,6 +576,8 @@ def _bench(target: Target, options: Options, progress: Progress) -> dict[str, An
         figure = runs[name]
         if "skipped" in figure:
             progress.heartbeat(f"{name}: {figure['skipped']}")
+        elif "error" in figure:
+            progress.heartbeat(f"{name}: failed: {figure['error']}")
         else:
             progress.heartbeat(
                 f"{name}: {figure['seconds']:.2f} s, {figure['rows']} rows, peak "

@@ -94,19 +94,17 @@ def apply(
         else:
             new_rows[key] = {"b_key": key, **values}
     # A break found again after it was resolved is new again, on its old row.
-    reopened = (
-        {
-            row.break_key: row.id
-            for row in conn.execute(
-                select(reconciliation_break.c.id, reconciliation_break.c.break_key).where(
-                    reconciliation_break.c.status == BreakStatus.RESOLVED.value,
-                    reconciliation_break.c.break_key.in_(list(new_rows)),
-                )
+    reopened: dict[str, uuid.UUID] = {}
+    if new_rows:
+        # Read in one pass (an IN list of every new key would pass the drivers' parameter
+        # limit on a run that finds tens of thousands of breaks).
+        for earlier in conn.execute(
+            select(reconciliation_break.c.id, reconciliation_break.c.break_key).where(
+                reconciliation_break.c.status == BreakStatus.RESOLVED.value
             )
-        }
-        if new_rows
-        else {}
-    )
+        ):
+            if earlier.break_key in new_rows:
+                reopened[earlier.break_key] = earlier.id
     # Executemany, one statement per kind of write: a run that finds many breaks (a broken
     # import, a fresh install) stores them in a few round trips, not one per break.
     columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _COLUMNS}
