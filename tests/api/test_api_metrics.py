@@ -75,6 +75,12 @@ def test_a_scrape_shows_deposits_payouts_watchers_rates_ledger_and_webhooks(api:
     )
     assert made.status_code == 201, made.text
     status = made.json()["status"]
+    small = {"external_id": "u1", "asset": "BTC", "address": PAYEE, "amount": api.usd("10")}
+    refused = api.post("/v1/withdrawals", small, key="small")
+    code = refused.json()["code"]
+    assert refused.status_code == 409, refused.text
+    again = api.post("/v1/withdrawals", small, key="small")
+    assert again.headers["Idempotent-Replayed"] == "true"
     with api.db.transaction() as conn:
         events = deliveries.dispatch(conn, now=api.clock.now(), limit=100)
     assert events >= 2  # deposit.credited, payout.requested …
@@ -104,6 +110,12 @@ def test_a_scrape_shows_deposits_payouts_watchers_rates_ledger_and_webhooks(api:
         if name == "kassa_ledger_transactions_total"
     }
     assert ledger == {"deposit": 1}, ledger  # the withdrawal holds, it posts nothing yet
+    assert code == "withdrawal_refused"
+    refusals = {
+        labels: count for (name, labels), count in series.items() if name == "kassa_refusals"
+    }
+    assert refusals == {(("code", code), ("operation", "api.withdrawals.create")): 1}, refusals
+    assert value(series, "kassa_idempotent_replays_total", route="/v1/withdrawals") == 1
     pending = value(series, "kassa_webhook_deliveries", status="pending")
     assert pending == events
     assert value(series, "kassa_webhook_deliveries", status="failed") == 0
@@ -121,8 +133,8 @@ def test_a_scrape_shows_deposits_payouts_watchers_rates_ledger_and_webhooks(api:
     assert not any("u1" in r or "nobody" in r for r in routes), routes  # templates, no ids
     assert "/v1/withdrawals" in routes and "/metrics" not in routes  # not scraped yet
 
-    again = scrape(api.client)
-    assert value(again, requests, method="GET", route="/metrics", status="200") == 1
+    rescrape = scrape(api.client)
+    assert value(rescrape, requests, method="GET", route="/metrics", status="200") == 1
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)

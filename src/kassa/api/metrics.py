@@ -33,11 +33,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa.api import problems
+from kassa.api.idempotency import REPLAYED_HEADER
 from kassa.apikeys.errors import Unauthenticated
 from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits.tables import deposit, watcher_checkpoint
-from kassa.ledger.tables import ledger_transaction
+from kassa.ledger.idempotency import OK
+from kassa.ledger.tables import idempotency_record, ledger_transaction
 from kassa.payouts.model import OPEN, RequestStatus
 from kassa.payouts.tables import payout_request
 from kassa.pricing.tables import rate_sample
@@ -52,6 +54,7 @@ UNROUTED = "unrouted"
 """The route label of a request no route matched, or refused before routing (401, 413)."""
 
 _OPEN_STATUSES = tuple(sorted(s.value for s in OPEN))
+_REPLAYED = REPLAYED_HEADER.lower().encode()
 
 
 class RequestMetrics:
@@ -73,6 +76,12 @@ class RequestMetrics:
             labels,
             registry=registry,
         )
+        self.replays = Counter(
+            "kassa_idempotent_replays",
+            "Requests answered with a stored answer (Idempotent-Replayed: true), by route",
+            ("route",),
+            registry=registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,11 +90,16 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        replayed = False
+        post = scope["method"] == "POST"
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, replayed
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Only a POST can be replayed: other requests skip the header scan.
+                if post:
+                    replayed = (_REPLAYED, b"true") in message.get("headers", ())
             await send(message)
 
         try:
@@ -101,6 +115,8 @@ class RequestMetrics:
                 self._children[key] = children
             children[0].inc()
             children[1].observe(time.perf_counter() - started)
+            if replayed:
+                self.replays.labels(path).inc()
 
 
 class StateCollector(Collector):
@@ -260,6 +276,21 @@ def _state(conn: Connection, now: datetime) -> Iterator[Metric]:
     ):
         ledger.add_metric([row[0]], float(row[1]))
     yield ledger
+
+    # Refusals stored under idempotency keys, by operation and problem code.
+    refusals = GaugeMetricFamily(
+        "kassa_refusals",
+        "Refusals recorded for keyed requests (insufficient funds, policy, …), by operation "
+        "and code",
+        labels=("operation", "code"),
+    )
+    for row in conn.execute(
+        select(idempotency_record.c.operation, idempotency_record.c.outcome, func.count())
+        .where(idempotency_record.c.outcome.is_not(None), idempotency_record.c.outcome != OK)
+        .group_by(idempotency_record.c.operation, idempotency_record.c.outcome)
+    ):
+        refusals.add_metric([row[0], row[1]], float(row[2]))
+    yield refusals
 
     # Webhook deliveries.
     deliveries = GaugeMetricFamily(
