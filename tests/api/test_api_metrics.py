@@ -1,6 +1,7 @@
 """Prometheus metrics at /metrics: state built through the real services (a deposit credited
 by the watcher from the FakeChain, a withdrawal, webhook deliveries) and read back from a scrape,
-request series labelled by route template, and scrape authentication on and off."""
+request series labelled by route template, scrape authentication on and off, and the scrape's
+read-only database unit."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 
 from kassa.api import create_app
+from kassa.apikeys import service as apikeys
+from kassa.apikeys.tables import api_key
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainTransfer, SenderKind
 from kassa.clock import ManualClock
@@ -157,3 +162,20 @@ def test_scrape_token_and_switch(db: Database, clock: ManualClock) -> None:
     off = Settings(metrics=MetricsSettings(enabled=False))
     with TestClient(create_app(off, database=db, clock=clock)) as client:
         assert client.get("/metrics").status_code == 404
+
+
+def test_the_scrape_unit_reads_without_the_write_lock_and_cannot_write(
+    db: Database, clock: ManualClock
+) -> None:
+    with db.read_only() as reader:
+        assert reader.execute(select(func.count()).select_from(api_key)).scalar_one() == 0
+        # On SQLite a BEGIN IMMEDIATE here would hold the write lock and this would time out.
+        with db.transaction() as writer:
+            apikeys.create_key(
+                writer, name="w", scopes=["admin"], customer_account_id=None, now=clock.now()
+            )
+        # The reader keeps its snapshot.
+        assert reader.execute(select(func.count()).select_from(api_key)).scalar_one() == 0
+    if db.dialect == "postgresql":
+        with pytest.raises(DBAPIError, match="read-only"), db.read_only() as conn:
+            conn.execute(delete(api_key))

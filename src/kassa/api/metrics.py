@@ -131,11 +131,8 @@ class StateCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        with self.database.engine.connect() as conn:
-            try:
-                yield from _state(conn, self.clock.now(conn))
-            finally:
-                conn.rollback()
+        with self.database.read_only() as conn:
+            yield from _state(conn, self.clock.now(conn))
             # While the scrape holds its own connection, which the figures include.
             yield from self._pool()
 
