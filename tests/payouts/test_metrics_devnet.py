@@ -50,6 +50,18 @@ def test_a_scrape_after_an_eth_top_up_and_its_refund(eth_stage: Stage) -> None:
         one("kassa_watcher_head_height", chain="eth") - scanned
     )
     assert one("kassa_watcher_failing", chain="eth") == 0
+    wallets = {
+        dict(labels)["account"]: balance
+        for (name, labels), balance in series.items()
+        if name == "kassa_wallet_book_balance"
+    }
+    (tx,) = eth_stage.txs()
+    sent = eth_stage.request(request.id).net_native.amount + int(tx.fee_paid_native)
+    # The book balances, in ETH: the top-up in, the refund and its fee out of the hot wallet.
+    assert wallets == {
+        "wallet:eth-deposits:ETH": 0.02,
+        "wallet:eth-hot:ETH": pytest.approx(-sent / 10**18, rel=1e-12),
+    }
     ledger = {
         dict(labels)["kind"]: count
         for (name, labels), count in series.items()

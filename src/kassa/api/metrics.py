@@ -39,7 +39,9 @@ from kassa.clock import Clock
 from kassa.db import Database
 from kassa.deposits.tables import deposit, watcher_checkpoint
 from kassa.ledger.idempotency import OK
-from kassa.ledger.tables import idempotency_record, ledger_transaction
+from kassa.ledger.model import AccountKind
+from kassa.ledger.tables import idempotency_record, ledger_account, ledger_transaction
+from kassa.money import asset
 from kassa.payouts.model import OPEN, RequestStatus
 from kassa.payouts.tables import payout_request
 from kassa.pricing.tables import rate_sample
@@ -273,6 +275,24 @@ def _state(conn: Connection, now: datetime) -> Iterator[Metric]:
     ):
         ledger.add_metric([row[0]], float(row[1]))
     yield ledger
+
+    # The ledger's wallet accounts (deposit addresses and hot wallets per chain), whole units.
+    wallets = GaugeMetricFamily(
+        "kassa_wallet_book_balance",
+        "What the ledger says a house wallet holds (posted), whole units of its asset",
+        labels=("account", "asset"),
+    )
+    for row in conn.execute(
+        select(
+            ledger_account.c.code,
+            ledger_account.c.asset,
+            ledger_account.c.debits_posted,
+            ledger_account.c.credits_posted,
+        ).where(ledger_account.c.kind == AccountKind.WALLET.value)
+    ):
+        minor = int(row.debits_posted) - int(row.credits_posted)
+        wallets.add_metric([row.code, row.asset], minor / 10 ** asset(row.asset).decimals)
+    yield wallets
 
     # Refusals stored under idempotency keys, by operation and problem code.
     refusals = GaugeMetricFamily(
