@@ -179,7 +179,7 @@ def _state(conn: Connection, now: datetime) -> Iterator[Metric]:
     )
     oldest = GaugeMetricFamily(
         "kassa_payout_oldest_age_seconds",
-        "Seconds since the longest-waiting open payout request entered its status",
+        "Seconds since the oldest open payout request in each status was made",
         labels=("kind", "status"),
     )
     review = GaugeMetricFamily("kassa_review_queue", "Payout requests waiting for review")
@@ -193,7 +193,8 @@ def _state(conn: Connection, now: datetime) -> Iterator[Metric]:
             payout_request.c.kind,
             payout_request.c.status,
             func.count(),
-            func.min(payout_request.c.updated_at),
+            # Made, not last updated: a payout that waits round after round keeps being touched.
+            func.min(payout_request.c.created_at),
         ).group_by(payout_request.c.kind, payout_request.c.status)
     ):
         kind, status, count, since = row[0], row[1], int(row[2]), row[3]
