@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,20 @@ from kassa.pricing.settings import PricingSettings
 from kassa.reports.reconciliation.settings import ReconciliationSettings
 from kassa.reports.settings import ReportSettings
 from kassa.webhooks.settings import WebhookSettings
+
+
+class MetricsSettings(BaseModel):
+    """``[metrics]``: the Prometheus endpoint ``GET /metrics`` (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Serve GET /metrics")
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, a scrape must send 'Authorization: Bearer <token>'; unset, "
+        "/metrics is open to whoever reaches the port",
+    )
 
 
 class Settings(BaseSettings):
@@ -79,6 +93,10 @@ class Settings(BaseSettings):
     reconciliation: ReconciliationSettings = Field(
         default_factory=ReconciliationSettings,
         description="The worker's daily reconciliation ([reconciliation]: daily, at)",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description="Prometheus metrics at GET /metrics ([metrics]: enabled, token)",
     )
     max_body_bytes: int = Field(
         default=1_048_576,

@@ -3,7 +3,8 @@
 Every /v1 route needs a valid API key, health included; `kassa.api.guard.RequestGuard` checks it
 before any body is read, and bounds the body's size and nesting. The OpenAPI document
 (/openapi.json), the docs UI (/docs, /redoc) and the load balancers' probes (/healthz, /readyz)
-are public: they hold no data, and client generators and probes fetch them without a key. The
+are public: they hold no data, and client generators and probes fetch them without a key. So is
+the Prometheus endpoint /metrics unless ``[metrics] token`` is set (`kassa.api.metrics`). The
 document is completed by `kassa.api.openapi` (problem responses per route, the required
 Idempotency-Key); the docs pages and their assets are served from this process
 (`kassa.api.docs`), never from a CDN.
@@ -19,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import docs, event_schemas, openapi, problems
+from kassa.api import docs, event_schemas, metrics, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
@@ -93,6 +94,9 @@ def create_app(
     )
     problems.install(app)
     app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
+    if settings.metrics.enabled:
+        # After the guard, so it is outside it and counts the requests the guard refuses too.
+        metrics.install(app, database=db, clock=services.clock, token=settings.metrics.token)
     pin_recursion_limit()
     for module in (
         health,

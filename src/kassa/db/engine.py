@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from kassa.errors import KassaError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "kassa_read_only"
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -95,7 +96,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit (`Database.read_only`) reads a WAL snapshot without the write lock.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -130,6 +133,22 @@ class Database:
                 outer.rollback()
                 raise
             outer.commit()
+
+    @contextmanager
+    def read_only(self) -> Iterator[Connection]:
+        """A unit that only reads (metrics scrapes): one consistent snapshot that takes no
+        write lock on SQLite (a deferred transaction) and that PostgreSQL refuses to write in;
+        always rolled back."""
+        with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
+            outer = conn.begin()
+            try:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                    )
+                yield conn
+            finally:
+                outer.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
