@@ -102,9 +102,18 @@ def test_health_checks(compose: dict[str, Any]) -> None:
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert any("pgdata" in volume for volume in services["postgres"]["volumes"])
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
-    # The worker roles have no HTTP port: the image's /healthz check is switched off for them.
-    for name in KASSA_SERVICES - {"api"}:
-        assert services[name]["healthcheck"]["test"] == ["NONE"], name
+    # The worker roles have no HTTP port: each checks itself with `kassa health --role …`
+    # (tests/api/test_cli_health.py); the one-shot migrate has no check.
+    assert services["migrate"]["healthcheck"]["test"] == ["NONE"]
+    for name in KASSA_SERVICES - {"api", "migrate"}:
+        check = services[name]["healthcheck"]["test"]
+        role = "watch" if name.startswith("watch-") else name
+        assert check[:5] == ["CMD", "kassa", "health", "--role", role], name
+        if role == "watch":
+            assert check[5:] == ["--chain", name.removeprefix("watch-")], name
+        # The arguments parse as `kassa health` options (without running it).
+        health = typer.main.get_command(app).commands["health"]  # type: ignore[attr-defined]
+        health.make_context("health", list(check[3:]))
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^HEALTHCHECK .*\n.*/healthz", dockerfile, re.MULTILINE)
     assert "uv sync --frozen --no-dev" in dockerfile

@@ -9,6 +9,7 @@
 - `kassa.cli.disputes` — ``kassa disputes …``, open, list, show and resolve disputes;
 - `kassa.cli.webhooks` — ``kassa webhooks …``, endpoints, the delivery log, redelivery, replay;
 - `kassa.cli.doctor` — ``kassa doctor``, the books' integrity checks;
+- `kassa.cli.health` — ``kassa health``, whether a role can work (container healthchecks);
 - groups that installed tools add through the ``kassa.cli`` entry points (`kassa.plugins`): the
   development tools add ``kassa devnet …`` and ``kassa bench …``.
 
@@ -30,7 +31,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from kassa.cli import disputes, doctor, keys, payouts, rates, reconcile, reports, run, webhooks
+from kassa.cli import (
+    disputes,
+    doctor,
+    health,
+    keys,
+    payouts,
+    rates,
+    reconcile,
+    reports,
+    run,
+    webhooks,
+)
 from kassa.plugins import COMMANDS_GROUP
 
 CONFIG_OPTION = "--config"
@@ -99,6 +111,7 @@ app.command("payout-worker")(run.payout_worker)
 app.command()(run.watch)
 app.command()(run.up)
 app.command()(doctor.doctor)
+app.command()(health.health)
 app.add_typer(keys.app, name="keys")
 app.add_typer(rates.app, name="rates")
 app.add_typer(reports.app, name="reports")
