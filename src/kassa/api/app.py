@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import docs, event_schemas, metrics, openapi, problems
+from kassa.api import console, docs, event_schemas, metrics, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
@@ -119,5 +119,6 @@ def create_app(
     app.include_router(health.probes)
     event_schemas.install(app)
     docs.install(app)
+    console.install(app)
     openapi.install(app)
     return app
