@@ -18,7 +18,14 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from kassa.api.console import overview, payouts, signin
-from kassa.api.console.web import PREFIX, Refused, SecurityHeaders, SignInRequired, render, see_other
+from kassa.api.console.web import (
+    PREFIX,
+    Refused,
+    SecurityHeaders,
+    SignInRequired,
+    render,
+    see_other,
+)
 
 STATIC_URL = f"{PREFIX}/static"
 
@@ -39,7 +46,8 @@ def install(app: FastAPI) -> None:
         return see_other(f"{PREFIX}/sign-in")
 
     async def refused(request: Request, error: Exception) -> Response:
-        assert isinstance(error, Refused)
+        if not isinstance(error, Refused):
+            raise error
         return render(
             request,
             "refused.html",

@@ -348,4 +348,3 @@ async def reject(request_id: str, request: Request, session: Decider, ctx: Ctx) 
             status=422,
         )
     return await _decide(request, session, ctx, parsed, "reject", reason)
-

@@ -59,7 +59,11 @@ class Session:
 
 
 def may_use_console(key: ApiKey) -> bool:
-    return key.allows(Scope.CONSOLE_READ) or key.allows(Scope.PAYOUTS_APPROVE)
+    """An operator's key: a console scope, and not bound to one customer (the console shows
+    every account)."""
+    return key.customer_account_id is None and (
+        key.allows(Scope.CONSOLE_READ) or key.allows(Scope.PAYOUTS_APPROVE)
+    )
 
 
 def valid_time_zone(name: str) -> str:
@@ -96,7 +100,10 @@ def sign_in(conn: Connection, api_token: str, time_zone: str, now: datetime) -> 
     console scope: `Forbidden`); returns the cookie's token (never stored) and the session."""
     key = apikeys.authenticate(conn, api_token.strip())
     if not may_use_console(key):
-        raise Forbidden("this API key has neither the console:read nor the payouts:approve scope")
+        raise Forbidden(
+            "this API key cannot use the console: it needs the console:read or payouts:approve "
+            "scope and must not be bound to a customer account"
+        )
     token = secrets.token_urlsafe(32)
     session_id = uuid.uuid4()
     conn.execute(
@@ -111,7 +118,8 @@ def sign_in(conn: Connection, api_token: str, time_zone: str, now: datetime) -> 
         )
     )
     found = current(conn, token, now)
-    assert found is not None  # just inserted, live key
+    if found is None:
+        raise RuntimeError("a session just made for a live key must be found")
     return token, found
 
 
