@@ -18,9 +18,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -38,16 +38,18 @@ from kassa_dev.devnet.testing import GanacheNode
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
+    from tests.payouts.conftest import Stage
 
     from kassa.db import Database
-    from tests.payouts.conftest import Stage
 
 CHROMIUM = Path(os.environ.get("KASSA_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("KASSA_CONSOLE_SCREENSHOTS", ROOT / "test-artifacts" / "console"))
 
 # Review above $10 (and every first payout to an address), two operators above $30.
-REVIEW = {"review": {"new_destinations": True, "threshold_usd": "10.00", "dual_approval_usd": "30.00"}}
+REVIEW = {
+    "review": {"new_destinations": True, "threshold_usd": "10.00", "dual_approval_usd": "30.00"}
+}
 
 T = TypeVar("T")
 
@@ -223,9 +225,7 @@ def test_operator_approves_a_withdrawal_that_is_then_paid(
     assert console.requests and console.outside() == []
 
 
-def test_dual_approval_refuses_the_same_operator_twice(
-    console: Console, browser: Browser
-) -> None:
+def test_dual_approval_refuses_the_same_operator_twice(console: Console, browser: Browser) -> None:
     stage = console.stage
     customer = off_loop(stage.customer, "100.00")
     request = off_loop(stage.withdraw, customer, "40.00", "ETH", stage.fresh_address())

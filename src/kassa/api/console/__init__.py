@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kassa.api.console import overview, payouts, signin
+from kassa.api.console import accounts, deposits, finance, overview, payouts, signin
 from kassa.api.console.web import (
     PREFIX,
     Refused,
@@ -65,7 +65,7 @@ def install(app: FastAPI) -> None:
         return FileResponse(_chart_library(), media_type="text/javascript")
 
     app.mount(STATIC_URL, StaticFiles(directory=_static_directory()), name="console-static")
-    for module in (signin, overview, payouts):
+    for module in (signin, overview, payouts, deposits, accounts, finance):
         app.include_router(module.router)
 
     @app.get(PREFIX, include_in_schema=False)

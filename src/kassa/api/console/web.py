@@ -14,7 +14,6 @@ form whose CSRF token is missing or not this session's with 403 before anything 
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -119,7 +118,6 @@ templates = Environment(
 )
 templates.filters["money"] = money
 templates.filters["duration"] = duration
-templates.filters["tojson_data"] = lambda value: json.dumps(value, default=str)
 
 
 def render(
