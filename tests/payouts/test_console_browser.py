@@ -163,6 +163,29 @@ def _check_page(page: Page, name: str) -> None:
     _shot(page, name)
 
 
+def _visit_every_other_page(page: Page, external_id: str) -> None:
+    """Each section from the sidebar: labelled controls, a screenshot, and the report chart
+    drawn by the vendored Chart.js."""
+    for link, name in (
+        ("Deposits", "deposits"),
+        ("Accounts", "accounts"),
+        ("Reconciliation", "reconciliation"),
+        ("Reports", "reports"),
+        ("Webhooks", "webhooks"),
+        ("Rates", "rates"),
+    ):
+        page.get_by_role("navigation", name="Console sections").get_by_role(
+            "link", name=link
+        ).click()
+        if name == "reports":
+            page.wait_for_function("window.kassaChartsReady === true", timeout=10_000)
+        _check_page(page, name)
+    page.get_by_role("link", name="Accounts").click()
+    page.get_by_role("link", name=external_id).click()
+    assert "25.00 USD" in page.inner_text("main")  # the withdrawal in the ledger
+    _check_page(page, "account")
+
+
 def test_operator_approves_a_withdrawal_that_is_then_paid(
     console: Console, browser: Browser
 ) -> None:
@@ -216,6 +239,7 @@ def test_operator_approves_a_withdrawal_that_is_then_paid(
     assert shown == tx.txid
     assert "alice" in page.inner_text("main")  # who approved it, and when
     _check_page(page, "payout-confirmed")
+    _visit_every_other_page(page, customer.external_id)
     # The transaction the page shows is on the chain, paying the destination what it says.
     with EthRpc(stage.node.url) as rpc:
         receipt = rpc.get_transaction_receipt(shown)
