@@ -184,8 +184,8 @@ def test_account_state_change_is_audited_and_needs_the_decision_scope(console: C
     form["csrf"] = console.csrf()
     answer = console.client.post("/console/accounts/42/state", data=form)
     assert answer.headers["location"] == "/console/accounts/42?done=state"
-    page = console.client.get("/console/accounts/42").text
-    assert "active → suspended" in page and "api-key:carol" in page
+    shown = console.client.get("/console/accounts/42").text
+    assert "active → suspended" in shown and "api-key:carol" in shown
     form["state"] = "no-such-state"
     refused = console.client.post("/console/accounts/42/state", data=form)
     assert refused.status_code == 422 and 'role="alert"' in refused.text
