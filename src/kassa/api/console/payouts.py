@@ -177,14 +177,24 @@ class RequestPage:
     approved_by_me: bool
 
 
+def _get(conn: Connection, request_id: uuid.UUID) -> PayoutRequest:
+    try:
+        return store.get(conn, request_id)
+    except PayoutRequestNotFound:
+        raise Refused(404, "Not found", f"No refund or withdrawal {request_id}.") from None
+
+
 def _read(ctx: AppContext, request_id: uuid.UUID, session: Session) -> RequestPage:
     with ctx.database.transaction() as conn:
-        try:
-            item = store.get(conn, request_id)
-        except PayoutRequestNotFound:
-            raise Refused(404, "Not found", f"No refund or withdrawal {request_id}.") from None
+        item = _get(conn, request_id)
+    # Outside any transaction, as the admin API does: a preview reads the rates and the chain's
+    # fee (only under a policy that prices at approval; None otherwise).
+    preview = ctx.payouts.preview_repricing(item)
+    with ctx.database.transaction() as conn:
+        item = _get(conn, request_id)
         now = ctx.clock.now(conn)
-        detail = detail_out(conn, item, now)
+        pending = item.status is RequestStatus.PENDING_REVIEW
+        detail = detail_out(conn, item, now, preview if pending else None)
         settings = ctx.payouts.settings.review
         count, used = store.paid_or_open_since(conn, item.customer_account_id, now - timedelta(1))
         return RequestPage(
