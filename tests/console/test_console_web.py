@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +24,9 @@ from kassa.apikeys.tables import console_session
 from kassa.clock import ManualClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.pricing.model import Symbol
+from kassa.pricing.service import PricingService
+from kassa.pricing.settings import PricingSettings
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -234,3 +238,53 @@ def test_the_time_zone_can_be_changed_and_unknown_zones_fall_back_to_utc(
     )
     assert answer.headers["location"] == "/console/"
     assert "America/Sao_Paulo" in console.client.get("/console/").text
+
+
+@SQLITE
+def test_a_request_priced_at_approval_shows_its_preview_and_is_repriced_by_the_approval(
+    db: Database, clock: ManualClock
+) -> None:
+    """Under ``withdrawal.pricing = "at_approval"`` the review page shows what approving now
+    would commit; the console's approval takes fresh rate locks and re-prices it, as the API's."""
+    settings = Settings.model_validate(
+        {
+            "payouts": {"review": {"threshold_usd": "10.00"}},
+            "policy": {"overrides": {"withdrawal": {"pricing": "at_approval"}}},
+        }
+    )
+    PricingService(db, clock, PricingSettings(static_rates={Symbol.BTC: Decimal("50000")})).refresh(
+        [Symbol.BTC]
+    )
+    with TestClient(create_app(settings, database=db, clock=clock), follow_redirects=False) as c:
+        console = Console(c, db, clock)
+        admin = console.key("admin", name="dora")
+        auth = {"Authorization": f"Bearer {admin}"}
+
+        def post(path: str, body: dict[str, object]) -> dict[str, object]:
+            answer = c.post(path, json=body, headers={**auth, "Idempotency-Key": path})
+            assert answer.status_code == 201, answer.text
+            found: dict[str, object] = answer.json()
+            return found
+
+        usd = {"amount": "100.00", "asset": "USD"}
+        post("/v1/accounts", {"external_id": "9"})
+        post(
+            "/v1/admin/adjustments",
+            {"external_id": "9", "direction": "credit", "amount": usd, "reason": "t"},
+        )
+        made = post(
+            "/v1/withdrawals",
+            {
+                "external_id": "9",
+                "asset": "BTC",
+                "address": "bcrt1qpa2gjyrd8l5xfyedg8f52m2jcwrfz4uh6hk2uh",
+                "amount": {"amount": "25.00", "asset": "USD"},
+            },
+        )
+        console.sign_in(admin)
+        page = f"/console/payouts/{made['id']}"
+        assert "Approving now would re-price it" in c.get(page).text
+        answer = c.post(f"{page}/approve", data={"csrf": console.csrf(page), "note": ""})
+        assert answer.status_code == 303, answer.text
+        shown = c.get(page).text
+        assert "Re-priced at approval" in shown and ">approved<" in shown
