@@ -8,6 +8,7 @@ the devnet; these cover the rules quickly, without a browser or a chain."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -24,9 +25,13 @@ from kassa.apikeys.tables import console_session
 from kassa.clock import ManualClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.events import outbox
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.webhooks import deliveries, endpoints
+from kassa.webhooks.settings import WebhookSettings
+from kassa.webhooks.transport import AddressPolicy
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SQLITE = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -288,3 +293,44 @@ def test_a_request_priced_at_approval_shows_its_preview_and_is_repriced_by_the_a
         assert answer.status_code == 303, answer.text
         shown = c.get(page).text
         assert "Re-priced at approval" in shown and ">approved<" in shown
+
+
+@SQLITE
+def test_webhook_deliveries_are_listed_and_an_event_redelivered(console: Console) -> None:
+    with console.db.transaction() as conn:
+        endpoint, _secret = endpoints.create(
+            conn,
+            url="http://127.0.0.1:9/hook",
+            event_types=(),
+            description="finance hook",
+            customer_account_id=None,
+            actor="test",
+            now=console.clock.now(),
+            policy=AddressPolicy.of(WebhookSettings().with_loopback()),
+        )
+        subject = uuid.uuid4()
+        sent = outbox.record(
+            conn,
+            type="deposit.credited",
+            subject_kind="deposit",
+            subject_id=subject,
+            data={"id": str(subject), "status": "credited"},
+            at=console.clock.now(),
+        )
+        deliveries.dispatch(conn, now=console.clock.now(), limit=10)
+    console.sign_in(console.key("console:read", name="reader"))
+    listed = console.client.get(f"/console/webhooks?endpoint={endpoint.id}").text
+    assert "finance hook" in listed and sent.public_id in listed and "Redeliver" not in listed
+    form = {"csrf": console.csrf(), "event_id": sent.public_id, "endpoint_id": str(endpoint.id)}
+    assert console.client.post("/console/webhooks/redeliver", data=form).status_code == 403
+
+    console.client.cookies.clear()
+    console.sign_in(console.key("payouts:approve", name="erin"))
+    form["csrf"] = console.csrf()
+    answer = console.client.post("/console/webhooks/redeliver", data=form)
+    assert answer.status_code == 303
+    with console.db.transaction() as conn:
+        origins = [d.origin for d in deliveries.listing(conn, event_id=sent.public_id)]
+    assert sorted(origins) == ["event", "redeliver"]
+    form["event_id"] = "evt_nothing"
+    assert console.client.post("/console/webhooks/redeliver", data=form).status_code == 422
