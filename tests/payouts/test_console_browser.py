@@ -231,7 +231,7 @@ def test_operator_approves_a_withdrawal_that_is_then_paid(
     page.get_by_label("State").select_option("confirmed")
     page.get_by_role("button", name="Filter").click()
     row = page.locator("tr", has_text=str(request.id)[:8])
-    assert "confirmed" in row.inner_text()
+    assert "confirmed" in row.inner_text() and tx.txid in row.inner_text()
     _check_page(page, "payouts")
     row.get_by_role("link").first.click()
     assert page.inner_text("#request-state") == "confirmed"

@@ -42,6 +42,7 @@ from kassa.api.context import AppContext, Ctx
 from kassa.api.routes.admin_payouts import (
     AdminPayoutOut,
     PayoutSummaryOut,
+    PayoutTxOut,
     decode_cursor,
     detail_out,
     encode_cursor,
@@ -65,6 +66,8 @@ MAX_REASON = review.MAX_TEXT_LENGTH
 class Page:
     items: list[PayoutSummaryOut]
     next_cursor: str | None
+    transactions: dict[str, list[PayoutTxOut]]
+    """The payout transactions of each listed request (by request id), oldest first."""
 
 
 def _page(
@@ -94,6 +97,10 @@ def _page(
             item.customer_account_id: accounts.get(conn, item.customer_account_id).external_id
             for item in page
         }
+        transactions = {
+            str(item.id): [PayoutTxOut.of(tx) for tx in review.transactions(conn, item.id)]
+            for item in page
+        }
         now = ctx.clock.now(conn)
     return Page(
         [
@@ -101,6 +108,7 @@ def _page(
             for item in page
         ],
         encode_cursor(page[-1]) if more else None,
+        transactions,
     )
 
 
@@ -142,7 +150,7 @@ def payouts_page(
             ctx, status=chosen, external_id=account.strip(), cursor=cursor, oldest_first=False
         )
     except CustomerAccountNotFound:
-        page, error = Page([], None), f"No account with external id {account!r}."
+        page, error = Page([], None, {}), f"No account with external id {account!r}."
     return render(
         request,
         "payouts.html",
