@@ -195,6 +195,10 @@ def test_account_state_change_is_audited_and_needs_the_decision_scope(console: C
     assert answer.headers["location"] == "/console/accounts/42?done=state"
     shown = console.client.get("/console/accounts/42").text
     assert "active → suspended" in shown and "api-key:carol" in shown
+    claim = {"csrf": form["csrf"], "subject": "deposit", "subject_id": str(uuid.uuid4())}
+    claim["reason"] = "never arrived"
+    missing = console.client.post("/console/accounts/42/disputes", data=claim)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
     form["state"] = "no-such-state"
     refused = console.client.post("/console/accounts/42/state", data=form)
     assert refused.status_code == 422 and 'role="alert"' in refused.text

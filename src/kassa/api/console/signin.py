@@ -7,6 +7,7 @@ chose. A wrong key is answered like the API answers it, the same for unknown and
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from fastapi import APIRouter, Request
@@ -28,6 +29,8 @@ from kassa.api.console.web import (
 )
 from kassa.api.context import Ctx
 from kassa.apikeys.errors import Forbidden, Unauthenticated
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -73,14 +76,17 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
         with ctx.database.transaction() as conn:
             now = ctx.clock.now(conn)
             sessions.delete_expired(conn, now)
-            token, _session = sessions.sign_in(
+            token, session = sessions.sign_in(
                 conn, form.get("api_key", ""), form.get("time_zone", ""), now
             )
-            return token
+        # Who signed in, never with what: the key's name, not its secret.
+        log.info("console: %s signed in (session %s)", session.operator, session.id)
+        return token
 
     try:
         token = await run_in_threadpool(work)
     except Unauthenticated:
+        log.warning("console: a sign-in with an invalid API key was refused")
         return _sign_in_page(request, error="That API key is not valid.", status=401)
     except Forbidden as error:
         return _sign_in_page(request, error=error.detail, status=403)
@@ -97,6 +103,7 @@ async def sign_out(request: Request, session: Operator, ctx: Ctx) -> Response:
     def work() -> None:
         with ctx.database.transaction() as conn:
             sessions.sign_out(conn, session.id)
+        log.info("console: %s signed out (session %s)", session.operator, session.id)
 
     await run_in_threadpool(work)
     response = see_other(f"{PREFIX}/sign-in")
