@@ -93,6 +93,8 @@ def create_app(
         webhooks=services.settings.webhook_settings,
     )
     problems.install(app)
+    # Its header middleware first: the guard and the metrics stay outside it.
+    console.install(app)
     app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
     if settings.metrics.enabled:
         # After the guard, so it is outside it and counts the requests the guard refuses too.
@@ -119,6 +121,5 @@ def create_app(
     app.include_router(health.probes)
     event_schemas.install(app)
     docs.install(app)
-    console.install(app)
     openapi.install(app)
     return app
