@@ -10,6 +10,7 @@ tests start one, on a throwaway SQLite data directory and real networks (no loca
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -159,3 +160,21 @@ print(sys.getrecursionlimit())
         [sys.executable, "-c", script], capture_output=True, text=True, env=kassa_env(), check=True
     )
     assert int(result.stdout.strip()) == RECURSION_LIMIT
+
+
+def test_up_prints_the_console_and_the_bootstrap_key_signs_in(server: Server) -> None:
+    printed = server.stdout.read_text() + server.stderr.read_text()
+    assert f"Console: {server.url}/console/" in printed
+    with httpx.Client(base_url=server.url, timeout=10) as browser:
+        form = browser.get("/console/sign-in")
+        assert form.status_code == 200
+        assert "script-src 'self'" in form.headers["content-security-policy"]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        signed = browser.post(
+            "/console/sign-in",
+            data={"csrf": csrf.group(1), "api_key": admin_token(server), "time_zone": "UTC"},
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/console/"
+        overview = browser.get("/console/")
+        assert overview.status_code == 200 and "Review queue" in overview.text

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import docs, event_schemas, metrics, openapi, problems
+from kassa.api import console, docs, event_schemas, metrics, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.routes import (
@@ -93,6 +93,8 @@ def create_app(
         webhooks=services.settings.webhook_settings,
     )
     problems.install(app)
+    # Its header middleware first: the guard and the metrics stay outside it.
+    console.install(app)
     app.add_middleware(RequestGuard, database=db, max_body_bytes=settings.max_body_bytes)
     if settings.metrics.enabled:
         # After the guard, so it is outside it and counts the requests the guard refuses too.

@@ -6,7 +6,9 @@ the row and names the key in listings. Only the SHA-256 of the secret is stored 
 token exists once, in `create_key`'s return value.
 
 Scopes: `accounts:read`, `accounts:write`, `reports:read` (finance: reconciliation and
-reports), `webhooks:manage`, `admin` (admin implies every scope). A key may be bound to one
+reports), `webhooks:manage`, `console:read` (the web console, read-only), `payouts:approve`
+(the console's decisions: approve and reject payouts, change account states, disputes,
+redeliveries), `admin` (admin implies every scope). A key may be bound to one
 customer account; it then sees nothing else. Admin keys cannot be bound: an operator key that is
 confined to one customer would be a contradiction.
 """
@@ -45,6 +47,8 @@ class Scope(StrEnum):
     ACCOUNTS_WRITE = "accounts:write"
     REPORTS_READ = "reports:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    CONSOLE_READ = "console:read"
+    PAYOUTS_APPROVE = "payouts:approve"
     ADMIN = "admin"
 
 

@@ -1,5 +1,6 @@
-"""API keys. Only a SHA-256 of the secret is stored: keys are 256-bit random tokens, so a
-slow password hash would add nothing but latency."""
+"""API keys and the web console's sessions. Only a SHA-256 of a secret is stored: keys and
+session tokens are 256-bit random tokens, so a slow password hash would add nothing but
+latency."""
 
 from __future__ import annotations
 
@@ -26,3 +27,23 @@ api_key = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
 )
+
+console_session = Table(
+    "console_session",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "token_sha256",
+        String(64),
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of the cookie's random token; the token itself is never stored",
+    ),
+    Column("api_key_id", Uuid, ForeignKey("api_key.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False, comment="Sent back in every form"),
+    Column("time_zone", String(64), nullable=False, comment="IANA name the pages show times in"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+"""Operators' web console sessions (`kassa.api.console.sessions`): a row per signed-in browser,
+deleted at sign-out; past ``expires_at`` it no longer signs anyone in."""

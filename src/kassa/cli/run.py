@@ -165,6 +165,7 @@ def up(
             announce_bootstrap_key(token, key_file, interactive=sys.stdout.isatty())
         credential = f"$(cat {shlex.quote(str(key_file))})" if key_file.exists() else "$KASSA_KEY"
         say(f"\nAPI: {url}/v1   docs: {url}/docs")
+        say(f"Console: {url}/console/ (sign in with the bootstrap key, {key_file})")
         say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
         setup_logging()
         stop = threading.Event()
