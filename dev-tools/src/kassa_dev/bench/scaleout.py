@@ -217,17 +217,24 @@ class Nodes:
         )
 
 
-def run(options: Options, progress: Progress, workdir: Path | None = None) -> Result:
+def run(
+    options: Options,
+    progress: Progress,
+    workdir: Path | None = None,
+    nodes: Nodes | None = None,
+) -> Result:
     """One whole run; `workdir` keeps the processes' logs (default: a temporary directory,
-    removed afterwards)."""
+    removed afterwards); `nodes` are running local chains to use (default: fresh ones, stopped
+    afterwards)."""
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(10**6)
     result = Result(seed, options)
     with ExitStack() as stack:
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="kassa-bench-scaleout-"))
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        progress.step("start the local chains (bcoin, ganache, TRON simulator)", 20)
-        nodes = _start_nodes(workdir, stack)
+        if nodes is None:
+            progress.step("start the local chains (bcoin, ganache, TRON simulator)", 20)
+            nodes = _start_nodes(workdir, stack)
         target = stack.enter_context(postgres_target(options.pg_url))
         database = Database(make_engine(target.url, pool_size=2))
         stack.callback(database.dispose)
