@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kassa.chains.network import Chain
@@ -171,7 +171,7 @@ async def _run(child: subprocess.Popen[bytes], relay: tuple[str, int, int] | Non
 
 def _relaying(
     inner: int,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]:
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             node_reader, node_writer = await asyncio.open_connection("127.0.0.1", inner)
