@@ -15,7 +15,7 @@ from kassa.chains.network import Chain
 from kassa.db import Database
 from kassa.deposits.addresses import match_key
 from kassa.deposits.settings import ChainsSettings
-from kassa.deposits.tables import deposit
+from kassa.deposits.tables import deposit, deposit_address
 from kassa.ledger.tables import ledger_transaction
 from kassa.payouts.tables import payout_request
 from kassa_dev.bench._fleet import KASSA
@@ -36,7 +36,8 @@ def _txid(text: str) -> str:
 
 def deposits_credited_once(database: Database, sent: list[SentDeposit]) -> Check:
     """Every faucet transfer is one deposit row, credited once, with one ledger transaction;
-    no deposit row exists that the faucet did not send."""
+    no deposit row exists that the faucet did not send. A transfer whose faucet call never
+    returned (no txid) is matched by address, asset and amount, and said so."""
     with database.transaction() as conn:
         rows = conn.execute(
             select(
@@ -46,7 +47,8 @@ def deposits_credited_once(database: Database, sent: list[SentDeposit]) -> Check
                 deposit.c.status,
                 deposit.c.credit_count,
                 deposit.c.credit_transaction_id,
-            )
+                deposit_address.c.address,
+            ).join(deposit_address, deposit_address.c.id == deposit.c.deposit_address_id)
         ).all()
         booked = {
             row.id
@@ -58,27 +60,44 @@ def deposits_credited_once(database: Database, sent: list[SentDeposit]) -> Check
     for row in rows:
         by_tx.setdefault((_txid(row.txid), row.asset), []).append(row)
     problems = []
-    for item in sent:
-        found = by_tx.get((_txid(item.txid), item.asset), [])
-        if len(found) != 1:
-            problems.append(f"{item.asset} {item.txid}: {len(found)} deposit rows")
-            continue
-        row = found[0]
-        if row.status != "credited" or row.credit_count != 1 or int(row.amount) != item.amount:
-            problems.append(
-                f"{item.asset} {item.txid}: {row.status}, credited {row.credit_count}x, "
-                f"{row.amount} (sent {item.amount})"
-            )
-    extra = len(rows) - len(sent)
-    if extra:
-        problems.append(f"{extra} deposit row(s) the faucet did not send")
+    known = [item for item in sent if item.txid is not None]
+    for item in known:
+        found = by_tx.pop((_txid(item.txid or ""), item.asset), [])
+        problems += _credited_once(item, found)
+    unknown = [item for item in sent if item.txid is None]
+    for item in unknown:
+        found = [
+            row
+            for key, candidates in list(by_tx.items())
+            for row in candidates
+            if row.address == item.address and int(row.amount) == item.amount
+        ][:1]
+        for row in found:
+            by_tx.pop((_txid(row.txid), row.asset), None)
+        if found:
+            problems += _credited_once(item, found)
+    if by_tx:
+        problems.append(f"{len(by_tx)} deposit transaction(s) the faucet did not send")
     credits = {row.credit_transaction_id for row in rows}
-    if credits != booked or len(booked) != len(sent):
-        problems.append(f"{len(booked)} deposit ledger transactions for {len(sent)} deposits")
+    if credits != booked or len(booked) != len(rows):
+        problems.append(f"{len(booked)} deposit ledger transactions for {len(rows)} deposits")
     detail = "; ".join(problems[:5]) or (
         f"{len(sent)} sent, {len(rows)} rows, {len(booked)} ledger credits"
+        + (f" ({len(unknown)} faucet call(s) that never returned)" if unknown else "")
     )
     return Check("every deposit credited exactly once", not problems, detail)
+
+
+def _credited_once(item: SentDeposit, found: list[Any]) -> list[str]:
+    if len(found) != 1:
+        return [f"{item.asset} {item.txid}: {len(found)} deposit rows"]
+    row = found[0]
+    if row.status != "credited" or row.credit_count != 1 or int(row.amount) != item.amount:
+        return [
+            f"{item.asset} {item.txid}: {row.status}, credited {row.credit_count}x, "
+            f"{row.amount} (sent {item.amount})"
+        ]
+    return []
 
 
 def payouts_paid_once(

@@ -51,7 +51,8 @@ class SentDeposit:
     address: str
     amount: int
     """Minor units."""
-    txid: str
+    txid: str | None
+    """None while the faucet's call has not returned (the transfer may be on chain already)."""
 
 
 @dataclass(slots=True)
@@ -162,8 +163,10 @@ class Load:
         external = f"scale-{(turn // len(DEPOSITS) + turn) % self.accounts}"
         address = self.addresses[external, chain]
         money = Money.parse(amount, asset(code))
+        # Recorded before the call: a call that fails or never returns may still have paid.
+        self.deposits.append(SentDeposit(chain, code, address, money.amount, None))
         txid = self.faucets[chain].fund(address, money)
-        self.deposits.append(SentDeposit(chain, code, address, money.amount, txid))
+        self.deposits[-1] = SentDeposit(chain, code, address, money.amount, txid)
 
     def _spend(self) -> None:
         external = f"scale-{self.rng.randrange(self.accounts)}"

@@ -82,7 +82,12 @@ from kassa_dev.devnet.testing import (
 ROLES = ("api", "worker", "payout-worker", "watch-btc", "watch-eth", "watch-tron")
 POLL_SECONDS = 0.5
 """Watchers' and payout workers' poll interval in the run."""
-BTC_BLOCK_SECONDS = 1.0
+BLOCK_SECONDS = 1.0
+"""Seconds between BTC blocks (the harness mines them)."""
+ETH_BLOCK_SECONDS = 1
+"""ganache mines on this timer, not per transaction: in instamine mode, under this load, it
+once kept a payout's transaction and a faucet transfer pending for good (sends hung, the next
+blocks came empty), which a timed miner has not done."""
 LEASE_WATCH_SECONDS = 0.2
 PROGRESS_SECONDS = 10.0
 READY_SECONDS = 180.0
@@ -253,7 +258,7 @@ def run(
 
 def _start_nodes(workdir: Path, stack: ExitStack) -> Nodes:
     btc = stack.enter_context(start_bitcoin_node(workdir / "btc"))
-    eth = stack.enter_context(start_ganache_node(workdir / "eth"))
+    eth = stack.enter_context(start_ganache_node(workdir / "eth", block_time=ETH_BLOCK_SECONDS))
     tron = stack.enter_context(start_tron_node(workdir / "tron"))
     return Nodes(btc, eth, tron)
 
@@ -529,10 +534,10 @@ def _answers(port: int) -> bool:
 
 
 def _mine(node: BitcoinNode, stop: threading.Event) -> None:
-    """A BTC block every `BTC_BLOCK_SECONDS` (bcoin regtest mines only when asked)."""
+    """A BTC block every `BLOCK_SECONDS` (bcoin regtest mines only when asked)."""
     rpc = node.rpc()
     address = node.faucet_key.address
-    while not stop.wait(BTC_BLOCK_SECONDS):
+    while not stop.wait(BLOCK_SECONDS):
         try:
             rpc.generate(1, address)
         except Exception as error:  # the run goes on; a missing block only slows it down
