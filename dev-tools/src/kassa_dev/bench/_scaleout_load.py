@@ -16,8 +16,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -147,15 +149,16 @@ class Load:
         turn = 0
         next_deposit = time.monotonic()
         while not stop.is_set():
-            try:
-                if time.monotonic() >= next_deposit:
-                    self._deposit(turn)
-                    turn += 1
-                    next_deposit += self.deposit_every
-                self._spend()
-                self.approve()
-            except Exception as error:  # recorded for the report; the load goes on
-                self.errors.append(f"{type(error).__name__}: {error}")
+            steps: list[Callable[[], object]] = [self._spend, self.approve]
+            if time.monotonic() >= next_deposit:
+                steps.insert(0, partial(self._deposit, turn))
+                turn += 1
+                next_deposit += self.deposit_every
+            for step in steps:
+                try:
+                    step()
+                except Exception as error:  # recorded for the report; the load goes on
+                    self.errors.append(f"{type(error).__name__}: {error}")
             stop.wait(0.2)
 
     def _deposit(self, turn: int) -> None:
