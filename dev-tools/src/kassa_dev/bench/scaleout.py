@@ -29,6 +29,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -58,7 +59,7 @@ from kassa.payouts.tables import payout_request
 from kassa.wiring import Services
 from kassa_dev.bench._args import at_least
 from kassa_dev.bench._databases import DEFAULT_PG_ADMIN_URL, postgres_target
-from kassa_dev.bench._fleet import Fleet, Instance
+from kassa_dev.bench._fleet import KASSA, Fleet, Instance
 from kassa_dev.bench._payouts_run import chain_tip, close_client
 from kassa_dev.bench._progress import Progress, clock_text
 from kassa_dev.bench._scaleout_checks import (
@@ -301,10 +302,6 @@ def _signer_env(workdir: Path) -> dict[str, str]:
 def _prepare(env: dict[str, str], database: Database, nodes: Nodes, workdir: Path) -> str:
     """`kassa migrate` (a process, as deployed), then what an operator does once: an admin
     key, a first rate refresh, and the hot wallets' key files funded by the faucet."""
-    import subprocess
-
-    from kassa_dev.bench._fleet import KASSA
-
     subprocess.run([str(KASSA), "migrate"], env=env, check=True, capture_output=True)  # noqa: S603
     with database.transaction() as conn:
         created = apikeys.ensure_bootstrap_admin(conn, DatabaseClock().now(conn))
