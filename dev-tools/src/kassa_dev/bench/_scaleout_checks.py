@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,19 +57,32 @@ def deposits_credited_once(database: Database, sent: list[SentDeposit]) -> Check
                 select(ledger_transaction.c.id).where(ledger_transaction.c.kind == "deposit")
             )
         }
+    problems = deposit_problems(sent, rows, booked)
+    unknown = sum(item.txid is None for item in sent)
+    detail = "; ".join(problems[:5]) or (
+        f"{len(sent)} sent, {len(rows)} rows, {len(booked)} ledger credits"
+        + (f" ({unknown} faucet call(s) that never returned)" if unknown else "")
+    )
+    return Check("every deposit credited exactly once", not problems, detail)
+
+
+def deposit_problems(sent: list[SentDeposit], rows: Sequence[Any], booked: set[Any]) -> list[str]:
+    """What is wrong with the deposit rows (txid, asset, amount, status, credit_count,
+    credit_transaction_id, address) and the ids of the ``deposit`` ledger transactions, given
+    what the faucet sent; nothing when each transfer was credited exactly once."""
     by_tx: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
         by_tx.setdefault((_txid(row.txid), row.asset), []).append(row)
     problems = []
-    known = [item for item in sent if item.txid is not None]
-    for item in known:
-        found = by_tx.pop((_txid(item.txid or ""), item.asset), [])
-        problems += _credited_once(item, found)
-    unknown = [item for item in sent if item.txid is None]
-    for item in unknown:
+    for item in sent:
+        if item.txid is not None:
+            problems += _credited_once(item, by_tx.pop((_txid(item.txid), item.asset), []))
+    for item in sent:
+        if item.txid is not None:
+            continue
         found = [
             row
-            for key, candidates in list(by_tx.items())
+            for candidates in by_tx.values()
             for row in candidates
             if row.address == item.address and int(row.amount) == item.amount
         ][:1]
@@ -81,11 +95,7 @@ def deposits_credited_once(database: Database, sent: list[SentDeposit]) -> Check
     credits = {row.credit_transaction_id for row in rows}
     if credits != booked or len(booked) != len(rows):
         problems.append(f"{len(booked)} deposit ledger transactions for {len(rows)} deposits")
-    detail = "; ".join(problems[:5]) or (
-        f"{len(sent)} sent, {len(rows)} rows, {len(booked)} ledger credits"
-        + (f" ({len(unknown)} faucet call(s) that never returned)" if unknown else "")
-    )
-    return Check("every deposit credited exactly once", not problems, detail)
+    return problems
 
 
 def _credited_once(item: SentDeposit, found: list[Any]) -> list[str]:
@@ -125,16 +135,25 @@ def payouts_paid_once(
         problems.append(f"{len(ids)} requested: {dict(statuses)}")
     for chain in Chain:
         mine = [row for row in rows if row.asset in ASSETS_OF_CHAIN[chain]]
-        if not mine:
-            continue
-        paid = paid_on_chain(chains, chain, start_heights[chain], [row.destination for row in mine])
-        for row in mine:
-            key = match_key(chain, row.destination)
-            amounts = paid.get((key, row.asset), [])
-            if amounts != [int(row.net_native)]:
-                problems.append(f"{row.id} ({row.asset}): on chain {amounts}, net {row.net_native}")
+        if mine:
+            destinations = [row.destination for row in mine]
+            paid = paid_on_chain(chains, chain, start_heights[chain], destinations)
+            problems += payout_problems(chain, mine, paid)
     detail = "; ".join(problems[:5]) or f"{len(ids)} confirmed, each once on chain"
     return Check("every payout paid exactly once on chain", not problems, detail)
+
+
+def payout_problems(
+    chain: Chain, rows: Sequence[Any], paid: dict[tuple[str, str], list[int]]
+) -> list[str]:
+    """Each payout row (id, asset, destination, net_native) against what the chain shows paid
+    to its destination: exactly one transfer of the net amount, or a problem."""
+    problems = []
+    for row in rows:
+        amounts = paid.get((match_key(chain, row.destination), row.asset), [])
+        if amounts != [int(row.net_native)]:
+            problems.append(f"{row.id} ({row.asset}): on chain {amounts}, net {row.net_native}")
+    return problems
 
 
 def doctor(env: dict[str, str]) -> Check:
