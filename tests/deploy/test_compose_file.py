@@ -66,7 +66,10 @@ def compose() -> dict[str, Any]:
 
 def test_the_services_and_their_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == KASSA_SERVICES | {"postgres"}
+    # docker-compose 1.29's `config` lists every profile's services; the devnet profile's are
+    # checked below.
+    always = {name for name, service in services.items() if "profiles" not in service}
+    assert always == KASSA_SERVICES | {"postgres"}
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     for name in KASSA_SERVICES:
@@ -325,3 +328,137 @@ def _wait_healthy(started: list[Service], db_url: str, port: int) -> None:
         time.sleep(0.2)
     logs = "\n".join(f"--- {service.name}\n{service.output()}" for service in started)
     pytest.fail(f"not healthy within {HEALTHY_WITHIN_SECONDS} s: {missing}\n{logs}")
+
+
+# --------------------------------------------------------------------------- devnet profile
+
+DEVNET_SERVICES = {"devnet-btc", "devnet-eth", "devnet-tron"}
+DEVNET_CHAINS = {"devnet-btc": "btc", "devnet-eth": "eth", "devnet-tron": "tron"}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def devnet_compose() -> dict[str, Any]:
+    """The file with the `devnet` profile on and .env.devnet as its env file (README)."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.fail("docker-compose is missing: run ./dev setup (apt-get install docker-compose)")
+    command = [tool, "--env-file", ".env.devnet", "-f", "docker-compose.yml"]
+    command += ["--profile", "devnet", "config"]
+    env = {**os.environ, "ENV_FILE": ".env.devnet"}
+    done = subprocess.run(  # noqa: S603
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def _serve_argv(service: dict[str, Any]) -> list[str]:
+    return [str(arg) for arg in service["command"]]
+
+
+def test_the_devnet_profile_adds_the_local_chains(devnet_compose: dict[str, Any]) -> None:
+    services = devnet_compose["services"]
+    assert set(services) == KASSA_SERVICES | {"postgres"} | DEVNET_SERVICES
+    devnet_group = typer.main.get_command(app).commands["devnet"]  # type: ignore[attr-defined]
+    serve = devnet_group.commands["serve"]
+    for name, chain in DEVNET_CHAINS.items():
+        service = services[name]
+        assert service["profiles"] == ["devnet"], name
+        assert service["build"]["dockerfile"] == "deploy/devnet/Dockerfile", name
+        assert service["image"] == "kassa-devnet:local", name
+        argv = _serve_argv(service)
+        assert argv[:2] == ["devnet", "serve"], name
+        serve.make_context("serve", argv[2:])  # the options parse
+        assert argv[argv.index("--chain") + 1] == chain
+        assert argv[argv.index("--host") + 1] == "0.0.0.0"  # noqa: S104 - other containers
+    for name in KASSA_SERVICES:
+        assert "profiles" not in services[name], name
+    # Kassa's services reach each chain by its service name and port.
+    env = services["watch-btc"]["environment"]
+    for key, name in (
+        ("KASSA_CHAINS__BTC__RPC_URL", "devnet-btc"),
+        ("KASSA_CHAINS__ETH__RPC_URL", "devnet-eth"),
+        ("KASSA_CHAINS__TRON__API_URL", "devnet-tron"),
+    ):
+        argv = _serve_argv(services[name])
+        assert env[key] == f"http://{name}:{argv[argv.index('--port') + 1]}", key
+    key = services["devnet-btc"]["environment"]["KASSA_CHAINS__BTC__RPC_API_KEY"]
+    assert key == env["KASSA_CHAINS__BTC__RPC_API_KEY"]
+    dockerfile = (ROOT / "deploy" / "devnet" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM node:20", dockerfile, re.MULTILINE)
+    assert "npm ci" in dockerfile
+    assert "uv sync --frozen --no-dev --package kassa-dev" in dockerfile
+
+
+def test_env_devnet_names_real_settings() -> None:
+    names = set(_env_file(ROOT / ".env.devnet")) - {"POSTGRES_PASSWORD"}
+    assert names
+    for name in names:
+        model: type[BaseModel] = Settings
+        for part in name.removeprefix("KASSA_").lower().split("__"):
+            assert part in model.model_fields, name
+            annotation = model.model_fields[part].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+
+
+@pytest.mark.slow
+@pytest.mark.chain
+def test_the_devnet_services_run_from_their_command_lines(
+    devnet_compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each devnet service's command as a local process (loopback, a free port, a temporary
+    state directory): the chains answer as .env.devnet tells Kassa they will."""
+    from kassa_dev.devnet import bitcoin, ganache, tron_node
+
+    services = devnet_compose["services"]
+    promised = _env_file(ROOT / ".env.devnet")
+    ports: dict[str, int] = {}
+    started: list[Service] = []
+    try:
+        for name in sorted(DEVNET_SERVICES):
+            argv = [str(KASSA), *_serve_argv(services[name])]
+            argv[argv.index("--host") + 1] = "127.0.0.1"
+            ports[name] = free_port()
+            argv[argv.index("--port") + 1] = str(ports[name])
+            argv[argv.index("--state-dir") + 1] = str(tmp_path / name)
+            log = tmp_path / f"{name}.log"
+            env = {key: value for key, value in os.environ.items() if not key.startswith("KASSA_")}
+            env |= {key: str(value) for key, value in services[name].get("environment", {}).items()}
+            with log.open("wb") as out:
+                process = subprocess.Popen(  # noqa: S603 - our own console script
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+                )
+            started.append(Service(name, process, log))
+        deadline = time.monotonic() + 120
+        while not all("ready on" in service.output() for service in started):
+            for service in started:
+                service.check_alive()
+            assert time.monotonic() < deadline, [s.output()[-2000:] for s in started]
+            time.sleep(0.5)
+        eth = ganache.web3_for(f"http://127.0.0.1:{ports['devnet-eth']}")
+        assert eth.eth.get_code(promised["KASSA_CHAINS__ETH__USDT_CONTRACT"])  # type: ignore[arg-type]
+        tron = tron_node.debug_info(f"http://127.0.0.1:{ports['devnet-tron']}")
+        assert tron.usdt_contract == promised["KASSA_CHAINS__TRON__USDT_CONTRACT"]
+        btc = bitcoin.BitcoinRpc(
+            f"http://127.0.0.1:{ports['devnet-btc']}", promised["KASSA_CHAINS__BTC__RPC_API_KEY"]
+        )
+        assert btc.height() >= bitcoin.SETUP_BLOCKS  # the faucet's coins, through the relay
+    finally:
+        for service in started:
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in started:
+            try:
+                service.process.wait(30)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait(5)
+    assert {s.name: s.process.returncode for s in started} == dict.fromkeys(DEVNET_SERVICES, 0)

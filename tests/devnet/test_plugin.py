@@ -48,11 +48,11 @@ def test_load_plugins_adds_the_groups_to_a_host_app() -> None:
     runner = CliRunner()
     devnet = runner.invoke(app, ["devnet", "--help"])
     assert devnet.exit_code == 0, devnet.output
-    for command in ("up", "status", "down", "fund"):
+    for command in ("up", "status", "down", "fund", "serve"):
         assert command in devnet.output
     bench = runner.invoke(app, ["bench", "--help"])
     assert bench.exit_code == 0, bench.output
-    for command in ("ledger", "watchers", "payouts"):
+    for command in ("ledger", "watchers", "payouts", "scaleout"):
         assert command in bench.output
 
 

@@ -5,6 +5,8 @@
     kassa devnet down     stop every devnet process (by pid)
     kassa devnet fund ADDRESS AMOUNT ASSET
                           pay ADDRESS from the devnet faucet; prints the txid
+    kassa devnet serve --chain X [--host H] [--port P] [--state-dir D]
+                          one chain in the foreground (the compose file's devnet profile)
     kassa devnet rates set SYMBOL USD
                           move the market: SYMBOL's static rate from now on, while Kassa runs
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from kassa.chains.network import Chain
 from kassa.money import ASSETS, AssetCode, Money, MoneyError
 from kassa_dev.devnet.settings import DevnetSettings
 
@@ -126,6 +129,46 @@ def up(
     if endpoints.tron_url:
         typer.echo(f"tron      {endpoints.tron_url}")
     typer.echo(f"state     {devnet.run_dir}")
+
+
+@devnet_app.command()
+def serve(
+    chain: Annotated[Chain, typer.Option("--chain", help="The chain to run")],
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: the devnet's port of the chain)")
+    ] = None,
+    state_dir: Annotated[Path, typer.Option(help="Where the chain is kept across restarts")] = Path(
+        "devnet-state"
+    ),
+    block_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between blocks (default: as `kassa devnet up` paces them)"),
+    ] = None,
+) -> None:
+    """Run one chain in the foreground until stopped (for a container; see
+    kassa_dev.devnet.serve)."""
+    from kassa_dev.devnet.processes import ProcessError
+    from kassa_dev.devnet.serve import ServeError
+    from kassa_dev.devnet.serve import serve as run
+    from kassa_dev.devnet.tools import ChainToolsError
+
+    ports = {Chain.ETH: _DEFAULTS.eth_port, Chain.BTC: _DEFAULTS.btc_port}
+    paces = {Chain.ETH: _DEFAULTS.eth_block_time, Chain.BTC: _DEFAULTS.btc_block_interval}
+    chosen = port if port is not None else ports.get(chain, _DEFAULTS.tron_port)
+    pace = block_interval if block_interval is not None else paces.get(chain)
+    try:
+        code = run(
+            chain,
+            host,
+            chosen,
+            state_dir,
+            _say,
+            block_interval=_DEFAULTS.tron_block_interval if pace is None else pace,
+        )
+    except (ServeError, ChainToolsError, ProcessError) as error:
+        _fail(str(error))
+    raise typer.Exit(code)
 
 
 @devnet_app.command()

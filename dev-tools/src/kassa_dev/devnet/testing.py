@@ -133,13 +133,14 @@ def _on_free_port(start: Callable[[int], _R]) -> _R:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def start_ganache_node(workdir: Path) -> GanacheNode:
-    """ganache with instamine and TestUSDT deployed (1e12 USDT minted to account 0)."""
+def start_ganache_node(workdir: Path, *, block_time: int | None = None) -> GanacheNode:
+    """ganache with TestUSDT deployed (1e12 USDT minted to account 0); instamine, or a block
+    every `block_time` seconds."""
     ensure_chain_tools()
     manager = ProcessManager(workdir / "ganache")
 
     def start(port: int) -> ProcessRecord:
-        return ganache.start_ganache(manager, port=port)
+        return ganache.start_ganache(manager, port=port, block_time=block_time)
 
     record = _on_free_port(start)
     url = f"http://127.0.0.1:{record.port}"
