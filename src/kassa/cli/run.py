@@ -64,7 +64,7 @@ def serve(
     settings = settings_of(ctx, host=host, port=port)
     with database_of(settings) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         _serve(_services(settings, database))
 
 
@@ -75,7 +75,7 @@ def worker(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     with database_of(settings, pool_size=2) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         stop = threading.Event()
         stop_on_signals(stop)
         run_worker(settings, stop, database=database, clock=_clock(settings))
@@ -90,7 +90,7 @@ def payout_worker(
     settings = _on_devnet(settings_of(ctx), hot_wallets=True)
     with database_of(settings, pool_size=3) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         worker, skipped = _services(settings, database).payout_worker(worker_id=name)
         for chain, reason in skipped.items():
             say(f"not paying out on {chain}: {reason}")
@@ -123,7 +123,7 @@ def watch(
         fail(f"deposits on {chain.display_name} are disabled ([chains.{chain}] enabled = false)")
     with database_of(settings, pool_size=3) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         try:
             watcher = _services(settings, database).watcher(chain)
         except ChainNotConfigured as error:
@@ -166,7 +166,7 @@ def up(
         credential = f"$(cat {shlex.quote(str(key_file))})" if key_file.exists() else "$KASSA_KEY"
         say(f"\nAPI: {url}/v1   docs: {url}/docs")
         say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
-        setup_logging()
+        setup_logging(settings)
         stop = threading.Event()
         # uvicorn re-raises the signal that stopped it once it has shut down; with this handler
         # in place that ends the worker gracefully instead of killing the process mid-sweep.
@@ -287,4 +287,10 @@ def _serve(services: Services) -> None:
     from kassa.api import create_app
 
     settings = services.settings
-    uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
+    # log_config=None: uvicorn's loggers write through the handler `setup_logging` installed.
+    uvicorn.run(
+        create_app(settings, services=services),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+    )

@@ -41,6 +41,7 @@ from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import Side
 from kassa.pricing.service import PricingService
+from kassa.telemetry.logs import bound
 
 log = logging.getLogger(__name__)
 
@@ -459,25 +460,26 @@ class Watcher:
                 continue
             if current.block_hash is None:
                 continue
-            with self.database.transaction() as conn:
-                credited = records.credit(
-                    conn,
-                    current.id,
-                    lock,
-                    expected_block_hash=current.block_hash,
-                    confirmations=confirmations,
-                    now=self.clock.now(conn),
-                )
-            if credited is not None:
-                report.credited.append(credited.id)
-                log.info(
-                    "credited %s deposit %s:%s (%s) for $%s",
-                    current.asset,
-                    current.txid,
-                    current.position,
-                    current.money.format(),
-                    Money(credited.usd_amount or 0, USD).format(),
-                )
+            with bound(deposit=current.id):
+                with self.database.transaction() as conn:
+                    credited = records.credit(
+                        conn,
+                        current.id,
+                        lock,
+                        expected_block_hash=current.block_hash,
+                        confirmations=confirmations,
+                        now=self.clock.now(conn),
+                    )
+                if credited is not None:
+                    report.credited.append(credited.id)
+                    log.info(
+                        "credited %s deposit %s:%s (%s) for $%s",
+                        current.asset,
+                        current.txid,
+                        current.position,
+                        current.money.format(),
+                        Money(credited.usd_amount or 0, USD).format(),
+                    )
 
     # ------------------------------------------------------------------ loop
 

@@ -36,6 +36,7 @@ from kassa.payouts.worker.settlement import fail_unsent
 from kassa.payouts.worker.signing import sign_and_store
 from kassa.pricing.errors import NoRate
 from kassa.pricing.service import PricingService
+from kassa.telemetry.logs import bound
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def execute_approved(
             if not batch:
                 continue
             try:
-                _execute(ctx, pricing, rail, batch, report)
+                with bound(payout=",".join(str(job.id) for job in batch)):
+                    _execute(ctx, pricing, rail, batch, report)
             except Exception as error:  # the claim lapses; the next round tries again
                 log.exception("payouts %s could not be executed", [j.id for j in batch])
                 report.errors.append(
