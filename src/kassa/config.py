@@ -40,6 +40,14 @@ class MetricsSettings(BaseModel):
         description="When set, a scrape must send 'Authorization: Bearer <token>'; unset, "
         "/metrics is open to whoever reaches the port",
     )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`kassa worker`, `kassa watch` and `kassa payout-worker` serve their own "
+        "metrics at GET /metrics on this port (on `host`); unset, they serve none "
+        "(`--metrics-port` sets it per command)",
+    )
 
 
 class LoggingSettings(BaseModel):
@@ -111,7 +119,8 @@ class Settings(BaseSettings):
     )
     metrics: MetricsSettings = Field(
         default_factory=MetricsSettings,
-        description="Prometheus metrics at GET /metrics ([metrics]: enabled, token)",
+        description="Prometheus metrics at GET /metrics ([metrics]: enabled, token, and the "
+        "worker processes' port)",
     )
     logging: LoggingSettings = Field(
         default_factory=LoggingSettings,

@@ -101,6 +101,27 @@ def setup_logging(settings: Settings) -> None:
     configure(settings.logging.format, settings.logging.level)
 
 
+@contextmanager
+def metrics_served(settings: Settings, port: int | None) -> Iterator[None]:
+    """A worker process's metrics listener (`kassa.telemetry.metrics`) while the block runs, on
+    ``--metrics-port`` or else ``[metrics] port``; none when neither is set or metrics are off."""
+    chosen = port or settings.metrics.port
+    if chosen is None or not settings.metrics.enabled:
+        yield
+        return
+    from kassa.telemetry.metrics import serve
+
+    try:
+        server = serve(settings.host, chosen, settings.metrics.token)
+    except OSError as error:
+        fail(f"cannot serve metrics on {settings.host}:{chosen}: {error}")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def stop_on_signals(stop: threading.Event) -> None:
     """SIGINT and SIGTERM set `stop`, so loops finish their step instead of dying mid-way."""
 

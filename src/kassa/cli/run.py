@@ -25,6 +25,7 @@ from kassa.chains.network import Chain
 from kassa.cli._common import (
     database_of,
     fail,
+    metrics_served,
     require_head,
     say,
     settings_of,
@@ -41,6 +42,17 @@ if TYPE_CHECKING:
     from kassa.wiring import Services
 
 BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this process's metrics at GET /metrics on this port (default: "
+        "[metrics] port; unset, none)",
+    ),
+]
 
 
 def migrate(ctx: typer.Context) -> None:
@@ -68,8 +80,9 @@ def serve(
         _serve(_services(settings, database))
 
 
-def worker(ctx: typer.Context) -> None:
-    """Run the hold-expiry worker loop only (does not migrate)."""
+def worker(ctx: typer.Context, metrics_port: MetricsPort = None) -> None:
+    """Run the worker loops (holds, rates, webhooks, daily report and reconciliation; does
+    not migrate)."""
     from kassa.worker import run_worker
 
     settings = settings_of(ctx)
@@ -78,13 +91,15 @@ def worker(ctx: typer.Context) -> None:
         setup_logging(settings)
         stop = threading.Event()
         stop_on_signals(stop)
-        run_worker(settings, stop, database=database, clock=_clock(settings))
+        with metrics_served(settings, metrics_port):
+            run_worker(settings, stop, database=database, clock=_clock(settings))
 
 
 def payout_worker(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option(help="Run one round, print it, and stop")] = False,
     name: Annotated[str | None, typer.Option(help="Worker id (leases name it)")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the payout worker only: sign, broadcast and settle approved payouts."""
     settings = _on_devnet(settings_of(ctx), hot_wallets=True)
@@ -107,12 +122,14 @@ def payout_worker(
             return
         stop = threading.Event()
         stop_on_signals(stop)
-        worker.run_forever(stop)
+        with metrics_served(settings, metrics_port):
+            worker.run_forever(stop)
 
 
 def watch(
     ctx: typer.Context,
     chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
     from kassa.deposits.runtime import ChainNotConfigured
@@ -131,7 +148,8 @@ def watch(
         stop = threading.Event()
         stop_on_signals(stop)
         try:
-            watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
+            with metrics_served(settings, metrics_port):
+                watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
         except DeepReorg as error:
             fail(error.detail)
 

@@ -42,6 +42,7 @@ from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import Side
 from kassa.pricing.service import PricingService
 from kassa.telemetry.logs import bound
+from kassa.telemetry.metrics import timed_round
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +495,8 @@ class Watcher:
         try:
             while not stop.is_set():
                 try:
-                    report = self.tick()
+                    with timed_round(f"watch_{self.chain}", expected=(WatcherBusy,)):
+                        report = self.tick()
                 except WatcherBusy as exc:
                     log.info("%s", exc.detail)
                 except DeepReorg as exc:

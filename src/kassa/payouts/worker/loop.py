@@ -47,6 +47,7 @@ from kassa.payouts.worker import execution, inflight
 from kassa.payouts.worker.context import WorkerContext, crash_point_from_env
 from kassa.payouts.worker.report import RoundReport
 from kassa.pricing.service import PricingService
+from kassa.telemetry.metrics import timed_round
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,10 @@ class PayoutWorker:
         interval = self.settings.worker.poll_interval_seconds
         while not stop.is_set():
             try:
-                report = self.run_once()
+                with timed_round("payout_round") as this_round:
+                    report = self.run_once()
+                    if report.errors:
+                        this_round.failed()
             except Exception:  # a round must never kill the worker; the next one retries
                 log.exception("payout round failed")
                 report = RoundReport()
