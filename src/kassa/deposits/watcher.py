@@ -248,7 +248,9 @@ class Watcher:
 
     # ------------------------------------------------------------------ one tick
 
-    def tick(self) -> TickReport:
+    def tick(self, stop: threading.Event | None = None) -> TickReport:
+        """One tick; once ``stop`` is set it scans no further block (a catch-up of many
+        blocks would otherwise hold a stopping watcher, and its lease, until it is done)."""
         report = TickReport()
         head = self.scanner.head()
         report.head = head.height
@@ -266,6 +268,8 @@ class Watcher:
         height = cp.height + 1
         tip_hash = cp.block_hash
         while height <= head.height and report.scanned < self.config.max_blocks_per_tick:
+            if stop is not None and stop.is_set():
+                break
             block = self.scanner.block(height, self._watched_keys)
             if tip_hash and block.parent_hash != tip_hash:
                 log.warning(
@@ -496,7 +500,7 @@ class Watcher:
             while not stop.is_set():
                 try:
                     with timed_round(f"watch_{self.chain}", expected=(WatcherBusy,)):
-                        report = self.tick()
+                        report = self.tick(stop)
                 except WatcherBusy as exc:
                     log.info("%s", exc.detail)
                 except DeepReorg as exc:

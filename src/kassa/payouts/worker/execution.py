@@ -14,6 +14,7 @@ is logged and the claim lapses, so the next round tries again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -46,7 +47,12 @@ def execute_approved(
     pricing: PricingService,
     rails: Mapping[Chain, Rail],
     report: RoundReport,
+    stop: threading.Event | None = None,
 ) -> None:
+    """Claim and pay; once ``stop`` is set, start no further batch (their claims stay until
+    the worker releases them on its way out)."""
+    if stop is not None and stop.is_set():
+        return
     jobs = claims.claim(ctx)
     if not jobs:
         return
@@ -61,6 +67,8 @@ def execute_approved(
             )
             continue
         for batch in _batches(ctx, rail, group):
+            if stop is not None and stop.is_set():
+                return
             batch = claims.renew(ctx, batch)
             if not batch:
                 continue
