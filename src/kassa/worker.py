@@ -5,7 +5,9 @@ and writing yesterday's activity report into the data directory (`kassa.reports.
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
 The loops survive errors: they log them and try again at the next tick, because a worker that
-dies silently leaves funds reserved forever and rates going stale.
+dies silently leaves funds reserved forever and rates going stale. Each round is timed and a
+failed one counted (`kassa.telemetry.metrics`), so a loop that keeps failing shows in the
+process's metrics and fires ``KassaWorkerRoundErrors``.
 """
 
 from __future__ import annotations
