@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
@@ -39,6 +39,29 @@ class MetricsSettings(BaseModel):
         min_length=16,
         description="When set, a scrape must send 'Authorization: Bearer <token>'; unset, "
         "/metrics is open to whoever reaches the port",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`kassa worker`, `kassa watch` and `kassa payout-worker` serve their own "
+        "metrics at GET /metrics on this port (on `host`); unset, they serve none "
+        "(`--metrics-port` sets it per command)",
+    )
+
+
+class LoggingSettings(BaseModel):
+    """``[logging]``: how the processes write their log lines (docs/operations.md, Logs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line each; json: one JSON object a line (time, level, "
+        "logger, message and the request, payout, deposit or account it is about)",
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The least severe level written"
     )
 
 
@@ -96,7 +119,12 @@ class Settings(BaseSettings):
     )
     metrics: MetricsSettings = Field(
         default_factory=MetricsSettings,
-        description="Prometheus metrics at GET /metrics ([metrics]: enabled, token)",
+        description="Prometheus metrics at GET /metrics ([metrics]: enabled, token, and the "
+        "worker processes' port)",
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings,
+        description="Log lines ([logging]: format text or json, level)",
     )
     max_body_bytes: int = Field(
         default=1_048_576,

@@ -5,7 +5,9 @@ and writing yesterday's activity report into the data directory (`kassa.reports.
 Each loop runs in its own thread on its own interval. Each batch of expiries is its own short
 transaction, so a large backlog never holds one long transaction (or SQLite's writer lock) open.
 The loops survive errors: they log them and try again at the next tick, because a worker that
-dies silently leaves funds reserved forever and rates going stale.
+dies silently leaves funds reserved forever and rates going stale. Each round is timed and a
+failed one counted (`kassa.telemetry.metrics`), so a loop that keeps failing shows in the
+process's metrics and fires ``KassaWorkerRoundErrors``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kassa.ledger.holds import expire_due_holds
 from kassa.pricing.service import PricingService
 from kassa.reports.daily import write_daily_activity
 from kassa.spending import activations
+from kassa.telemetry.metrics import timed_round
 from kassa.webhooks.runtime import start_senders
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,8 @@ def sweep_forever(
     log.info("hold-expiry worker started (every %ss)", interval_seconds)
     while not stop.is_set():
         try:
-            count = sweep_expired_holds(database, clock)
+            with timed_round("hold_sweep"):
+                count = sweep_expired_holds(database, clock)
         except Exception:
             log.exception("hold sweep failed; retrying in %ss", interval_seconds)
         else:
@@ -74,7 +78,8 @@ def refresh_rates_forever(
     log.info("rate refresher started (every %ss)", interval_seconds)
     while not stop.is_set():
         try:
-            result = pricing.refresh()
+            with timed_round("rate_refresh"):
+                result = pricing.refresh()
         except Exception:
             log.exception("rate refresh failed; retrying in %ss", interval_seconds)
         else:
@@ -104,14 +109,15 @@ def reconcile_daily_forever(
     # stopped at once (a restart, a short job) does not begin a long run.
     while not stop.wait(config.check_interval_seconds):
         try:
-            with database.transaction() as conn:
-                now = clock.now(conn)
-            written = run_if_due(
-                lambda: reconciler_for(settings.chains, database, clock, progress),
-                settings.data_dir,
-                now,
-                config.at,
-            )
+            with timed_round("reconciliation"):
+                with database.transaction() as conn:
+                    now = clock.now(conn)
+                written = run_if_due(
+                    lambda: reconciler_for(settings.chains, database, clock, progress),
+                    settings.data_dir,
+                    now,
+                    config.at,
+                )
         except Exception:
             log.exception(
                 "daily reconciliation failed; retrying in %ss", config.check_interval_seconds
@@ -133,7 +139,8 @@ def daily_reports_forever(
     log.info("daily report writer started (every %ss, days in %s)", interval, zone.key)
     while not stop.is_set():
         try:
-            done = write_daily_activity(database, clock, settings.data_dir, zone)
+            with timed_round("daily_report"):
+                done = write_daily_activity(database, clock, settings.data_dir, zone)
         except Exception:
             log.exception("daily report failed; retrying in %ss", interval)
         else:

@@ -70,6 +70,7 @@ def test_the_services_and_their_commands(compose: dict[str, Any]) -> None:
     # checked below.
     always = {name for name, service in services.items() if "profiles" not in service}
     assert always == KASSA_SERVICES | {"postgres"}
+    assert {name for name in services if name not in always} == DEVNET_SERVICES | {"prometheus"}
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     for name in KASSA_SERVICES:
@@ -82,11 +83,69 @@ def test_the_services_and_their_commands(compose: dict[str, Any]) -> None:
         assert shown.exit_code == 0, shown.output
         assert services[name]["image"] == "kassa:local"
     assert services["api"]["command"][1:3] == ["--host", "0.0.0.0"]  # noqa: S104
-    assert {services[f"watch-{chain}"]["command"][-1] for chain in ("btc", "eth", "tron")} == {
+    watched = (services[f"watch-{chain}"]["command"] for chain in ("btc", "eth", "tron"))
+    assert {command[command.index("--chain") + 1] for command in watched} == {
         "btc",
         "eth",
         "tron",
     }
+
+
+def test_monitoring_profile(compose: dict[str, Any]) -> None:
+    """Prometheus, in the `monitoring` profile only, scrapes the API replicas and every worker
+    role's metrics port with Kassa's alert rules; `promtool check config` accepts its file."""
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert all("profiles" not in services[name] for name in KASSA_SERVICES | {"postgres"})
+    binds = [str(volume).split(":") for volume in prometheus["volumes"]]
+    mounts = {
+        Path(source).relative_to(ROOT): target
+        for source, target, *_mode in binds
+        if source.startswith("/")
+    }
+    assert mounts == {
+        Path("deploy/prometheus/prometheus.yml"): "/etc/prometheus/prometheus.yml",
+        Path("deploy/prometheus/alerts.yml"): "/etc/prometheus/alerts.yml",
+    }
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # Each worker role serves its metrics on the port the scrape job asks, inside the network.
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"]}
+    assert jobs["kassa-api"]["names"] == ["api"] and jobs["kassa-api"]["port"] == 8000
+    workers = jobs["kassa-workers"]
+    assert set(workers["names"]) == KASSA_SERVICES - {"api", "migrate"}
+    for name in workers["names"]:
+        command = [str(arg) for arg in services[name]["command"]]
+        assert command[command.index("--metrics-port") + 1] == str(workers["port"]), name
+        assert services[name]["expose"] == [str(workers["port"])], name
+        assert "ports" not in services[name], name
+    assert config["rule_files"] == ["alerts.yml"]
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: ./dev setup installs it (apt-get install prometheus)"
+    checked = subprocess.run(  # noqa: S603 - a fixed tool and our own file
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=ROOT / "deploy" / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The profile's own command line is accepted too.
+    tool = shutil.which("docker-compose")
+    assert tool is not None
+    listed = subprocess.run(  # noqa: S603
+        [tool, "--env-file", ".env.example", "--profile", "monitoring", "config", "--services"],
+        cwd=ROOT,
+        env={**os.environ, "ENV_FILE": ".env.example"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "prometheus" in listed.stdout.split()
 
 
 def test_start_order(compose: dict[str, Any]) -> None:
@@ -163,7 +222,7 @@ def test_env_example_names_real_settings() -> None:
 
 KASSA = Path(sys.executable).with_name("kassa")
 PG_ADMIN_URL = os.environ.get("KASSA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-HEALTHY_WITHIN_SECONDS = 30
+HEALTHY_WITHIN_SECONDS = 90  # a deadline, not a speed claim: six processes start at once
 
 
 @dataclass
@@ -259,11 +318,15 @@ def test_every_service_runs_from_its_command_line_and_becomes_healthy(
     # The API publishes the container's port 8000: here, a free port on this machine.
     port = free_port()
     started: list[Service] = []
+    metrics_ports: dict[str, int] = {}
     try:
         for name in sorted(KASSA_SERVICES - {"migrate"}):
             command = argv(name)
             if name == "api":
                 command[command.index("--port") + 1] = str(port)
+            else:  # each container's 9100: a free port here
+                metrics_ports[name] = free_port()
+                command[command.index("--metrics-port") + 1] = str(metrics_ports[name])
             log = tmp_path / f"{name}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(  # noqa: S603 - our own console script
@@ -275,6 +338,7 @@ def test_every_service_runs_from_its_command_line_and_becomes_healthy(
                 )
             started.append(Service(name, process, log))
         _wait_healthy(started, fresh_pg, port)
+        _wait_scraped(started, metrics_ports)
         for service in started:
             service.check_alive()
             assert "Traceback" not in service.output(), service.output()
@@ -295,6 +359,23 @@ def test_every_service_runs_from_its_command_line_and_becomes_healthy(
     assert codes["api"] in (0, -signal.SIGTERM)
     api = next(service for service in started if service.name == "api")
     assert "Finished server process" in api.output()
+
+
+def _wait_scraped(started: list[Service], ports: dict[str, int]) -> None:
+    """Each worker role's metrics listener answers with the rounds of its loop."""
+    deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+    missing = set(ports)
+    while missing and time.monotonic() < deadline:
+        for name in sorted(missing):
+            try:
+                text = httpx.get(f"http://127.0.0.1:{ports[name]}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            if "kassa_worker_round_duration_seconds_count{" in text:
+                missing.discard(name)
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {service.name}\n{service.output()}" for service in started)
+    assert not missing, f"no metrics from {missing}\n{logs}"
 
 
 def _wait_healthy(started: list[Service], db_url: str, port: int) -> None:
@@ -365,7 +446,7 @@ def _serve_argv(service: dict[str, Any]) -> list[str]:
 
 def test_the_devnet_profile_adds_the_local_chains(devnet_compose: dict[str, Any]) -> None:
     services = devnet_compose["services"]
-    assert set(services) == KASSA_SERVICES | {"postgres"} | DEVNET_SERVICES
+    assert set(services) == KASSA_SERVICES | {"postgres", "prometheus"} | DEVNET_SERVICES
     devnet_group = typer.main.get_command(app).commands["devnet"]  # type: ignore[attr-defined]
     serve = devnet_group.commands["serve"]
     for name, chain in DEVNET_CHAINS.items():

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from kassa.api import console, docs, event_schemas, metrics, openapi, problems
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
+from kassa.api.request_id import RequestId
 from kassa.api.routes import (
     account_states,
     accounts,
@@ -99,6 +100,8 @@ def create_app(
     if settings.metrics.enabled:
         # After the guard, so it is outside it and counts the requests the guard refuses too.
         metrics.install(app, database=db, clock=services.clock, token=settings.metrics.token)
+    # Outermost: the request's id is bound before anything else can log about it.
+    app.add_middleware(RequestId)
     pin_recursion_limit()
     for module in (
         health,

@@ -47,6 +47,7 @@ from kassa.payouts.tables import payout_request
 from kassa.pricing.tables import rate_sample
 from kassa.reports.reconciliation.model import BreakStatus
 from kassa.reports.reconciliation.tables import reconciliation_break
+from kassa.telemetry import metrics as loops
 from kassa.webhooks.deliveries import DeliveryStatus
 from kassa.webhooks.tables import webhook_delivery
 
@@ -119,6 +120,16 @@ class RequestMetrics:
             children[1].observe(time.perf_counter() - started)
             if replayed:
                 self.replays.labels(path).inc()
+
+
+class _LoopCollector(Collector):
+    """This process's `kassa.telemetry.metrics` series (none unless it runs the loops)."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        return loops.REGISTRY.collect()
 
 
 class StateCollector(Collector):
@@ -355,6 +366,8 @@ def install(app: FastAPI, *, database: Database, clock: Clock, token: str | None
     and the ``/metrics`` route, on a registry of this app's own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(database, clock))
+    # The background loops' series, when this process runs them too (`kassa up`).
+    registry.register(_LoopCollector())
     app.add_middleware(RequestMetrics, registry=registry)
     expected = f"Bearer {token}".encode() if token else None
 

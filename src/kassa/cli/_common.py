@@ -7,7 +7,6 @@ body, not for everyone's.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -95,14 +94,32 @@ def require_head(database: Database) -> str:
     return current or ""
 
 
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic logs its context at INFO on every revision check (each /v1/health), and httpx
-    # every request the watchers and the rate refresher make.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def setup_logging(settings: Settings) -> None:
+    """Log lines as ``[logging]`` says (`kassa.telemetry.logs`), uvicorn's included."""
+    from kassa.telemetry.logs import configure
+
+    configure(settings.logging.format, settings.logging.level)
+
+
+@contextmanager
+def metrics_served(settings: Settings, port: int | None) -> Iterator[None]:
+    """A worker process's metrics listener (`kassa.telemetry.metrics`) while the block runs, on
+    ``--metrics-port`` or else ``[metrics] port``; none when neither is set or metrics are off."""
+    chosen = port or settings.metrics.port
+    if chosen is None or not settings.metrics.enabled:
+        yield
+        return
+    from kassa.telemetry.metrics import serve
+
+    try:
+        server = serve(settings.host, chosen, settings.metrics.token)
+    except OSError as error:
+        fail(f"cannot serve metrics on {settings.host}:{chosen}: {error}")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def stop_on_signals(stop: threading.Event) -> None:

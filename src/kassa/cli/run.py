@@ -25,6 +25,7 @@ from kassa.chains.network import Chain
 from kassa.cli._common import (
     database_of,
     fail,
+    metrics_served,
     require_head,
     say,
     settings_of,
@@ -41,6 +42,17 @@ if TYPE_CHECKING:
     from kassa.wiring import Services
 
 BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this process's metrics at GET /metrics on this port (default: "
+        "[metrics] port; unset, none)",
+    ),
+]
 
 
 def migrate(ctx: typer.Context) -> None:
@@ -64,33 +76,36 @@ def serve(
     settings = settings_of(ctx, host=host, port=port)
     with database_of(settings) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         _serve(_services(settings, database))
 
 
-def worker(ctx: typer.Context) -> None:
-    """Run the hold-expiry worker loop only (does not migrate)."""
+def worker(ctx: typer.Context, metrics_port: MetricsPort = None) -> None:
+    """Run the worker loops (holds, rates, webhooks, daily report and reconciliation; does
+    not migrate)."""
     from kassa.worker import run_worker
 
     settings = settings_of(ctx)
     with database_of(settings, pool_size=2) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         stop = threading.Event()
         stop_on_signals(stop)
-        run_worker(settings, stop, database=database, clock=_clock(settings))
+        with metrics_served(settings, metrics_port):
+            run_worker(settings, stop, database=database, clock=_clock(settings))
 
 
 def payout_worker(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option(help="Run one round, print it, and stop")] = False,
     name: Annotated[str | None, typer.Option(help="Worker id (leases name it)")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run the payout worker only: sign, broadcast and settle approved payouts."""
     settings = _on_devnet(settings_of(ctx), hot_wallets=True)
     with database_of(settings, pool_size=3) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         worker, skipped = _services(settings, database).payout_worker(worker_id=name)
         for chain, reason in skipped.items():
             say(f"not paying out on {chain}: {reason}")
@@ -107,12 +122,14 @@ def payout_worker(
             return
         stop = threading.Event()
         stop_on_signals(stop)
-        worker.run_forever(stop)
+        with metrics_served(settings, metrics_port):
+            worker.run_forever(stop)
 
 
 def watch(
     ctx: typer.Context,
     chain: Annotated[Chain, typer.Option("--chain", help="The chain to watch")],
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Watch one chain for deposits (resumes from its checkpoint; does not migrate)."""
     from kassa.deposits.runtime import ChainNotConfigured
@@ -123,7 +140,7 @@ def watch(
         fail(f"deposits on {chain.display_name} are disabled ([chains.{chain}] enabled = false)")
     with database_of(settings, pool_size=3) as database:
         require_head(database)
-        setup_logging()
+        setup_logging(settings)
         try:
             watcher = _services(settings, database).watcher(chain)
         except ChainNotConfigured as error:
@@ -131,7 +148,8 @@ def watch(
         stop = threading.Event()
         stop_on_signals(stop)
         try:
-            watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
+            with metrics_served(settings, metrics_port):
+                watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)
         except DeepReorg as error:
             fail(error.detail)
 
@@ -167,7 +185,7 @@ def up(
         say(f"\nAPI: {url}/v1   docs: {url}/docs")
         say(f"Console: {url}/console/ (sign in with the bootstrap key, {key_file})")
         say(f'Try: curl -H "Authorization: Bearer {credential}" {url}/v1/health\n')
-        setup_logging()
+        setup_logging(settings)
         stop = threading.Event()
         # uvicorn re-raises the signal that stopped it once it has shut down; with this handler
         # in place that ends the worker gracefully instead of killing the process mid-sweep.
@@ -288,4 +306,10 @@ def _serve(services: Services) -> None:
     from kassa.api import create_app
 
     settings = services.settings
-    uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
+    # log_config=None: uvicorn's loggers write through the handler `setup_logging` installed.
+    uvicorn.run(
+        create_app(settings, services=services),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+    )

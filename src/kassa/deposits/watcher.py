@@ -41,6 +41,8 @@ from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
 from kassa.pricing.locks import Side
 from kassa.pricing.service import PricingService
+from kassa.telemetry.logs import bound
+from kassa.telemetry.metrics import timed_round
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +248,9 @@ class Watcher:
 
     # ------------------------------------------------------------------ one tick
 
-    def tick(self) -> TickReport:
+    def tick(self, stop: threading.Event | None = None) -> TickReport:
+        """One tick; once ``stop`` is set it scans no further block (a catch-up of many
+        blocks would otherwise hold a stopping watcher, and its lease, until it is done)."""
         report = TickReport()
         head = self.scanner.head()
         report.head = head.height
@@ -264,6 +268,8 @@ class Watcher:
         height = cp.height + 1
         tip_hash = cp.block_hash
         while height <= head.height and report.scanned < self.config.max_blocks_per_tick:
+            if stop is not None and stop.is_set():
+                break
             block = self.scanner.block(height, self._watched_keys)
             if tip_hash and block.parent_hash != tip_hash:
                 log.warning(
@@ -459,25 +465,26 @@ class Watcher:
                 continue
             if current.block_hash is None:
                 continue
-            with self.database.transaction() as conn:
-                credited = records.credit(
-                    conn,
-                    current.id,
-                    lock,
-                    expected_block_hash=current.block_hash,
-                    confirmations=confirmations,
-                    now=self.clock.now(conn),
-                )
-            if credited is not None:
-                report.credited.append(credited.id)
-                log.info(
-                    "credited %s deposit %s:%s (%s) for $%s",
-                    current.asset,
-                    current.txid,
-                    current.position,
-                    current.money.format(),
-                    Money(credited.usd_amount or 0, USD).format(),
-                )
+            with bound(deposit=current.id):
+                with self.database.transaction() as conn:
+                    credited = records.credit(
+                        conn,
+                        current.id,
+                        lock,
+                        expected_block_hash=current.block_hash,
+                        confirmations=confirmations,
+                        now=self.clock.now(conn),
+                    )
+                if credited is not None:
+                    report.credited.append(credited.id)
+                    log.info(
+                        "credited %s deposit %s:%s (%s) for $%s",
+                        current.asset,
+                        current.txid,
+                        current.position,
+                        current.money.format(),
+                        Money(credited.usd_amount or 0, USD).format(),
+                    )
 
     # ------------------------------------------------------------------ loop
 
@@ -492,7 +499,8 @@ class Watcher:
         try:
             while not stop.is_set():
                 try:
-                    report = self.tick()
+                    with timed_round(f"watch_{self.chain}", expected=(WatcherBusy,)):
+                        report = self.tick(stop)
                 except WatcherBusy as exc:
                     log.info("%s", exc.detail)
                 except DeepReorg as exc:

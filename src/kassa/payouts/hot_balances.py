@@ -21,6 +21,7 @@ from kassa.db import Database
 from kassa.events import operational
 from kassa.money import Asset, Money
 from kassa.payouts.rails.base import Rail, RailUnavailable
+from kassa.telemetry.metrics import HOT_WALLET_BALANCE, HOT_WALLET_LOW
 
 
 @runtime_checkable
@@ -59,6 +60,13 @@ def note_balance(
     )
 
 
+def export(coin: Asset, balance: Money, threshold: Money) -> None:
+    """The balance and its threshold as the worker's metrics, whole units of ``coin``."""
+    labels = (chain_of(coin).value, coin.code.value)
+    HOT_WALLET_BALANCE.labels(*labels).set(balance.amount / 10**coin.decimals)
+    HOT_WALLET_LOW.labels(*labels).set(threshold.amount / 10**coin.decimals)
+
+
 def check(
     database: Database,
     clock: Clock,
@@ -75,6 +83,7 @@ def check(
                 balance = rail.hot_balance(conn, coin)
             except RailUnavailable:
                 continue  # the node is down: the next round asks again
+            export(coin, balance, threshold)
             note_balance(
                 conn,
                 coin=coin,

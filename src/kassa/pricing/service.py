@@ -36,6 +36,7 @@ from kassa.pricing.model import Candle, Quote, SourceError, Symbol, price_text, 
 from kassa.pricing.settings import PricingSettings
 from kassa.pricing.sources.base import CandleSource, RateSource, SourceReport
 from kassa.pricing.sources.static import StaticSource
+from kassa.telemetry.metrics import RATE_SOURCE_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ async def collect(
             if quote.symbol in quotes:
                 quotes[quote.symbol].append(quote)
         for symbol, error in report.errors.items():
+            RATE_SOURCE_FAILURES.labels(error.source, symbol, error.reason).inc()
             if symbol in failures:
                 failures[symbol].append(error)
 

@@ -35,6 +35,7 @@ from kassa.clock import Clock
 from kassa.db import Database
 from kassa.events.outbox import body, record
 from kassa.events.tables import event
+from kassa.telemetry.metrics import timed_round
 from kassa.webhooks import deliveries, signing
 from kassa.webhooks.endpoints import EndpointStatus, signing_secrets
 from kassa.webhooks.settings import WebhookSettings
@@ -135,7 +136,8 @@ class Sender:
         log.info("webhook sender %s started", self.worker_id)
         while not stop.is_set():
             try:
-                done = self.run_once()
+                with timed_round("webhooks"):
+                    done = self.run_once()
             except Exception:
                 log.exception("webhook round failed; retrying")
                 stop.wait(self.settings.poll_interval_seconds)

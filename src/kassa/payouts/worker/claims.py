@@ -175,6 +175,23 @@ def release(
     return dict.fromkeys(ids, reason)
 
 
+def release_all(ctx: WorkerContext) -> int:
+    """Give up every claim this worker holds on approved requests (on its way out), without a
+    wait reason or a retry delay: they were not tried, and another worker may take them now."""
+    with ctx.unit() as conn:
+        released = conn.execute(
+            update(payout_request)
+            .where(
+                payout_request.c.claimed_by == ctx.worker_id,
+                payout_request.c.status == RequestStatus.APPROVED.value,
+            )
+            .values(claimed_by=None, lease_until=None)
+        ).rowcount
+    if released:
+        log.info("released %d claimed payout(s) on the way out", released)
+    return released
+
+
 def held(
     conn: Connection,
     ctx: WorkerContext,

@@ -14,6 +14,7 @@ is logged and the claim lapses, so the next round tries again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -36,6 +37,7 @@ from kassa.payouts.worker.settlement import fail_unsent
 from kassa.payouts.worker.signing import sign_and_store
 from kassa.pricing.errors import NoRate
 from kassa.pricing.service import PricingService
+from kassa.telemetry.logs import bound
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,12 @@ def execute_approved(
     pricing: PricingService,
     rails: Mapping[Chain, Rail],
     report: RoundReport,
+    stop: threading.Event | None = None,
 ) -> None:
+    """Claim and pay; once ``stop`` is set, start no further batch (their claims stay until
+    the worker releases them on its way out)."""
+    if stop is not None and stop.is_set():
+        return
     jobs = claims.claim(ctx)
     if not jobs:
         return
@@ -60,11 +67,14 @@ def execute_approved(
             )
             continue
         for batch in _batches(ctx, rail, group):
+            if stop is not None and stop.is_set():
+                return
             batch = claims.renew(ctx, batch)
             if not batch:
                 continue
             try:
-                _execute(ctx, pricing, rail, batch, report)
+                with bound(payout=",".join(str(job.id) for job in batch)):
+                    _execute(ctx, pricing, rail, batch, report)
             except Exception as error:  # the claim lapses; the next round tries again
                 log.exception("payouts %s could not be executed", [j.id for j in batch])
                 report.errors.append(

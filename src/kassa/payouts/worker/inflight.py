@@ -44,6 +44,7 @@ from kassa.payouts.worker.transactions import (
     load_tx,
     lock_in_flight,
 )
+from kassa.telemetry.logs import bound
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ def advance_in_flight(ctx: WorkerContext, rails: Mapping[Chain, Rail], report: R
         if rail is None:
             continue
         try:
-            status = rail.status(tx)
-            _advance(ctx, rail, tx, stored_status, status, report)
+            with bound(payout=",".join(str(line.request_id) for line in tx.lines)):
+                status = rail.status(tx)
+                _advance(ctx, rail, tx, stored_status, status, report)
         except RailUnavailable as error:
             log.warning("status of %s unavailable: %s", tx.txid, error)
         except Exception as error:  # one transaction's trouble must not stop the others

@@ -43,10 +43,11 @@ from kassa.db import Database
 from kassa.payouts import hot_balances
 from kassa.payouts.rails.base import Rail
 from kassa.payouts.settings import PayoutSettings
-from kassa.payouts.worker import execution, inflight
+from kassa.payouts.worker import claims, execution, inflight
 from kassa.payouts.worker.context import WorkerContext, crash_point_from_env
 from kassa.payouts.worker.report import RoundReport
 from kassa.pricing.service import PricingService
+from kassa.telemetry.metrics import timed_round
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ class PayoutWorker:
             self.database, self.clock, self.settings, self.worker_id, self.crash_at
         )
 
-    def run_once(self) -> RoundReport:
+    def run_once(self, stop: threading.Event | None = None) -> RoundReport:
+        """One round; once ``stop`` is set it starts no further payout (what is in flight is
+        still advanced: that only asks the chain and books what it says)."""
         report = RoundReport()
         self.advance_in_flight(report)
-        self.execute_approved(report)
+        self.execute_approved(report, stop)
         self.check_hot_wallets()
         return report
 
@@ -83,18 +86,30 @@ class PayoutWorker:
             hot_balances.check(self.database, self.clock, thresholds, self.rails)
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Rounds until ``stop`` (SIGTERM): the payout in hand is finished, the rest of the
+        round's claims are released, so another worker can pay them at once rather than after
+        their lease (`claims.release_all`)."""
         interval = self.settings.worker.poll_interval_seconds
-        while not stop.is_set():
+        try:
+            while not stop.is_set():
+                try:
+                    with timed_round("payout_round") as this_round:
+                        report = self.run_once(stop)
+                        if report.errors:
+                            this_round.failed()
+                except Exception:  # a round must never kill the worker; the next one retries
+                    log.exception("payout round failed")
+                    report = RoundReport()
+                if report.idle:
+                    stop.wait(interval)
+        finally:
             try:
-                report = self.run_once()
-            except Exception:  # a round must never kill the worker; the next one retries
-                log.exception("payout round failed")
-                report = RoundReport()
-            if report.idle:
-                stop.wait(interval)
+                claims.release_all(self._context)
+            except Exception:  # the database may be what is going away
+                log.exception("could not release this worker's claims; they lapse with their lease")
 
     def advance_in_flight(self, report: RoundReport) -> None:
         inflight.advance_in_flight(self._context, self.rails, report)
 
-    def execute_approved(self, report: RoundReport) -> None:
-        execution.execute_approved(self._context, self.pricing, self.rails, report)
+    def execute_approved(self, report: RoundReport, stop: threading.Event | None = None) -> None:
+        execution.execute_approved(self._context, self.pricing, self.rails, report, stop)
