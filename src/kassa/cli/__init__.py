@@ -10,6 +10,7 @@
 - `kassa.cli.webhooks` — ``kassa webhooks …``, endpoints, the delivery log, redelivery, replay;
 - `kassa.cli.doctor` — ``kassa doctor``, the books' integrity checks;
 - `kassa.cli.health` — ``kassa health``, whether a role can work (container healthchecks);
+- `kassa.cli.signer` — ``kassa signer …``, the payout signer's key files;
 - groups that installed tools add through the ``kassa.cli`` entry points (`kassa.plugins`): the
   development tools add ``kassa devnet …`` and ``kassa bench …``.
 
@@ -41,6 +42,7 @@ from kassa.cli import (
     reconcile,
     reports,
     run,
+    signer,
     webhooks,
 )
 from kassa.plugins import COMMANDS_GROUP
@@ -119,6 +121,7 @@ app.add_typer(payouts.app, name="payouts")
 app.add_typer(disputes.app, name="disputes")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(signer.app, name="signer")
 
 
 def add_commands(app: typer.Typer, *, group: str = COMMANDS_GROUP) -> list[str]:

@@ -49,6 +49,7 @@ from kassa.chains.tron.tx import (
     sign_trx_transfer,
     tron_address_for_key,
 )
+from kassa.db.engine import create_private_dir
 from kassa.errors import KassaError
 from kassa.payouts.settings import SignerSettings
 
@@ -244,7 +245,8 @@ def key_dir(settings: SignerSettings, data_dir: Path) -> Path:
     return settings.key_dir if settings.key_dir is not None else data_dir / "signer"
 
 
-def _password(settings: SignerSettings, environ: Mapping[str, str]) -> str | None:
+def password_of(settings: SignerSettings, environ: Mapping[str, str]) -> str | None:
+    """The key files' password: the variable named by `password_env`, else `password_file`."""
     if settings.password_env in environ:
         return environ[settings.password_env]
     if settings.password_file is not None and settings.password_file.exists():
@@ -273,7 +275,7 @@ def load_local_signer(
         path = key_dir(settings, data_dir) / f"{chain.value}.json"
         if not path.exists():
             continue
-        password = _password(settings, env)
+        password = password_of(settings, env)
         if password is None:
             raise SignerError(f"{path} is encrypted: set {settings.password_env} to its password")
         keys[chain] = _decrypt(path, password)
@@ -299,7 +301,7 @@ def create_key_file(
     secret = key if key is not None else secrets.token_bytes(32)
     private = coincurve.PrivateKey(secret)
     keyfile = Account.encrypt(private.secret, password, kdf="scrypt", iterations=iterations)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_dir(path.parent)  # 0700: the directory lists the hot wallets' key files
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(keyfile, handle)
