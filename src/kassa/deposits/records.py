@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
+from kassa.accounts.tables import customer_account
 from kassa.chains.network import Chain
 from kassa.deposits.model import (
     ChainBlock,
@@ -37,6 +39,7 @@ from kassa.deposits.tables import deposit, deposit_event
 from kassa.ledger import house
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import AccountId, TransactionKind
+from kassa.ledger.tables import ledger_account
 from kassa.ledger.transfers import Leg, post, reverse, reverse_asset
 from kassa.money import USD, Asset, Money, asset
 from kassa.pricing.locks import RateLock
@@ -353,6 +356,44 @@ class HouseAccounts:
         if key not in self._ids:
             self._ids[key] = house.fx(self._conn, coin, leg, self._now).id
         return self._ids[key]
+
+
+def lock_for_credits(
+    conn: Connection, batch: Sequence[Deposit], house_accounts: HouseAccounts
+) -> None:
+    """Take the row locks of a batch of credits up front, in the ledger's lock order
+    (`kassa.ledger`): the deposits, then every ledger account the batch posts to, in ascending
+    id order. One credit after another would otherwise lock a second customer's account while
+    holding the first's and the house's, against the ascending order a chargeback or another
+    chain's batch takes them in: a deadlock on PostgreSQL."""
+    if not batch:
+        return
+    conn.execute(
+        select(deposit.c.id)
+        .where(deposit.c.id.in_(sorted(d.id for d in batch)))
+        .order_by(deposit.c.id)
+        .with_for_update()
+    )
+    ledger_ids = set(
+        conn.execute(
+            select(customer_account.c.ledger_account_id).where(
+                customer_account.c.id.in_({d.customer_account_id for d in batch})
+            )
+        ).scalars()
+    )
+    for current in batch:
+        coin = current.money.asset
+        ledger_ids |= {
+            house_accounts.wallet(f"{current.chain}-deposits", coin),
+            house_accounts.fx(coin, coin),
+            house_accounts.fx(coin, USD),
+        }
+    conn.execute(
+        select(ledger_account.c.id)
+        .where(ledger_account.c.id.in_(sorted(ledger_ids)))
+        .order_by(ledger_account.c.id)
+        .with_for_update()
+    )
 
 
 def credit(

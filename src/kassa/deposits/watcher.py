@@ -571,6 +571,7 @@ class Watcher:
             now = self.clock.now(conn)
             self._hold_lease(conn, now, "crediting deposits")
             house_accounts = records.HouseAccounts(conn, now)
+            records.lock_for_credits(conn, [item.deposit for item in batch], house_accounts)
             for item in batch:
                 current = item.deposit
                 lock = item.price
