@@ -278,6 +278,7 @@ class EthLocalChain(LocalChain):
         self.payer = ganache.dev_account(0)
         self.usdt = Web3.to_checksum_address(node.usdt_address)
         self._nonce: int | None = None
+        self._fill: tuple[int, random.Random] | None = None
         """The payer's next nonce, counted here: with mining paused, ganache's pending count
         does not include the transactions waiting for the next block."""
 
@@ -307,6 +308,15 @@ class EthLocalChain(LocalChain):
         self._request("miner_stop")
 
     def fill(self, transfers: int, rng: random.Random) -> None:
+        # Sent after the block's deposits (`_send_fill`): the deposits get the lower nonces, so
+        # a block that cannot take the whole filler still holds every deposit.
+        self._fill = (transfers, rng)
+
+    def _send_fill(self) -> None:
+        if self._fill is None:
+            return
+        transfers, rng = self._fill
+        self._fill = None
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
         for offset, nonce in enumerate(self._nonces(transfers)):
             fields: dict[str, Any] = {
@@ -346,6 +356,7 @@ class EthLocalChain(LocalChain):
             signed = self.payer.sign_transaction(fields)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             sent.append((payment, HexBytes(tx_hash).to_0x_hex()))
+        self._send_fill()
         self._request("evm_mine")
         block = self.w3.eth.get_block("latest")
         included = {HexBytes(h).to_0x_hex() for h in block["transactions"]}  # type: ignore[arg-type]
@@ -369,6 +380,7 @@ class EthLocalChain(LocalChain):
 
     def mine_empty(self, blocks: int) -> None:
         for _ in range(blocks):
+            self._send_fill()
             self._request("evm_mine")
 
 
