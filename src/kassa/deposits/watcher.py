@@ -164,7 +164,8 @@ class Watcher:
         self.config = config
         self.chain = config.chain
         self.owner = owner or f"watcher-{uuid.uuid4().hex[:12]}"
-        self._watched: dict[str, tuple[int, uuid.UUID]] = {}
+        self._watched: dict[str, int] = {}
+        """Match key → deposit address id (the customer is read once the address is paid)."""
         self._watched_keys: frozenset[str] = frozenset()
         """The match keys of `_watched`, rebuilt only when addresses are added (copying
         100 000 keys per block was most of a block's matching cost)."""
@@ -389,7 +390,7 @@ class Watcher:
         if added:
             self._watched.update(added)
             self._watched_keys = frozenset(self._watched)
-            self._watched_after = max(address_id for address_id, _ in added.values())
+            self._watched_after = max(added.values())
 
     def _store_blocks(self, blocks: Sequence[ChainBlock], head: ChainHead) -> int:
         """Store a batch of consecutive scanned blocks in one transaction and move the
@@ -441,26 +442,28 @@ class Watcher:
         self, conn: Connection, block: ChainBlock, now: datetime, seen_at: datetime
     ) -> int:
         """Record the block's transfers to watched addresses (a set lookup per transfer)."""
-        recorded = 0
+        paid = []
         for transfer in block.transfers:
             if transfer.amount <= 0:
                 continue
-            owner = self._watched.get(match_key(self.chain, transfer.to_address))
-            if owner is None:
-                continue
-            address_id, customer_id = owner
+            address_id = self._watched.get(match_key(self.chain, transfer.to_address))
+            if address_id is not None:
+                paid.append((transfer, address_id))
+        if not paid:
+            return 0
+        customers = addresses.owners(conn, [address_id for _, address_id in paid])
+        for transfer, address_id in paid:
             records.record(
                 conn,
                 transfer,
                 block,
                 deposit_address_id=address_id,
-                customer_account_id=customer_id,
+                customer_account_id=customers[address_id],
                 dust=self.config.dust.get(transfer.asset, 1),
                 now=now,
                 seen_at=seen_at,
             )
-            recorded += 1
-        return recorded
+        return len(paid)
 
     def _hold_lease(
         self, conn: Connection, now: datetime, doing: str, **checkpoint: object
