@@ -2,6 +2,13 @@
 nothing and doubles nothing (docs/domain.md §4: after downtime a watcher resumes from its
 checkpoint; nothing is skipped and nothing is counted twice).
 
+The watcher stores blocks in batches (``store_batch_blocks``) and credits deposits in batches
+(``credit_batch``); both are small here, so the first watcher is killed in the middle of a
+batch of blocks. On PostgreSQL the second is then killed in the middle of its credits, with
+some batches of credits committed and others not, and a third one finishes. (SQLite's lock is
+not granted in order: a watcher committing batch after batch wins every race against the
+test's poll, so there the second watcher finishes.) The first also shows its backfill progress.
+
 Real everything: twenty signed payments to a customer's watch-only deposit address spread over
 sixty blocks, the operator's command (`kassa --config F watch --chain X`) as a subprocess on a
 database built by the migrations, rates refreshed beforehand so every block time has one. The
@@ -37,7 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import coincurve
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from kassa.accounts import service as accounts
 from kassa.chains.btc.address import parse_btc_address
@@ -86,6 +93,10 @@ BLOCKS_PER_DEPOSIT = 3
 BLOCKS = DEPOSITS * BLOCKS_PER_DEPOSIT
 KILL_AT = 12
 """Kill the first watcher once it has scanned this many blocks (four deposits recorded)."""
+STORE_BATCH = 5
+"""Blocks per storage transaction: the checkpoint moves in steps of five."""
+CREDIT_BATCH = 4
+"""Deposits per credit transaction: twenty deposits take five."""
 LEASE_SECONDS = 8
 """Longer than `kassa watch` takes to start (about 5 s of imports on an idle machine), so the
 restarted process usually finds the dead lease still running and waits it out."""
@@ -221,6 +232,8 @@ def write_config(path: Path, *, db_url: str, side: ChainSide, start_height: int)
         "start_height": start_height,
         "poll_interval_seconds": 0.2,
         "lease_seconds": LEASE_SECONDS,
+        "store_batch_blocks": STORE_BATCH,
+        "credit_batch": CREDIT_BATCH,
     }
     lines = [
         "devnet = false",
@@ -294,11 +307,45 @@ def deposit_credits(db: Database) -> collections.Counter[uuid.UUID]:
     return collections.Counter(uuid.UUID(json.loads(row[0])["deposit_id"]) for row in rows)
 
 
+def credited_count(conn: Connection, customer_id: uuid.UUID) -> int:
+    found = records.for_account(conn, customer_id)
+    return sum(d.status is DepositStatus.CREDITED for d in found)
+
+
+def kill_when(
+    db: Database, chain: Chain, watch: WatchProcess, ready: Callable[[Connection, int | None], bool]
+) -> int:
+    """SIGKILL the watcher as soon as `ready` holds, checked while holding the database lock its
+    next unit of work needs (it cannot commit meanwhile); returns the checkpoint height then."""
+    deadline = time.monotonic() + LIVENESS_SECONDS
+    while True:
+        watch.check_alive()
+        assert time.monotonic() < deadline, f"the watcher made no progress:\n{watch.output()}"
+        with db.transaction() as conn:
+            height = conn.execute(
+                select(watcher_checkpoint.c.height)
+                .where(watcher_checkpoint.c.chain == chain.value)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if height is not None and ready(conn, int(height)):
+                watch.process.send_signal(signal.SIGKILL)
+                watch.process.wait(10)
+                return int(height)
+        # Slow while the process is still importing (the polls would take CPU from it), fast
+        # once it scans: a block takes it a few milliseconds.
+        time.sleep(0.05 if height is None else 0.005)
+
+
 # --------------------------------------------------------------------------- the scenario
 
 
 def kill_and_restart(
-    db: Database, side: ChainSide, workdir: Path, processes: list[WatchProcess]
+    db: Database,
+    side: ChainSide,
+    workdir: Path,
+    processes: list[WatchProcess],
+    *,
+    kill_mid_credit: bool,
 ) -> None:
     chain = side.chain
     start = side.height() + 1
@@ -331,26 +378,15 @@ def kill_and_restart(
 
     first = WatchProcess.start(config, chain, "watch-1")
     processes.append(first)
-    deadline = time.monotonic() + LIVENESS_SECONDS
-    killed_at: int | None = None
-    while killed_at is None:
-        first.check_alive()
-        assert time.monotonic() < deadline, f"the watcher made no progress:\n{first.output()}"
-        with db.transaction() as conn:
-            # Holding this lock, the watcher cannot finish another block.
-            height = conn.execute(
-                select(watcher_checkpoint.c.height)
-                .where(watcher_checkpoint.c.chain == chain.value)
-                .with_for_update()
-            ).scalar_one_or_none()
-            if height is not None and height >= start + KILL_AT - 1:
-                first.process.send_signal(signal.SIGKILL)
-                first.process.wait(10)
-                killed_at = int(height)
-        # Slow while the process is still importing (the polls would take CPU from it), fast
-        # once it scans: a block takes it a few milliseconds.
-        time.sleep(0.05 if height is None else 0.005)
+    killed_at = kill_when(
+        db, chain, first, lambda conn, height: height is not None and height >= start + KILL_AT - 1
+    )
     assert killed_at < last, "the watcher had scanned every block before it could be killed"
+    # The checkpoint only ever stood at the end of a batch of blocks.
+    assert (killed_at - start + 1) % STORE_BATCH == 0
+    # A catch-up of sixty blocks says so, with its rate and the time left.
+    assert f"{chain} backfill: {BLOCKS} block(s) behind the node" in first.output()
+    assert "blocks/s, about" in first.output() and " left" in first.output()
 
     with db.transaction() as conn:
         dead = conn.execute(select(watcher_checkpoint)).one()
@@ -363,20 +399,29 @@ def kill_and_restart(
     assert {d.block_height for d in before} <= set(range(start, killed_at + 1))
     assert all(d.status is not DepositStatus.CREDITED for d in before)
 
-    second = WatchProcess.start(config, chain, "watch-2")
-    processes.append(second)
+    if kill_mid_credit:
+        # The second watcher is killed between two of its batches of credits.
+        second = WatchProcess.start(config, chain, "watch-2")
+        processes.append(second)
+        kill_when(db, chain, second, lambda conn, _: credited_count(conn, customer.id) > 0)
+        with db.transaction() as conn:
+            part = credited_count(conn, customer.id)
+        assert 0 < part < DEPOSITS and part % CREDIT_BATCH == 0, part
+
+    third = WatchProcess.start(config, chain, "watch-3")
+    processes.append(third)
     deadline = time.monotonic() + LIVENESS_SECONDS
     while True:
-        second.check_alive()
+        third.check_alive()
         with db.transaction() as conn:
             found = records.for_account(conn, customer.id)
         if len(found) == DEPOSITS and all(d.status is DepositStatus.CREDITED for d in found):
             break
-        assert time.monotonic() < deadline, f"not all credited in time:\n{second.output()}"
+        assert time.monotonic() < deadline, f"not all credited in time:\n{third.output()}"
         time.sleep(0.1)
     time.sleep(0.6)  # a few more ticks: nothing may change any more
-    second.process.send_signal(signal.SIGTERM)
-    assert second.process.wait(20) == 0, second.output()
+    third.process.send_signal(signal.SIGTERM)
+    assert third.process.wait(20) == 0, third.output()
 
     with db.transaction() as conn:
         after = records.for_account(conn, customer.id)
@@ -411,14 +456,16 @@ def test_a_btc_watcher_killed_mid_scan_and_restarted_loses_nothing_and_doubles_n
     tmp_path: Path,
     processes: list[WatchProcess],
 ) -> None:
-    kill_and_restart(databases.new(pool_size=2), btc_side(bitcoin_node), tmp_path, processes)
+    side = btc_side(bitcoin_node)
+    kill_and_restart(databases.new(pool_size=2), side, tmp_path, processes, kill_mid_credit=False)
 
 
 @pytest.mark.parametrize("databases", ["postgres"], indirect=True)
-def test_an_eth_watcher_killed_mid_scan_and_restarted_loses_nothing_and_doubles_nothing(
+def test_an_eth_watcher_killed_mid_scan_then_mid_credit_loses_nothing_and_doubles_nothing(
     databases: DatabaseFactory,
     ganache_node: GanacheNode,
     tmp_path: Path,
     processes: list[WatchProcess],
 ) -> None:
-    kill_and_restart(databases.new(pool_size=2), eth_side(ganache_node), tmp_path, processes)
+    side = eth_side(ganache_node)
+    kill_and_restart(databases.new(pool_size=2), side, tmp_path, processes, kill_mid_credit=True)

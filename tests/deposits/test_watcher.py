@@ -5,7 +5,7 @@ crash replays and reorgs. The same watcher runs against the real local chains el
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from kassa.deposits.fake import FakeChain
 from kassa.deposits.model import NATIVE_POSITION, ChainTransfer, DepositStatus, SenderKind
 from kassa.deposits.tables import deposit_address
 from kassa.deposits.watcher import (
+    Checkpoint,
     DeepReorg,
     Watcher,
     WatcherBusy,
@@ -523,3 +524,56 @@ class Broken:
     def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
         self.failed.set()
         raise ConnectionError("node went away")
+
+
+class FailsOnce:
+    """The fake chain whose node fails once, when asked for one block (mid-batch)."""
+
+    def __init__(self, chain: FakeChain, height: int) -> None:
+        self.inner = chain
+        self.chain = chain.chain
+        self.height: int | None = height
+
+    def head(self) -> ChainHead:
+        return self.inner.head()
+
+    def block_hash(self, height: int) -> str | None:
+        return self.inner.block_hash(height)
+
+    def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
+        if height == self.height:
+            self.height = None
+            raise ConnectionError("node went away")
+        return self.inner.block(height, watched)
+
+
+def test_blocks_are_stored_and_deposits_credited_in_batches_and_a_failed_batch_leaves_no_gap(
+    world: World,
+) -> None:
+    """Four blocks per storage transaction and three deposits per credit transaction: a node
+    failure in the middle of the second batch of blocks keeps the first batch and drops the
+    second whole (the checkpoint stays at the first batch's end); the next tick scans it again,
+    and every deposit ends up credited once, each by its own ledger transaction."""
+    for k in range(7):
+        world.chain.mine([world.pay(100_000 + k, txid=f"{k:02x}" * 32)])
+    world.chain.mine_empty(2)
+    config = replace(world.watcher.config, store_batch_blocks=4, credit_batch=3)
+    flaky = FailsOnce(world.chain, height=6)
+    watcher = Watcher(world.db, world.clock, flaky, world.pricing, config)
+
+    with pytest.raises(ConnectionError):
+        watcher.tick()
+    # Blocks 0…3 were the first batch; 4 and 5 were fetched, then the node failed on 6.
+    assert watcher.checkpoint() == Checkpoint(3, world.chain.blocks[3].hash)
+    assert sorted(d.block_height or 0 for d in world.deposits()) == [1, 2, 3]
+
+    report = watcher.tick()
+    assert report.scanned == 6 and report.recorded == 4 and len(report.credited) == 7
+    deposits = world.deposits()
+    assert len(deposits) == 7
+    assert all(d.status is DepositStatus.CREDITED and d.credit_count == 1 for d in deposits)
+    assert len({d.credit_transaction_id for d in deposits}) == 7
+    assert len({d.rate_lock_id for d in deposits}) == 7
+    # 100 000 + k satoshi at 60 000 USD/BTC: $60 and 600 micro-dollars per extra satoshi.
+    assert world.usd() == Money(7 * 60_000_000 + 600 * sum(range(7)), USD)
+    assert watcher.checkpoint() == Checkpoint(9, world.chain.blocks[9].hash)

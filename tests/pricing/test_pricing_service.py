@@ -219,6 +219,33 @@ def test_rate_at_answers_from_the_nearest_sample_within_tolerance(
         pricing.rate_at(Symbol.ETH, asked)
 
 
+def test_a_rate_book_answers_every_time_with_the_sample_rate_at_picks(
+    db: Database, clock: ManualClock
+) -> None:
+    """The watcher prices a batch of deposits from one read (`PricingService.book`): for every
+    payment time, the same sample `rate_at` would pick, and nothing where `rate_at` has none."""
+    pricing = service(db, clock, [Scripted("a", ALL), Scripted("b", ALL)])
+    start = clock.now()
+    for minute, price in enumerate(("60000", "61000", "61000", "62000")):
+        clock.set(start + timedelta(minutes=minute // 2 * 2, seconds=minute % 2))
+        pricing._factory = lambda _c, p=price: SourceSet(  # type: ignore[misc]
+            (Scripted("a", {Symbol.BTC: p}), Scripted("b", {Symbol.BTC: p}))
+        )
+        pricing.refresh([Symbol.BTC])
+    times = [start + timedelta(seconds=s) for s in range(-420, 600, 15)]
+    book = pricing.book({AssetCode.BTC: times, AssetCode.ETH: times[:1]})
+
+    for at in times:
+        try:
+            expected: int | None = pricing.rate_at(Symbol.BTC, at).id
+        except NoRate:
+            expected = None
+        found = book.sample(AssetCode.BTC, at)
+        assert (found and found.id) == expected, at
+    assert book.sample(AssetCode.ETH, times[0]) is None  # no ETH sample at all
+    assert book.sample(AssetCode.TRX, times[0]) is None  # not read: rate_at must answer
+
+
 def test_rate_at_a_time_in_the_future_is_refused(db: Database, clock: ManualClock) -> None:
     pricing = service(db, clock, [Scripted("a", ALL)], min_sources=1)
     pricing.refresh()

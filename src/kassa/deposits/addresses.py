@@ -10,6 +10,7 @@ PostgreSQL the counter row lock serialises them; SQLite has one writer anyway).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -145,22 +146,30 @@ def get_or_create(
     raise RuntimeError(f"could not allocate a {deriver.chain} deposit address after 5 attempts")
 
 
-def watched(conn: Connection, chain: Chain, after_id: int = 0) -> dict[str, tuple[int, uuid.UUID]]:
-    """Match key → (deposit address id, customer account id) for addresses with id > after_id.
+def watched(conn: Connection, chain: Chain, after_id: int = 0) -> dict[str, int]:
+    """Match key → deposit address id, for addresses with id > after_id.
 
     The watcher loads everything once, then only what was added since, so 100 000 addresses
-    cost one query at start and one set lookup per transfer afterwards.
+    cost one query at start and one set lookup per transfer afterwards. The customer behind an
+    address is read only once the address is paid (`owners`): turning 100 000 customer ids
+    into UUIDs was half the cost of the start-up load.
     """
     rows = conn.execute(
-        select(
-            deposit_address.c.id,
-            deposit_address.c.match_key,
-            deposit_address.c.customer_account_id,
-        )
+        select(deposit_address.c.id, deposit_address.c.match_key)
         .where(deposit_address.c.chain == chain.value, deposit_address.c.id > after_id)
         .order_by(deposit_address.c.id)
     ).all()
-    return {row.match_key: (row.id, row.customer_account_id) for row in rows}
+    return {row.match_key: row.id for row in rows}
+
+
+def owners(conn: Connection, address_ids: Collection[int]) -> dict[int, uuid.UUID]:
+    """Deposit address id → the customer account it belongs to."""
+    rows = conn.execute(
+        select(deposit_address.c.id, deposit_address.c.customer_account_id).where(
+            deposit_address.c.id.in_(sorted(set(address_ids)))
+        )
+    ).all()
+    return {row.id: row.customer_account_id for row in rows}
 
 
 def gap(conn: Connection, chain: Chain, key_id: str) -> tuple[int, int]:

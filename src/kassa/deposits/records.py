@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
+from kassa.accounts.tables import customer_account
 from kassa.chains.network import Chain
 from kassa.deposits.model import (
     ChainBlock,
@@ -36,9 +38,10 @@ from kassa.deposits.model import (
 from kassa.deposits.tables import deposit, deposit_event
 from kassa.ledger import house
 from kassa.ledger.idempotency import IdempotencyKey, Request
-from kassa.ledger.model import TransactionKind
+from kassa.ledger.model import AccountId, TransactionKind
+from kassa.ledger.tables import ledger_account
 from kassa.ledger.transfers import Leg, post, reverse, reverse_asset
-from kassa.money import USD, Money, asset
+from kassa.money import USD, Asset, Money, asset
 from kassa.pricing.locks import RateLock
 
 
@@ -332,6 +335,67 @@ def set_waiting(
     )
 
 
+class HouseAccounts:
+    """The house accounts deposit credits post to, opened once per unit of work: a batch of
+    credits looks each one up once instead of three lookups per credit. Only valid inside the
+    transaction it was made in (an account opened there rolls back with it)."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self._now = now
+        self._ids: dict[tuple[str, str, str], AccountId] = {}
+
+    def wallet(self, name: str, coin: Asset) -> AccountId:
+        key = ("wallet", name, coin.code)
+        if key not in self._ids:
+            self._ids[key] = house.wallet(self._conn, name, coin, self._now).id
+        return self._ids[key]
+
+    def fx(self, coin: Asset, leg: Asset) -> AccountId:
+        key = ("fx", coin.code, leg.code)
+        if key not in self._ids:
+            self._ids[key] = house.fx(self._conn, coin, leg, self._now).id
+        return self._ids[key]
+
+
+def lock_for_credits(
+    conn: Connection, batch: Sequence[Deposit], house_accounts: HouseAccounts
+) -> None:
+    """Take the row locks of a batch of credits up front, in the ledger's lock order
+    (`kassa.ledger`): the deposits, then every ledger account the batch posts to, in ascending
+    id order. One credit after another would otherwise lock a second customer's account while
+    holding the first's and the house's, against the ascending order a chargeback or another
+    chain's batch takes them in: a deadlock on PostgreSQL."""
+    if not batch:
+        return
+    conn.execute(
+        select(deposit.c.id)
+        .where(deposit.c.id.in_(sorted(d.id for d in batch)))
+        .order_by(deposit.c.id)
+        .with_for_update()
+    )
+    ledger_ids = set(
+        conn.execute(
+            select(customer_account.c.ledger_account_id).where(
+                customer_account.c.id.in_({d.customer_account_id for d in batch})
+            )
+        ).scalars()
+    )
+    for current in batch:
+        coin = current.money.asset
+        ledger_ids |= {
+            house_accounts.wallet(f"{current.chain}-deposits", coin),
+            house_accounts.fx(coin, coin),
+            house_accounts.fx(coin, USD),
+        }
+    conn.execute(
+        select(ledger_account.c.id)
+        .where(ledger_account.c.id.in_(sorted(ledger_ids)))
+        .order_by(ledger_account.c.id)
+        .with_for_update()
+    )
+
+
 def credit(
     conn: Connection,
     deposit_id: uuid.UUID,
@@ -340,9 +404,11 @@ def credit(
     expected_block_hash: str,
     confirmations: int,
     now: datetime,
+    house_accounts: HouseAccounts | None = None,
 ) -> Deposit | None:
     """Credit the deposit's USD value at `lock`; None if it changed since it was judged final
-    (its block left the chain, or another watcher credited it)."""
+    (its block left the chain, or another watcher credited it). A batch passes one
+    `HouseAccounts` for all its credits in one transaction."""
     current = get(conn, deposit_id, for_update=True)
     if current is None:
         raise RuntimeError(f"deposit {deposit_id} does not exist")
@@ -370,15 +436,16 @@ def credit(
         "deposits.credit",
         {"deposit": str(current.id), "lock": str(lock.id), "amount": native.amount},
     )
+    accounts_of = house_accounts or HouseAccounts(conn, now)
     legs = [
-        Leg(house.wallet(conn, f"{current.chain}-deposits", coin, now).id, native),
-        Leg(house.fx(conn, coin, coin, now).id, -native),
+        Leg(accounts_of.wallet(f"{current.chain}-deposits", coin), native),
+        Leg(accounts_of.fx(coin, coin), -native),
     ]
     memo = f"{native.format()} {coin.code} deposit at {lock.rate} USD"
     reason = f"credited {usd.format()} USD at {lock.rate} USD/{coin.code}"
     if current.chargeback_transaction_id is None:
         legs += [
-            Leg(house.fx(conn, coin, USD, now).id, usd),
+            Leg(accounts_of.fx(coin, USD), usd),
             Leg(customer.ledger_account_id, -usd),
         ]
     else:
@@ -401,20 +468,23 @@ def credit(
             "rate_lock_id": str(lock.id),
         },
     )
-    _move(
-        conn,
-        current,
-        DepositStatus.CREDITED,
-        reason=reason,
-        now=now,
-        confirmations=confirmations,
-        rate_lock_id=lock.id,
-        usd_amount=usd.amount,
-        credit_count=number,
-        credit_transaction_id=transaction_id,
-    )
+    credited: dict[str, Any] = {
+        "confirmations": confirmations,
+        "rate_lock_id": lock.id,
+        "usd_amount": usd.amount,
+        "credit_count": number,
+        "credit_transaction_id": transaction_id,
+    }
+    _move(conn, current, DepositStatus.CREDITED, reason=reason, now=now, **credited)
     account_views.emit_if_changed(conn, customer, before, now)
-    return get(conn, deposit_id)
+    # The row as just written, without reading it back.
+    return dataclasses.replace(
+        current,
+        status=DepositStatus.CREDITED,
+        status_reason=reason,
+        updated_at=now,
+        **credited,
+    )
 
 
 def reversal_memo(deposit: Deposit, fork_height: int) -> str:

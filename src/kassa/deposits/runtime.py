@@ -109,6 +109,8 @@ def watcher_config(settings: ChainsSettings, chain: Chain) -> WatcherConfig:
         reorg_window=chain_settings.reorg_window,
         lag_alert_blocks=chain_settings.lag_alert_blocks,
         lease_seconds=chain_settings.lease_seconds,
+        store_batch_blocks=chain_settings.store_batch_blocks,
+        credit_batch=chain_settings.credit_batch,
     )
 
 

@@ -65,6 +65,20 @@ class _ChainSettings(BaseModel):
         description="A watcher holds its chain this long per tick; a crashed one's successor "
         "waits it out",
     )
+    store_batch_blocks: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Scanned blocks stored per database transaction (with the checkpoint at "
+        "the batch's last block); a crash rescans at most one batch",
+    )
+    credit_batch: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Final deposits credited per database transaction, each its own ledger "
+        "transaction under its own idempotency key",
+    )
 
     def is_dev(self) -> bool:
         raise NotImplementedError

@@ -6,12 +6,16 @@ One tick:
 2. Reorg check: compare the stored hash of the checkpoint block with the node's; on a mismatch
    walk back through the stored recent blocks to the last common one and rewind there —
    deposits above it leave the chain (credited ones are reversed in the ledger).
-3. Scan forward block by block; each block is one short transaction (its transfers, its hash,
-   the checkpoint), so a crash loses at most the block in flight and a restart repeats it
-   harmlessly. A block whose parent is not the stored tip means the chain moved under us:
-   stop, and the next tick's reorg check handles it.
+3. Scan forward block by block, storing the blocks in batches: one short transaction per
+   ``store_batch_blocks`` blocks (their transfers, their hashes, the checkpoint moved to the
+   batch's last block, the lease renewed), so a crash loses at most the batch in flight and a
+   restart scans it again harmlessly. A block whose parent is not the stored tip means the
+   chain moved under us: store what came before it, stop, and the next tick's reorg check
+   handles it. A watcher far behind logs its progress (`kassa.deposits.progress`).
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
-   and are credited; without a rate they wait, saying so, and are retried next tick.
+   and are credited, ``credit_batch`` deposits per transaction — each its own ledger
+   transaction under its own idempotency key — with the rates read once for the whole batch;
+   without a rate they wait, saying so, and are retried next tick.
 
 No database transaction is open during a node or price request. A lease on the
 checkpoint row keeps a second watcher of the same chain from running the same ticks.
@@ -21,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,12 +39,14 @@ from kassa.clock import Clock, offset_of
 from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
+from kassa.deposits.progress import Backfill
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
 from kassa.events import operational
 from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
-from kassa.pricing.locks import Side
+from kassa.pricing.history import RateSample
+from kassa.pricing.locks import RateLock, Side, lock_rate
 from kassa.pricing.service import PricingService
 from kassa.telemetry.logs import bound
 from kassa.telemetry.metrics import timed_round
@@ -70,6 +77,14 @@ class WatcherConfig:
     lease_seconds: int = 60
     lag_alert_blocks: int = 20
     """Blocks behind the node after a tick that fire ``watcher.lagging`` (once per episode)."""
+    store_batch_blocks: int = 50
+    """Scanned blocks stored per transaction (fewer when a batch has waited
+    ``store_batch_seconds`` for the node): one commit per block cost more than fetching it."""
+    store_batch_seconds: float = 5.0
+    credit_batch: int = 100
+    """Final deposits credited per transaction, each still its own ledger transaction."""
+    progress_seconds: float = 10.0
+    """Between two progress lines of a watcher catching up from far behind."""
 
 
 @dataclass(slots=True)
@@ -80,6 +95,16 @@ class TickReport:
     rewound_to: int | None = None
     credited: list[uuid.UUID] = field(default_factory=list)
     waiting_for_rate: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """A final deposit ready to credit: its block, and its lock or the sample to lock."""
+
+    deposit: records.Deposit
+    block_hash: str
+    confirmations: int
+    price: RateLock | RateSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +166,13 @@ class Watcher:
         self.config = config
         self.chain = config.chain
         self.owner = owner or f"watcher-{uuid.uuid4().hex[:12]}"
-        self._watched: dict[str, tuple[int, uuid.UUID]] = {}
+        self._watched: dict[str, int] = {}
+        """Match key → deposit address id (the customer is read once the address is paid)."""
         self._watched_keys: frozenset[str] = frozenset()
         """The match keys of `_watched`, rebuilt only when addresses are added (copying
         100 000 keys per block was most of a block's matching cost)."""
         self._watched_after = 0
+        self._backfill: Backfill | None = None
 
     # ------------------------------------------------------------------ checkpoint and lease
 
@@ -265,8 +292,14 @@ class Watcher:
             report.rewound_to = fork
             cp = self.checkpoint() or cp
         self._refresh_watched()
+        if self._backfill is None and head.height - cp.height > self.config.store_batch_blocks:
+            self._backfill = Backfill(
+                self.chain, cp.height, head.height, self.config.progress_seconds
+            )
         height = cp.height + 1
         tip_hash = cp.block_hash
+        batch: list[ChainBlock] = []
+        batch_started = time.monotonic()
         while height <= head.height and report.scanned < self.config.max_blocks_per_tick:
             if stop is not None and stop.is_set():
                 break
@@ -278,10 +311,20 @@ class Watcher:
                     height,
                 )
                 break
-            report.recorded += self._store_block(block)
+            batch.append(block)
             report.scanned += 1
             tip_hash = block.hash
             height += 1
+            waited = time.monotonic() - batch_started
+            if (
+                len(batch) >= self.config.store_batch_blocks
+                or waited >= self.config.store_batch_seconds
+            ):
+                report.recorded += self._store_blocks(batch, head)
+                batch = []
+                batch_started = time.monotonic()
+        if batch:
+            report.recorded += self._store_blocks(batch, head)
         self._settle(head, report)
         self._note_outcome(None, head=head.height, scanned=height - 1)
         return report
@@ -353,71 +396,104 @@ class Watcher:
         if added:
             self._watched.update(added)
             self._watched_keys = frozenset(self._watched)
-            self._watched_after = max(address_id for address_id, _ in added.values())
+            self._watched_after = max(added.values())
 
-    def _store_block(self, block: ChainBlock) -> int:
+    def _store_blocks(self, blocks: Sequence[ChainBlock], head: ChainHead) -> int:
+        """Store a batch of consecutive scanned blocks in one transaction and move the
+        checkpoint to its last block. A crash before the commit leaves the checkpoint before
+        the batch, so a restart scans the whole batch again: no gap, and nothing twice."""
         recorded = 0
+        last = blocks[-1]
+        window_floor = last.height - self.config.reorg_window
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
-            seen_at = block.time + offset_of(self.clock, conn)
-            for transfer in block.transfers:
-                if transfer.amount <= 0:
-                    continue
-                owner = self._watched.get(match_key(self.chain, transfer.to_address))
-                if owner is None:
-                    continue
-                address_id, customer_id = owner
-                records.record(
-                    conn,
-                    transfer,
-                    block,
-                    deposit_address_id=address_id,
-                    customer_account_id=customer_id,
-                    dust=self.config.dust.get(transfer.asset, 1),
-                    now=now,
-                    seen_at=seen_at,
-                )
-                recorded += 1
+            offset = offset_of(self.clock, conn)
+            for block in blocks:
+                recorded += self._record_matches(conn, block, now, block.time + offset)
             conn.execute(
                 delete(chain_block).where(
                     chain_block.c.chain == self.chain.value,
                     or_(
-                        chain_block.c.height == block.height,
-                        chain_block.c.height <= block.height - self.config.reorg_window,
+                        chain_block.c.height >= blocks[0].height,
+                        chain_block.c.height <= window_floor,
                     ),
                 )
             )
             conn.execute(
-                insert(chain_block).values(
-                    chain=self.chain.value,
-                    height=block.height,
-                    hash=block.hash,
-                    parent_hash=block.parent_hash,
-                    time=block.time,
-                )
+                insert(chain_block),
+                [
+                    {
+                        "chain": self.chain.value,
+                        "height": block.height,
+                        "hash": block.hash,
+                        "parent_hash": block.parent_hash,
+                        "time": block.time,
+                    }
+                    for block in blocks
+                    if block.height > window_floor
+                ],
             )
-            # Each block renews the lease, and only the lease holder may move the checkpoint: a
-            # long catch-up never lets a standby watcher scan the same blocks meanwhile, and a
-            # watcher that lost its lease (it stalled) rolls this block back and stops.
-            moved = conn.execute(
-                update(watcher_checkpoint)
-                .where(
-                    watcher_checkpoint.c.chain == self.chain.value,
-                    watcher_checkpoint.c.lease_owner == self.owner,
-                )
-                .values(
-                    height=block.height,
-                    block_hash=block.hash,
-                    updated_at=now,
-                    lease_until=now + timedelta(seconds=self.config.lease_seconds),
-                )
+            self._hold_lease(
+                conn,
+                now,
+                f"storing blocks up to {last.height}",
+                height=last.height,
+                block_hash=last.hash,
             )
-            if moved.rowcount != 1:
-                raise WatcherBusy(
-                    f"the {self.chain} watcher {self.owner} lost its lease while scanning block "
-                    f"{block.height}; another watcher has the chain"
-                )
+        if self._backfill is not None and self._backfill.note(last.height, head.height):
+            self._backfill = None
         return recorded
+
+    def _record_matches(
+        self, conn: Connection, block: ChainBlock, now: datetime, seen_at: datetime
+    ) -> int:
+        """Record the block's transfers to watched addresses (a set lookup per transfer)."""
+        paid = []
+        for transfer in block.transfers:
+            if transfer.amount <= 0:
+                continue
+            address_id = self._watched.get(match_key(self.chain, transfer.to_address))
+            if address_id is not None:
+                paid.append((transfer, address_id))
+        if not paid:
+            return 0
+        customers = addresses.owners(conn, [address_id for _, address_id in paid])
+        for transfer, address_id in paid:
+            records.record(
+                conn,
+                transfer,
+                block,
+                deposit_address_id=address_id,
+                customer_account_id=customers[address_id],
+                dust=self.config.dust.get(transfer.asset, 1),
+                now=now,
+                seen_at=seen_at,
+            )
+        return len(paid)
+
+    def _hold_lease(
+        self, conn: Connection, now: datetime, doing: str, **checkpoint: object
+    ) -> None:
+        """Renew the lease, moving the checkpoint too when given. Only the lease holder may: a
+        long catch-up never lets a standby watcher scan the same blocks meanwhile, and a watcher
+        that lost its lease (it stalled) rolls this unit of work back and stops."""
+        moved = conn.execute(
+            update(watcher_checkpoint)
+            .where(
+                watcher_checkpoint.c.chain == self.chain.value,
+                watcher_checkpoint.c.lease_owner == self.owner,
+            )
+            .values(
+                updated_at=now,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                **checkpoint,
+            )
+        )
+        if moved.rowcount != 1:
+            raise WatcherBusy(
+                f"the {self.chain} watcher {self.owner} lost its lease while {doing}; another "
+                "watcher has the chain"
+            )
 
     # ------------------------------------------------------------------ settling
 
@@ -444,7 +520,27 @@ class Watcher:
                         ),
                         now=now,
                     )
+        if not final:
+            return
+        priced = self._price(final, report)
+        for first in range(0, len(priced), self.config.credit_batch):
+            self._credit(priced[first : first + self.config.credit_batch], report)
+
+    def _price(
+        self, final: Sequence[tuple[records.Deposit, int]], report: TickReport
+    ) -> list[_Priced]:
+        """Each final deposit's price: a stored sample read for the whole batch at once (the
+        lock is taken in the credit's transaction), or, when no stored sample answers, a lock
+        from the pricing service (a candle lookup); without any rate the deposit waits."""
+        book = self.pricing.book(self._payment_times(final))
+        priced: list[_Priced] = []
         for current, confirmations in final:
+            if current.block_hash is None:
+                continue
+            sample = book.sample(AssetCode(current.asset), current.first_seen_at)
+            if sample is not None:
+                priced.append(_Priced(current, current.block_hash, confirmations, sample))
+                continue
             try:
                 lock = self.pricing.lock(
                     purpose=current.purpose,
@@ -463,28 +559,64 @@ class Watcher:
                         now=self.clock.now(conn),
                     )
                 continue
-            if current.block_hash is None:
-                continue
-            with bound(deposit=current.id):
-                with self.database.transaction() as conn:
-                    credited = records.credit(
+            priced.append(_Priced(current, current.block_hash, confirmations, lock))
+        return priced
+
+    @staticmethod
+    def _payment_times(
+        final: Sequence[tuple[records.Deposit, int]],
+    ) -> dict[AssetCode, list[datetime]]:
+        times: dict[AssetCode, list[datetime]] = {}
+        for current, _ in final:
+            times.setdefault(AssetCode(current.asset), []).append(current.first_seen_at)
+        return times
+
+    def _credit(self, batch: Sequence[_Priced], report: TickReport) -> None:
+        """Credit a batch in one transaction: per deposit its rate lock (an existing one wins)
+        and its ledger transaction under ``deposit:<id>:credit:<n>``. A crash rolls the whole
+        batch back; the restart credits it again, once."""
+        credited: list[tuple[records.Deposit, records.Deposit]] = []
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            self._hold_lease(conn, now, "crediting deposits")
+            house_accounts = records.HouseAccounts(conn, now)
+            records.lock_for_credits(conn, [item.deposit for item in batch], house_accounts)
+            for item in batch:
+                current = item.deposit
+                lock = item.price
+                if isinstance(lock, RateSample):
+                    lock = lock_rate(
+                        conn,
+                        purpose=current.purpose,
+                        asset=AssetCode(current.asset),
+                        side=Side.BID,
+                        sample=lock,
+                        priced_at=current.first_seen_at,
+                        now=now,
+                    )
+                with bound(deposit=current.id):
+                    done = records.credit(
                         conn,
                         current.id,
                         lock,
-                        expected_block_hash=current.block_hash,
-                        confirmations=confirmations,
-                        now=self.clock.now(conn),
+                        expected_block_hash=item.block_hash,
+                        confirmations=item.confirmations,
+                        now=now,
+                        house_accounts=house_accounts,
                     )
-                if credited is not None:
-                    report.credited.append(credited.id)
-                    log.info(
-                        "credited %s deposit %s:%s (%s) for $%s",
-                        current.asset,
-                        current.txid,
-                        current.position,
-                        current.money.format(),
-                        Money(credited.usd_amount or 0, USD).format(),
-                    )
+                if done is not None:
+                    credited.append((current, done))
+        for current, done in credited:
+            report.credited.append(done.id)
+            with bound(deposit=current.id):
+                log.info(
+                    "credited %s deposit %s:%s (%s) for $%s",
+                    current.asset,
+                    current.txid,
+                    current.position,
+                    current.money.format(),
+                    Money(done.usd_amount or 0, USD).format(),
+                )
 
     # ------------------------------------------------------------------ loop
 

@@ -7,6 +7,7 @@ time: the latest sample for "now", the nearest sample within a tolerance for "at
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -160,6 +161,51 @@ def nearest(
         return None
     best = min(candidates, key=lambda row: abs(row["sampled_at"] - at))
     return _with_quotes(conn, [best])[0]
+
+
+def between(conn: Connection, symbol: Symbol, start: datetime, end: datetime) -> list[RateSample]:
+    """Every sample of `symbol` taken in [start, end], oldest first (ties by id)."""
+    rows = (
+        conn.execute(
+            select(rate_sample)
+            .where(
+                rate_sample.c.symbol == symbol.value,
+                rate_sample.c.sampled_at >= start,
+                rate_sample.c.sampled_at <= end,
+            )
+            .order_by(rate_sample.c.sampled_at, rate_sample.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return _with_quotes(conn, rows) if rows else []
+
+
+class SampleWindow:
+    """Samples of one symbol read in one query, answering "the rate at T" like `nearest` for
+    any T whose tolerance window the read covered: a batch of deposits is priced without a
+    query (or a transaction) per deposit, and with the very sample `nearest` would pick."""
+
+    def __init__(self, samples: Sequence[RateSample], start: datetime, end: datetime) -> None:
+        self._samples = sorted(samples, key=lambda s: (s.sampled_at, s.id))
+        self._times = [s.sampled_at for s in self._samples]
+        self.start = start
+        self.end = end
+
+    def nearest(self, at: datetime, tolerance: timedelta) -> RateSample | None:
+        """As `nearest`; None also when the window does not cover ``at ± tolerance``."""
+        if at - tolerance < self.start or at + tolerance > self.end:
+            return None
+        split = bisect_right(self._times, at)
+        candidates = []
+        if split > 0 and self._times[split - 1] >= at - tolerance:
+            candidates.append(self._samples[split - 1])  # the last at or before `at`
+        if split < len(self._samples) and self._times[split] <= at + tolerance:
+            candidates.append(self._samples[split])  # the first after it
+        if not candidates:
+            return None
+        # On a tie the earlier sample wins (min keeps the first), as in `nearest`.
+        return min(candidates, key=lambda sample: abs(sample.sampled_at - at))
 
 
 def count_samples(conn: Connection, symbol: Symbol | None = None) -> int:

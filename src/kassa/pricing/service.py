@@ -254,6 +254,23 @@ def _note_episode(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RateBook:
+    """Stored samples around a batch of payment times (`PricingService.book`)."""
+
+    windows: Mapping[Symbol, history.SampleWindow]
+    tolerance: timedelta
+    now: datetime
+
+    def sample(self, asset: AssetCode, at: datetime) -> RateSample | None:
+        """The stored sample `PricingService.rate_at` would price `at` with; None when only
+        `rate_at` can answer (a candle lookup, or a `NoRate` that explains why)."""
+        window = self.windows.get(symbol_of(asset))
+        if window is None or at > self.now + self.tolerance:
+            return None
+        return window.nearest(at, self.tolerance)
+
+
 class PricingService:
     """Rates for Kassa: refresh, current, at-time and locks, over one database and clock."""
 
@@ -361,6 +378,29 @@ class PricingService:
         agg = asyncio.run(run())
         with self.database.transaction() as conn:
             return history.record(conn, agg, kind="candle", now=self.clock.now(conn))
+
+    def book(self, times: Mapping[AssetCode, Iterable[datetime]]) -> RateBook:
+        """The samples around the payment times of a batch, per asset, read in one short
+        transaction: `RateBook.sample` then answers each time as `rate_at` would from stored
+        samples, with no transaction of its own."""
+        tolerance = timedelta(seconds=self.settings.history_tolerance_seconds)
+        spans: dict[Symbol, tuple[datetime, datetime]] = {}
+        for asset_code, moments in times.items():
+            symbol = symbol_of(asset_code)
+            for at in moments:
+                low, high = spans.get(symbol, (at, at))
+                spans[symbol] = (min(low, at), max(high, at))
+        with self.database.transaction() as conn:
+            now = self.clock.now(conn)
+            windows = {
+                symbol: history.SampleWindow(
+                    history.between(conn, symbol, low - tolerance, high + tolerance),
+                    low - tolerance,
+                    high + tolerance,
+                )
+                for symbol, (low, high) in spans.items()
+            }
+        return RateBook(windows, tolerance, now)
 
     # ------------------------------------------------------------------ locking
 

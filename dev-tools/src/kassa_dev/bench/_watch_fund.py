@@ -70,14 +70,21 @@ def fund(
     layout: Sequence[Sequence[Payment]],
     final_height: Callable[[], int],
     progress: Progress,
+    *,
+    filler: int = 0,
+    seed: int = 1,
 ) -> FundedRange:
-    """Mine the planned blocks (plus empty ones until the last deposit is final)."""
+    """Mine the planned blocks (plus empty ones until the last deposit is final); with
+    `filler`, each planned block also carries that many unrelated transfers."""
+    rng = random.Random(f"{seed}-{node.chain.value}-filler")  # noqa: S311 - random traffic
     heartbeat = Heartbeat()
     started = progress.elapsed_seconds
     node.prepare(sum(len(payments) for payments in layout))
     start = node.tip() + 1
     paid: list[PaidDeposit] = []
     for offset, payments in enumerate(layout):
+        if filler:
+            node.fill(filler, rng)
         if payments:
             landed = node.pay_block(payments)
             if {deposit.height for deposit in landed} != {start + offset}:

@@ -15,10 +15,21 @@ the batch, mine one block, and check that every payment is in it and succeeded:
   ``transfer`` calls with consecutive nonces, then ``evm_mine`` makes one block of them.
 * TRON (Kassa's simulator, block interval 0: blocks only on ``/debug/mine``): the genesis
   account signs TRX and USDT-TRC20 transfers referencing the solidified block.
+
+With ``--mainnet-blocks`` every block of the range also carries unrelated traffic, broadcast by
+`LocalChain.fill` just before the block is mined, so blocks have the size of mainnet ones while
+only the deposits pay watched addresses:
+
+* BTC: one transaction with `MAINNET_FILLER` [BTC] outputs to fresh random P2WPKH scripts, each
+  spending the previous one's change (one coinbase funds them all);
+* ETH: half native ETH transfers, half TestUSDT ``transfer`` calls (one log each), to random
+  addresses;
+* TRON: TRX and USDT-TRC20 transfers alternating, to random addresses.
 """
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +54,7 @@ from kassa.chains.btc.tx import (
 from kassa.chains.eth.address import parse_eth_address
 from kassa.chains.network import BtcNetwork, Chain
 from kassa.chains.scanning import NATIVE_POSITION
-from kassa.chains.tron.address import parse_tron_address
+from kassa.chains.tron.address import TronAddress, parse_tron_address
 from kassa.chains.tron.tx import sign_trc20_transfer, sign_trx_transfer
 from kassa.deposits.settings import (
     BtcChainSettings,
@@ -86,6 +97,11 @@ AMOUNT_RANGES: dict[AssetCode, tuple[int, int]] = {
 BTC_MAX_SETUP_HEIGHT = 2_000
 """Regtest halves the subsidy every 150 blocks: past this height a coinbase (about 0.006 BTC)
 no longer covers the largest deposit and its fee."""
+MAINNET_FILLER: dict[Chain, int] = {Chain.BTC: 2_000, Chain.ETH: 200, Chain.TRON: 300}
+"""Unrelated transfers per block with ``--mainnet-blocks``: BTC outputs (mainnet blocks carry
+thousands), ETH transactions (half of them USDT transfers), TRON transfers."""
+FILLER_BTC_OUTPUT = 1_000
+"""Satoshi per filler output (above the P2WPKH dust threshold of 294)."""
 ETH_TRANSFER_GAS = 21_000
 ERC20_TRANSFER_GAS = 100_000
 """A TestUSDT transfer to a new holder takes about 52 000 gas."""
@@ -121,6 +137,10 @@ class LocalChain(ABC):
     @abstractmethod
     def mine_empty(self, blocks: int) -> None: ...
 
+    @abstractmethod
+    def fill(self, transfers: int, rng: random.Random) -> None:
+        """Broadcast `transfers` payments to random unwatched addresses for the next block."""
+
     def stop(self) -> None:
         self.handle.stop()
 
@@ -146,6 +166,8 @@ class BtcLocalChain(LocalChain):
         self.key = devbtc.faucet_key()
         self._secret = coincurve.PrivateKey(self.key.private_key)
         self._coins: list[devbtc.Utxo] = []
+        self._filler: Coin | None = None
+        """The coin the next filler transaction spends: a coinbase, then each one's change."""
 
     def settings(self) -> ChainsSettings:
         return ChainsSettings(
@@ -156,7 +178,9 @@ class BtcLocalChain(LocalChain):
         return self.rpc.height()
 
     def prepare(self, payments: int) -> None:
-        # One mature coinbase per payment: mine until there are enough, then let them mature.
+        # One mature coinbase per payment, and one for the filler transactions: mine until
+        # there are enough, then let them mature.
+        payments += 1
         smallest = AMOUNT_RANGES[AssetCode.BTC][1] + 2 * self._fee()
         while True:
             tip = self.rpc.height()
@@ -175,8 +199,29 @@ class BtcLocalChain(LocalChain):
                     f"{BTC_MAX_SETUP_HEIGHT - 250:,} BTC deposits"
                 )
             self.rpc.generate(missing + devbtc.COINBASE_MATURITY, self.key.address)
-        # Oldest first: those are never near the maturity edge.
-        self._coins = sorted(coins, key=lambda coin: (coin.height, coin.txid))[:payments]
+        # Oldest first: those are never near the maturity edge; the oldest (the largest
+        # subsidy) funds the filler.
+        oldest = sorted(coins, key=lambda coin: (coin.height, coin.txid))[:payments]
+        first = oldest.pop(0)
+        self._filler = Coin(OutPoint(first.txid, first.vout), first.value, first.script_pubkey)
+        self._coins = oldest
+
+    def fill(self, transfers: int, rng: random.Random) -> None:
+        coin = self._filler
+        if coin is None:
+            raise WatchBenchError("prepare() first: no coin for the BTC filler")
+        scripts = [b"\x00\x14" + rng.randbytes(20) for _ in range(transfers)]
+        change_script = self.key.script_pubkey
+        fee = fee_for_vsize(estimate_vsize(1, [*scripts, change_script]), BTC_FEE_RATE)
+        change = coin.amount - transfers * FILLER_BTC_OUTPUT - fee
+        if change < dust_threshold(change_script):
+            raise WatchBenchError("the BTC filler coin is spent; use fewer blocks")
+        outputs = [TxOut(FILLER_BTC_OUTPUT, script) for script in scripts]
+        signed = build_transaction([coin], [*outputs, TxOut(change, change_script)]).sign(
+            [self._secret]
+        )
+        txid = self.rpc.send_raw_transaction(signed.serialize())
+        self._filler = Coin(OutPoint(txid, transfers), change, change_script)
 
     def _fee(self) -> int:
         script = self.key.script_pubkey
@@ -232,6 +277,17 @@ class EthLocalChain(LocalChain):
         self.w3 = node.web3()
         self.payer = ganache.dev_account(0)
         self.usdt = Web3.to_checksum_address(node.usdt_address)
+        self._nonce: int | None = None
+        self._fill: tuple[int, random.Random] | None = None
+        """The payer's next nonce, counted here: with mining paused, ganache's pending count
+        does not include the transactions waiting for the next block."""
+
+    def _nonces(self, count: int) -> range:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.payer.address, "pending")
+        taken = range(self._nonce, self._nonce + count)
+        self._nonce += count
+        return taken
 
     def settings(self) -> ChainsSettings:
         return ChainsSettings(
@@ -251,14 +307,42 @@ class EthLocalChain(LocalChain):
         # Pending transactions now wait for evm_mine: one block holds a whole batch.
         self._request("miner_stop")
 
-    def pay_block(self, payments: Sequence[Payment]) -> list[PaidDeposit]:
-        nonce = self.w3.eth.get_transaction_count(self.payer.address, "pending")
+    def fill(self, transfers: int, rng: random.Random) -> None:
+        # Sent after the block's deposits (`_send_fill`): the deposits get the lower nonces, so
+        # a block that cannot take the whole filler still holds every deposit.
+        self._fill = (transfers, rng)
+
+    def _send_fill(self) -> None:
+        if self._fill is None:
+            return
+        transfers, rng = self._fill
+        self._fill = None
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
-        sent: list[tuple[Payment, str]] = []
-        for offset, payment in enumerate(payments):
+        for offset, nonce in enumerate(self._nonces(transfers)):
             fields: dict[str, Any] = {
                 "chainId": ganache.CHAIN_ID,
-                "nonce": nonce + offset,
+                "nonce": nonce,
+                "type": 2,
+                "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+                "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
+            }
+            to = rng.randbytes(20)
+            if offset % 2:
+                data = ERC20_TRANSFER_SELECTOR + to.rjust(32, b"\0") + (1).to_bytes(32)
+                fields |= {"to": self.usdt, "value": 0, "gas": ERC20_TRANSFER_GAS, "data": data}
+            else:
+                address = Web3.to_checksum_address(to)
+                fields |= {"to": address, "value": 10**9, "gas": ETH_TRANSFER_GAS}
+            signed = self.payer.sign_transaction(fields)
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+
+    def pay_block(self, payments: Sequence[Payment]) -> list[PaidDeposit]:
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        sent: list[tuple[Payment, str]] = []
+        for payment, nonce in zip(payments, self._nonces(len(payments)), strict=True):
+            fields: dict[str, Any] = {
+                "chainId": ganache.CHAIN_ID,
+                "nonce": nonce,
                 "type": 2,
                 "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
                 "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
@@ -272,6 +356,7 @@ class EthLocalChain(LocalChain):
             signed = self.payer.sign_transaction(fields)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             sent.append((payment, HexBytes(tx_hash).to_0x_hex()))
+        self._send_fill()
         self._request("evm_mine")
         block = self.w3.eth.get_block("latest")
         included = {HexBytes(h).to_0x_hex() for h in block["transactions"]}  # type: ignore[arg-type]
@@ -295,6 +380,7 @@ class EthLocalChain(LocalChain):
 
     def mine_empty(self, blocks: int) -> None:
         for _ in range(blocks):
+            self._send_fill()
             self._request("evm_mine")
 
 
@@ -372,6 +458,33 @@ class TronLocalChain(LocalChain):
                 )
             )
         return paid
+
+    def fill(self, transfers: int, rng: random.Random) -> None:
+        info = tron_node.debug_info(self.url)
+        token = parse_tron_address(info.usdt_contract)
+        for number in range(transfers):
+            to = TronAddress.from_bytes(rng.randbytes(20))
+            if number % 2:
+                signed = sign_trc20_transfer(
+                    self.genesis,
+                    token=token,
+                    to=to,
+                    amount=1,
+                    fee_limit_sun=TRC20_FEE_LIMIT,
+                    ref_block_id=info.solid_head_id,
+                    timestamp_ms=info.chain_time_ms,
+                )
+            else:
+                signed = sign_trx_transfer(
+                    self.genesis,
+                    to=to,
+                    amount_sun=1_000_000,
+                    ref_block_id=info.solid_head_id,
+                    timestamp_ms=info.chain_time_ms,
+                )
+            answer = self._post("wallet/broadcasttransaction", signed.payload())
+            if not answer.get("result"):
+                raise WatchBenchError(f"the TRON simulator refused a filler transfer: {answer}")
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._client.post(f"{self.url}/{path}", json=body)

@@ -107,7 +107,7 @@ def watcher_table(run: ChainRun) -> str:
         ("time: start-up (load the watched set)", lambda w: _seconds(w.load_seconds)),
         ("time: in the scanner (head, hashes, blocks)", lambda w: _seconds(w.scanner_seconds)),
         ("time: copying the watched set per block, est.", _copies),
-        ("time: storing blocks (1 transaction each)", lambda w: _seconds(w.store_seconds)),
+        ("time: storing blocks (batched transactions)", lambda w: _seconds(w.store_seconds)),
         ("time: crediting (rate lock + credit)", lambda w: _seconds(w.settle_seconds)),
         ("time: the rest / whole run", _rest),
         ("CPU: bench process / node / PG backend", _cpu),

@@ -10,7 +10,9 @@ free port in a temporary directory and stopped afterwards):
    key, one at a time: **addresses derived/s**;
 2. pay a seeded random sample of them with real signed transactions: `--deposits-per-block`
    deposits in every other block of `--blocks` blocks (empty blocks between), plus empty blocks
-   until the last deposit is final;
+   until the last deposit is final; with `--mainnet-blocks` every one of those blocks also
+   carries mainnet-sized unrelated traffic (`_watch_nodes.MAINNET_FILLER`: 2,000 BTC outputs,
+   200 ETH transactions of which 100 USDT transfers, 300 TRON transfers);
 3. fetch exactly those blocks without the watcher: the bare per-block RPC requests of the
    chain's scanner (after one unmeasured warm-up pass), then ``scanner.block(h, watched)`` of a
    fresh scanner: **raw fetch blocks/s**;
@@ -68,7 +70,7 @@ from kassa_dev.bench._watch_addresses import (
 )
 from kassa_dev.bench._watch_fetch import bare_fetch, close_scanner, measure_bare, measure_scanner
 from kassa_dev.bench._watch_fund import FundedRange, fund, funded_offsets, plan
-from kassa_dev.bench._watch_nodes import LocalChain, start_chain
+from kassa_dev.bench._watch_nodes import MAINNET_FILLER, LocalChain, start_chain
 from kassa_dev.bench._watch_report import (
     ChainRun,
     DatabaseRun,
@@ -89,6 +91,7 @@ DERIVE_PER_SECOND = 2_500.0
 BULK_ROWS_PER_SECOND = 12_000.0
 FUND_SECONDS_PER_DEPOSIT = 0.07
 FUND_SECONDS_PER_BLOCK = 0.02
+FILL_SECONDS_PER_TRANSFER = 0.005
 FETCH_SECONDS_PER_BLOCK = 0.02
 ALLOCATE_SECONDS_EACH = 0.01
 WATCH_SECONDS_PER_BLOCK = 0.05
@@ -107,6 +110,11 @@ class Options:
     pg_url: str
     seed: int
     out: Path | None
+    mainnet_blocks: bool = False
+
+    def filler(self, chain: Chain) -> int:
+        """Unrelated transfers in each block of the range."""
+        return MAINNET_FILLER[chain] if self.mainnet_blocks else 0
 
     @property
     def deposits(self) -> int:
@@ -131,6 +139,9 @@ class Options:
             + self.addresses / DERIVE_PER_SECOND
             + self.deposits * FUND_SECONDS_PER_DEPOSIT
             + self.blocks * (FUND_SECONDS_PER_BLOCK + 3 * FETCH_SECONDS_PER_BLOCK)
+            + self.blocks
+            * FILL_SECONDS_PER_TRANSFER
+            * max(map(self.filler, self.chains), default=0)
             + (self.addresses_seconds() + self.watcher_seconds()) * len(self.databases)
         )
         return per_chain * len(self.chains) + self.customers_seconds() * len(self.databases)
@@ -203,6 +214,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--pg-url", default=DEFAULT_PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--seed", type=int, default=1, help="seed of the deposit plan")
     parser.add_argument(
+        "--mainnet-blocks",
+        action="store_true",
+        help="fill every block with mainnet-sized unrelated traffic (BTC 2,000 outputs, ETH 200 "
+        "transactions with 100 USDT transfers, TRON 300 transfers)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="write watchers.json and .svg here"
     )
     args = parser.parse_args(argv)
@@ -222,6 +239,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         pg_url=args.pg_url,
         seed=args.seed,
         out=args.out,
+        mainnet_blocks=args.mainnet_blocks,
     )
 
 
@@ -304,8 +322,10 @@ def _measure_chain(
     run.derive_seconds = derived.seconds
     progress.heartbeat(f"=> {derived.per_second:,.0f} addresses derived/s")
 
+    filler = options.filler(chain)
     progress.step(
-        f"{chain}: paying {options.deposits:,} deposits over {options.blocks:,} blocks",
+        f"{chain}: paying {options.deposits:,} deposits over {options.blocks:,} blocks"
+        + (f", each with {filler:,} unrelated transfers" if filler else ""),
         options.deposits * FUND_SECONDS_PER_DEPOSIT + options.blocks * FUND_SECONDS_PER_BLOCK,
     )
     settings = node.settings()
@@ -314,7 +334,14 @@ def _measure_chain(
     )
     heads = build_scanner(settings, chain)
     try:
-        funded = fund(node, layout, lambda: heads.head().final_height, progress)
+        funded = fund(
+            node,
+            layout,
+            lambda: heads.head().final_height,
+            progress,
+            filler=filler,
+            seed=options.seed,
+        )
     finally:
         close_scanner(heads)
     run.range_start, run.range_end = funded.start, funded.end
