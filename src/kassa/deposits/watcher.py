@@ -34,6 +34,7 @@ from kassa.clock import Clock, offset_of
 from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
+from kassa.deposits.mempool import MempoolTracker
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
 from kassa.events import operational
@@ -129,6 +130,7 @@ class Watcher:
         config: WatcherConfig,
         *,
         owner: str | None = None,
+        mempool: MempoolTracker | None = None,
     ) -> None:
         if scanner.chain is not config.chain:
             raise ValueError(f"a {scanner.chain} scanner cannot serve the {config.chain} watcher")
@@ -144,6 +146,8 @@ class Watcher:
         """The match keys of `_watched`, rebuilt only when addresses are added (copying
         100 000 keys per block was most of a block's matching cost)."""
         self._watched_after = 0
+        self.mempool = mempool
+        """Announces deposits before their block (`kassa.deposits.mempool`), in its own thread."""
 
     # ------------------------------------------------------------------ checkpoint and lease
 
@@ -489,6 +493,13 @@ class Watcher:
 
     def run_forever(self, stop: threading.Event, interval_seconds: float) -> None:
         log.info("%s watcher %s started (every %ss)", self.chain, self.owner, interval_seconds)
+        if self.mempool is not None:
+            threading.Thread(
+                target=self.mempool.run_forever,
+                args=(stop,),
+                name=f"kassa-mempool-{self.chain}",
+                daemon=True,
+            ).start()
         try:
             while not stop.is_set():
                 try:
