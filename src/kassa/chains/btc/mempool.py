@@ -10,9 +10,10 @@ Design:
 * Transfers are keyed as in a block (``txid:vout``): a txid commits to its outputs, so the
   block scan continues the same deposit.
 * `fate` of a transaction gone from the pool: mined (the node knows it in a block), pending
-  (still known unmined), or gone — with "an input was spent by another transaction" when
-  ``gettxout`` (mempool included) no longer finds one of its inputs (replaced by fee, or
-  double-spent), else "evicted or expired".
+  (still known unmined), or gone — "its input was spent by another transaction" (replaced by
+  fee, or double-spent) when a pool transaction spends one of its inputs, or ``gettxout`` no
+  longer finds one unspent; else "evicted or expired". The pool's own transactions are
+  searched because bcoin's ``gettxout`` ignores mempool spends (Core's does not).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from kassa.chains.scanning import ChainTransfer, Fate, PoolSnapshot, TxFate
 @dataclass(frozen=True, slots=True)
 class _Pooled:
     transfers: tuple[ChainTransfer, ...]
-    inputs: tuple[tuple[str, int], ...]
-    """The outpoints it spends, kept only for transactions paying a watched address."""
+    inputs: frozenset[tuple[str, int]]
+    """The outpoints it spends."""
 
 
 class BtcMempool:
@@ -39,7 +40,7 @@ class BtcMempool:
         self.scanner = scanner
         self.rpc = scanner.rpc
         self._pooled: dict[str, _Pooled] = {}
-        self._inputs: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._inputs: dict[str, frozenset[tuple[str, int]]] = {}
         """Inputs of watched transactions, kept after they leave the pool until their fate."""
 
     @property
@@ -59,9 +60,9 @@ class BtcMempool:
             transfers = tuple(
                 t for t in self.scanner.transfers_of(tx, watched) if match_key(t.to_address) in watched
             )
-            inputs = _outpoints(tx) if transfers else ()
+            inputs = _outpoints(tx)
             self._pooled[txid] = _Pooled(transfers, inputs)
-            if inputs:
+            if transfers:
                 self._inputs[txid] = inputs
         for txid in self._pooled.keys() - txids:
             del self._pooled[txid]
@@ -80,9 +81,10 @@ class BtcMempool:
                 self._inputs.pop(txid, None)
                 return TxFate(Fate.MINED)
             return TxFate(Fate.PENDING)
-        inputs = self._inputs.pop(txid, ())
-        for prev_txid, vout in inputs:
-            if self.rpc.get_tx_out(prev_txid, vout, include_mempool=True) is None:
+        inputs = self._inputs.pop(txid, frozenset())
+        for prev_txid, vout in sorted(inputs):
+            spent_in_pool = any((prev_txid, vout) in p.inputs for p in self._pooled.values())
+            if spent_in_pool or self.rpc.get_tx_out(prev_txid, vout) is None:
                 return TxFate(
                     Fate.GONE,
                     f"its input {prev_txid}:{vout} was spent by another transaction "
@@ -91,7 +93,7 @@ class BtcMempool:
         return TxFate(Fate.GONE, "it left the node's mempool unmined (evicted or expired)")
 
 
-def _outpoints(tx: dict[str, object]) -> tuple[tuple[str, int], ...]:
+def _outpoints(tx: dict[str, object]) -> frozenset[tuple[str, int]]:
     inputs = tx.get("vin")
     if not isinstance(inputs, list):
         raise UnexpectedResponse("getrawtransaction: vin is not a list")
@@ -103,4 +105,4 @@ def _outpoints(tx: dict[str, object]) -> tuple[tuple[str, int], ...]:
         if not isinstance(prev, str) or type(vout) is not int:
             raise UnexpectedResponse(f"getrawtransaction: bad input {vin!r}")
         found.append((prev, vout))
-    return tuple(found)
+    return frozenset(found)
