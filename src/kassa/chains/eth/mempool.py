@@ -13,7 +13,8 @@ Design:
   are invisible before mining: they show up with their block. Other token contracts are not
   reported here; the block scan records them as ignored.
 * `fate` of a transaction gone from the pool: mined (with its block height), pending, or gone —
-  "replaced" when its sender's nonce was used by another transaction, else "dropped".
+  "replaced" when another transaction of its sender and nonce is in the pool or was mined,
+  else "dropped".
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class EthMempool:
         self.usdt_contract = parse_eth_address(usdt_contract).text.lower()
         self._senders: dict[str, tuple[str, int]] = {}
         """``(from, nonce)`` of pending transactions that pay a watched address."""
+        self._nonces: dict[tuple[str, int], str] = {}
+        """``(from, nonce)`` → txid of every transaction in the pool at the last pass."""
         self._txpool: bool | None = None
         """Whether the node serves ``txpool_content``; None until asked."""
 
@@ -62,16 +65,17 @@ class EthMempool:
     def pool(self, watched: frozenset[str]) -> PoolSnapshot:
         txids: set[str] = set()
         transfers: list[ChainTransfer] = []
+        nonces: dict[tuple[str, int], str] = {}
         for tx in self._pending():
             txid = _hash(tx.get("hash"))
             txids.add(txid)
+            sender = (_address(tx.get("from"), "tx.from"), quantity(tx.get("nonce"), "tx.nonce"))
+            nonces[sender] = txid
             found = self._transfer(tx, txid, watched)
             if found is not None:
                 transfers.append(found)
-                self._senders[txid] = (
-                    _address(tx.get("from"), "tx.from"),
-                    quantity(tx.get("nonce"), "tx.nonce"),
-                )
+                self._senders[txid] = sender
+        self._nonces = nonces
         return PoolSnapshot(frozenset(txids), tuple(transfers))
 
     def fate(self, txid: str) -> TxFate:
@@ -84,6 +88,12 @@ class EthMempool:
         sender = self._senders.pop(txid, None)
         if sender is not None:
             address, nonce = sender
+            replacement = self._nonces.get(sender)
+            if replacement is not None and replacement != txid:
+                return TxFate(
+                    Fate.GONE,
+                    f"replaced: nonce {nonce} of {address} is used by transaction {replacement}",
+                )
             if self.rpc.get_transaction_count(address, "latest") > nonce:
                 return TxFate(
                     Fate.GONE,
