@@ -33,6 +33,7 @@ from kassa.chains.btc.tx import (
     estimate_vsize,
     fee_for_vsize,
 )
+from kassa.chains.hd import parse_account_key
 from kassa.chains.network import BtcNetwork, Chain
 from kassa.clock import ManualClock
 from kassa.db import Database
@@ -47,9 +48,8 @@ from kassa.money import USD, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 from kassa_dev.devkeys import dev_account_xpub
-from kassa_dev.devnet.testing import BitcoinNode
-from kassa.chains.hd import parse_account_key
 from kassa_dev.devnet import bitcoin as devbtc
+from kassa_dev.devnet.testing import BitcoinNode
 
 NET = BtcNetwork.REGTEST
 KEY = parse_account_key(dev_account_xpub("abandon " * 11 + "about", NET), NET)

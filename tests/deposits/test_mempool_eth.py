@@ -59,8 +59,10 @@ class World:
     def rpc(self, method: str, *params: object) -> Any:
         return self.w3.provider.make_request(cast(Any, method), list(params))["result"]
 
-    def pay_eth(self, wei: int, *, to: str | None = None, **fields: Any) -> str:
-        tx = {"from": PAYER, "to": to or self.address, "value": wei, **fields}
+    def pay_eth(
+        self, wei: int, *, to: str | None = None, fees: dict[str, int] | None = None
+    ) -> str:
+        tx = {"from": PAYER, "to": to or self.address, "value": wei, **(fees or {})}
         return "0x" + self.w3.eth.send_transaction(cast(Any, tx)).hex().removeprefix("0x")
 
     def pay_usdt(self, units: int) -> str:
@@ -135,8 +137,8 @@ def test_pending_eth_and_usdt_are_seen_then_credited_once_mined(world: World) ->
     assert world.usd() == Money(0, USD)
 
     world.rpc("evm_mine")
-    report = world.watcher.tick()
-    assert sorted(report.credited) == sorted([eth.id, usdt.id])
+    ticked = world.watcher.tick()
+    assert sorted(ticked.credited) == sorted([eth.id, usdt.id])
     assert world.usd() == Money.parse("42", USD)  # 0.01 ETH at 3000 + 12 USDT
     for deposit in (eth, usdt):
         assert world.events(deposit.id) == ["deposit.seen", "deposit.credited"]
@@ -145,14 +147,14 @@ def test_pending_eth_and_usdt_are_seen_then_credited_once_mined(world: World) ->
 def test_a_payment_replaced_by_its_nonce_is_dropped(world: World) -> None:
     nonce = world.w3.eth.get_transaction_count(PAYER, "pending")
     fees = {"nonce": nonce, "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": 2 * GWEI}
-    paid = world.pay_eth(10**16, **fees)
+    paid = world.pay_eth(10**16, fees=fees)
     world.tracker.tick()
     [seen] = world.by_asset().values()
     assert seen.txid == paid
 
     elsewhere = ganache.dev_account(5).address
     bumped = {**fees, "maxFeePerGas": 200 * GWEI, "maxPriorityFeePerGas": 20 * GWEI}
-    replacement = world.pay_eth(1, to=elsewhere, **bumped)
+    replacement = world.pay_eth(1, to=elsewhere, fees=bumped)
     report = world.tracker.tick()
     [dropped] = world.by_asset().values()
     assert report.dropped == [seen.id] and dropped.status is DepositStatus.DROPPED

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tests.deposits.test_mempool_btc import FAUCET, KEY, NET, pay
+from tests.fault_proxy import FaultProxy, Mode, fault_proxy
 
 from kassa.accounts import service as accounts
 from kassa.chains.btc.rpc import BtcRpc
@@ -31,8 +33,6 @@ from kassa.money import USD, Money
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 from kassa_dev.devnet.testing import BitcoinNode
-from tests.deposits.test_mempool_btc import FAUCET, KEY, NET, pay
-from tests.fault_proxy import FaultProxy, fault_proxy
 
 
 @dataclass
@@ -93,14 +93,13 @@ def world(db: Database, bitcoin_node: BitcoinNode) -> Iterator[World]:
             pricing,
             WatcherConfig(Chain.BTC, start_height=head.height + 1),
         )
-        yield World(
-            db, bitcoin_node, nodes, watcher, primary, secondary, customer, address.address
-        )
+        yield World(db, bitcoin_node, nodes, watcher, primary, secondary, customer, address.address)
 
 
 def test_deposits_keep_arriving_across_failovers_and_none_is_credited_twice(world: World) -> None:
     world.watcher.tick()
-    for number, mode in enumerate(("timeout", "error", "garbage", "pass"), start=1):
+    modes: tuple[Mode, ...] = ("timeout", "error", "garbage", "pass")
+    for number, mode in enumerate(modes, start=1):
         world.primary.mode = mode
         pay(world.node, world.address, number * 10_000)
         world.mine()

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from kassa.chains.network import Chain
@@ -130,7 +130,7 @@ class NodeSet:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _note(self, index: int, **changes: object) -> None:
+    def _note(self, index: int, **changes: Any) -> None:
         with self._lock:
             self._health[index] = replace(
                 self._health[index], checked_at=datetime.now(UTC), **changes
@@ -206,7 +206,11 @@ class NodeSet:
         """The highest tip a healthy standby node showed at the last probe."""
         with self._lock:
             return max(
-                (h.height for h in self._health if h.state is NodeState.STANDBY and h.height is not None),
+                (
+                    h.height
+                    for h in self._health
+                    if h.state is NodeState.STANDBY and h.height is not None
+                ),
                 default=-1,
             )
 

@@ -243,8 +243,10 @@ def record(
     if existing is not None:
         if existing.block_hash == block.hash:
             return existing  # a replay of a block already processed (e.g. after a crash)
-        if existing.status is DepositStatus.SEEN and existing.block_hash is None and not (
-            transfer.success
+        if (
+            existing.status is DepositStatus.SEEN
+            and existing.block_hash is None
+            and not (transfer.success)
         ):
             # Seen in a mempool, then mined as a failed transaction.
             _move(

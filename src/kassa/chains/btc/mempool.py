@@ -58,7 +58,9 @@ class BtcMempool:
             except RpcError:
                 continue  # it left the pool between the two requests
             transfers = tuple(
-                t for t in self.scanner.transfers_of(tx, watched) if match_key(t.to_address) in watched
+                t
+                for t in self.scanner.transfers_of(tx, watched)
+                if match_key(t.to_address) in watched
             )
             inputs = _outpoints(tx)
             self._pooled[txid] = _Pooled(transfers, inputs)

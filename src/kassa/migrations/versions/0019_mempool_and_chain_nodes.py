@@ -42,8 +42,12 @@ def upgrade() -> None:
         ),
         sa.Column("url", sa.String(length=300), nullable=False, comment="Without credentials"),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("height", sa.BigInteger(), nullable=True, comment="The node's tip when last asked"),
-        sa.Column("latency_ms", sa.Integer(), nullable=True, comment="Its last answer's round trip"),
+        sa.Column(
+            "height", sa.BigInteger(), nullable=True, comment="The node's tip when last asked"
+        ),
+        sa.Column(
+            "latency_ms", sa.Integer(), nullable=True, comment="Its last answer's round trip"
+        ),
         sa.Column("errors", sa.Integer(), nullable=False, comment="Failures in a row"),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("checked_at", UtcDateTime(timezone=True), nullable=False),
