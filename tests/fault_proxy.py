@@ -39,7 +39,7 @@ class FaultProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 proxy.requests += 1
-                status, answer = proxy.answer(body, self.headers.get("Authorization"))
+                status, answer = proxy.answer(self.path, body, self.headers.get("Authorization"))
                 if status == 0:
                     return  # timed out: the handler closes the connection without a word
                 self.send_response(status)
@@ -64,7 +64,7 @@ class FaultProxy:
         self.frozen[method] = None
         self.mode = "frozen"
 
-    def answer(self, body: bytes, auth: str | None) -> tuple[int, bytes]:
+    def answer(self, path: str, body: bytes, auth: str | None) -> tuple[int, bytes]:
         if self.mode == "timeout":
             time.sleep(self.delay)
             return 0, b""
@@ -80,17 +80,17 @@ class FaultProxy:
                 replayed = json.loads(stored)
                 replayed["id"] = request.get("id")
                 return 200, json.dumps(replayed).encode()
-            status, answer = self._forward(body, auth)
+            status, answer = self._forward(path, body, auth)
             if method in self.frozen:
                 self.frozen[method] = answer
             return status, answer
-        return self._forward(body, auth)
+        return self._forward(path, body, auth)
 
-    def _forward(self, body: bytes, auth: str | None) -> tuple[int, bytes]:
+    def _forward(self, path: str, body: bytes, auth: str | None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}
         if auth is not None:
             headers["Authorization"] = auth
-        response = self._client.post(self.target, content=body, headers=headers)
+        response = self._client.post(self.target.rstrip("/") + path, content=body, headers=headers)
         return response.status_code, response.content
 
     def start(self) -> None:

@@ -94,9 +94,8 @@ class MempoolTracker:
                 if recorded is not None:
                     report.seen.append(recorded.id)
             unmined = records.unmined(conn, self.chain)
-        self._missing_since = {
-            k: v for k, v in self._missing_since.items() if k in {d.id for d in unmined}
-        }
+        still = {d.id for d in unmined}
+        self._missing_since = {k: v for k, v in self._missing_since.items() if k in still}
         for current in unmined:
             if current.txid in snapshot.txids:
                 self._missing_since.pop(current.id, None)
