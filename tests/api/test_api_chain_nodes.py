@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from tests.api.test_api_metrics import scrape, value
+
 from kassa.chains.failover import ChainNode, NodeSet
 from kassa.chains.network import Chain
 from kassa.chains.scanning import ChainBlock, ChainHead
 from kassa.deposits.nodes import NodeRecorder
-from tests.api.test_api_metrics import scrape, value
 
 if TYPE_CHECKING:
     from tests.api.conftest import Api

@@ -5,7 +5,7 @@ node keeps the plain scanner, ``rpc_url`` keeps working and defaults to the firs
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from kassa.chains.btc.scanner import BtcScanner
 from kassa.chains.failover import FailoverMempool, FailoverScanner
@@ -45,7 +45,7 @@ def test_several_nodes_make_a_failover_watcher_with_a_mempool_tracker(
     pricing = PricingService(db, clock, PricingSettings())
     several = ChainsSettings(
         btc=BtcChainSettings(
-            rpc_urls=["http://a:18443", "http://b:18443"], rpc_api_key="k"
+            rpc_urls=["http://a:18443", "http://b:18443"], rpc_api_key=SecretStr("k")
         ),
         eth=EthChainSettings(rpc_url="http://a:8545", usdt_contract=USDT, mempool=False),
     )

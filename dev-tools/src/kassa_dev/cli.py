@@ -3,7 +3,7 @@
 kassa-dev's pyproject.toml registers, in the entry-point group ``kassa.cli``,
 
     devnet = "kassa_dev.cli:devnet_app"     kassa devnet up|status|down|fund
-    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|mempool|payouts|webhooks|reports
+    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|mempool|payouts|…
 
 The contract (`kassa.plugins`): an entry point's name is the command name, and its object is a
 `typer.Typer` (added as a command group) or a plain function (added as a command); the product

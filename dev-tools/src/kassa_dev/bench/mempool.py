@@ -3,8 +3,9 @@
 On a fresh local bcoin regtest node and a ganache node with its miner paused, with a SQLite
 database, a `MempoolTracker` per chain runs as the watcher runs it (its own thread, every
 ``--interval`` seconds). The benchmark broadcasts ``--payments`` payments per chain to watched
-deposit addresses, one at a time at a random moment of the tracker's cycle, and measures, for each, the time from the node's accepting
-it (its ``sendrawtransaction`` / ``eth_sendTransaction`` answering) to the ``deposit.seen``
+deposit addresses, one at a time at a random moment of the tracker's cycle, and measures, for
+each, the time from the node's accepting it (its ``sendrawtransaction`` /
+``eth_sendTransaction`` answering) to the ``deposit.seen``
 event being in the outbox — the moment the webhook sender can deliver it (its own delay is
 `kassa bench webhooks`'s subject). Side by side, the baseline: the same figure with the
 tracker's interval set to the block watcher's default poll (2 s), which is what a tracker run
@@ -33,8 +34,14 @@ from kassa.chains.btc.keys import p2wpkh_address_for_key
 from kassa.chains.btc.mempool import BtcMempool
 from kassa.chains.btc.rpc import BtcRpc
 from kassa.chains.btc.scanner import BtcScanner
-from kassa.chains.btc.tx import Coin, OutPoint, TxOut, build_transaction, estimate_vsize
-from kassa.chains.btc.tx import fee_for_vsize
+from kassa.chains.btc.tx import (
+    Coin,
+    OutPoint,
+    TxOut,
+    build_transaction,
+    estimate_vsize,
+    fee_for_vsize,
+)
 from kassa.chains.eth.mempool import EthMempool
 from kassa.chains.eth.rpc import EthRpc
 from kassa.chains.hd import parse_account_key
@@ -52,8 +59,12 @@ from kassa.events.tables import event
 from kassa_dev.devkeys import dev_account_xpub
 from kassa_dev.devnet import bitcoin as devbtc
 from kassa_dev.devnet import ganache
-from kassa_dev.devnet.testing import BitcoinNode, GanacheNode
-from kassa_dev.devnet.testing import start_bitcoin_node, start_ganache_node
+from kassa_dev.devnet.testing import (
+    BitcoinNode,
+    GanacheNode,
+    start_bitcoin_node,
+    start_ganache_node,
+)
 
 MNEMONIC = "abandon " * 11 + "about"
 BASELINE_INTERVAL = 2.0
