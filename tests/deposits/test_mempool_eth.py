@@ -167,3 +167,25 @@ def test_a_payment_replaced_by_its_nonce_is_dropped(world: World) -> None:
     assert world.by_asset()["ETH"].status is DepositStatus.DROPPED
     assert world.usd() == Money(0, USD)
     assert world.events(seen.id) == ["deposit.seen", "deposit.dropped"]
+
+
+def test_a_pending_usdt_call_that_reverts_when_mined_is_ignored(world: World) -> None:
+    world.watcher.tick()
+    usdt = ganache.usdt_contract(world.w3, world.node.usdt_address)
+    broke = ganache.dev_account(3).address  # holds no USDT: the call reverts when mined
+    sent = usdt.functions.transfer(world.address, 5_000_000).transact(
+        {"from": broke, "gas": 100_000}
+    )
+    world.tracker.tick()
+    [seen] = world.by_asset().values()
+    assert (seen.status, seen.position) == (DepositStatus.SEEN, 0)
+
+    world.rpc("evm_mine")
+    world.watcher.tick()  # the block has no Transfer log for it
+    assert world.by_asset()["USDT-ERC20"].status is DepositStatus.SEEN
+    report = world.tracker.tick()
+    [ignored] = world.by_asset().values()
+    assert report.ignored == [seen.id] and ignored.status is DepositStatus.IGNORED
+    assert ignored.txid == "0x" + sent.hex().removeprefix("0x")
+    assert ignored.status_reason is not None and "failed on chain" in ignored.status_reason
+    assert world.usd() == Money(0, USD)
