@@ -215,3 +215,11 @@ def test_an_evicted_payment_is_dropped_and_seen_again_when_it_returns(world: Wor
         "deposit.seen",
         "deposit.credited",
     ]
+
+
+def test_only_the_watcher_holding_the_chain_runs_its_tracker(world: World) -> None:
+    assert not world.watcher.holds_lease()  # no tick yet: nobody holds the chain
+    world.watcher.tick()
+    assert world.watcher.holds_lease()
+    world.watcher.release()
+    assert not world.watcher.holds_lease()

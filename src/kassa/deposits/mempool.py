@@ -25,10 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from kassa.chains.network import Chain
 from kassa.chains.scanning import Fate, MempoolSource
@@ -157,10 +159,18 @@ class MempoolTracker:
             self._watched_keys = frozenset(self._watched)
             self._watched_after = max(address_id for address_id, _ in added.values())
 
-    def run_forever(self, stop: threading.Event) -> None:
+    def run_forever(
+        self, stop: threading.Event, *, leading: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Pass every ``interval_seconds`` while `leading` (the watcher holds its chain's lease:
+        a standby watcher's tracker waits, as its block scan does)."""
         while not stop.is_set():
             try:
-                self.tick()
+                if leading():
+                    self.tick()
+            except IntegrityError:
+                # The block scan recorded the same transfer in the same instant: it is known.
+                log.info("%s mempool pass met a deposit recorded meanwhile", self.chain)
             except Exception:
                 log.exception("%s mempool pass failed; retrying", self.chain)
             stop.wait(self.config.interval_seconds)

@@ -241,6 +241,22 @@ class Watcher:
                 .values(lease_owner=None, lease_until=None)
             )
 
+    def holds_lease(self) -> bool:
+        """Whether this watcher holds its chain now (its mempool tracker runs only then)."""
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                select(watcher_checkpoint.c.lease_owner, watcher_checkpoint.c.lease_until).where(
+                    watcher_checkpoint.c.chain == self.chain.value
+                )
+            ).first()
+            now = self.clock.now(conn)
+        return (
+            row is not None
+            and row.lease_owner == self.owner
+            and row.lease_until is not None
+            and row.lease_until > now
+        )
+
     def checkpoint(self) -> Checkpoint | None:
         with self.database.transaction() as conn:
             row = conn.execute(
@@ -497,6 +513,7 @@ class Watcher:
             threading.Thread(
                 target=self.mempool.run_forever,
                 args=(stop,),
+                kwargs={"leading": self.holds_lease},
                 name=f"kassa-mempool-{self.chain}",
                 daemon=True,
             ).start()
