@@ -6,8 +6,8 @@ database, a `MempoolTracker` per chain runs as the watcher runs it (its own thre
 deposit addresses, one at a time at a random moment of the tracker's cycle, and measures, for
 each, the time from the node's accepting it (its ``sendrawtransaction`` /
 ``eth_sendTransaction`` answering) to the ``deposit.seen``
-event being in the outbox — the moment the webhook sender can deliver it (its own delay is
-`kassa bench webhooks`'s subject). Side by side, the baseline: the same figure with the
+event being in the outbox, and to its webhook reaching a local receiver (the webhook sender
+runs with the product's defaults: it polls the outbox every second). Side by side, the baseline: the same figure with the
 tracker's interval set to the block watcher's default poll (2 s), which is what a tracker run
 inside the watcher's tick would give at best. Nothing is mined: the figures are pool-only.
 
@@ -17,12 +17,15 @@ Run it as ``python -m kassa_dev.bench.mempool`` (or ``kassa bench mempool``).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import coincurve
@@ -56,6 +59,10 @@ from kassa.deposits.derive import HdDeriver
 from kassa.deposits.mempool import MempoolConfig, MempoolTracker
 from kassa.deposits.tables import deposit
 from kassa.events.tables import event
+from kassa.webhooks import endpoints
+from kassa.webhooks.sender import Sender
+from kassa.webhooks.settings import WebhookSettings
+from kassa.webhooks.transport import AddressPolicy
 from kassa_dev.devkeys import dev_account_xpub
 from kassa_dev.devnet import bitcoin as devbtc
 from kassa_dev.devnet import ganache
@@ -81,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with start_bitcoin_node(work / "btc") as btc_node, start_ganache_node(work / "eth") as eth:
         web3 = eth.web3()
         web3.provider.make_request("miner_stop", [])  # type: ignore[arg-type]
-        results: dict[tuple[str, float], list[float]] = {}
+        results: dict[tuple[str, float], tuple[list[float], list[float]]] = {}
         for interval in (options.interval, BASELINE_INTERVAL):
             for chain in (Chain.BTC, Chain.ETH):
                 database = Database(make_engine(f"sqlite:///{work}/{chain}-{interval}.sqlite3"))
@@ -93,19 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     database, source, chain, interval, payees, pay
                 )
                 database.engine.dispose()
-    print(f"\nfrom the node accepting a payment to deposit.seen ({options.payments} per run):")
-    print(f"{'chain':6} {'interval':>9} {'median':>8} {'p90':>8} {'max':>8}")
-    for (chain_name, interval), seconds in results.items():
-        ordered = sorted(seconds)
-        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-        print(
-            f"{chain_name:6} {interval:>8.1f}s {statistics.median(ordered):>7.3f}s "
-            f"{p90:>7.3f}s {ordered[-1]:>7.3f}s"
-        )
+    print(f"\nfrom the node accepting a payment ({options.payments} per run):")
+    print(f"{'chain':6} {'tracker':>8} {'to':8} {'median':>8} {'p90':>8} {'max':>8}")
+    for (chain_name, interval), (seen, hooks) in results.items():
+        for what, seconds in (("seen", seen), ("webhook", hooks)):
+            ordered = sorted(seconds)
+            p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+            print(
+                f"{chain_name:6} {interval:>7.1f}s {what:8} {statistics.median(ordered):>7.3f}s "
+                f"{p90:>7.3f}s {ordered[-1]:>7.3f}s"
+            )
     for chain_name in ("btc", "eth"):
-        fast = statistics.median(results[(chain_name, options.interval)])
-        slow = statistics.median(results[(chain_name, BASELINE_INTERVAL)])
-        print(f"{chain_name}: median {fast:.3f}s vs baseline {slow:.3f}s ({slow / fast:.1f}x)")
+        fast = statistics.median(results[(chain_name, options.interval)][0])
+        slow = statistics.median(results[(chain_name, BASELINE_INTERVAL)][0])
+        print(f"{chain_name}: seen median {fast:.3f}s vs baseline {slow:.3f}s ({slow / fast:.1f}x)")
     return 0
 
 
@@ -170,29 +178,92 @@ def _run(
     interval: float,
     payees: list[str],
     pay: Callable[[str], str],
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
+    """Per payment: seconds to ``deposit.seen`` in the outbox, and to its webhook."""
     tracker = MempoolTracker(
         database, DatabaseClock(), source, MempoolConfig(chain, interval_seconds=interval)
     )
+    settings = WebhookSettings().with_loopback()
     stop = threading.Event()
-    thread = threading.Thread(target=tracker.run_forever, args=(stop,), daemon=True)
-    thread.start()
-    latencies = []
+    seen, hooks = [], []
     rng = random.Random(len(payees))  # noqa: S311 - timing jitter, not a secret
+    with _receiver() as (url, arrivals):
+        _endpoint(database, url, settings)
+        sender = Sender(database, DatabaseClock(), settings)
+        threads = [
+            threading.Thread(target=tracker.run_forever, args=(stop,), daemon=True),
+            threading.Thread(target=sender.run_forever, args=(stop,), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for address in payees:
+                # Arrivals at a random moment of the tracker's cycle, as real payments come.
+                time.sleep(rng.uniform(0, interval))
+                txid = pay(address)
+                accepted = time.monotonic()
+                while _seen_event(database, txid) is None:
+                    time.sleep(0.01)
+                seen.append(time.monotonic() - accepted)
+                while txid not in arrivals:
+                    time.sleep(0.01)
+                hooks.append(arrivals[txid] - accepted)
+                print(
+                    f"  {chain} every {interval}s: seen {seen[-1]:.3f}s, webhook {hooks[-1]:.3f}s",
+                    flush=True,
+                )
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    return seen, hooks
+
+
+def _endpoint(database: Database, url: str, settings: WebhookSettings) -> None:
+    with database.transaction() as conn:
+        endpoints.create(
+            conn,
+            url=url,
+            event_types=["deposit.seen"],
+            description="bench receiver",
+            customer_account_id=None,
+            actor="kassa-bench",
+            now=DatabaseClock().now(conn),
+            policy=AddressPolicy.of(settings),
+        )
+
+
+@contextmanager
+def _receiver() -> Iterator[tuple[str, dict[str, float]]]:
+    """A local webhook receiver: txid → when its ``deposit.seen`` arrived (monotonic)."""
+    arrivals: dict[str, float] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            arrived = time.monotonic()
+            txid = json.loads(body).get("data", {}).get("txid")
+            if isinstance(txid, str):
+                arrivals.setdefault(txid, arrived)
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        for address in payees:
-            # Arrivals at a random moment of the tracker's cycle, as real payments come.
-            time.sleep(rng.uniform(0, interval))
-            txid = pay(address)
-            accepted = time.monotonic()
-            while _seen_event(database, txid) is None:
-                time.sleep(0.01)
-            latencies.append(time.monotonic() - accepted)
-            print(f"  {chain} every {interval}s: {latencies[-1]:.3f}s", flush=True)
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", arrivals
     finally:
-        stop.set()
-        thread.join()
-    return latencies
+        server.shutdown()
+        server.server_close()
 
 
 def _seen_event(database: Database, txid: str) -> object:
