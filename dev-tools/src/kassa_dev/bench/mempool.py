@@ -5,11 +5,11 @@ database, a `MempoolTracker` per chain runs as the watcher runs it (its own thre
 ``--interval`` seconds). The benchmark broadcasts ``--payments`` payments per chain to watched
 deposit addresses, one at a time at a random moment of the tracker's cycle, and measures, for
 each, the time from the node's accepting it (its ``sendrawtransaction`` /
-``eth_sendTransaction`` answering) to the ``deposit.seen``
-event being in the outbox, and to its webhook reaching a local receiver (the webhook sender
-runs with the product's defaults: it polls the outbox every second). Side by side, the baseline: the same figure with the
-tracker's interval set to the block watcher's default poll (2 s), which is what a tracker run
-inside the watcher's tick would give at best. Nothing is mined: the figures are pool-only.
+``eth_sendTransaction`` answering) to the ``deposit.seen`` event being in the outbox, and to
+its webhook reaching a local receiver (the webhook sender runs with the product's defaults: it
+polls the outbox every second). Side by side, the baseline: the same figures with the tracker's
+interval set to the block watcher's default poll (2 s), which is what a tracker run inside the
+watcher's tick would give at best. Nothing is mined: the figures are pool-only.
 
 Run it as ``python -m kassa_dev.bench.mempool`` (or ``kassa bench mempool``).
 """
