@@ -69,3 +69,22 @@ def test_health_and_metrics_show_each_node(api: Api) -> None:
     second = {**labels, "priority": "1", "url": "http://secondary.example:8332/"}
     assert value(series, "kassa_chain_node_height", **second) == 120
     assert value(series, "kassa_chain_node_state", **second, state="active") == 1
+
+
+class QuotingTheUrl(Answering):
+    def head(self) -> ChainHead:
+        raise ConnectionError("cannot reach http://kassa:s3cret@primary.example:8332/")
+
+
+def test_a_node_error_quoting_its_url_shows_no_credentials() -> None:
+    nodes = NodeSet(
+        Chain.BTC,
+        [
+            ChainNode("http://kassa:s3cret@primary.example:8332/", QuotingTheUrl()),
+            ChainNode("http://secondary.example:8332/", Answering()),
+        ],
+        floor=lambda: 100,
+    )
+    nodes.head()
+    [down, _] = nodes.health()
+    assert down.last_error == "ConnectionError: cannot reach http://primary.example:8332/"

@@ -144,7 +144,10 @@ class NodeSet:
             index,
             state=NodeState.DOWN,
             errors=old.errors + 1,
-            last_error=f"{type(error).__name__}: {error}"[:500],
+            # An error may quote the URL, user name and password included: never show those.
+            last_error=f"{type(error).__name__}: {error}".replace(self.nodes[index].url, old.url)[
+                :500
+            ],
             latency_ms=None,
         )
 
@@ -180,8 +183,8 @@ class NodeSet:
                 continue
             try:
                 head = self._timed(index, lambda node: node.scanner.head())
-            except Exception as error:
-                problems.append(f"{self._health[index].url}: {error}")
+            except Exception:
+                problems.append(f"{self._health[index].url}: {self._health[index].last_error}")
                 continue
             lowest = max(floor, self._best_standby() - self.behind_blocks)
             if head.height < lowest:
