@@ -117,7 +117,7 @@ def world(db: Database, bitcoin_node: BitcoinNode) -> Iterator[World]:
             customer = accounts.create(conn, external_id="pool-user", now=clock.now(), request=None)
             address, _ = addresses.get_or_create(conn, customer.id, HdDeriver(KEY), clock.now())
         watcher = Watcher(
-            db, clock, scanner, pricing, WatcherConfig(Chain.BTC, start_height=head.height)
+            db, clock, scanner, pricing, WatcherConfig(Chain.BTC, start_height=head.height + 1)
         )
         with BtcRpc(bitcoin_node.url, bitcoin_node.api_key) as pool_rpc:
             source = BtcMempool(BtcScanner(pool_rpc, NET, confirmations=2))

@@ -40,6 +40,10 @@ from kassa_dev.devkeys import dev_account_xpub
 from kassa_dev.devnet import ganache
 from kassa_dev.devnet.testing import GanacheNode
 
+# The records are the BTC mempool tests' (both databases); these check the ETH pool: one is
+# enough.
+pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+
 NET = EthNetwork(ganache.CHAIN_ID)
 KEY = parse_account_key(dev_account_xpub("abandon " * 11 + "about", NET), NET)
 PAYER = ganache.dev_account(0).address
@@ -101,7 +105,7 @@ def world(db: Database, ganache_node: GanacheNode) -> Iterator[World]:
             customer = accounts.create(conn, external_id="eth-pool", now=clock.now(), request=None)
             address, _ = addresses.get_or_create(conn, customer.id, HdDeriver(KEY), clock.now())
         watcher = Watcher(
-            db, clock, scanner, pricing, WatcherConfig(Chain.ETH, start_height=head.height)
+            db, clock, scanner, pricing, WatcherConfig(Chain.ETH, start_height=head.height + 1)
         )
         source = EthMempool(pool_rpc, usdt_contract=ganache_node.usdt_address)
         tracker = MempoolTracker(db, clock, source, MempoolConfig(Chain.ETH, drop_after_seconds=0))

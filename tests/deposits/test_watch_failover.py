@@ -34,6 +34,9 @@ from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
 from kassa_dev.devnet.testing import BitcoinNode
 
+# Failover is the chains layer's: one database is enough (the mempool tests run on both).
+pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+
 
 @dataclass
 class World:

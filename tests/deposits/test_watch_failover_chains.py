@@ -35,6 +35,10 @@ from kassa_dev.devkeys import dev_account_xpub
 from kassa_dev.devnet import ganache
 from kassa_dev.devnet.testing import GanacheNode, TronNode
 
+# Failover is the chains layer's: one database is enough (the BTC failover and mempool
+# tests run on both).
+pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+
 MNEMONIC = "abandon " * 11 + "about"
 
 
