@@ -109,6 +109,7 @@ def test_health_needs_any_valid_key_and_reports_the_database(api: Api) -> None:
         "database": api.db.dialect,
         "migration": head_revision(),
         "watchers": [],
+        "nodes": [],
     }
 
 

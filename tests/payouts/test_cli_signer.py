@@ -16,8 +16,8 @@ from kassa.cli import app
 from kassa.config import load_settings
 from kassa.payouts.signer import load_local_signer
 
-PASSWORD = "correct horse battery staple"
-PASSWORD_ENV = "KASSA_SIGNER_PASSWORD"
+PASSWORD = "correct horse battery staple"  # noqa: S105 (a test key file)
+PASSWORD_ENV = "KASSA_SIGNER_PASSWORD"  # noqa: S105 (a variable name)
 
 
 @pytest.fixture

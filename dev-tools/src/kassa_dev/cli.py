@@ -3,8 +3,8 @@
 kassa-dev's pyproject.toml registers, in the entry-point group ``kassa.cli``,
 
     devnet = "kassa_dev.cli:devnet_app"     kassa devnet up|status|down|fund
-    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|payouts|webhooks|
-                                            reports|scaleout
+    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|mempool|payouts|
+                                            webhooks|reports|scaleout
 
 The contract (`kassa.plugins`): an entry point's name is the command name, and its object is a
 `typer.Typer` (added as a command group) or a plain function (added as a command); the product
@@ -48,6 +48,13 @@ def bench_ledger(ctx: typer.Context) -> None:
 def bench_watchers(ctx: typer.Context) -> None:
     """Deposit-watcher benchmark on the local chains; arguments go to kassa_dev.bench.watchers."""
     _run("kassa_dev.bench.watchers", ctx)
+
+
+@bench_app.command("mempool", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_mempool(ctx: typer.Context) -> None:
+    """From a payment entering the node's mempool to deposit.seen, on the local bcoin and
+    ganache; arguments go to kassa_dev.bench.mempool."""
+    _run("kassa_dev.bench.mempool", ctx)
 
 
 @bench_app.command("payouts", context_settings=_PASS_THROUGH, add_help_option=False)

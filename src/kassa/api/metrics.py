@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa.api import problems
 from kassa.api.idempotency import REPLAYED_HEADER
+from kassa.api.node_metrics import chain_node_metrics
 from kassa.apikeys.errors import Unauthenticated
 from kassa.clock import Clock
 from kassa.db import Database
@@ -146,6 +147,7 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.database.read_only() as conn:
             yield from _state(conn, self.clock.now(conn))
+            yield from chain_node_metrics(conn)
             # While the scrape holds its own connection, which the figures include.
             yield from self._pool()
 

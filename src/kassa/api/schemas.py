@@ -264,11 +264,30 @@ class WatcherOut(BaseModel):
     last_error_at: datetime | None
 
 
+class NodeOut(BaseModel):
+    chain: str
+    priority: int = Field(description="0 is the primary; the order of rpc_urls")
+    url: str = Field(description="Without credentials")
+    state: Literal["active", "standby", "behind", "down"] = Field(
+        description="active: read now; standby: healthy, not read; behind: its tip is below "
+        "the watcher's checkpoint or far below another node; down: its last request failed"
+    )
+    height: int | None = Field(description="Its tip when last asked")
+    latency_ms: int | None = Field(description="Its last answer's round trip")
+    errors: int = Field(description="Failures in a row")
+    last_error: str | None
+    checked_at: datetime
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     database: str = Field(examples=["sqlite", "postgresql"])
     migration: str | None = Field(description="Alembic revision the database is at")
     watchers: list[WatcherOut] = Field(description="Each chain watcher as last recorded")
+    nodes: list[NodeOut] = Field(
+        default_factory=list,
+        description="Each node of a chain with several (rpc_urls), as its watcher last saw it",
+    )
 
 
 class ProblemFieldError(BaseModel):

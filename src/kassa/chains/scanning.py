@@ -86,3 +86,47 @@ class ChainScanner(Protocol):
         resolving BTC input addresses, for transfers that pay nobody Kassa watches; it may
         return more."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """What a node's mempool holds at one moment, as far as deposits care."""
+
+    txids: frozenset[str]
+    """Every transaction in the pool: a seen deposit whose txid is missing has left it."""
+    transfers: tuple[ChainTransfer, ...]
+    """Transfers of pool transactions to watched addresses, keyed as a block would key them
+    (BTC ``txid:vout``; ETH native ``txid:-1``, a direct USDT ``transfer`` call ``txid:0``)."""
+
+
+class Fate(StrEnum):
+    PENDING = "pending"
+    """The node still has it unmined (in its pool)."""
+    MINED = "mined"
+    """In a block of the node's best chain: the block scan takes it from here."""
+    GONE = "gone"
+    """The node knows it no more: replaced, double-spent or evicted (`TxFate.reason` says)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TxFate:
+    fate: Fate
+    reason: str = ""
+    height: int | None = None
+    """The block a mined transaction is in, where the node says (Ethereum)."""
+
+
+class MempoolSource(Protocol):
+    """A chain's unmined transactions. Separate from `ChainScanner`: a mempool entry is a hint
+    that money is coming, never a fact the ledger acts on."""
+
+    @property
+    def chain(self) -> Chain: ...
+
+    def pool(self, watched: frozenset[str]) -> PoolSnapshot:
+        """The pool now; transfers only for ``watched`` match keys."""
+        ...
+
+    def fate(self, txid: str) -> TxFate:
+        """What became of a transaction that is no longer in the pool."""
+        ...

@@ -7,7 +7,9 @@ Lifecycle, with every allowed move in `TRANSITIONS` (an illegal move raises):
 ``seen → confirming → credited``; a credited deposit whose block leaves the chain is
 ``reversed``; a seen or confirming one goes back to ``seen``; a reversed one that is mined again
 is ``seen`` again and is credited again, exactly once more. ``ignored`` is final: dust, a failed
-transaction, or a token contract that is not the canonical one.
+transaction, or a token contract that is not the canonical one. A deposit first seen in a
+mempool (no block yet) that leaves it unmined is ``dropped`` (replaced, double-spent, evicted);
+should the transaction be mined after all, it is ``seen`` again and goes on as usual.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class DepositStatus(StrEnum):
     CREDITED = "credited"
     REVERSED = "reversed"
     IGNORED = "ignored"
+    DROPPED = "dropped"
 
 
 TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
@@ -53,6 +56,7 @@ TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
             DepositStatus.CONFIRMING,
             DepositStatus.CREDITED,
             DepositStatus.IGNORED,
+            DepositStatus.DROPPED,
         }
     ),
     DepositStatus.CONFIRMING: frozenset(
@@ -66,6 +70,7 @@ TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
     DepositStatus.CREDITED: frozenset({DepositStatus.REVERSED}),
     DepositStatus.REVERSED: frozenset({DepositStatus.SEEN, DepositStatus.REVERSED}),
     DepositStatus.IGNORED: frozenset({DepositStatus.IGNORED}),
+    DepositStatus.DROPPED: frozenset({DepositStatus.SEEN, DepositStatus.DROPPED}),
 }
 
 

@@ -246,7 +246,21 @@ def record(
     if existing is not None:
         if existing.block_hash == block.hash:
             return existing  # a replay of a block already processed (e.g. after a crash)
-        if existing.status is DepositStatus.IGNORED:
+        if (
+            existing.status is DepositStatus.SEEN
+            and existing.block_hash is None
+            and not (transfer.success)
+        ):
+            # Seen in a mempool, then mined as a failed transaction.
+            _move(
+                conn,
+                existing,
+                DepositStatus.IGNORED,
+                reason="the transaction failed on chain",
+                now=now,
+                **in_block,
+            )
+        elif existing.status is DepositStatus.IGNORED:
             _move(
                 conn,
                 existing,
@@ -255,7 +269,7 @@ def record(
                 now=now,
                 **in_block,
             )
-        elif existing.status in (DepositStatus.REVERSED, DepositStatus.SEEN):
+        elif existing.status in (DepositStatus.REVERSED, DepositStatus.SEEN, DepositStatus.DROPPED):
             _move(
                 conn,
                 existing,
@@ -577,3 +591,84 @@ def events(conn: Connection, deposit_id: uuid.UUID) -> list[tuple[str | None, st
         .order_by(deposit_event.c.id)
     ).all()
     return [(row.from_status, row.to_status, row.reason) for row in rows]
+
+
+# --------------------------------------------------------------------------- mempool
+
+
+def record_pending(
+    conn: Connection,
+    transfer: ChainTransfer,
+    *,
+    deposit_address_id: int,
+    customer_account_id: uuid.UUID,
+    now: datetime,
+) -> Deposit | None:
+    """Record a matched transfer of a mempool transaction as ``seen`` with no block, its
+    first-seen time now; None when the deposit is already known (a dropped one that came back
+    to the pool is ``seen`` again). Nothing here touches the ledger: only a block credits."""
+    existing = find(conn, transfer.chain, transfer.txid, transfer.position)
+    if existing is not None:
+        if existing.status is DepositStatus.DROPPED:
+            _move(conn, existing, DepositStatus.SEEN, reason=PENDING_REASON, now=now)
+        return None
+    deposit_id = uuid.uuid4()
+    row = conn.execute(
+        insert(deposit)
+        .values(
+            id=deposit_id,
+            chain=transfer.chain.value,
+            asset=transfer.asset,
+            txid=transfer.txid,
+            position=transfer.position,
+            deposit_address_id=deposit_address_id,
+            customer_account_id=customer_account_id,
+            amount=transfer.amount,
+            sender=transfer.sender,
+            sender_kind=transfer.sender_kind.value,
+            token_contract=transfer.token_contract,
+            first_seen_at=now,
+            confirmations=0,
+            status=DepositStatus.SEEN.value,
+            status_reason=PENDING_REASON,
+            credit_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*deposit.c)
+    ).one()
+    _event(conn, deposit_id, None, DepositStatus.SEEN, PENDING_REASON, None, now)
+    from kassa.deposits import views
+
+    recorded = _deposit(row)
+    views.emit(conn, recorded, now)
+    return recorded
+
+
+PENDING_REASON = "in the mempool, not mined yet"
+
+
+def unmined(conn: Connection, chain: Chain) -> list[Deposit]:
+    """Seen deposits in no block: from a mempool, or back from a block that left the chain."""
+    rows = conn.execute(
+        select(deposit).where(
+            deposit.c.chain == chain.value,
+            deposit.c.status == DepositStatus.SEEN.value,
+            deposit.c.block_height.is_(None),
+        )
+    ).all()
+    return [_deposit(row) for row in rows]
+
+
+def leave_pool(
+    conn: Connection, deposit_id: uuid.UUID, new: DepositStatus, *, reason: str, now: datetime
+) -> bool:
+    """Move a seen, unmined deposit to `new` (``dropped``, or ``ignored`` when mined without
+    paying); False when a block got it meanwhile."""
+    current = get(conn, deposit_id, for_update=True)
+    if current is None or current.status is not DepositStatus.SEEN:
+        return False
+    if current.block_hash is not None:
+        return False
+    _move(conn, current, new, reason=reason, now=now)
+    return True

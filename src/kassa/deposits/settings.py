@@ -80,7 +80,39 @@ class _ChainSettings(BaseModel):
         "transaction under its own idempotency key",
     )
 
+    rpc_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A node request taking longer fails (and, with several nodes, fails over)",
+    )
+    node_retry_seconds: float = Field(
+        default=10.0, ge=0, description="A failed node is asked again after this long"
+    )
+    node_probe_seconds: float = Field(
+        default=30.0, ge=0, description="How often standby nodes' tips and latency are checked"
+    )
+    node_behind_blocks: int = Field(
+        default=3,
+        ge=0,
+        description="A node this many blocks below a standby node's tip is behind (stalled)",
+    )
+    mempool: bool = Field(
+        default=True,
+        description="Announce deposits from the node's mempool (BTC, ETH; TRON has none)",
+    )
+    mempool_interval_seconds: float = Field(default=0.5, gt=0)
+    mempool_drop_after_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A seen transaction missing from the pool this long is looked up, and "
+        "dropped if the node no longer knows it",
+    )
+
     def is_dev(self) -> bool:
+        raise NotImplementedError
+
+    def node_urls(self) -> list[str]:
+        """The nodes in priority order (``rpc_urls``, or the one ``rpc_url``)."""
         raise NotImplementedError
 
     def network_value(self) -> Network:
@@ -96,15 +128,35 @@ class _ChainSettings(BaseModel):
         return self
 
 
+def _first_url_as_rpc_url(data: object, single: str, several: str) -> object:
+    """``rpc_url`` defaults to the first of ``rpc_urls`` (payouts and fee quotes use one node)."""
+    if isinstance(data, dict) and data.get(several) and not data.get(single):
+        return {**data, single: data[several][0]}
+    return data
+
+
 class BtcChainSettings(_ChainSettings):
     network: BtcNetwork = BtcNetwork.REGTEST
     rpc_url: str | None = Field(default=None, description="Node JSON-RPC URL")
+    rpc_urls: list[str] = Field(
+        default_factory=list,
+        description="Several nodes in priority order (the watcher fails over); the first is "
+        "rpc_url's default. All share rpc_api_key",
+    )
     rpc_api_key: SecretStr | None = Field(default=None, description="RPC password / API key")
     confirmations: int = Field(default=1, ge=1, le=1000, description="Final after N (6 mainnet)")
     dust: str = Field(default="0.00000546", description="Smaller deposits are ignored, BTC")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rpc_url(cls, data: object) -> object:
+        return _first_url_as_rpc_url(data, "rpc_url", "rpc_urls")
+
     def is_dev(self) -> bool:
         return self.network is BtcNetwork.REGTEST
+
+    def node_urls(self) -> list[str]:
+        return self.rpc_urls or ([self.rpc_url] if self.rpc_url else [])
 
     def network_value(self) -> Network:
         return self.network
@@ -113,6 +165,11 @@ class BtcChainSettings(_ChainSettings):
 class EthChainSettings(_ChainSettings):
     chain_id: int = Field(default=1337, ge=1)
     rpc_url: str | None = None
+    rpc_urls: list[str] = Field(
+        default_factory=list,
+        description="Several nodes in priority order (the watcher fails over); the first is "
+        "rpc_url's default",
+    )
     usdt_contract: str | None = Field(default=None, description="The canonical USDT (ERC-20)")
     finality: Literal["tag", "confirmations"] = Field(
         default="confirmations",
@@ -122,8 +179,16 @@ class EthChainSettings(_ChainSettings):
     dust_eth: str = "0.00001"
     dust_usdt: str = "0.01"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rpc_url(cls, data: object) -> object:
+        return _first_url_as_rpc_url(data, "rpc_url", "rpc_urls")
+
     def is_dev(self) -> bool:
         return self.chain_id in DEV_ETH_CHAIN_IDS
+
+    def node_urls(self) -> list[str]:
+        return self.rpc_urls or ([self.rpc_url] if self.rpc_url else [])
 
     def network_value(self) -> Network:
         return EthNetwork(self.chain_id)
@@ -132,12 +197,34 @@ class EthChainSettings(_ChainSettings):
 class TronChainSettings(_ChainSettings):
     network: TronNetwork = TronNetwork.DEVNET
     api_url: str | None = None
+    api_urls: list[str] = Field(
+        default_factory=list,
+        description="Several full nodes in priority order (the watcher fails over); the first "
+        "is api_url's default",
+    )
+    mempool: bool = Field(
+        default=False, description="TRON has no public mempool: seen comes from the first block"
+    )
     usdt_contract: str | None = Field(default=None, description="The canonical USDT (TRC-20)")
     dust_trx: str = "0.1"
     dust_usdt: str = "0.01"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_api_url(cls, data: object) -> object:
+        return _first_url_as_rpc_url(data, "api_url", "api_urls")
+
+    @model_validator(mode="after")
+    def _no_mempool(self) -> TronChainSettings:
+        if self.mempool:
+            raise ValueError("TRON nodes have no public mempool; leave mempool off")
+        return self
+
     def is_dev(self) -> bool:
         return self.network is TronNetwork.DEVNET
+
+    def node_urls(self) -> list[str]:
+        return self.api_urls or ([self.api_url] if self.api_url else [])
 
     def network_value(self) -> Network:
         return self.network

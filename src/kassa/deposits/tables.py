@@ -89,7 +89,8 @@ deposit = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("chain", "txid", "position", name="uq_deposit_chain_txid_position"),
     CheckConstraint(
-        "status IN ('seen', 'confirming', 'credited', 'reversed', 'ignored')", name="status"
+        "status IN ('seen', 'confirming', 'credited', 'reversed', 'ignored', 'dropped')",
+        name="status",
     ),
     CheckConstraint("amount > 0", name="positive"),
     Index("ix_deposit_chain_status", "chain", "status"),
@@ -135,4 +136,20 @@ watcher_checkpoint = Table(
     Column("last_error", Text, nullable=True, comment="Why the last tick failed, if it did"),
     Column("last_error_at", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+chain_node = Table(
+    "chain_node",
+    metadata,
+    Column("chain", String(8), nullable=False),
+    Column("priority", Integer, nullable=False, comment="0 is the primary (rpc_urls order)"),
+    Column("url", String(300), nullable=False, comment="Without credentials"),
+    Column("state", String(16), nullable=False),
+    Column("height", BigInteger, nullable=True, comment="The node's tip when last asked"),
+    Column("latency_ms", Integer, nullable=True, comment="Its last answer's round trip"),
+    Column("errors", Integer, nullable=False, comment="Failures in a row"),
+    Column("last_error", Text, nullable=True),
+    Column("checked_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("chain", "priority"),
+    CheckConstraint("state IN ('active', 'standby', 'behind', 'down')", name="state"),
 )

@@ -39,6 +39,7 @@ from kassa.clock import Clock, offset_of
 from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
+from kassa.deposits.mempool import MempoolTracker
 from kassa.deposits.progress import Backfill
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
@@ -156,6 +157,7 @@ class Watcher:
         config: WatcherConfig,
         *,
         owner: str | None = None,
+        mempool: MempoolTracker | None = None,
     ) -> None:
         if scanner.chain is not config.chain:
             raise ValueError(f"a {scanner.chain} scanner cannot serve the {config.chain} watcher")
@@ -173,6 +175,8 @@ class Watcher:
         100 000 keys per block was most of a block's matching cost)."""
         self._watched_after = 0
         self._backfill: Backfill | None = None
+        self.mempool = mempool
+        """Announces deposits before their block (`kassa.deposits.mempool`), in its own thread."""
 
     # ------------------------------------------------------------------ checkpoint and lease
 
@@ -265,6 +269,22 @@ class Watcher:
                 )
                 .values(lease_owner=None, lease_until=None)
             )
+
+    def holds_lease(self) -> bool:
+        """Whether this watcher holds its chain now (its mempool tracker runs only then)."""
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                select(watcher_checkpoint.c.lease_owner, watcher_checkpoint.c.lease_until).where(
+                    watcher_checkpoint.c.chain == self.chain.value
+                )
+            ).first()
+            now = self.clock.now(conn)
+        return (
+            row is not None
+            and row.lease_owner == self.owner
+            and row.lease_until is not None
+            and row.lease_until > now
+        )
 
     def checkpoint(self) -> Checkpoint | None:
         with self.database.transaction() as conn:
@@ -628,6 +648,14 @@ class Watcher:
 
     def run_forever(self, stop: threading.Event, interval_seconds: float) -> None:
         log.info("%s watcher %s started (every %ss)", self.chain, self.owner, interval_seconds)
+        if self.mempool is not None:
+            threading.Thread(
+                target=self.mempool.run_forever,
+                args=(stop,),
+                kwargs={"leading": self.holds_lease},
+                name=f"kassa-mempool-{self.chain}",
+                daemon=True,
+            ).start()
         try:
             while not stop.is_set():
                 try:

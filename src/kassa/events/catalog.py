@@ -92,8 +92,9 @@ _TYPES: list[EventType] = [
     EventType(
         "deposit.seen",
         "deposit",
-        "A transfer to a deposit address was mined (or "
-        "mined again after a reorganisation); not credited yet.",
+        "A transfer to a deposit address reached the node's mempool (BTC, ETH: "
+        "`block_height` is null) or was mined (or mined again after a reorganisation, or after "
+        "it was dropped); not credited yet.",
     ),
     EventType(
         "deposit.confirming",
@@ -119,6 +120,13 @@ _TYPES: list[EventType] = [
         "The transfer is not credited; `status_reason` "
         "says why: below the dust threshold, a token contract that is not the canonical "
         "one, a transaction that failed on chain, or worth less than one micro-dollar.",
+    ),
+    EventType(
+        "deposit.dropped",
+        "deposit",
+        "A transfer seen in the mempool left it unmined; `status_reason` says why: replaced "
+        "or double-spent (an input or the nonce was used by another transaction), or evicted. "
+        "Nothing was credited. Should it be mined after all, `deposit.seen` follows.",
     ),
     *_payout_types("refund", "refund"),
     *_payout_types("withdrawal", "withdrawal"),

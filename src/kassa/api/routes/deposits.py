@@ -80,7 +80,7 @@ class DepositOut(BaseModel):
     address: str | None = None
     amount: AmountOut
     usd_value: AmountOut | None = Field(description="Credited USD; null until credited")
-    status: str = Field(description="seen, confirming, credited, reversed or ignored")
+    status: str = Field(description="seen, confirming, credited, reversed, ignored or dropped")
     status_reason: str | None
     confirmations: int
     block_height: int | None

@@ -1,8 +1,9 @@
 """Health: `GET /v1/health` for API clients, `/healthz` and `/readyz` for load balancers.
 
-`/v1/health` needs a key. Which database and migration the server runs on, and how far each
-chain watcher is behind its node (lag) with its last error, are operator facts: only an admin
-key sees them; any other key gets the status alone.
+`/v1/health` needs a key. Which database and migration the server runs on, how far each chain
+watcher is behind its node (lag) with its last error, and the state of each node of a chain
+with several, are operator facts: only an admin key sees them; any other key gets the status
+alone.
 
 `/healthz` (the process answers) and `/readyz` (the database answers and its schema is at this
 code's migration head) need no key: load balancers and orchestrators probe them without
@@ -22,9 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from kassa.api.auth import AnyKey
 from kassa.api.context import AppContext, Ctx
 from kassa.api.openapi import problems_for
-from kassa.api.schemas import HealthOut, WatcherOut
+from kassa.api.schemas import HealthOut, NodeOut, WatcherOut
 from kassa.apikeys.service import Scope
 from kassa.db.migrate import current_revision, head_revision
+from kassa.deposits.nodes import node_status
 from kassa.deposits.watcher import watcher_status
 from kassa.errors import KassaError
 
@@ -76,11 +78,26 @@ def _internals(ctx: AppContext) -> HealthOut:
             )
             for w in watcher_status(conn)
         ]
+        nodes = [
+            NodeOut(
+                chain=n.chain.value,
+                priority=n.priority,
+                url=n.url,
+                state=n.state,  # type: ignore[arg-type]  # the table's check constraint
+                height=n.height,
+                latency_ms=n.latency_ms,
+                errors=n.errors,
+                last_error=n.last_error,
+                checked_at=n.checked_at,
+            )
+            for n in node_status(conn)
+        ]
     return HealthOut(
         status="ok",
         database=ctx.database.dialect,
         migration=current_revision(ctx.database.engine),
         watchers=watchers,
+        nodes=nodes,
     )
 
 

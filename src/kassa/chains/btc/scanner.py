@@ -162,7 +162,7 @@ class BtcScanner:
             )
         transfers: list[ChainTransfer] = []
         for tx in _list(raw.get("tx"), "getblock.tx"):
-            transfers.extend(self._transfers(_dict(tx, "getblock.tx[]"), watched))
+            transfers.extend(self.transfers_of(_dict(tx, "getblock.tx[]"), watched))
         return ChainBlock(
             height=height,
             hash=block_hash,
@@ -185,7 +185,8 @@ class BtcScanner:
 
     # ------------------------------------------------------------------ transactions
 
-    def _transfers(self, tx: dict[str, Any], watched: frozenset[str]) -> list[ChainTransfer]:
+    def transfers_of(self, tx: dict[str, Any], watched: frozenset[str]) -> list[ChainTransfer]:
+        """The transfers of one decoded transaction (of a block, or of the mempool)."""
         txid = _str(tx.get("txid"), "tx.txid")
         outputs = _outputs(tx)
         # Later transactions of the same block may spend these outputs: remember them.
