@@ -22,8 +22,13 @@ Within the caller's database transaction, `post`:
 5. completes the idempotency record.
 
 Two implementations share these rules: `PortableJournal` (SQLAlchemy Core; used on SQLite, and
-runnable on PostgreSQL) and `PostgresJournal`, which does steps 1–5 in one round trip through the
+runnable on PostgreSQL) and `PostgresJournal`, which does steps 1–5 in one statement through the
 stored function `kassa_post_entry` (migration 0001). The property tests run both.
+
+An entry that is its caller's whole unit of work goes through `post_alone` instead: on PostgreSQL
+the statement is then the transaction (autocommit), one round trip with no BEGIN or COMMIT, so
+the accounts it locks — a house account every transfer credits, say — are held only while the
+function runs and the commit is flushed, never while the client is between statements.
 """
 
 from __future__ import annotations
