@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import Connection, bindparam, insert, select, text, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from kassa.db import Database
 from kassa.errors import InvalidRequest, KassaError
@@ -516,10 +516,11 @@ def post_alone(
     _validate_shape(entry)
     try:
         row = _call_alone(db, PostgresJournal._params(entry, now, request))
-    except psycopg.Error as failed:
-        if _REFUSED_ALONE_MARK in str(failed):
+    except DBAPIError as failed:
+        message = str(failed.orig)
+        if _REFUSED_ALONE_MARK in message:
             return _post_in_transaction(db, entry, now, request)
-        refused = _function_refusal(entry, str(failed))
+        refused = _function_refusal(entry, message)
         if refused is None:
             raise
         raise refused from failed
@@ -560,7 +561,9 @@ _POST_ALONE_SQL = """
 def _call_alone(db: Database, params: dict[str, Any]) -> tuple[Any, ...]:
     """Run the wrapper once, in autocommit, on the pooled connection's psycopg connection:
     SQLAlchemy's execute path (statement compilation lookup, result metadata, its own
-    transaction) is most of the client's time for a call this small."""
+    transaction) is most of the client's time for a call this small. A failure is raised as
+    SQLAlchemy's error, like every other statement's, and a connection it broke leaves the
+    pool."""
     pooled = db.engine.raw_connection()
     try:
         driver = pooled.driver_connection
@@ -569,6 +572,10 @@ def _call_alone(db: Database, params: dict[str, Any]) -> tuple[Any, ...]:
         driver.autocommit = True
         try:
             row = driver.execute(_POST_ALONE_SQL, params, prepare=True).fetchone()
+        except psycopg.Error as failed:
+            if driver.broken:
+                pooled.invalidate()
+            raise DBAPIError.instance(_POST_ALONE_SQL, None, failed, psycopg.Error) from failed
         finally:
             if not driver.closed:
                 driver.autocommit = False

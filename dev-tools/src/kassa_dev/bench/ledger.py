@@ -3,9 +3,12 @@
 For each database (a SQLite file in a temporary directory with the production settings, and a
 fresh PostgreSQL database that is created and dropped) it measures, with N writer processes:
 
-* raw INSERT+COMMIT/s of a one-row scratch table through the same client stack (the ceiling);
-* single transfers/s — `transfers.transfer` between random distinct pairs of funded user
+* raw INSERT+COMMIT/s of a one-row scratch table through the same client stack (the ceiling),
+  and on PostgreSQL also as one autocommit round trip;
+* single transfers/s — `transfers.commit_transfer` between random distinct pairs of funded user
   accounts, each with its own idempotency key, one unit of work each — and their ratio to raw;
+  on PostgreSQL also `transfers.transfer` inside BEGIN … COMMIT, side by side;
+* hot account transfers/s — `commit_transfer` from random user accounts into house revenue;
 * usage postings/s — one `transfers.post` of 1,000 usage lines plus the revenue leg per unit of
   work — with N writers and with one, reporting both and the better;
 
