@@ -31,8 +31,10 @@ from kassa.ledger.errors import (
     UnbalancedTransaction,
 )
 from kassa.ledger.idempotency import Claim
+from kassa.ledger.journal import SumOutOfRange
+from kassa.ledger.model import TransactionKind
 from kassa.ledger.tables import idempotency_record, ledger_posting, ledger_transaction
-from kassa.money import BTC, USD, Money
+from kassa.money import BTC, MAX_AMOUNT, USD, Money
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
@@ -199,3 +201,29 @@ def test_opening_the_house_revenue_account_does_not_wait_for_its_row_lock(
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
             opened = house.revenue(other, USD, books.now)
     assert opened.id == books.revenue
+
+
+def test_a_committed_entry_carries_amounts_beyond_bigint_and_refuses_beyond_the_range(
+    books: Books,
+) -> None:
+    """The amounts go as Python ints: past 2**63 psycopg sends numeric, and the stored
+    function's range check still refuses a sum past 2**256-1, writing nothing."""
+    huge = Money(2**200, USD)
+    legs = [transfers.Leg(books.adjustments, huge), transfers.Leg(books.revenue, -huge)]
+    transfers.commit_post(
+        books.db, legs, kind=TransactionKind.ADJUSTMENT, now=books.now, request=None
+    )
+    assert books.posted(books.revenue) == huge
+    before = counts(books.db)
+
+    most = Money(MAX_AMOUNT, USD)
+    with pytest.raises(SumOutOfRange):
+        transfers.commit_post(
+            books.db,
+            [transfers.Leg(books.adjustments, most), transfers.Leg(books.revenue, -most)],
+            kind=TransactionKind.ADJUSTMENT,
+            now=books.now,
+            request=None,
+        )
+    assert counts(books.db) == before
+    books.assert_books_balance()
