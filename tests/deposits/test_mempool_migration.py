@@ -1,5 +1,5 @@
 """Migration 0019 (the ``dropped`` deposit status and the ``chain_node`` table) goes down to
-0016 and up again on both databases (the schema test checks that the way up builds the
+0018 (the revision before it) and up again on both databases (the schema test checks that the way up builds the
 models)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 def test_0019_downgrades_and_upgrades_again(databases: DatabaseFactory) -> None:
     db = databases.new()
-    downgrade(db.engine, "0016")
-    assert current_revision(db.engine) == "0016"
+    downgrade(db.engine, "0018")
+    assert current_revision(db.engine) == "0018"
     assert not inspect(db.engine).has_table("chain_node")
     upgrade(db.engine, "0019")
     assert current_revision(db.engine) == "0019"

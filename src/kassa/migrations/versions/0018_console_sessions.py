@@ -5,7 +5,7 @@ the API key it signed in with, the CSRF token its forms carry, the time zone its
 times in, and when it expires. Sign-out deletes the row.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-07
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from kassa.db.types import UtcDateTime
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
