@@ -1,6 +1,6 @@
 """Migration 0019 (the ``dropped`` deposit status and the ``chain_node`` table) goes down to
-0018 (the revision before it) and up again on both databases (the schema test checks that the way up builds the
-models)."""
+0018 (the revision before it) and up again on both databases (the schema test checks that
+the way up builds the models)."""
 
 from __future__ import annotations
 
