@@ -3,7 +3,7 @@
 kassa-dev's pyproject.toml registers, in the entry-point group ``kassa.cli``,
 
     devnet = "kassa_dev.cli:devnet_app"     kassa devnet up|status|down|fund
-    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|payouts|webhooks|reports
+    bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|payouts|webhooks|reports|api
 
 The contract (`kassa.plugins`): an entry point's name is the command name, and its object is a
 `typer.Typer` (added as a command group) or a plain function (added as a command); the product
@@ -68,3 +68,10 @@ def bench_reports(ctx: typer.Context) -> None:
     """Finance reports on a synthetic year of 1,000,000 postings: time and peak memory of each
     report on SQLite and PostgreSQL; arguments go to kassa_dev.bench.reports."""
     _run("kassa_dev.bench.reports", ctx)
+
+
+@bench_app.command("api", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_api(ctx: typer.Context) -> None:
+    """API load benchmark with wrk (usage posting, balance, hold, /healthz; then the books are
+    checked); arguments go to kassa_dev.bench.api."""
+    _run("kassa_dev.bench.api", ctx)
