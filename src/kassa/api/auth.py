@@ -25,6 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -99,9 +100,12 @@ def sees(key: ApiKey, customer_account_id: uuid.UUID) -> bool:
     return key.customer_account_id is None or key.customer_account_id == customer_account_id
 
 
-def customer_for(conn: Connection, caller: Caller, external_id: str) -> CustomerAccount:
+def customer_for(
+    conn: Connection, caller: Caller, external_id: str, *, now: datetime | None = None
+) -> CustomerAccount:
     """The customer account `caller` may touch under `external_id`, else account_not_found;
-    its due holds are expired first, so what follows reads and spends its true balance."""
+    its due holds are expired first, so what follows reads and spends its true balance.
+    `now`: the unit's time if the route read it already (one clock read per unit)."""
     missing = CustomerAccountNotFound(f"no account with external id {external_id!r}")
     try:
         account = accounts.get_by_external_id(conn, external_id)
@@ -109,7 +113,9 @@ def customer_for(conn: Connection, caller: Caller, external_id: str) -> Customer
         raise missing from None
     if not sees(caller, account.id):
         raise missing
-    holds.expire_due_holds_of(conn, account.ledger_account_id, now=caller.clock.now(conn))
+    if now is None:
+        now = caller.clock.now(conn)
+    holds.expire_due_holds_of(conn, account.ledger_account_id, now=now)
     return account
 
 

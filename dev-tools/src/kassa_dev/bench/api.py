@@ -83,6 +83,7 @@ class Options:
     threads: int
     pg_url: str
     json_path: Path | None
+    py_spy: Path | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--threads", type=at_least(1), default=2, help="wrk threads")
     parser.add_argument("--pg-url", default=DEFAULT_PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="profile the API processes with py-spy during each run; collapsed stacks go to "
+        "this directory (<db>-<scenario>-c<N>.txt)",
+    )
     args = parser.parse_args(argv)
     return Options(
         databases=_choices(parser, "--db", args.db, (SQLITE, POSTGRES)),
@@ -178,6 +186,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         threads=args.threads,
         pg_url=args.pg_url,
         json_path=args.json,
+        py_spy=args.py_spy,
     )
 
 
@@ -228,6 +237,7 @@ def _bench_database(name: str, options: Options, progress: Progress) -> Database
                                 token=token,
                                 tag=f"{run_tag}-{scenario}-c{concurrency}",
                                 out=workdir / f"usage-c{concurrency}",
+                                profile=_profile_path(options, name, scenario, concurrency),
                             )
                             result.runs.append(run)
                             progress.line(_run_line(run))
@@ -242,6 +252,13 @@ def _bench_database(name: str, options: Options, progress: Progress) -> Database
 
 def _target(name: str, options: Options) -> AbstractContextManager[Target]:
     return postgres_target(options.pg_url) if name == POSTGRES else sqlite_target()
+
+
+def _profile_path(options: Options, name: str, scenario: str, concurrency: int) -> Path | None:
+    if options.py_spy is None:
+        return None
+    options.py_spy.mkdir(parents=True, exist_ok=True)
+    return options.py_spy / f"{name}-{scenario}-c{concurrency}.txt"
 
 
 def _issue_key(database: Database) -> str:
@@ -342,6 +359,7 @@ def _drive(
     token: str,
     tag: str,
     out: Path,
+    profile: Path | None,
 ) -> LoadRun:
     env = {
         **os.environ,
@@ -364,9 +382,10 @@ def _drive(
     ]
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds(pids)
-    finished = subprocess.run(  # noqa: S603 - wrk with our own arguments
-        command, env=env, capture_output=True, text=True, check=False
-    )
+    with _profiler(pids, options.duration, profile):
+        finished = subprocess.run(  # noqa: S603 - wrk with our own arguments
+            command, env=env, capture_output=True, text=True, check=False
+        )
     cpu_after = _cpu_seconds(pids)
     load_after = os.getloadavg()[0]
     figures = _wrk_figures(finished.stdout, finished.stderr)
@@ -393,6 +412,26 @@ def _drive(
         load_after=load_after,
         server_cpu_ms_per_request=cpu,
     )
+
+
+@contextmanager
+def _profiler(pids: Sequence[int], seconds: int, out: Path | None) -> Iterator[None]:
+    """py-spy sampling the API process that serves (the last one: uvicorn's worker when there
+    are several) while the block runs; its collapsed stacks go to `out`."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "-p", str(pids[-1]), "-d", str(seconds), "-r", "200", "-f", "raw", "--gil"]
+    profiler = subprocess.Popen(  # noqa: S603 - py-spy with our own arguments
+        [*command, "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        profiler.wait(timeout=seconds + 30)
 
 
 def _cpu_seconds(pids: Sequence[int]) -> float | None:
