@@ -23,7 +23,7 @@ together with the clock the app runs on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Annotated
@@ -51,11 +51,15 @@ bearer = HTTPBearer(
 )
 
 
-def authenticated(
+async def authenticated(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    """The key the request guard authenticated (every route needing one is under /v1/)."""
+    """The key the request guard authenticated (every route needing one is under /v1/).
+
+    This and the other dependencies that only read the request are ``async``: FastAPI runs a
+    plain ``def`` dependency in its thread pool, a hop to another thread and back for a few
+    attribute reads."""
     key = api_key_of(request)
     if key is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
@@ -73,8 +77,8 @@ class Caller(ApiKey):
         return cls(**{f.name: getattr(key, f.name) for f in fields(ApiKey)}, clock=clock)
 
 
-def require(scope: Scope) -> Callable[[ApiKey, Ctx], Caller]:
-    def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
+def require(scope: Scope) -> Callable[[ApiKey, Ctx], Coroutine[None, None, Caller]]:
+    async def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
         return Caller.of(key, ctx.clock)

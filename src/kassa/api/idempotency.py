@@ -173,7 +173,7 @@ def _replayed(answer: StoredResponse) -> Response:
     )
 
 
-def idempotency_dependency(
+async def idempotency_dependency(
     caller: AnyKey,
     http: HttpRequest,
     header: Annotated[

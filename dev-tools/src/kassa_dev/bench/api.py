@@ -37,7 +37,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ class Options:
     databases: tuple[str, ...]
     workers: int
     duration: int
+    warmup: int
     concurrency: tuple[int, ...]
     scenarios: tuple[str, ...]
     accounts: int
@@ -160,6 +161,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--workers", type=at_least(1), default=1, help="API processes")
     parser.add_argument("--duration", type=at_least(1), default=10, help="seconds per run")
+    parser.add_argument(
+        "--warmup",
+        type=at_least(0),
+        default=2,
+        help="seconds of usage posting and balance reads before the measured runs, not "
+        "measured (the first requests compile every statement: SQLAlchemy caches them)",
+    )
     parser.add_argument("--concurrency", default="8,32", help="open connections, per run")
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"of {', '.join(SCENARIOS)}"
@@ -180,6 +188,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         databases=_choices(parser, "--db", args.db, (SQLITE, POSTGRES)),
         workers=args.workers,
         duration=args.duration,
+        warmup=args.warmup,
         concurrency=tuple(_positive_ints(parser, args.concurrency)),
         scenarios=_choices(parser, "--scenarios", args.scenarios, SCENARIOS),
         accounts=args.accounts,
@@ -219,10 +228,28 @@ def _bench_database(name: str, options: Options, progress: Progress) -> Database
             progress.step(f"{name}: migrating, funding {options.accounts} accounts", 20)
             prepare(database, options.accounts, progress)
             token = _issue_key(database)
+            warmups: list[LoadRun] = []
             with tempfile.TemporaryDirectory(prefix="kassa-bench-api-") as scratch:
                 workdir = Path(scratch)
                 run_tag = uuid.uuid4().hex[:10]
                 with _server(target.url, options.workers, workdir) as (base_url, pids):
+                    if options.warmup:
+                        progress.step(f"{name}: warming up", options.warmup * 2)
+                        warmup = replace(options, duration=options.warmup, py_spy=None)
+                        for scenario in ("usage", "balance"):
+                            warmups.append(
+                                _drive(
+                                    base_url,
+                                    pids,
+                                    scenario,
+                                    max(options.concurrency),
+                                    warmup,
+                                    token=token,
+                                    tag=f"{run_tag}-warmup-{scenario}",
+                                    out=workdir / "usage-warmup",
+                                    profile=None,
+                                )
+                            )
                     for concurrency in options.concurrency:
                         for scenario in options.scenarios:
                             progress.step(
@@ -242,7 +269,7 @@ def _bench_database(name: str, options: Options, progress: Progress) -> Database
                             result.runs.append(run)
                             progress.line(_run_line(run))
                 progress.step(f"{name}: checking the books", 5)
-                result.checks = _verify(database, result.runs, workdir)
+                result.checks = _verify(database, [*warmups, *result.runs], workdir)
         except Exception as error:  # noqa: BLE001 - reported, and the next database runs
             result.error = f"{type(error).__name__}: {error}"
         finally:
@@ -528,7 +555,7 @@ def _verify(database: Database, runs: Sequence[LoadRun], workdir: Path) -> list[
 def _answered_events(workdir: Path) -> dict[str, str]:
     """Event id → status of every 2xx usage answer wrk's threads wrote down."""
     answered: dict[str, str] = {}
-    for path in sorted(workdir.glob("usage-c*.*")):
+    for path in sorted(workdir.glob("usage-*.*")):
         for line in path.read_text(encoding="ascii").splitlines():
             _status, event, charged = line.split(" ")
             answered[event] = charged
