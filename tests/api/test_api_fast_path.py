@@ -8,7 +8,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import pytest
@@ -55,7 +55,9 @@ def test_a_key_revoked_elsewhere_is_refused_once_the_ttl_has_passed(api: Api) ->
     # Revoked by another process (`kassa keys revoke`): this process's cache is not told.
     with api.db.transaction() as conn:
         prefix = token[len("kassa_") :][:12]
-        conn.execute(update(api_key).where(api_key.c.prefix == prefix).values(revoked_at=api.clock.now()))
+        conn.execute(
+            update(api_key).where(api_key.c.prefix == prefix).values(revoked_at=api.clock.now())
+        )
     monotonic.now += key_cache.TTL_SECONDS / 2
     assert api.get("/v1/health", token).status_code == 200  # within the TTL: the bound
     monotonic.now += key_cache.TTL_SECONDS / 2
@@ -105,7 +107,7 @@ def test_sqlite_writers_in_one_process_never_wait_in_the_busy_handler(tmp_path: 
             for _ in range(25):
                 with database.transaction() as conn:
                     conn.execute(text("UPDATE counter SET n = n + 1"))
-        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=writer) for _ in range(8)]
@@ -121,7 +123,7 @@ def test_sqlite_writers_in_one_process_never_wait_in_the_busy_handler(tmp_path: 
 
 
 class RecordingNoDelay(serving.NoDelayHttpTools):
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -270,7 +270,7 @@ def _bench_database(name: str, options: Options, progress: Progress) -> Database
                             progress.line(_run_line(run))
                 progress.step(f"{name}: checking the books", 5)
                 result.checks = _verify(database, [*warmups, *result.runs], workdir)
-        except Exception as error:  # noqa: BLE001 - reported, and the next database runs
+        except Exception as error:
             result.error = f"{type(error).__name__}: {error}"
         finally:
             database.dispose()
@@ -449,7 +449,19 @@ def _profiler(pids: Sequence[int], seconds: int, out: Path | None) -> Iterator[N
         yield
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [spy, "record", "-p", str(pids[-1]), "-d", str(seconds), "-r", "200", "-f", "raw", "--gil"]
+    command = [
+        spy,
+        "record",
+        "-p",
+        str(pids[-1]),
+        "-d",
+        str(seconds),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "--gil",
+    ]
     profiler = subprocess.Popen(  # noqa: S603 - py-spy with our own arguments
         [*command, "-o", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,
@@ -507,7 +519,7 @@ def _verify(database: Database, runs: Sequence[LoadRun], workdir: Path) -> list[
         ).tuples()
         for transaction_id, amount in usage_transactions:
             sums[transaction_id] += int(amount)
-        records = dict(
+        records: dict[str | None, int] = dict(
             conn.execute(
                 select(idempotency_record.c.outcome, func.count())
                 .where(idempotency_record.c.operation == USAGE_OPERATION)
@@ -595,7 +607,9 @@ def _report(results: Sequence[DatabaseRun], options: Options) -> None:
             f"{run.p99_ms:.1f}",
             f"{run.max_ms:.0f}",
             str(run.errors),
-            "—" if run.server_cpu_ms_per_request is None else f"{run.server_cpu_ms_per_request:.2f}",
+            "—"
+            if run.server_cpu_ms_per_request is None
+            else f"{run.server_cpu_ms_per_request:.2f}",
             f"{run.load_before:.2f}→{run.load_after:.2f}",
         )
         for result in results
