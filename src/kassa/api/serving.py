@@ -25,6 +25,11 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 LOOP = "uvloop"
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn's parent waits for a worker process to answer its ping before killing it as
+hung. Its default, 5 s, is shorter than a worker's start (a fresh interpreter importing the
+app, the chain libraries included) on a busy machine: the parent then kills every worker
+before it is up, and starts another, forever."""
 
 
 class NoDelayHttpTools(HttpToolsProtocol):
@@ -56,6 +61,7 @@ def serve_workers(worker_app_path: str, *, host: str, port: int, workers: int) -
         host=host,
         port=port,
         workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         loop=LOOP,
         http=NoDelayHttpTools,
     )

@@ -68,7 +68,7 @@ SCENARIOS = ("usage", "balance", "hold", "healthz")
 LUA_SCRIPT = Path(__file__).with_name("api_load.lua")
 RESULT_MARKER = "KASSA_BENCH "
 REFUSAL_MARKER = "KASSA_REFUSAL "
-START_TIMEOUT_SECONDS = 60.0
+START_TIMEOUT_SECONDS = 180.0
 USAGE_OPERATION = "api.usage.record"
 
 
