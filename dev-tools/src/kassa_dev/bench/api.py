@@ -499,35 +499,33 @@ def _verify(database: Database, runs: Sequence[LoadRun], workdir: Path) -> list[
     counted_ok = sum(run.ok for run in usage_runs)
     in_flight = sum(run.concurrency for run in usage_runs)
     with database.engine.connect() as conn:
-        stored = dict(
-            conn.execute(select(usage_event.c.event_id, usage_event.c.batch_id)).tuples().all()
-        )
-        batches = dict(
-            conn.execute(
+        stored = {
+            row.event_id: row.batch_id
+            for row in conn.execute(select(usage_event.c.event_id, usage_event.c.batch_id))
+        }
+        batches = {
+            row.id: row.transaction_id
+            for row in conn.execute(
                 select(usage_batch.c.id, usage_batch.c.transaction_id).where(
                     usage_batch.c.charged_events > 0
                 )
             )
-            .tuples()
-            .all()
-        )
+        }
         sums: dict[Any, int] = defaultdict(int)
-        usage_transactions = conn.execute(
+        for row in conn.execute(
             select(ledger_posting.c.transaction_id, ledger_posting.c.amount)
             .join(ledger_transaction, ledger_transaction.c.id == ledger_posting.c.transaction_id)
             .where(ledger_transaction.c.kind == "usage")
-        ).tuples()
-        for transaction_id, amount in usage_transactions:
-            sums[transaction_id] += int(amount)
-        records: dict[str | None, int] = dict(
-            conn.execute(
-                select(idempotency_record.c.outcome, func.count())
+        ):
+            sums[row.transaction_id] += int(row.amount)
+        records: dict[str | None, int] = {
+            row.outcome: int(row.n)
+            for row in conn.execute(
+                select(idempotency_record.c.outcome, func.count().label("n"))
                 .where(idempotency_record.c.operation == USAGE_OPERATION)
                 .group_by(idempotency_record.c.outcome)
             )
-            .tuples()
-            .all()
-        )
+        }
     not_charged = [event for event, status in answered.items() if status != "charged"]
     missing = [event for event in answered if event not in stored]
     extra = len(stored) - len(answered)
