@@ -48,8 +48,9 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Serve `app` in this process."""
-    uvicorn.run(app, host=host, port=port, loop=LOOP, http=NoDelayHttpTools)
+    """Serve `app` in this process. uvicorn's loggers write through the handler the command
+    installed (`log_config=None`), as the rest of the process does."""
+    uvicorn.run(app, host=host, port=port, loop=LOOP, http=NoDelayHttpTools, log_config=None)
 
 
 def serve_workers(worker_app_path: str, *, host: str, port: int, workers: int) -> None:
@@ -64,4 +65,5 @@ def serve_workers(worker_app_path: str, *, host: str, port: int, workers: int) -
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         loop=LOOP,
         http=NoDelayHttpTools,
+        log_config=None,
     )
