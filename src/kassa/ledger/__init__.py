@@ -20,7 +20,11 @@ the order than those it holds, so no two can wait on each other (a deadlock, ans
    lock does not block, so such inserts may come at any point. A state change
    (`kassa.accounts.states`) locks the row FOR UPDATE and takes no later lock.
 4. The ledger accounts an entry touches, FOR UPDATE in ascending id order, in the journal
-   (`kassa.ledger.journal`, step 2), held to the end of the transaction.
+   (`kassa.ledger.journal`, step 2), held to the end of the transaction. A house account that
+   many entries credit (revenue) is a hot row: it is held from the entry to COMMIT, so a use
+   case posts its entry as late as it can, and an entry that is the whole unit of work uses
+   `transfers.commit_post`/`commit_transfer` (one round trip, the lock held only inside the
+   server). Opening a house account (`house.revenue`, …) reads it and never waits on its lock.
 5. Rows the use case creates after its entry (the hold, the activation, the payout request,
    the usage batch's totals, `account_usage`): new rows, or rows nobody locks before the
    journal.

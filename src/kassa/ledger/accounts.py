@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -34,7 +34,15 @@ def open_account(
     now: datetime,
     owner: str | None = None,
 ) -> Account:
-    """Get or create the account named `code` (safe under concurrency: unique code)."""
+    """Get or create the account named `code` (safe under concurrency: unique code).
+
+    An existing account is read first and not inserted again: on PostgreSQL an
+    ``INSERT … ON CONFLICT DO NOTHING`` that meets the row waits for whichever transaction is
+    updating it, so on a house account every entry posts to (revenue) the insert alone would
+    queue the caller behind all of them, long before its own entry takes the row lock."""
+    row = conn.execute(_BY_CODE, {"code": code}).first()
+    if row is not None:
+        return _checked(_account(row), asset_, normal_side, allow_negative)
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
         insert(ledger_account)
@@ -53,13 +61,21 @@ def open_account(
         )
         .on_conflict_do_nothing(index_elements=["code"])
     )
-    account = get_account_by_code(conn, code)
+    return _checked(get_account_by_code(conn, code), asset_, normal_side, allow_negative)
+
+
+_BY_CODE = select(ledger_account).where(ledger_account.c.code == bindparam("code"))
+
+
+def _checked(
+    account: Account, asset_: Asset, normal_side: NormalSide, allow_negative: bool
+) -> Account:
     if (
         account.asset != asset_
         or account.normal_side is not normal_side
         or account.allow_negative != allow_negative
     ):
-        raise LedgerInvariantBroken(f"account {code} exists with a different definition")
+        raise LedgerInvariantBroken(f"account {account.code} exists with a different definition")
     return account
 
 

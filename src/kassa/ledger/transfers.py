@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from kassa.clock import DatabaseClock
+from kassa.db import Database
 from kassa.errors import InvalidRequest
 from kassa.ledger import idempotency
 from kassa.ledger.errors import (
@@ -20,7 +21,7 @@ from kassa.ledger.errors import (
     UnbalancedTransaction,
 )
 from kassa.ledger.idempotency import Request, StoredOutcome
-from kassa.ledger.journal import Entry, Line, PostResult, Replayed, journal_for
+from kassa.ledger.journal import Entry, Line, PostResult, Replayed, journal_for, post_alone
 from kassa.ledger.model import JournalTransaction, Posting, TransactionKind
 from kassa.ledger.tables import ledger_posting, ledger_transaction
 from kassa.money import Money, asset
@@ -48,6 +49,37 @@ def post(
 ) -> uuid.UUID:
     """Post a balanced multi-leg transaction. Returns its id (the stored one on a replay).
     `now` None means the database clock (PostgreSQL only)."""
+    entry = _entry(legs, kind=kind, memo=memo, actor=actor, reason=reason, metadata=metadata)
+    return _transaction_id(journal_for(conn).post(conn, entry, now, request))
+
+
+def commit_post(
+    db: Database,
+    legs: Sequence[Leg],
+    *,
+    kind: TransactionKind,
+    now: datetime | None,
+    request: Request | None,
+    memo: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> uuid.UUID:
+    """`post` as a unit of work of its own, committed when it returns: for an entry that is
+    all its caller writes. One round trip on PostgreSQL (`journal.post_alone`)."""
+    entry = _entry(legs, kind=kind, memo=memo, actor=actor, reason=reason, metadata=metadata)
+    return _transaction_id(post_alone(db, entry, now, request))
+
+
+def _entry(
+    legs: Sequence[Leg],
+    *,
+    kind: TransactionKind,
+    memo: str | None,
+    actor: str | None,
+    reason: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> Entry:
     if len(legs) < 2:
         raise UnbalancedTransaction("a journal transaction needs at least two postings")
     totals: dict[str, int] = {}
@@ -58,7 +90,7 @@ def post(
         totals[code] = totals.get(code, 0) + leg.amount.amount
     if any(totals.values()):
         raise UnbalancedTransaction(f"postings do not sum to zero per asset: {totals}")
-    entry = Entry(
+    return Entry(
         lines=[
             Line(leg.account_id, posted=leg.amount.amount, asset=str(leg.amount.asset.code))
             for leg in legs
@@ -69,7 +101,6 @@ def post(
         reason=reason,
         metadata=metadata,
     )
-    return _transaction_id(journal_for(conn).post(conn, entry, now, request))
 
 
 def transfer(
@@ -86,19 +117,35 @@ def transfer(
 ) -> uuid.UUID:
     """Debit one account and credit the other with `amount`. A user (credit-normal) paying
     revenue is a debit of the user and a credit of revenue."""
+    legs = _transfer_legs(debit_account_id, credit_account_id, amount)
+    return post(conn, legs, kind=kind, now=now, request=request, memo=memo, actor=actor)
+
+
+def commit_transfer(
+    db: Database,
+    *,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: Money,
+    now: datetime | None,
+    request: Request | None,
+    kind: TransactionKind = TransactionKind.TRANSFER,
+    memo: str | None = None,
+    actor: str | None = None,
+) -> uuid.UUID:
+    """`transfer` as a unit of work of its own (see `commit_post`): one round trip on
+    PostgreSQL, so even a house account every transfer credits is locked only for the
+    stored function and its commit."""
+    legs = _transfer_legs(debit_account_id, credit_account_id, amount)
+    return commit_post(db, legs, kind=kind, now=now, request=request, memo=memo, actor=actor)
+
+
+def _transfer_legs(debit_account_id: int, credit_account_id: int, amount: Money) -> list[Leg]:
     if not amount.is_positive:
         raise UnbalancedTransaction("a transfer moves a positive amount")
     if debit_account_id == credit_account_id:
         raise UnbalancedTransaction("a transfer moves money between two different accounts")
-    return post(
-        conn,
-        [Leg(debit_account_id, amount), Leg(credit_account_id, -amount)],
-        kind=kind,
-        now=now,
-        request=request,
-        memo=memo,
-        actor=actor,
-    )
+    return [Leg(debit_account_id, amount), Leg(credit_account_id, -amount)]
 
 
 def reverse(

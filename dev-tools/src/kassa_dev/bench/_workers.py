@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -65,7 +66,14 @@ bench_raw = Table(
 
 class Workload(StrEnum):
     RAW = "raw"
+    RAW_AUTOCOMMIT = "raw_autocommit"
+    """The raw insert as one autocommit statement: one round trip, like `commit_transfer`."""
     TRANSFER = "transfer"
+    """`transfers.commit_transfer`: the transfer is the unit of work (one round trip on PG)."""
+    TRANSFER_IN_TRANSACTION = "transfer_in_transaction"
+    """`transfers.transfer` inside `db.transaction()`: BEGIN, the call, COMMIT."""
+    HOT_TRANSFER = "hot_transfer"
+    """`commit_transfer` from a random user account into house revenue: one hot account."""
     USAGE = "usage"
     USAGE_EVENT = "usage_event"
     """A usage batch that also writes its event into the outbox (the webhook benchmark)."""
@@ -148,7 +156,10 @@ def _loop(step: Step, writer: int, shared: Shared) -> int:
 def make_step(spec: WorkerSpec, db: Database) -> Step:
     makers = {
         Workload.RAW: _raw_step,
+        Workload.RAW_AUTOCOMMIT: _raw_autocommit_step,
         Workload.TRANSFER: _transfer_step,
+        Workload.TRANSFER_IN_TRANSACTION: _transfer_step,
+        Workload.HOT_TRANSFER: _transfer_step,
         Workload.USAGE: _usage_step,
         Workload.USAGE_EVENT: _usage_step,
     }
@@ -168,26 +179,64 @@ def _raw_step(spec: WorkerSpec, db: Database) -> Step:
     return step
 
 
-def _transfer_step(spec: WorkerSpec, db: Database) -> Step:
-    rng = random.Random(spec.seed)  # noqa: S311 - load generation, not security
+def _raw_autocommit_step(spec: WorkerSpec, db: Database) -> Step:
+    """The raw insert as one statement on the driver connection in autocommit, prepared: the
+    same driver path as `commit_transfer`, so the ceiling for a one-round-trip unit of work."""
+    if db.dialect != "postgresql":
+        return _raw_step(spec, db)
+    sql = "INSERT INTO bench_raw (payload) VALUES (%s)"
 
     def step(i: int) -> None:
-        debit, credit = rng.sample(spec.account_ids, 2)
+        pooled = db.engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            assert isinstance(driver, psycopg.Connection)  # noqa: S101 - PostgreSQL only
+            driver.autocommit = True
+            try:
+                driver.execute(sql, (f"{spec.writer}-{i}",), prepare=True)
+            finally:
+                driver.autocommit = False
+        finally:
+            pooled.close()
+
+    return step
+
+
+def _transfer_step(spec: WorkerSpec, db: Database) -> Step:
+    rng = random.Random(spec.seed)  # noqa: S311 - load generation, not security
+    hot = spec.workload is Workload.HOT_TRANSFER
+    in_transaction = spec.workload is Workload.TRANSFER_IN_TRANSACTION
+
+    def step(i: int) -> None:
+        if hot:
+            debit, credit = rng.choice(spec.account_ids), spec.revenue_id
+        else:
+            debit, credit = rng.sample(spec.account_ids, 2)
         amount = Money(rng.randint(1, MAX_TRANSFER_MINOR), USD)
         request = Request.of(
             IdempotencyKey(spec.key_scope, f"{spec.writer}-{i}"),
             "transfer",
             {"debit_account_id": debit, "credit_account_id": credit, "amount": amount.to_json()},
         )
-        with db.transaction() as conn:
-            transfers.transfer(
-                conn,
-                debit_account_id=debit,
-                credit_account_id=credit,
-                amount=amount,
-                now=_ledger_now(db),
-                request=request,
-            )
+        if in_transaction:
+            with db.transaction() as conn:
+                transfers.transfer(
+                    conn,
+                    debit_account_id=debit,
+                    credit_account_id=credit,
+                    amount=amount,
+                    now=_ledger_now(db),
+                    request=request,
+                )
+            return
+        transfers.commit_transfer(
+            db,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            now=_ledger_now(db),
+            request=request,
+        )
 
     return step
 

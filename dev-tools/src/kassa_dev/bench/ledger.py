@@ -3,9 +3,12 @@
 For each database (a SQLite file in a temporary directory with the production settings, and a
 fresh PostgreSQL database that is created and dropped) it measures, with N writer processes:
 
-* raw INSERT+COMMIT/s of a one-row scratch table through the same client stack (the ceiling);
-* single transfers/s — `transfers.transfer` between random distinct pairs of funded user
+* raw INSERT+COMMIT/s of a one-row scratch table through the same client stack (the ceiling),
+  and on PostgreSQL also as one autocommit round trip;
+* single transfers/s — `transfers.commit_transfer` between random distinct pairs of funded user
   accounts, each with its own idempotency key, one unit of work each — and their ratio to raw;
+  on PostgreSQL also `transfers.transfer` inside BEGIN … COMMIT, side by side;
+* hot account transfers/s — `commit_transfer` from random user accounts into house revenue;
 * usage postings/s — one `transfers.post` of 1,000 usage lines plus the revenue leg per unit of
   work — with N writers and with one, reporting both and the better;
 
@@ -62,6 +65,8 @@ from kassa_dev.bench._workers import WorkerSpec, Workload
 USAGE_LINES = 1_000
 """Usage lines per batch; each batch also has one revenue leg."""
 TRANSFER_SCOPE = "bench"
+IN_TRANSACTION_SCOPE = "bench-in-transaction"
+HOT_SCOPE = "bench-hot"
 WARMUP_SECONDS = 2.0
 SETUP_ESTIMATE_SECONDS = 6.0
 WRITER_START_CPU_SECONDS = 2.0
@@ -78,21 +83,23 @@ class Options:
     pg_url: str
     json_path: Path | None
 
-    @property
-    def phase_count(self) -> int:
-        return 4 if self.writers > 1 else 3
+    def phase_count(self, database: str) -> int:
+        """Raw, transfers, hot account, usage (N writers and 1); on PostgreSQL also the
+        one-round-trip raw insert and the transfer inside BEGIN … COMMIT."""
+        usage = 2 if self.writers > 1 else 1
+        return 3 + usage + (2 if database == POSTGRES else 0)
 
     def phase_seconds(self) -> float:
         start_seconds = WRITER_START_CPU_SECONDS * self.writers / (os.cpu_count() or 1)
         return 1.0 + start_seconds + WARMUP_SECONDS + self.seconds
 
     def planned_seconds(self) -> float:
-        per_database = (
+        return sum(
             SETUP_ESTIMATE_SECONDS
-            + self.phase_count * self.phase_seconds()
+            + self.phase_count(database) * self.phase_seconds()
             + VERIFY_ESTIMATE_SECONDS
+            for database in self.databases
         )
-        return per_database * len(self.databases)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,23 +199,40 @@ def _run_phases(
 ) -> Phases:
     timing = Timing(WARMUP_SECONDS, options.seconds)
     writers = options.writers
-    number = iter(range(1, options.phase_count + 1))
+    count_of_phases = options.phase_count(name)
+    number = iter(range(1, count_of_phases + 1))
 
     def phase(label: str, workload: Workload, count: int, scope: str, postings: int) -> PhaseResult:
-        title = f"{name}: phase {next(number)}/{options.phase_count} {label}, {count} writer(s)"
+        title = f"{name}: phase {next(number)}/{count_of_phases} {label}, {count} writer(s)"
         progress.step(title, options.phase_seconds())
         specs = _specs(url, workload, count, fixture, scope)
         result = run_phase(label, specs, postings, timing, progress)
         progress.heartbeat(_phase_summary(result))
         return result
 
+    postgres = name == POSTGRES
     raw = phase("raw INSERT+COMMIT", Workload.RAW, writers, "bench-raw", 0)
+    raw_autocommit = None
+    if postgres:
+        raw_autocommit = phase(
+            "raw INSERT, autocommit", Workload.RAW_AUTOCOMMIT, writers, "bench-raw", 0
+        )
     transfers = phase("single transfers", Workload.TRANSFER, writers, TRANSFER_SCOPE, 2)
+    in_transaction = None
+    if postgres:
+        in_transaction = phase(
+            "transfers in BEGIN … COMMIT",
+            Workload.TRANSFER_IN_TRANSACTION,
+            writers,
+            IN_TRANSACTION_SCOPE,
+            2,
+        )
+    hot = phase("hot account transfers", Workload.HOT_TRANSFER, writers, HOT_SCOPE, 2)
     usage = [
         phase("usage batches", Workload.USAGE, count, _usage_scope(count), USAGE_LINES + 1)
         for count in dict.fromkeys((writers, 1))
     ]
-    return Phases(raw, transfers, tuple(usage))
+    return Phases(raw, transfers, hot, tuple(usage), raw_autocommit, in_transaction)
 
 
 def _usage_scope(writers: int) -> str:
@@ -245,18 +269,27 @@ def _phase_summary(result: PhaseResult) -> str:
 
 def _expected(phases: Phases, accounts: int) -> Expected:
     usage_batches = sum(phase.total_commits for phase in phases.usage)
+    transfer_phases = {
+        TRANSFER_SCOPE: phases.transfers,
+        IN_TRANSACTION_SCOPE: phases.in_transaction,
+        HOT_SCOPE: phases.hot,
+    }
+    transfer_commits = {
+        scope: phase.total_commits for scope, phase in transfer_phases.items() if phase is not None
+    }
+    raw_phases = (phases.raw, phases.raw_autocommit)
     return Expected(
-        raw_rows=phases.raw.total_commits,
+        raw_rows=sum(phase.total_commits for phase in raw_phases if phase is not None),
         transactions={
             TransactionKind.ADJUSTMENT: accounts,
-            TransactionKind.TRANSFER: phases.transfers.total_commits,
+            TransactionKind.TRANSFER: sum(transfer_commits.values()),
             TransactionKind.USAGE: usage_batches,
         },
         postings=2 * accounts
-        + 2 * phases.transfers.total_commits
+        + 2 * sum(transfer_commits.values())
         + (USAGE_LINES + 1) * usage_batches,
         idempotency_records={
-            TRANSFER_SCOPE: phases.transfers.total_commits,
+            **transfer_commits,
             **{_usage_scope(phase.writers): phase.total_commits for phase in phases.usage},
         },
     )
