@@ -4,7 +4,7 @@ kassa-dev's pyproject.toml registers, in the entry-point group ``kassa.cli``,
 
     devnet = "kassa_dev.cli:devnet_app"     kassa devnet up|status|down|fund
     bench  = "kassa_dev.cli:bench_app"      kassa bench ledger|watchers|mempool|payouts|
-                                            webhooks|reports|scaleout
+                                            webhooks|reports|scaleout|api
 
 The contract (`kassa.plugins`): an entry point's name is the command name, and its object is a
 `typer.Typer` (added as a command group) or a plain function (added as a command); the product
@@ -84,3 +84,10 @@ def bench_scaleout(ctx: typer.Context) -> None:
     with a process SIGKILLed and restarted regularly; arguments go to
     kassa_dev.bench.scaleout."""
     _run("kassa_dev.bench.scaleout", ctx)
+
+
+@bench_app.command("api", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_api(ctx: typer.Context) -> None:
+    """API load benchmark with wrk (usage posting, balance, hold, /healthz; then the books are
+    checked); arguments go to kassa_dev.bench.api."""
+    _run("kassa_dev.bench.api", ctx)

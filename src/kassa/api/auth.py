@@ -23,8 +23,9 @@ together with the clock the app runs on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -50,11 +51,15 @@ bearer = HTTPBearer(
 )
 
 
-def authenticated(
+async def authenticated(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    """The key the request guard authenticated (every route needing one is under /v1/)."""
+    """The key the request guard authenticated (every route needing one is under /v1/).
+
+    This and the other dependencies that only read the request are ``async``: FastAPI runs a
+    plain ``def`` dependency in its thread pool, a hop to another thread and back for a few
+    attribute reads."""
     key = api_key_of(request)
     if key is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
@@ -72,8 +77,8 @@ class Caller(ApiKey):
         return cls(**{f.name: getattr(key, f.name) for f in fields(ApiKey)}, clock=clock)
 
 
-def require(scope: Scope) -> Callable[[ApiKey, Ctx], Caller]:
-    def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
+def require(scope: Scope) -> Callable[[ApiKey, Ctx], Coroutine[None, None, Caller]]:
+    async def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
         return Caller.of(key, ctx.clock)
@@ -99,9 +104,12 @@ def sees(key: ApiKey, customer_account_id: uuid.UUID) -> bool:
     return key.customer_account_id is None or key.customer_account_id == customer_account_id
 
 
-def customer_for(conn: Connection, caller: Caller, external_id: str) -> CustomerAccount:
+def customer_for(
+    conn: Connection, caller: Caller, external_id: str, *, now: datetime | None = None
+) -> CustomerAccount:
     """The customer account `caller` may touch under `external_id`, else account_not_found;
-    its due holds are expired first, so what follows reads and spends its true balance."""
+    its due holds are expired first, so what follows reads and spends its true balance.
+    `now`: the unit's time if the route read it already (one clock read per unit)."""
     missing = CustomerAccountNotFound(f"no account with external id {external_id!r}")
     try:
         account = accounts.get_by_external_id(conn, external_id)
@@ -109,7 +117,9 @@ def customer_for(conn: Connection, caller: Caller, external_id: str) -> Customer
         raise missing from None
     if not sees(caller, account.id):
         raise missing
-    holds.expire_due_holds_of(conn, account.ledger_account_id, now=caller.clock.now(conn))
+    if now is None:
+        now = caller.clock.now(conn)
+    holds.expire_due_holds_of(conn, account.ledger_account_id, now=now)
     return account
 
 

@@ -31,7 +31,9 @@ class AppContext:
     """``[webhooks]`` as deliveries use them (the devnet's loopback included)."""
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
+    """``async``, so FastAPI calls it on the event loop (a plain ``def`` would be a thread
+    hop)."""
     context = request.app.state.kassa
     if not isinstance(context, AppContext):
         raise TypeError("create_app sets app.state.kassa to an AppContext")

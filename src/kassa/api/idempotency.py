@@ -140,7 +140,7 @@ def _stored(error: KassaError) -> bool:
 def _unit(database: Database) -> Iterator[Connection]:
     """A transaction that rolls back on every exception: a claimed key must never be committed
     without its outcome (`Database.transaction` commits a recorded refusal)."""
-    with database.engine.connect() as conn, conn.begin():
+    with database.writer_turn(), database.engine.connect() as conn, conn.begin():
         yield conn
 
 
@@ -173,7 +173,7 @@ def _replayed(answer: StoredResponse) -> Response:
     )
 
 
-def idempotency_dependency(
+async def idempotency_dependency(
     caller: AnyKey,
     http: HttpRequest,
     header: Annotated[

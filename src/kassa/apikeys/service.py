@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
+from kassa.apikeys import cache
 from kassa.apikeys.errors import (
     ApiKeyNotFound,
     InvalidKeyName,
@@ -186,6 +187,8 @@ def revoke_key(conn: Connection, prefix: str, now: datetime) -> ApiKey:
         .where(api_key.c.id == row.id, api_key.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    # Refused at once by this process; other processes' caches let it go within their TTL.
+    cache.forget(conn.engine, prefix)
     return _get(conn, row.id)
 
 

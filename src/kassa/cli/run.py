@@ -13,6 +13,7 @@ code's migration head (run `kassa migrate` first).
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import threading
@@ -36,6 +37,8 @@ from kassa.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from kassa.clock import Clock
     from kassa.config import Settings
     from kassa.db import Database
@@ -71,13 +74,46 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Listen address (default: settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: settings)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes on the one port (each with its own database pool of "
+            "db_pool_size connections); one process uses at most one core",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (does not migrate)."""
     settings = settings_of(ctx, host=host, port=port)
-    with database_of(settings) as database:
+    with database_of(settings, pool_size=1 if workers > 1 else None) as database:
         require_head(database)
         setup_logging(settings)
-        _serve(_services(settings, database))
+        if workers == 1:
+            _serve(_services(settings, database))
+            return
+    from kassa.api import serving
+
+    # Each worker process reads the settings as this one did: environment and config file.
+    config: Path | None = ctx.find_root().obj
+    if config is not None:
+        os.environ["KASSA_CONFIG_FILE"] = str(config.resolve())
+    say(f"serving on {local_url(settings.host, settings.port)} with {workers} processes")
+    serving.serve_workers(
+        f"{__name__}:{worker_app.__name__}",
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+    )
+
+
+def worker_app() -> FastAPI:
+    """The app of one process of `kassa serve --workers N` (uvicorn calls this in each)."""
+    from kassa.api import create_app
+    from kassa.config import load_settings
+
+    settings = load_settings()
+    setup_logging(settings)
+    return create_app(settings, clock=_clock(settings))
 
 
 def worker(ctx: typer.Context, metrics_port: MetricsPort = None) -> None:
@@ -301,15 +337,7 @@ def _services(settings: Settings, database: Database) -> Services:
 
 
 def _serve(services: Services) -> None:
-    import uvicorn  # only the serving commands need it
-
-    from kassa.api import create_app
+    from kassa.api import create_app, serving  # only the serving commands need them
 
     settings = services.settings
-    # log_config=None: uvicorn's loggers write through the handler `setup_logging` installed.
-    uvicorn.run(
-        create_app(settings, services=services),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-    )
+    serving.serve(create_app(settings, services=services), host=settings.host, port=settings.port)

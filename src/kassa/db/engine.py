@@ -3,6 +3,15 @@
 SQLite runs in WAL mode with `synchronous=FULL` (every commit is durable) and every transaction
 starts with `BEGIN IMMEDIATE`: writers queue on the database lock up front instead of failing
 with "database is locked" when a reader later tries to write. Foreign keys are enforced.
+A read-only unit (`Database.read_only`) starts with `BEGIN DEFERRED` instead: it reads a WAL
+snapshot and never waits for the write lock.
+
+Within one process, the units of work on a SQLite database also take turns on a lock of the
+`Database` before `BEGIN IMMEDIATE` (`Database.writer_turn`). SQLite's own wait for its write
+lock is a busy handler that sleeps and retries, up to 100 ms a nap: with many threads queued,
+each wakes late, the lock sits idle between holders and the slowest waiters see seconds. A
+thread waiting on the Python lock is woken the moment the previous unit has committed, so the
+database's lock is passed on at once; other processes still meet SQLite's lock as before.
 
 PostgreSQL runs READ COMMITTED; the ledger takes row locks in a fixed order (account id).
 
@@ -13,6 +22,7 @@ The SQLite file and the directories made for it are created for their owner only
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from kassa.errors import KassaError
 
@@ -101,11 +112,36 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
+class WriterTurnTimeout(OperationalError):
+    """A unit of work waited longer than the busy timeout for its turn to write (SQLite)."""
+
+
 class Database:
     """An engine plus the rule that the entry point owns the transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Re-entrant: a thread that opens a second unit inside its first meets SQLite's own
+        # lock, and its busy timeout, exactly as it did before the turns were taken.
+        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """Hold this process's turn to write (SQLite; nothing on PostgreSQL) while the block
+        runs a unit of work that may write, from before its BEGIN to after its COMMIT."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise WriterTurnTimeout(
+                "BEGIN IMMEDIATE",
+                None,
+                TimeoutError(f"no turn to write within {SQLITE_BUSY_TIMEOUT_MS} ms"),
+            )
+        try:
+            yield
+        finally:
+            self._writers.release()
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10) -> Database:
@@ -119,7 +155,7 @@ class Database:
     def transaction(self) -> Iterator[Connection]:
         """One unit of work: commits on success and on a recorded refusal (so the refusal
         stored under an idempotency key survives); rolls back on any other exception."""
-        with self.engine.connect() as conn:
+        with self.writer_turn(), self.engine.connect() as conn:
             outer = conn.begin()
             try:
                 yield conn

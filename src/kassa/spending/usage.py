@@ -83,6 +83,9 @@ class UsageBatch:
     events: tuple[tuple[str, EventStatus], ...]
     """Each event id of the request, in request order, with what happened to it."""
     created_at: datetime
+    last_usage_at: datetime | None = None
+    """The account's last usage time as this batch set it; None when it did not set it (nothing
+    charged, a replay, or a later time already stored): read it with `last_usage_at`."""
 
     @property
     def charged_events(self) -> int:
@@ -260,6 +263,7 @@ def _charge(
 
     charged = Money(sum(e.amount.amount for e in events if e.event_id in inserted), USD)
     transaction_id = None
+    last_usage = None
     if charged.is_positive:
         revenue = house.revenue(conn, USD, now)
         transaction_id = post(
@@ -272,7 +276,7 @@ def _charge(
             actor=actor,
             metadata={"usage_batch": str(batch_id), "events": len(inserted)},
         )
-        _touch_last_usage(conn, account.id, now)
+        last_usage = _touch_last_usage(conn, account.id, now)
     conn.execute(
         update(usage_batch)
         .where(usage_batch.c.id == batch_id)
@@ -293,6 +297,7 @@ def _charge(
             for e in events
         ),
         created_at=now,
+        last_usage_at=last_usage,
     )
 
 
@@ -319,17 +324,20 @@ def _refuse_conflicting_replays(
         )
 
 
-def _touch_last_usage(conn: Connection, account_id: uuid.UUID, now: datetime) -> None:
+def _touch_last_usage(conn: Connection, account_id: uuid.UUID, now: datetime) -> datetime | None:
+    """Set the account's last usage time to `now` unless a later one is stored; the time set,
+    or None when the stored one was kept."""
     insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert_(account_usage).values(customer_account_id=account_id, last_usage_at=now)
-    conn.execute(
+    written: datetime | None = conn.execute(
         statement.on_conflict_do_update(
             index_elements=["customer_account_id"],
             set_={"last_usage_at": statement.excluded.last_usage_at},
             # Never backwards: two batches may commit out of clock order.
             where=account_usage.c.last_usage_at < statement.excluded.last_usage_at,
-        )
-    )
+        ).returning(account_usage.c.last_usage_at)
+    ).scalar_one_or_none()
+    return written
 
 
 def last_usage_at(conn: Connection, account_id: uuid.UUID) -> datetime | None:

@@ -14,10 +14,14 @@ its log, not to an anonymous caller.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import weakref
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from kassa.api.auth import AnyKey
@@ -31,6 +35,11 @@ from kassa.deposits.watcher import watcher_status
 from kassa.errors import KassaError
 
 log = logging.getLogger(__name__)
+
+REVISION_TTL_SECONDS = 10.0
+"""How long `/v1/health` reports the migration it last read. Alembic's lookup costs more than
+the rest of the request, the schema changes only by `kassa migrate`, and a server on a schema
+that is not at its head refuses to start (and `/readyz`, which reads it every time, says so)."""
 
 router = APIRouter(prefix="/v1", tags=["health"])
 probes = APIRouter(tags=["health"])
@@ -95,10 +104,34 @@ def _internals(ctx: AppContext) -> HealthOut:
     return HealthOut(
         status="ok",
         database=ctx.database.dialect,
-        migration=current_revision(ctx.database.engine),
+        migration=_revisions.of(ctx.database.engine),
         watchers=watchers,
         nodes=nodes,
     )
+
+
+class _Revisions:
+    """The migration each database is at, read at most once per `REVISION_TTL_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._read: weakref.WeakKeyDictionary[Engine, tuple[str | None, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def of(self, engine: Engine) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            known = self._read.get(engine)
+        if known is not None and now < known[1]:
+            return known[0]
+        revision = current_revision(engine)
+        with self._lock:
+            self._read[engine] = (revision, now + REVISION_TTL_SECONDS)
+        return revision
+
+
+_revisions = _Revisions()
 
 
 @probes.get(

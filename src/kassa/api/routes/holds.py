@@ -61,7 +61,7 @@ def create_hold(
 
     def work(conn: Connection, claimed: Request) -> HoldOut:
         now = ctx.clock.now(conn)
-        account = customer_for(conn, caller, external_id)
+        account = customer_for(conn, caller, external_id, now=now)
         hold = holds.create_hold(
             conn,
             debit_account_id=account.ledger_account_id,

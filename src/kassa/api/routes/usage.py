@@ -137,11 +137,12 @@ def record_usage(
     )
 
     def work(conn: Connection, claimed: Request) -> UsageBatchOut:
-        account = customer_for(conn, caller, external_id)
+        now = ctx.clock.now(conn)
+        account = customer_for(conn, caller, external_id, now=now)
         batch = usage.record_usage(
-            conn, account, events, now=ctx.clock.now(conn), request=claimed, actor=caller.actor
+            conn, account, events, now=now, request=claimed, actor=caller.actor
         )
-        last = usage.last_usage_at(conn, account.id)
+        last = batch.last_usage_at or usage.last_usage_at(conn, account.id)
         balance = BalanceOut.of(get_balance(conn, account.ledger_account_id))
         return UsageBatchOut.of(batch, last, balance)
 
