@@ -81,7 +81,10 @@ REPORTS = (
     "trial-balance-mid",
     "html",
     "reconciliation",
+    "reconciliation-breaks",
 )
+LISTED = 100
+"""Open breaks a bench run lists in its outcome (the table keeps them all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +176,26 @@ class _Books:
         self.rows.setdefault(table, []).append(row)
 
     def entry(
-        self, kind: str, at: datetime, memo: str, legs: list[tuple[int, str, int]]
+        self,
+        kind: str,
+        at: datetime,
+        memo: str,
+        legs: list[tuple[int, str, int]],
+        meta: dict[str, Any] | None = None,
     ) -> uuid.UUID:
+        """A journal entry; `meta` links it to its record as the services do (what
+        reconciliation's records leg follows)."""
         tx = uuid.uuid4()
-        self.add("ledger_transaction", {"id": tx, "kind": kind, "memo": memo, "created_at": at})
+        self.add(
+            "ledger_transaction",
+            {
+                "id": tx,
+                "kind": kind,
+                "memo": memo,
+                "created_at": at,
+                "metadata_json": None if meta is None else json.dumps(meta, sort_keys=True),
+            },
+        )
         for account, code, amount in legs:
             self.add(
                 "ledger_posting",
@@ -362,6 +381,7 @@ def _event(
         usd = rng.randrange(5, 500) * 10**6
         coins = int(Decimal(usd) / bid * 10 ** (coin.decimals - 6))
         usd = int(Decimal(coins) * bid / 10 ** (coin.decimals - 6))
+        books.last_deposit = uuid.uuid4()
         tx = books.entry(
             "deposit",
             at,
@@ -372,8 +392,8 @@ def _event(
                 (a[f"fx:{code}:USD"], "USD", usd),
                 (ledger_id, "USD", -usd),
             ],
+            {"deposit_id": str(books.last_deposit)},
         )
-        books.last_deposit = uuid.uuid4()
         books.add(
             "deposit",
             {
@@ -487,13 +507,14 @@ def _payout(
         (a[f"fx:{fee_code}:USD"], "USD", -int(fee_usd)),
     ):
         legs[(account, asset_code)] = legs.get((account, asset_code), 0) + amount
+    request = uuid.uuid4()
     books.entry(
         "payout",
         settled,
         f"{kind} of {code}",
         [(acc, asset_code, amt) for (acc, asset_code), amt in legs.items() if amt != 0],
+        {"payout_request_id": str(request), "network_fee_charged_usd": charged},
     )
-    request = uuid.uuid4()
     books.add(
         "payout_request",
         {
@@ -649,6 +670,8 @@ def _run_one(args: Sequence[str]) -> int:
     try:
         if name == "reconciliation":  # its own transactions, like `kassa reconcile`
             rows = _reconcile(db)
+        elif name == "reconciliation-breaks":
+            rows = _reconcile_broken(db)
         else:
             with db.transaction() as conn:
                 rows = jobs[name](conn)
@@ -669,8 +692,21 @@ def _reconcile(db: Database) -> int:
     from kassa.clock import DatabaseClock
     from kassa.reports.reconciliation.run import Reconciler
 
-    outcome = Reconciler(db, DatabaseClock(), {}).run(trigger="bench")
+    outcome = Reconciler(db, DatabaseClock(), {}, listed=LISTED).run(trigger="bench")
     return outcome.new + outcome.persisting
+
+
+def _reconcile_broken(db: Database) -> int:
+    """The same run over books where every deposit's record disagrees with its credit (each
+    deposit's ``usd_amount`` one micro-dollar off, put back afterwards): a break per deposit,
+    the case that shows the breaks are stored in chunks, not held together."""
+    with db.transaction() as conn:
+        conn.execute(update(deposit).values(usd_amount=deposit.c.usd_amount + 1))
+    try:
+        return _reconcile(db)
+    finally:
+        with db.transaction() as conn:
+            conn.execute(update(deposit).values(usd_amount=deposit.c.usd_amount - 1))
 
 
 class _Sink:
