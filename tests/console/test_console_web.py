@@ -425,11 +425,15 @@ def test_a_dispute_is_opened_and_resolved_through_the_account_page(console: Cons
             now=now,
             request=None,
         )
-        made = activations.reserve(conn, account, price=Money.parse("4", USD), now=now, request=None)
+        made = activations.reserve(
+            conn, account, price=Money.parse("4", USD), now=now, request=None
+        )
         activations.fulfil(conn, account, made.id, now=now, request=None)
     console.sign_in(console.key("payouts:approve", name="carol"))
     claim = {"subject": "activation", "subject_id": str(made.id), "reason": "never arrived"}
-    opened = console.client.post("/console/accounts/d1/disputes", data={"csrf": console.csrf(), **claim})
+    opened = console.client.post(
+        "/console/accounts/d1/disputes", data={"csrf": console.csrf(), **claim}
+    )
     assert opened.status_code == 303, opened.text
     page = console.client.get("/console/accounts/d1").text
     action = RESOLVE_FORM.search(page)

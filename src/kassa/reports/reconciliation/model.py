@@ -148,7 +148,8 @@ class Findings:
         self.count += 1
         if len(self._pending) >= self.chunk:
             if self._spill is None:
-                self._spill = tempfile.TemporaryFile(prefix="kassa-breaks-")
+                # Closed by `close`, at the end of the run.
+                self._spill = tempfile.TemporaryFile(prefix="kassa-breaks-")  # noqa: SIM115
             pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
             self._pending = []
 

@@ -16,7 +16,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from kassa.events.outbox import record
 from kassa.reports.reconciliation.model import (
@@ -198,7 +209,7 @@ def _resolve_unseen(
     checked (a chain whose node did not answer keeps its breaks as they were)."""
     legs = sorted({leg.value for leg, _ in checked if leg is not Leg.CHAINS})
     chains = sorted({str(chain) for leg, chain in checked if leg is Leg.CHAINS and chain})
-    scopes = [reconciliation_break.c.leg.in_(legs)] if legs else []
+    scopes: list[ColumnElement[bool]] = [reconciliation_break.c.leg.in_(legs)] if legs else []
     if chains:
         scopes.append(
             and_(
@@ -240,9 +251,7 @@ def count_open(conn: Connection) -> int:
         conn.execute(
             select(func.count())
             .select_from(reconciliation_break)
-            .where(
-                reconciliation_break.c.status != BreakStatus.RESOLVED.value
-            )
+            .where(reconciliation_break.c.status != BreakStatus.RESOLVED.value)
         ).scalar_one()
     )
 
