@@ -363,6 +363,19 @@ def _rates(
     return out
 
 
+DEPOSIT_SHARE = 0.25
+USAGE_SHARE = 0.93
+"""Rolls below 0.25 deposit, below 0.93 use, the rest pay out."""
+MAX_USAGE_USD = 49 * 50_000
+MAX_PAYOUT_USD = 300 * 10**6
+
+
+def _balance(books: _Books, ledger_id: int) -> int:
+    """A customer's balance so far, micro-USD (credits less debits)."""
+    debits, credits = books.sums.get(ledger_id, (0, 0))
+    return credits - debits
+
+
 def _event(
     books: _Books,
     rng: random.Random,
@@ -373,11 +386,15 @@ def _event(
     at = day_start + timedelta(seconds=rng.randrange(86_400), microseconds=rng.randrange(10**6))
     customer, ledger_id, _external = books.customers[rng.randrange(len(books.customers))]
     roll = rng.random()
+    if roll >= DEPOSIT_SHARE and _balance(books, ledger_id) < (
+        MAX_USAGE_USD if roll < USAGE_SHARE else MAX_PAYOUT_USD
+    ):
+        roll = 0.0  # what the balance cannot cover becomes a deposit: no balance below zero
     coin, chain, _symbol, _base = COINS[rng.randrange(len(COINS))]
     code = coin.code.value
     bid_lock, ask_lock, bid, ask = locks[(day, code)]
     a = books.accounts
-    if roll < 0.25:  # a deposit: 4 postings
+    if roll < DEPOSIT_SHARE:  # a deposit: 4 postings
         usd = rng.randrange(5, 500) * 10**6
         coins = int(Decimal(usd) / bid * 10 ** (coin.decimals - 6))
         usd = int(Decimal(coins) * bid / 10 ** (coin.decimals - 6))
@@ -418,7 +435,7 @@ def _event(
                 "updated_at": at,
             },
         )
-    elif roll < 0.93:  # a usage batch: 2 postings
+    elif roll < USAGE_SHARE:  # a usage batch: 2 postings
         events = rng.randrange(1, 50)
         usd = events * rng.randrange(1_000, 50_000)
         tx = books.entry(
