@@ -1,6 +1,6 @@
 """`kassa bench reports` end to end at a tiny size on SQLite: the synthetic history is built
-balanced and reconciles, every report runs in its own process and its figures are written. Never how fast
-(speed lives in the benchmark's output and docs/benchmarks.md)."""
+balanced and reconciles, every report runs in its own process and its figures are written.
+Never how fast (speed lives in the benchmark's output and docs/benchmarks.md)."""
 
 from __future__ import annotations
 
