@@ -14,7 +14,9 @@ the middle of the year, the HTML report, a customer statement) **in its own proc
 each figure is that report's own: wall time and the process's peak resident memory
 (``ru_maxrss``), next to the memory of the same process before the report ran. A
 reconciliation run (`kassa.reports.reconciliation.Reconciler`: the ledger and records legs and
-solvency; the synthetic history has no chain behind it) is timed the same way.
+solvency; the synthetic history has no chain behind it) is timed the same way, over the
+history as built (it reconciles: no break) and with every deposit's record one micro-dollar off
+(``reconciliation-breaks``: a break per deposit, stored in chunks).
 
 Run it as ``python -m kassa_dev.bench.reports`` (or ``kassa bench reports``); ``--help`` lists
 the options. Progress goes to stdout as it builds and runs.
