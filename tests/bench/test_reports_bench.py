@@ -1,6 +1,6 @@
 """`kassa bench reports` end to end at a tiny size on SQLite: the synthetic history is built
-balanced, every report runs in its own process and its figures are written. Never how fast
-(speed lives in the benchmark's output and docs/benchmarks.md)."""
+balanced and reconciles, every report runs in its own process and its figures are written.
+Never how fast (speed lives in the benchmark's output and docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from kassa.db import Database
+from kassa.deposits.tables import deposit
 from kassa_dev.bench import reports
+from kassa_dev.bench._progress import Progress
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +34,21 @@ def test_the_reports_benchmark_runs_every_report(
     for name in ("activity", "trial-balance-end", "statement"):
         figure = run["reports"][name]
         assert figure["rows"] > 0 and figure["peak_mb"] > 0, (name, figure)
+
+
+def test_the_synthetic_history_reconciles_and_the_broken_one_breaks_per_deposit(
+    tmp_path: Path,
+) -> None:
+    """The `reconciliation` slot measures the normal case (no break) and
+    `reconciliation-breaks` the worst one (a break per deposit), in this process."""
+    db = Database.from_url(f"sqlite:///{tmp_path / 'bench.db'}", pool_size=1)
+    try:
+        options = reports.parse_args(["--db", "sqlite", "--postings", "3000", "--customers", "5"])
+        reports.build(db, options, Progress(planned_seconds=1))
+        assert reports._reconcile(db) == 0
+        with db.transaction() as conn:
+            deposits = conn.execute(select(func.count()).select_from(deposit)).scalar_one()
+        assert deposits > 0 and reports._reconcile_broken(db) == deposits
+        assert reports._reconcile(db) == 0  # the records put back, the breaks resolved
+    finally:
+        db.dispose()

@@ -20,15 +20,21 @@ from sqlalchemy import func, select
 from kassa.accounts import service as accounts
 from kassa.api import create_app
 from kassa.api.console.sessions import SESSION_LIFETIME
+from kassa.api.console.throttle import SignInThrottle, subjects
 from kassa.apikeys import service as apikeys
 from kassa.apikeys.tables import console_session
 from kassa.clock import ManualClock
 from kassa.config import Settings
 from kassa.db import Database
+from kassa.disputes import service as disputes
+from kassa.disputes.model import DisputeStatus
 from kassa.events import outbox
+from kassa.ledger.transfers import adjust
+from kassa.money import USD, Money
 from kassa.pricing.model import Symbol
 from kassa.pricing.service import PricingService
 from kassa.pricing.settings import PricingSettings
+from kassa.spending import activations
 from kassa.webhooks import deliveries, endpoints
 from kassa.webhooks.settings import WebhookSettings
 from kassa.webhooks.transport import AddressPolicy
@@ -184,7 +190,10 @@ def test_account_state_change_is_audited_and_needs_the_decision_scope(console: C
     page = console.client.get("/console/accounts/42")
     assert page.status_code == 200 and "Change state" not in page.text
     form = {"csrf": console.csrf(), "state": "suspended", "reason_code": "violation", "reason": "x"}
-    assert console.client.post("/console/accounts/42/state", data=form).status_code == 403
+    forbidden = console.client.post("/console/accounts/42/state", data=form)
+    # A signed-in operator's refusal is a page in the layout, with the sidebar to go on from.
+    assert forbidden.status_code == 403 and 'class="sidebar"' in forbidden.text
+    assert "Signed in as <strong>reader</strong>" in forbidden.text
 
     console.client.cookies.clear()
     console.sign_in(console.key("payouts:approve", name="carol"))
@@ -229,9 +238,16 @@ def test_every_page_renders_in_the_operator_time_zone(console: Console) -> None:
     statement = console.client.get("/console/accounts/42/statement.csv?period=2026-11")
     assert statement.status_code == 200 and statement.headers["content-type"].startswith("text/csv")
     assert console.client.get("/console/reports/fees.csv?period=2026-11").status_code == 200
+    reports = console.client.get("/console/reports?period=2026-11").text
+    assert 'id="chart-solvency"' in reports and "solvency-data" in reports
+    assert "/console/reports/trial-balance.csv?period=2026-11" in reports
+    for name, header in (("solvency", "day,owed_usd,held_usd"), ("trial-balance", "")):
+        download = console.client.get(f"/console/reports/{name}.csv?period=2026-11")
+        assert download.status_code == 200 and header in download.text, name
     assert console.client.get("/console/reports/fees.csv?period=bogus").status_code == 422
     assert console.client.get("/console/payouts?status=bogus").status_code == 422
-    assert console.client.get("/console/accounts/nobody").status_code == 404
+    nobody = console.client.get("/console/accounts/nobody")
+    assert nobody.status_code == 404 and 'class="sidebar"' in nobody.text
     assert console.client.get("/console/payouts/not-an-id").status_code == 404
 
 
@@ -338,3 +354,112 @@ def test_webhook_deliveries_are_listed_and_an_event_redelivered(console: Console
     assert sorted(origins) == ["event", "redeliver"]
     form["event_id"] = "evt_nothing"
     assert console.client.post("/console/webhooks/redeliver", data=form).status_code == 422
+
+
+class _Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@SQLITE
+def test_failed_sign_ins_are_throttled_per_address_with_retry_after(console: Console) -> None:
+    ticks = _Ticks()
+    app = console.client.app
+    app.state.console_throttle = SignInThrottle(clock=ticks)  # type: ignore[attr-defined]
+    good = console.key("admin")
+
+    def attempt(token: str) -> tuple[int, str | None]:
+        found = CSRF.search(console.client.get("/console/sign-in").text)
+        assert found is not None
+        answer = console.client.post(
+            "/console/sign-in", data={"csrf": found.group(1), "api_key": token, "time_zone": ""}
+        )
+        return answer.status_code, answer.headers.get("retry-after")
+
+    for n in range(10):
+        assert attempt(f"kassa_guess{n:07d}_wrong") == (401, None)
+        ticks.now += 10
+    # The eleventh from this address is not heard, even with a valid key: no session.
+    status, retry = attempt(good)
+    assert status == 429 and retry is not None and 1 <= int(retry) <= 300
+    assert console.sessions() == 0
+    ticks.now += int(retry)
+    assert attempt(good)[0] == 303 and console.sessions() == 1
+
+
+def test_the_throttle_counts_each_key_prefix_across_addresses() -> None:
+    ticks = _Ticks()
+    throttle = SignInThrottle(limit=3, window=60, clock=ticks)
+    for n in range(3):
+        assert throttle.retry_after(subjects(f"10.0.0.{n}", "kassa_TARGET000001_x")) is None
+        throttle.failed(subjects(f"10.0.0.{n}", "kassa_TARGET000001_x"))
+    assert throttle.retry_after(subjects("10.0.0.9", "kassa_TARGET000001_y")) == 60
+    assert throttle.retry_after(subjects("10.0.0.9", "kassa_OTHERKEY0001_y")) is None
+    ticks.now += 59.5
+    assert throttle.retry_after(subjects("10.0.0.9", "kassa_TARGET000001_y")) == 1
+    ticks.now += 0.5
+    assert throttle.retry_after(subjects("10.0.0.9", "kassa_TARGET000001_y")) is None
+    assert subjects(None, "not a key") == ["addr:unknown"]
+
+
+RESOLVE_FORM = re.compile(r'action="(/console/accounts/d1/disputes/[^/"]+/resolve)"')
+
+
+@SQLITE
+def test_a_dispute_is_opened_and_resolved_through_the_account_page(console: Console) -> None:
+    now = console.clock.now()
+    with console.db.transaction() as conn:
+        account = accounts.create(conn, external_id="d1", now=now, request=None)
+        adjust(
+            conn,
+            account_id=account.ledger_account_id,
+            amount=Money.parse("10", USD),
+            direction="credit",
+            reason="test funds",
+            actor="test",
+            now=now,
+            request=None,
+        )
+        made = activations.reserve(
+            conn, account, price=Money.parse("4", USD), now=now, request=None
+        )
+        activations.fulfil(conn, account, made.id, now=now, request=None)
+    console.sign_in(console.key("payouts:approve", name="carol"))
+    claim = {"subject": "activation", "subject_id": str(made.id), "reason": "never arrived"}
+    opened = console.client.post(
+        "/console/accounts/d1/disputes", data={"csrf": console.csrf(), **claim}
+    )
+    assert opened.status_code == 303, opened.text
+    page = console.client.get("/console/accounts/d1").text
+    action = RESOLVE_FORM.search(page)
+    assert action is not None and 'value="rejected"' in page
+    # Without the session's token: refused, and the dispute stays open.
+    forged = {"csrf": "forged", "outcome": "rejected", "note": "delivered"}
+    assert console.client.post(action.group(1), data=forged).status_code == 403
+    unknown = {"csrf": console.csrf(), "outcome": "shrug", "note": "delivered"}
+    wrong = console.client.post(action.group(1), data=unknown)
+    assert wrong.status_code == 422 and 'role="alert"' in wrong.text
+    with console.db.transaction() as conn:
+        assert disputes.has_open(conn, account.id)
+    # An operator's note may hold brackets of any depth: the form is no JSON.
+    note = "[" * 40 + " delivered, see the log"
+    done = console.client.post(
+        action.group(1), data={"csrf": console.csrf(), "outcome": "rejected", "note": note}
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=resolved")
+    with console.db.transaction() as conn:
+        assert not disputes.has_open(conn, account.id)
+        [resolved] = disputes.listing(conn, account_id=account.id)
+    assert resolved.status is DisputeStatus.REJECTED and resolved.note == note
+    assert resolved.resolved_by == "api-key:carol"
+    shown = console.client.get("/console/accounts/d1").text
+    assert "api-key:carol at" in shown and RESOLVE_FORM.search(shown) is None
+    again = console.client.post(
+        action.group(1), data={"csrf": console.csrf(), "outcome": "accepted", "note": "x"}
+    )
+    assert again.status_code == 409 and 'class="sidebar"' in again.text

@@ -16,7 +16,8 @@ the C stack of the parser. So this ASGI middleware, in front of the app:
    ``payload_too_large`` before reading it, and counts a body sent without a length (chunked)
    as it arrives, refusing it as soon as the count passes the limit;
 3. refuses a JSON body nested deeper than `MAX_JSON_DEPTH` with 422 ``body_too_deep`` before
-   any parser recurses into it (our request bodies are at most four levels deep);
+   any parser recurses into it (our request bodies are at most four levels deep); the
+   console's urlencoded forms, which no JSON parser reads, are not scanned;
 4. replays the body it read to the app unchanged.
 
 `pin_recursion_limit` keeps the interpreter's recursion limit at its default in the server
@@ -50,6 +51,9 @@ RECURSION_LIMIT = 1000
 
 GUARDED_PREFIX = "/v1/"
 """Every route under it needs an API key."""
+
+CONSOLE_PREFIX = "/console/"
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 _SCOPE_KEY = "kassa.api_key"
 _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.?)*+"?|[\[{]|[\]}]', re.DOTALL)
@@ -123,7 +127,7 @@ class RequestGuard:
                 scope[_SCOPE_KEY] = key
             self._check_declared_length(scope)
             body = await self._read_body(receive)
-            if json_depth_exceeds(body, MAX_JSON_DEPTH):
+            if not _console_form(scope) and json_depth_exceeds(body, MAX_JSON_DEPTH):
                 raise BodyTooDeep(
                     f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep"
                 )
@@ -172,6 +176,15 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
     return token.strip()
+
+
+def _console_form(scope: Scope) -> bool:
+    """A form posted to the console: no JSON parser ever reads it (the console parses its
+    urlencoded forms flat, `kassa.api.console.web.read_form`), so an operator's text may hold
+    any number of brackets."""
+    content_type = Request(scope).headers.get("content-type", "")
+    media_type = content_type.partition(";")[0].strip().lower()
+    return scope["path"].startswith(CONSOLE_PREFIX) and media_type == FORM_MEDIA_TYPE
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -14,7 +14,9 @@ the middle of the year, the HTML report, a customer statement) **in its own proc
 each figure is that report's own: wall time and the process's peak resident memory
 (``ru_maxrss``), next to the memory of the same process before the report ran. A
 reconciliation run (`kassa.reports.reconciliation.Reconciler`: the ledger and records legs and
-solvency; the synthetic history has no chain behind it) is timed the same way.
+solvency; the synthetic history has no chain behind it) is timed the same way, over the
+history as built (it reconciles: no break) and with every deposit's record one micro-dollar off
+(``reconciliation-breaks``: a break per deposit, stored in chunks).
 
 Run it as ``python -m kassa_dev.bench.reports`` (or ``kassa bench reports``); ``--help`` lists
 the options. Progress goes to stdout as it builds and runs.
@@ -81,7 +83,10 @@ REPORTS = (
     "trial-balance-mid",
     "html",
     "reconciliation",
+    "reconciliation-breaks",
 )
+LISTED = 100
+"""Open breaks a bench run lists in its outcome (the table keeps them all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +178,26 @@ class _Books:
         self.rows.setdefault(table, []).append(row)
 
     def entry(
-        self, kind: str, at: datetime, memo: str, legs: list[tuple[int, str, int]]
+        self,
+        kind: str,
+        at: datetime,
+        memo: str,
+        legs: list[tuple[int, str, int]],
+        meta: dict[str, Any] | None = None,
     ) -> uuid.UUID:
+        """A journal entry; `meta` links it to its record as the services do (what
+        reconciliation's records leg follows)."""
         tx = uuid.uuid4()
-        self.add("ledger_transaction", {"id": tx, "kind": kind, "memo": memo, "created_at": at})
+        self.add(
+            "ledger_transaction",
+            {
+                "id": tx,
+                "kind": kind,
+                "memo": memo,
+                "created_at": at,
+                "metadata_json": None if meta is None else json.dumps(meta, sort_keys=True),
+            },
+        )
         for account, code, amount in legs:
             self.add(
                 "ledger_posting",
@@ -344,6 +365,19 @@ def _rates(
     return out
 
 
+DEPOSIT_SHARE = 0.25
+USAGE_SHARE = 0.93
+"""Rolls below 0.25 deposit, below 0.93 use, the rest pay out."""
+MAX_USAGE_USD = 49 * 50_000
+MAX_PAYOUT_USD = 300 * 10**6
+
+
+def _balance(books: _Books, ledger_id: int) -> int:
+    """A customer's balance so far, micro-USD (credits less debits)."""
+    debits, credits = books.sums.get(ledger_id, (0, 0))
+    return credits - debits
+
+
 def _event(
     books: _Books,
     rng: random.Random,
@@ -354,14 +388,19 @@ def _event(
     at = day_start + timedelta(seconds=rng.randrange(86_400), microseconds=rng.randrange(10**6))
     customer, ledger_id, _external = books.customers[rng.randrange(len(books.customers))]
     roll = rng.random()
+    if roll >= DEPOSIT_SHARE and _balance(books, ledger_id) < (
+        MAX_USAGE_USD if roll < USAGE_SHARE else MAX_PAYOUT_USD
+    ):
+        roll = 0.0  # what the balance cannot cover becomes a deposit: no balance below zero
     coin, chain, _symbol, _base = COINS[rng.randrange(len(COINS))]
     code = coin.code.value
     bid_lock, ask_lock, bid, ask = locks[(day, code)]
     a = books.accounts
-    if roll < 0.25:  # a deposit: 4 postings
+    if roll < DEPOSIT_SHARE:  # a deposit: 4 postings
         usd = rng.randrange(5, 500) * 10**6
         coins = int(Decimal(usd) / bid * 10 ** (coin.decimals - 6))
         usd = int(Decimal(coins) * bid / 10 ** (coin.decimals - 6))
+        books.last_deposit = uuid.uuid4()
         tx = books.entry(
             "deposit",
             at,
@@ -372,8 +411,8 @@ def _event(
                 (a[f"fx:{code}:USD"], "USD", usd),
                 (ledger_id, "USD", -usd),
             ],
+            {"deposit_id": str(books.last_deposit)},
         )
-        books.last_deposit = uuid.uuid4()
         books.add(
             "deposit",
             {
@@ -398,7 +437,7 @@ def _event(
                 "updated_at": at,
             },
         )
-    elif roll < 0.93:  # a usage batch: 2 postings
+    elif roll < USAGE_SHARE:  # a usage batch: 2 postings
         events = rng.randrange(1, 50)
         usd = events * rng.randrange(1_000, 50_000)
         tx = books.entry(
@@ -487,13 +526,14 @@ def _payout(
         (a[f"fx:{fee_code}:USD"], "USD", -int(fee_usd)),
     ):
         legs[(account, asset_code)] = legs.get((account, asset_code), 0) + amount
+    request = uuid.uuid4()
     books.entry(
         "payout",
         settled,
         f"{kind} of {code}",
         [(acc, asset_code, amt) for (acc, asset_code), amt in legs.items() if amt != 0],
+        {"payout_request_id": str(request), "network_fee_charged_usd": charged},
     )
-    request = uuid.uuid4()
     books.add(
         "payout_request",
         {
@@ -649,6 +689,8 @@ def _run_one(args: Sequence[str]) -> int:
     try:
         if name == "reconciliation":  # its own transactions, like `kassa reconcile`
             rows = _reconcile(db)
+        elif name == "reconciliation-breaks":
+            rows = _reconcile_broken(db)
         else:
             with db.transaction() as conn:
                 rows = jobs[name](conn)
@@ -669,8 +711,21 @@ def _reconcile(db: Database) -> int:
     from kassa.clock import DatabaseClock
     from kassa.reports.reconciliation.run import Reconciler
 
-    outcome = Reconciler(db, DatabaseClock(), {}).run(trigger="bench")
+    outcome = Reconciler(db, DatabaseClock(), {}, listed=LISTED).run(trigger="bench")
     return outcome.new + outcome.persisting
+
+
+def _reconcile_broken(db: Database) -> int:
+    """The same run over books where every deposit's record disagrees with its credit (each
+    deposit's ``usd_amount`` one micro-dollar off, put back afterwards): a break per deposit,
+    the case that shows the breaks are stored in chunks, not held together."""
+    with db.transaction() as conn:
+        conn.execute(update(deposit).values(usd_amount=deposit.c.usd_amount + 1))
+    try:
+        return _reconcile(db)
+    finally:
+        with db.transaction() as conn:
+            conn.execute(update(deposit).values(usd_amount=deposit.c.usd_amount - 1))
 
 
 class _Sink:

@@ -16,8 +16,11 @@ from importlib.resources import files
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from kassa.api.console import accounts, deposits, finance, overview, payouts, signin
+from kassa.api.console.sessions import Session
+from kassa.api.console.throttle import SignInThrottle
 from kassa.api.console.web import (
     PREFIX,
     Refused,
@@ -25,7 +28,9 @@ from kassa.api.console.web import (
     SignInRequired,
     render,
     see_other,
+    signed_in,
 )
+from kassa.api.context import app_context
 
 STATIC_URL = f"{PREFIX}/static"
 
@@ -38,9 +43,19 @@ def _chart_library() -> str:
     return str(files("kassa.reports") / "static" / "chart.umd.js")
 
 
+def _session_of(request: Request) -> Session | None:
+    """The operator signed in on this browser, if any: a refusal is then shown in the layout,
+    with the sidebar to go on from."""
+    try:
+        return signed_in(request, app_context(request))
+    except SignInRequired:
+        return None
+
+
 def install(app: FastAPI) -> None:
     """Serve the console on `app` (its routes, static files, headers and refusal pages)."""
     app.add_middleware(SecurityHeaders)
+    app.state.console_throttle = SignInThrottle()
 
     async def sign_in_required(_request: Request, _error: Exception) -> Response:
         return see_other(f"{PREFIX}/sign-in")
@@ -51,7 +66,7 @@ def install(app: FastAPI) -> None:
         return render(
             request,
             "refused.html",
-            None,
+            await run_in_threadpool(_session_of, request),
             status=error.status,
             title=error.title,
             detail=error.detail,

@@ -42,10 +42,13 @@ from kassa.reports.activity import activity
 from kassa.reports.csvout import write_csv
 from kassa.reports.fees import fees
 from kassa.reports.fx import fx
-from kassa.reports.model import Report
+from kassa.reports.model import Report, usd_text
 from kassa.reports.period import Period, parse_period
 from kassa.reports.reconciliation import store as reconciliation
+from kassa.reports.reconciliation.history import held_by_day
 from kassa.reports.sla import sla
+from kassa.reports.solvency import liabilities_by_day
+from kassa.reports.trial_balance import trial_balance
 from kassa.webhooks import deliveries, endpoints
 from kassa.webhooks.deliveries import DeliveryStatus
 
@@ -171,11 +174,30 @@ async def redeliver(request: Request, session: Decider, ctx: Ctx) -> Response:
 
 # --------------------------------------------------------------------------- reports
 
+SOLVENCY_COLUMNS = ("day", "owed_usd", "held_usd")
+
+
+def solvency(conn: Connection, period: Period) -> Report:
+    """What the house owed its customers at each day's end and what it held as the last
+    complete reconciliation before then measured it (empty where none had run): the figures of
+    `kassa reports html`'s solvency chart."""
+    owed = liabilities_by_day(conn, period)
+    held = held_by_day(conn, period)
+    rows = [
+        (o.day, usd_text(o.usd), "" if h is None else usd_text(h.usd))
+        for o, h in zip(owed, held, strict=True)
+    ]
+    return Report("solvency", SOLVENCY_COLUMNS, rows, period.describe())
+
+
 REPORTS: dict[str, Callable[..., Report]] = {
     "activity": lambda conn, period, now: activity(conn, period),
     "fees": lambda conn, period, now: fees(conn, period),
     "fx": lambda conn, period, now: fx(conn, period, now=now),
     "sla": lambda conn, period, now: sla(conn, period, now=now),
+    "solvency": lambda conn, period, now: solvency(conn, period),
+    # At the period's end, as `kassa reports trial-balance --at` (now, for a period not over).
+    "trial-balance": lambda conn, period, now: trial_balance(conn, min(period.end, now)),
 }
 
 
@@ -238,6 +260,11 @@ def reports_page(
         label=f"{chosen.label} in {chosen.zone.key}",
         tables=tables,
         chart={"days": days, "series": _daily(tables["activity"][1], days)},
+        solvency_chart={
+            "days": [row["day"] for row in tables["solvency"][1]],
+            "owed": [row["owed_usd"] for row in tables["solvency"][1]],
+            "held": [row["held_usd"] or None for row in tables["solvency"][1]],
+        },
     )
 
 

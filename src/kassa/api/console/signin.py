@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from kassa.api.console import sessions
+from kassa.api.console.throttle import SignInThrottle, subjects
 from kassa.api.console.web import (
     COOKIE,
     PREFIX,
@@ -83,12 +84,26 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
         log.info("console: %s signed in (session %s)", session.operator, session.id)
         return token
 
+    throttle: SignInThrottle = request.app.state.console_throttle
+    counted = subjects(request.client.host if request.client else None, form.get("api_key", ""))
+    wait = throttle.retry_after(counted)
+    if wait is not None:
+        log.warning("console: a sign-in was refused: too many failed sign-ins (%s)", counted[0])
+        response = _sign_in_page(
+            request,
+            error=f"Too many failed sign-ins; try again in {wait} seconds.",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         token = await run_in_threadpool(work)
     except Unauthenticated:
+        throttle.failed(counted)
         log.warning("console: a sign-in with an invalid API key was refused")
         return _sign_in_page(request, error="That API key is not valid.", status=401)
     except Forbidden as error:
+        throttle.failed(counted)
         return _sign_in_page(request, error=error.detail, status=403)
     response = see_other(f"{PREFIX}/")
     set_session_cookie(response, request, token)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import pickle
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import IO, Any
 
 
 class Leg(StrEnum):
@@ -121,15 +124,59 @@ Scope = tuple[Leg, str | None]
 check (a node that did not answer) keep their status instead of being resolved."""
 
 
+SPILL_CHUNK = 5_000
+"""Breaks kept in memory before a chunk of them goes to the run's spill file."""
+
+
 @dataclass(slots=True)
 class Findings:
-    breaks: list[Break] = field(default_factory=list)
+    """What a run found. Breaks are kept in chunks of `chunk`: each full chunk goes to a
+    temporary file, so a run that finds a break for most of its records (a broken import, a
+    fresh install) holds one chunk at a time, not all of them; `store.apply` reads them back
+    chunk by chunk."""
+
     checked: set[Scope] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     """What a run could not check, and why (a node down, a check this node cannot answer)."""
+    chunk: int = SPILL_CHUNK
+    count: int = 0
+    _pending: list[Break] = field(default_factory=list)
+    _spill: IO[bytes] | None = None
 
     def add(self, found: Break) -> None:
-        self.breaks.append(found)
+        self._pending.append(found)
+        self.count += 1
+        if len(self._pending) >= self.chunk:
+            if self._spill is None:
+                # Closed by `close`, at the end of the run.
+                self._spill = tempfile.TemporaryFile(prefix="kassa-breaks-")  # noqa: SIM115
+            pickle.dump(self._pending, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pending = []
+
+    def chunks(self) -> Iterator[list[Break]]:
+        """Every break found so far, in the order found, one chunk at a time."""
+        if self._spill is not None:
+            self._spill.flush()
+            self._spill.seek(0)
+            while True:
+                try:
+                    yield pickle.load(self._spill)  # noqa: S301 - our own file, just written
+                except EOFError:
+                    break
+            self._spill.seek(0, io.SEEK_END)
+        if self._pending:
+            yield list(self._pending)
+
+    @property
+    def breaks(self) -> list[Break]:
+        """Every break at once: for a leg's own tests and small runs, not for a whole run."""
+        return [found for chunk in self.chunks() for found in chunk]
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._pending = []
 
 
 @dataclass(frozen=True, slots=True)

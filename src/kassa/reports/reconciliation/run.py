@@ -39,8 +39,12 @@ class Reconciler:
         *,
         hot_addresses: Mapping[Chain, str] | None = None,
         progress: Progress = quiet,
+        listed: int | None = None,
     ) -> None:
+        """`listed` caps the open breaks the outcome lists (all of them when None); the table
+        keeps every one, and the summary counts them in ``open_break_count``."""
         self.database = database
+        self.listed = listed
         self.clock = clock
         self.readers = readers
         self.hot_addresses = dict(hot_addresses or {})
@@ -48,6 +52,12 @@ class Reconciler:
 
     def run(self, trigger: str = "cli") -> Outcome:
         found = Findings()
+        try:
+            return self._run(found, trigger)
+        finally:
+            found.close()
+
+    def _run(self, found: Findings, trigger: str) -> Outcome:
         finals: dict[Chain, int] = {}
         for chain, reader in sorted(self.readers.items()):
             try:
@@ -116,7 +126,8 @@ class Reconciler:
                 trigger=trigger,
                 summary=summary,
             )
-            outcome.summary["open_breaks"] = store.open_breaks(conn)
+            outcome.summary["open_break_count"] = store.count_open(conn)
+            outcome.summary["open_breaks"] = store.open_breaks(conn, limit=self.listed)
         self.progress(
             f"done: {outcome.new} new, {outcome.persisting} persisting, {outcome.resolved} "
             f"resolved; coverage {coverage['coverage']}"

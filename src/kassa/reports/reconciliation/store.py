@@ -16,10 +16,28 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from kassa.events.outbox import record
-from kassa.reports.reconciliation.model import Break, BreakStatus, Findings, Outcome
+from kassa.reports.reconciliation.model import (
+    Break,
+    BreakStatus,
+    Findings,
+    Leg,
+    Outcome,
+    Scope,
+)
 from kassa.reports.reconciliation.tables import reconciliation_break, reconciliation_run
 
 EVENT_TYPE = "reconciliation.completed"
@@ -67,104 +85,12 @@ def apply(
         # Two runs (the worker's and an operator's) store one after the other; SQLite's
         # writer lock does the same there.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    open_rows = {
-        row.break_key: row
-        for row in conn.execute(
-            select(
-                reconciliation_break.c.id,
-                reconciliation_break.c.break_key,
-                reconciliation_break.c.status,
-                reconciliation_break.c.leg,
-                reconciliation_break.c.chain,
-            ).where(reconciliation_break.c.status != BreakStatus.RESOLVED.value)
-        )
-    }
-    persisting_rows: list[dict[str, Any]] = []
-    new_rows: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
-    for found in findings.breaks:
-        key = found.key
-        if key in seen:
-            continue
-        seen.add(key)
-        row = open_rows.get(key)
-        values = {f"b_{name}": value for name, value in _values(found).items()}
-        if row is not None:
-            persisting_rows.append({"b_key": key, "b_id": row.id, **values})
-        else:
-            new_rows[key] = {"b_key": key, **values}
-    # A break found again after it was resolved is new again, on its old row.
-    reopened: dict[str, uuid.UUID] = {}
-    if new_rows:
-        # Read in one pass (an IN list of every new key would pass the drivers' parameter
-        # limit on a run that finds tens of thousands of breaks).
-        for earlier in conn.execute(
-            select(reconciliation_break.c.id, reconciliation_break.c.break_key).where(
-                reconciliation_break.c.status == BreakStatus.RESOLVED.value
-            )
-        ):
-            if earlier.break_key in new_rows:
-                reopened[earlier.break_key] = earlier.id
-    # Executemany, one statement per kind of write: a run that finds many breaks (a broken
-    # import, a fresh install) stores them in a few round trips, not one per break.
-    columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _COLUMNS}
-    if persisting_rows:
-        conn.execute(
-            update(reconciliation_break)
-            .where(reconciliation_break.c.id == bindparam("b_id"))
-            .values(
-                status=BreakStatus.PERSISTING.value,
-                last_seen_at=now,
-                last_run_id=run_id,
-                **columns,
-            ),
-            persisting_rows,
-        )
-    again = [
-        {**values, "b_id": reopened[key]} for key, values in new_rows.items() if key in reopened
-    ]
-    if again:
-        conn.execute(
-            update(reconciliation_break)
-            .where(reconciliation_break.c.id == bindparam("b_id"))
-            .values(
-                status=BreakStatus.NEW.value,
-                first_seen_at=now,
-                last_seen_at=now,
-                resolved_at=None,
-                last_run_id=run_id,
-                **columns,
-            ),
-            again,
-        )
-    fresh = [values for key, values in new_rows.items() if key not in reopened]
-    if fresh:
-        conn.execute(
-            insert(reconciliation_break).values(
-                break_key=bindparam("b_key"),
-                status=BreakStatus.NEW.value,
-                first_seen_at=now,
-                last_seen_at=now,
-                last_run_id=run_id,
-                **columns,
-            ),
-            fresh,
-        )
-    new, persisting = len(new_rows), len(persisting_rows)
-    checked = {(leg.value, chain) for leg, chain in findings.checked}
-    gone = [
-        {"b_id": row.id}
-        for key, row in open_rows.items()
-        if key not in seen and (row.leg, row.chain if row.leg == "chains" else None) in checked
-    ]
-    if gone:
-        conn.execute(
-            update(reconciliation_break)
-            .where(reconciliation_break.c.id == bindparam("b_id"))
-            .values(status=BreakStatus.RESOLVED.value, resolved_at=now, last_run_id=run_id),
-            gone,
-        )
-    resolved = len(gone)
+    new = persisting = 0
+    for chunk in findings.chunks():
+        added, kept = _store_chunk(conn, chunk, run_id=run_id, now=now)
+        new += added
+        persisting += kept
+    resolved = _resolve_unseen(conn, findings.checked, run_id=run_id, now=now)
     counts = {"new": new, "persisting": persisting, "resolved": resolved}
     summary = {"run_id": str(run_id), "breaks": counts, **summary}
     conn.execute(
@@ -195,14 +121,139 @@ def apply(
     return Outcome(run_id, new, persisting, resolved, summary)
 
 
-def open_breaks(conn: Connection, *, include_resolved: bool = False) -> list[dict[str, Any]]:
-    """The breaks as finance reads them (open ones unless `include_resolved`), oldest first."""
-    query = select(reconciliation_break).order_by(
-        reconciliation_break.c.first_seen_at, reconciliation_break.c.id
+def _store_chunk(
+    conn: Connection, chunk: list[Break], *, run_id: uuid.UUID, now: datetime
+) -> tuple[int, int]:
+    """Store one chunk of a run's breaks; answer how many are new and how many persist.
+
+    Each chunk looks its keys up in the table (an IN list of at most a chunk's keys stays under
+    the drivers' parameter limits): a row this run already wrote (``last_run_id``) is a break
+    found twice and kept as first found; an open row persists; a resolved row is new again, on
+    its old row; any other key is a new row. Writes are one executemany per kind, so a run that
+    finds many breaks stores them in a few round trips per chunk, and never holds more than a
+    chunk of them."""
+    batch: dict[str, Break] = {}
+    for found in chunk:
+        batch.setdefault(found.key, found)
+    known = {
+        row.break_key: row
+        for row in conn.execute(
+            select(
+                reconciliation_break.c.id,
+                reconciliation_break.c.break_key,
+                reconciliation_break.c.status,
+                reconciliation_break.c.last_run_id,
+            ).where(reconciliation_break.c.break_key.in_(list(batch)))
+        )
+    }
+    persisting_rows: list[dict[str, Any]] = []
+    again: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []
+    for key, found in batch.items():
+        values = {f"b_{name}": value for name, value in _values(found).items()}
+        row = known.get(key)
+        if row is None:
+            fresh.append({"b_key": key, **values})
+        elif row.last_run_id == run_id:
+            continue
+        elif row.status == BreakStatus.RESOLVED.value:
+            again.append({"b_id": row.id, **values})
+        else:
+            persisting_rows.append({"b_id": row.id, **values})
+    columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _COLUMNS}
+    if persisting_rows:
+        conn.execute(
+            update(reconciliation_break)
+            .where(reconciliation_break.c.id == bindparam("b_id"))
+            .values(
+                status=BreakStatus.PERSISTING.value,
+                last_seen_at=now,
+                last_run_id=run_id,
+                **columns,
+            ),
+            persisting_rows,
+        )
+    if again:
+        conn.execute(
+            update(reconciliation_break)
+            .where(reconciliation_break.c.id == bindparam("b_id"))
+            .values(
+                status=BreakStatus.NEW.value,
+                first_seen_at=now,
+                last_seen_at=now,
+                resolved_at=None,
+                last_run_id=run_id,
+                **columns,
+            ),
+            again,
+        )
+    if fresh:
+        conn.execute(
+            insert(reconciliation_break).values(
+                break_key=bindparam("b_key"),
+                status=BreakStatus.NEW.value,
+                first_seen_at=now,
+                last_seen_at=now,
+                last_run_id=run_id,
+                **columns,
+            ),
+            fresh,
+        )
+    return len(again) + len(fresh), len(persisting_rows)
+
+
+def _resolve_unseen(
+    conn: Connection, checked: set[Scope], *, run_id: uuid.UUID, now: datetime
+) -> int:
+    """Resolve, in one statement, the open breaks this run did not find within the scopes it
+    checked (a chain whose node did not answer keeps its breaks as they were)."""
+    legs = sorted({leg.value for leg, _ in checked if leg is not Leg.CHAINS})
+    chains = sorted({str(chain) for leg, chain in checked if leg is Leg.CHAINS and chain})
+    scopes: list[ColumnElement[bool]] = [reconciliation_break.c.leg.in_(legs)] if legs else []
+    if chains:
+        scopes.append(
+            and_(
+                reconciliation_break.c.leg == Leg.CHAINS.value,
+                reconciliation_break.c.chain.in_(chains),
+            )
+        )
+    if not scopes:
+        return 0
+    done = conn.execute(
+        update(reconciliation_break)
+        .where(
+            reconciliation_break.c.status != BreakStatus.RESOLVED.value,
+            reconciliation_break.c.last_run_id != run_id,
+            or_(*scopes),
+        )
+        .values(status=BreakStatus.RESOLVED.value, resolved_at=now, last_run_id=run_id)
+    )
+    return int(done.rowcount)
+
+
+def open_breaks(
+    conn: Connection, *, include_resolved: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The breaks as finance reads them (open ones unless `include_resolved`), oldest first;
+    the first `limit` of them if given."""
+    query = (
+        select(reconciliation_break)
+        .order_by(reconciliation_break.c.first_seen_at, reconciliation_break.c.id)
+        .limit(limit)
     )
     if not include_resolved:
         query = query.where(reconciliation_break.c.status != BreakStatus.RESOLVED.value)
     return [as_dict(row) for row in conn.execute(query)]
+
+
+def count_open(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(reconciliation_break)
+            .where(reconciliation_break.c.status != BreakStatus.RESOLVED.value)
+        ).scalar_one()
+    )
 
 
 def as_dict(row: Any) -> dict[str, Any]:

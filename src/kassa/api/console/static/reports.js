@@ -19,5 +19,20 @@ document.addEventListener("DOMContentLoaded", function () {
     options: {animation: false, responsive: false,
               scales: {x: {stacked: true}, y: {stacked: true, title: {display: true, text: "USD"}}}}
   });
+  var solvencyCanvas = document.getElementById("chart-solvency");
+  var solvencyData = document.getElementById("solvency-data");
+  if (solvencyCanvas && solvencyData) {
+    var figures = JSON.parse(solvencyData.textContent);
+    var asNumber = function (value) { return value === null ? null : Number(value); };
+    new Chart(solvencyCanvas, {
+      type: "line",
+      data: {labels: figures.days, datasets: [
+        {label: "owed to customers", borderColor: "#d62728", data: figures.owed.map(asNumber)},
+        {label: "held (coverage)", borderColor: "#2ca02c", data: figures.held.map(asNumber)}
+      ]},
+      options: {animation: false, responsive: false, spanGaps: false,
+                scales: {y: {title: {display: true, text: "USD"}}}}
+    });
+  }
   window.kassaChartsReady = true;
 });
