@@ -31,13 +31,18 @@ class AppContext:
     """``[webhooks]`` as deliveries use them (the devnet's loopback included)."""
 
 
-async def app_context(request: Request) -> AppContext:
-    """``async``, so FastAPI calls it on the event loop (a plain ``def`` would be a thread
-    hop)."""
+def context_of(request: Request) -> AppContext:
+    """The app's context, for code outside a dependency (an exception handler)."""
     context = request.app.state.kassa
     if not isinstance(context, AppContext):
         raise TypeError("create_app sets app.state.kassa to an AppContext")
     return context
+
+
+async def app_context(request: Request) -> AppContext:
+    """``async``, so FastAPI calls it on the event loop (a plain ``def`` would be a thread
+    hop)."""
+    return context_of(request)
 
 
 Ctx = Annotated[AppContext, Depends(app_context)]

@@ -30,7 +30,7 @@ from kassa.api.console.web import (
     see_other,
     signed_in,
 )
-from kassa.api.context import app_context
+from kassa.api.context import context_of
 
 STATIC_URL = f"{PREFIX}/static"
 
@@ -47,7 +47,7 @@ def _session_of(request: Request) -> Session | None:
     """The operator signed in on this browser, if any: a refusal is then shown in the layout,
     with the sidebar to go on from."""
     try:
-        return signed_in(request, app_context(request))
+        return signed_in(request, context_of(request))
     except SignInRequired:
         return None
 
