@@ -76,6 +76,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+@pytest.mark.slow(seconds=10)
 def test_a_worker_killed_before_recording_is_replaced_and_the_id_repeats(
     kit: Kit, tmp_path: Path
 ) -> None:
@@ -116,6 +117,7 @@ def _statuses(kit: Kit) -> list[DeliveryStatus]:
         return [d.status for d in deliveries.listing(conn)]
 
 
+@pytest.mark.slow(seconds=14)
 def test_two_workers_deliver_a_thousand_events_to_each_endpoint_once(
     pg_databases: DatabaseFactory, kit_on: Callable[[Database], Kit]
 ) -> None:
