@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import httpx2
     from tests.conftest import DatabaseFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow(seconds=31)]
 
 SECONDS = 30.0
 CLIENTS = 8

@@ -271,7 +271,7 @@ def _environment(
     return {**env, **overrides}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 @pytest.mark.chain
 @pytest.mark.postgres
 def test_every_service_runs_from_its_command_line_and_becomes_healthy(
@@ -490,7 +490,7 @@ def test_env_devnet_names_real_settings() -> None:
                 model = annotation
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 @pytest.mark.chain
 def test_the_devnet_services_run_from_their_command_lines(
     devnet_compose: dict[str, Any], tmp_path: Path

@@ -55,6 +55,7 @@ def _lease_owner(database: Database) -> str | None:
     return None if owner is None else str(owner)
 
 
+@pytest.mark.slow(seconds=17)
 @pytest.mark.chain
 @pytest.mark.postgres
 def test_a_stopped_watcher_hands_its_chain_to_the_standby_at_once(
@@ -161,6 +162,7 @@ def _claims(database: Database, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[s
     return {row.id: (str(row.status), row.claimed_by) for row in rows}
 
 
+@pytest.mark.slow(seconds=17)
 @pytest.mark.chain
 @pytest.mark.postgres
 def test_a_payout_worker_stopped_mid_round_releases_what_it_did_not_start(

@@ -77,10 +77,27 @@ def json_server(pg_databases: DatabaseFactory, tmp_path: Path) -> Iterator[tuple
             process.wait(5)
 
 
-def _lines(log: Path) -> list[dict[str, Any]]:
+def _lines_about(log: Path, requests: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The log's lines once each request's access line (its id, its path) is in it: they are
+    written as the answers go out, so they may land just after the client has the answers."""
+    deadline = time.monotonic() + 30
+    while True:
+        text = log.read_text()
+        if text.endswith("\n"):  # no line half written
+            lines = _lines(text)
+            if all(
+                any(line.get("request_id") == id_ and path in line["message"] for line in lines)
+                for id_, path in requests
+            ):
+                return lines
+        assert time.monotonic() < deadline, text[-2000:]
+        time.sleep(0.02)
+
+
+def _lines(log_text: str) -> list[dict[str, Any]]:
     """Every line of the log, each of which must be one JSON object."""
     lines = []
-    for text in log.read_text().splitlines():
+    for text in log_text.splitlines():
         line = json.loads(text)  # fails the test on any line that is not JSON
         assert isinstance(line, dict), text
         assert {"time", "level", "logger", "message"} <= line.keys(), text
@@ -105,8 +122,8 @@ def test_json_lines_carry_the_request_id(json_server: tuple[str, str, Path]) -> 
     assert replaced != HOSTILE_ID and len(replaced) == 32
     assert leaked.headers["X-Request-Id"] not in (generated, replaced)
 
-    time.sleep(0.5)  # the access lines are written as the answers go out; let them land
-    lines = _lines(log)
+    answers = (kept, fresh, hostile, leaked)
+    lines = _lines_about(log, {(a.headers["X-Request-Id"], a.request.url.path) for a in answers})
     by_id: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         if "request_id" in line:

@@ -26,7 +26,7 @@ SEED = 19
 """The kill order's seed (printed by the run; any seed kills every role once in six kills)."""
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=110)
 @pytest.mark.chain
 @pytest.mark.postgres
 def test_every_role_survives_a_sigkill_with_money_moved_exactly_once(

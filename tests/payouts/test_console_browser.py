@@ -53,7 +53,11 @@ REVIEW = {
 
 T = TypeVar("T")
 
-pytestmark = pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+# A browser and a console each, about 13 s a test: slow, so that they start early under xdist.
+pytestmark = [
+    pytest.mark.slow(seconds=13),
+    pytest.mark.parametrize("databases", ["sqlite"], indirect=True),
+]
 
 
 @pytest.fixture(scope="module")
