@@ -13,7 +13,7 @@ import pytest
 from kassa_dev.bench import payouts
 
 # Slow (--durations): the payout benchmark on all three chains.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=17)
 
 
 @pytest.mark.chain

@@ -17,7 +17,7 @@ from kassa_dev.bench._watch_model import PaidDeposit
 from kassa_dev.bench._watch_verify import passed, verify
 
 # Slow (--durations): the watcher benchmark on all three chains.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=8)
 
 
 @pytest.mark.chain

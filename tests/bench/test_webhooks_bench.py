@@ -13,7 +13,7 @@ import pytest
 from kassa_dev.bench import webhooks
 
 # Slow (--durations): spawns a receiver, a sender and the usage writers.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=13)
 
 
 def test_the_webhook_benchmark_delivers_each_event_once_and_measures_both_sides(

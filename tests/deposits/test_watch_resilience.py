@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
 
 # Slow (--durations): sixty blocks, a watcher subprocess killed and restarted.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=20)
 
 LIVENESS_SECONDS = 180
 """How long a watcher process may take to show progress before the test calls it stuck: a

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 # Slow (--durations): hypothesis state machines, a fresh database per example (each one
 # released when its example ends, so the provisioner recycles it for a later example).
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=11)
 
 START = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 CUSTOMERS = 3
