@@ -187,13 +187,7 @@ def test_two_outputs_to_watched_addresses_are_two_exact_transfers(
     assert [t for t in block.transfers if t.txid == tx.txid] == [
         ChainTransfer(position=0, to_address=first, amount=12_345_678, **common),  # type: ignore[arg-type]
         ChainTransfer(position=1, to_address=second, amount=99_999, **common),  # type: ignore[arg-type]
-        # The change is an output with an address too; the watcher drops it (not watched).
-        ChainTransfer(
-            position=2,
-            to_address=FAUCET.address,
-            amount=tx.outputs[2].amount,
-            **common,  # type: ignore[arg-type]
-        ),
+        # The change (output 2) pays an address nobody watches: not decoded, not reported.
     ]
 
 
@@ -255,17 +249,16 @@ def test_sender_known_for_one_address_and_ambiguous_for_two(
     assert (by_txid[ambiguous].amount, by_txid[ambiguous].to_address) == (70_000, two_origins)
 
 
-def test_unwatched_outputs_skip_the_sender_lookup(
-    bitcoin_node: BitcoinNode, scanner: BtcScanner
-) -> None:
+def test_unwatched_outputs_are_not_reported(bitcoin_node: BitcoinNode, scanner: BtcScanner) -> None:
     address = new_address()
     tx = faucet_pays(bitcoin_node, [(address, 30_000)])
     mine(bitcoin_node)
-    block = scanner.block(tip_height(scanner), frozenset())
-    [paid] = [t for t in block.transfers if t.txid == tx.txid and t.position == 0]
-    # Reported (the port allows more than the watched set), but the origin was not resolved.
-    assert (paid.to_address, paid.amount) == (address, 30_000)
-    assert (paid.sender, paid.sender_kind) == (None, SenderKind.AMBIGUOUS)
+    # Nobody watches it: no transfer, and so no sender lookup either.
+    unwatched = scanner.block(tip_height(scanner), frozenset())
+    assert tx.txid not in {t.txid for t in unwatched.transfers}
+    [paid] = scanner.block(tip_height(scanner), frozenset({address})).transfers
+    assert (paid.txid, paid.to_address, paid.amount) == (tx.txid, address, 30_000)
+    assert (paid.sender, paid.sender_kind) == (FAUCET.address, SenderKind.KNOWN)
 
 
 def test_a_coinbase_output_has_no_sender(bitcoin_node: BitcoinNode, scanner: BtcScanner) -> None:
@@ -304,7 +297,7 @@ def test_invalidateblock_replaces_the_block_and_rebroadcast_reincludes(
     again = [
         t for t in scanner.block(height + 1, frozenset({watched})).transfers if t.txid == tx.txid
     ]
-    assert [(t.position, t.amount) for t in again] == [(0, 77_777), (1, tx.outputs[1].amount)]
+    assert [(t.position, t.amount) for t in again] == [(0, 77_777)]
 
 
 # --------------------------------------------------------------------------- fees
@@ -413,7 +406,8 @@ def test_core_v22_address_field_and_outputs_without_one_address() -> None:
         "getblockhash": (200, b'{"result": "%s", "error": null, "id": 1}' % (b"11" * 32)),
         "getblock": (200, block),
     }
-    [paid] = BtcScanner(core(answers), NET, confirmations=1).block(7, frozenset()).transfers
+    watched = frozenset({"bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"})
+    [paid] = BtcScanner(core(answers), NET, confirmations=1).block(7, watched).transfers
     expected = ("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", 10_000_000, 0)
     assert (paid.to_address, paid.amount, paid.position) == expected
 

@@ -10,7 +10,7 @@ Bitcoin nodes answer errors with HTTP 500 and a JSON body, so the body is read b
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -44,6 +44,8 @@ class JsonRpcClient:
         self._next_id = 0
         self.transport_error = transport_error
         self.rpc_error = rpc_error
+        self._batches: bool | None = None
+        """Whether the node answers JSON-RPC batches; None until one was sent."""
 
     def close(self) -> None:
         self._client.close()
@@ -61,6 +63,10 @@ class JsonRpcClient:
 
     def call(self, method: str, *params: object) -> Any:
         """Send one request and return its ``result`` (JSON with ``Decimal`` fractions)."""
+        return self._result(method, self._answer(method, params))
+
+    def _answer(self, method: str, params: Sequence[object]) -> dict[str, Any]:
+        """The JSON-RPC answer object of one request (its result or its error)."""
         self._next_id += 1
         body = {
             "jsonrpc": self.version,
@@ -68,10 +74,71 @@ class JsonRpcClient:
             "method": method,
             "params": list(params),
         }
+        status, payload = self._post(method, body)
+        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
+            raise self.transport_error(f"{method}: HTTP {status}, not a JSON-RPC response")
+        return payload
+
+    def batch(
+        self, calls: Sequence[tuple[str, Sequence[object]]], *, return_errors: bool = False
+    ) -> list[Any]:
+        """Send several requests in one JSON-RPC batch (one HTTP round trip) and return their
+        results in order. A failed one raises its `rpc_error` as `call` would (after the answer
+        was read whole), or with ``return_errors`` takes that error's place in the list. A
+        node that refuses batches (its answer is not a list) gets the requests one by one from
+        then on."""
+        if len(calls) <= 1 or self._batches is False:
+            return [self._single(method, params, return_errors) for method, params in calls]
+        first = self._next_id + 1
+        self._next_id += len(calls)
+        body = [
+            {"jsonrpc": self.version, "id": first + i, "method": method, "params": list(params)}
+            for i, (method, params) in enumerate(calls)
+        ]
+        what = f"batch of {len(calls)} ({calls[0][0]}…)"
+        status, payload = self._post(what, body)
+        if not isinstance(payload, list):
+            if self._batches is None:
+                self._batches = False  # not a batch answer: this node does not take batches
+                return [self._single(method, params, return_errors) for method, params in calls]
+            raise self.transport_error(f"{what}: HTTP {status}, not a JSON-RPC batch response")
+        self._batches = True
+        by_id: dict[int, dict[str, Any]] = {}
+        for answer in payload:
+            if not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
+                raise self.transport_error(f"{what}: HTTP {status}, not a JSON-RPC batch response")
+            key = answer.get("id")
+            if type(key) is int:
+                by_id[key] = answer
+        results: list[Any] = []
+        for i, (method, _) in enumerate(calls):
+            answer = by_id.get(first + i)
+            if answer is None:
+                raise self.transport_error(f"{what}: no answer to {method} (id {first + i})")
+            try:
+                results.append(self._result(method, answer))
+            except Exception as error:  # only the node's own error: `_result` raises nothing else
+                if not return_errors:
+                    raise
+                results.append(error)
+        return results
+
+    def _single(self, method: str, params: Sequence[object], return_errors: bool) -> Any:
+        answer = self._answer(method, params)
+        if not return_errors:
+            return self._result(method, answer)
+        try:
+            return self._result(method, answer)
+        except Exception as error:  # only the node's own error: `_result` raises nothing else
+            return error
+
+    def _post(self, what: str, body: object) -> tuple[int, Any]:
+        """POST `body`; the HTTP status and the decoded JSON answer (any shape), or the
+        `transport_error`."""
         try:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as error:
-            raise self.transport_error(f"{method}: {type(error).__name__}: {error}") from error
+            raise self.transport_error(f"{what}: {type(error).__name__}: {error}") from error
         try:
             if self.refuse_constants:
                 payload = json.loads(
@@ -82,12 +149,11 @@ class JsonRpcClient:
         except ValueError:
             hint = self.unauthorized_hint if response.status_code == 401 else ""
             raise self.transport_error(
-                f"{method}: HTTP {response.status_code} without a JSON-RPC answer{hint}"
+                f"{what}: HTTP {response.status_code} without a JSON-RPC answer{hint}"
             ) from None
-        if not isinstance(payload, dict) or not ({"result", "error"} & payload.keys()):
-            raise self.transport_error(
-                f"{method}: HTTP {response.status_code}, not a JSON-RPC response"
-            )
+        return response.status_code, payload
+
+    def _result(self, method: str, payload: dict[str, Any]) -> Any:
         failure = payload.get("error")
         if failure is not None:
             if isinstance(failure, dict):

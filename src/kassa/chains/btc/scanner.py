@@ -28,7 +28,7 @@ height is checked against the height asked for.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING
@@ -160,9 +160,19 @@ class BtcScanner:
                 f"asked for block {height} ({block_hash}), the node sent {reported} "
                 f"({raw.get('hash')})"
             )
-        transfers: list[ChainTransfer] = []
-        for tx in _list(raw.get("tx"), "getblock.tx"):
-            transfers.extend(self.transfers_of(_dict(tx, "getblock.tx[]"), watched))
+        txs = _list(raw.get("tx"), "getblock.tx")
+        paid = []
+        for item in txs:
+            tx = _dict(item, "getblock.tx[]")
+            outputs = _watched_outputs(tx, watched)
+            if outputs:
+                paid.append((tx, outputs))
+        senders = self._senders([tx for tx, _ in paid], txs)
+        transfers = [
+            transfer
+            for (tx, outputs), sender in zip(paid, senders, strict=True)
+            for transfer in _transfers(tx, outputs, sender)
+        ]
         return ChainBlock(
             height=height,
             hash=block_hash,
@@ -186,105 +196,167 @@ class BtcScanner:
     # ------------------------------------------------------------------ transactions
 
     def transfers_of(self, tx: dict[str, Any], watched: frozenset[str]) -> list[ChainTransfer]:
-        """The transfers of one decoded transaction (of a block, or of the mempool)."""
-        txid = _str(tx.get("txid"), "tx.txid")
-        outputs = _outputs(tx)
-        # Later transactions of the same block may spend these outputs: remember them.
-        self._remember(txid, _addresses_by_position(outputs))
-        paid = [o for o in outputs if o.address is not None]
-        if not paid:
+        """The transfers of one decoded transaction (of the mempool) to ``watched`` addresses."""
+        outputs = _watched_outputs(tx, watched)
+        if not outputs:
             return []
-        sender: str | None = None
-        kind = SenderKind.AMBIGUOUS
-        if any(match_key(o.address) in watched for o in paid if o.address is not None):
-            sender = self._sender(_list(tx.get("vin"), "tx.vin"))
-            kind = SenderKind.KNOWN if sender is not None else SenderKind.AMBIGUOUS
-        return [
-            ChainTransfer(
-                chain=Chain.BTC,
-                asset=AssetCode.BTC.value,
-                txid=txid,
-                position=o.position,
-                to_address=o.address,
-                amount=o.amount,
-                sender=sender,
-                sender_kind=kind,
-                success=True,  # a Bitcoin transaction in a block never "fails"
-            )
-            for o in paid
-            if o.address is not None
-        ]
+        [sender] = self._senders([tx], [])
+        return _transfers(tx, outputs, sender)
 
-    def _sender(self, inputs: Iterable[object]) -> str | None:
-        """The one address every input spends from, or None (several, none, coinbase)."""
-        senders: set[str] = set()
-        for item in inputs:
-            vin = _dict(item, "tx.vin[]")
-            if "coinbase" in vin:
-                return None  # newly mined coins have no sender
-            prev_txid = _str(vin.get("txid"), "vin.txid")
-            prev_vout = _int(vin.get("vout"), "vin.vout")
-            addresses = self._prevout_addresses(prev_txid)
-            if prev_vout >= len(addresses):
-                raise UnexpectedResponse(f"{prev_txid} has no output {prev_vout}")
-            address = addresses[prev_vout]
-            if address is None:
-                return None  # a script without an address: the origin is not one wallet
-            senders.add(match_key(address))
-            if len(senders) > 1:
-                return None
-        return next(iter(senders), None)
+    def _senders(self, txs: list[dict[str, Any]], block_txs: list[Any]) -> list[str | None]:
+        """For each of ``txs``, the one address every input spends from, or None (several,
+        none, coinbase). The previous transactions come from the cache, from ``block_txs``
+        (a block may spend its own outputs), or from one batch of ``getrawtransaction``."""
+        spends: list[list[tuple[str, int]] | None] = []
+        for tx in txs:
+            outpoints: list[tuple[str, int]] = []
+            coinbase = False
+            for item in _list(tx.get("vin"), "tx.vin"):
+                vin = _dict(item, "tx.vin[]")
+                if "coinbase" in vin:
+                    coinbase = True  # newly mined coins have no sender
+                    break
+                prev = (_str(vin.get("txid"), "vin.txid"), _int(vin.get("vout"), "vin.vout"))
+                outpoints.append(prev)
+            spends.append(None if coinbase else outpoints)
+        known: dict[str, tuple[str | None, ...]] = {}
+        missing: list[str] = []
+        wanted: set[str] = set()
+        in_block: dict[object, Any] | None = None
+        for spend in spends:
+            for prev_txid, _ in spend or ():
+                if prev_txid in known or prev_txid in wanted:
+                    continue
+                cached = self._prevouts.get(prev_txid)
+                if cached is not None:
+                    self._prevouts.move_to_end(prev_txid)
+                    known[prev_txid] = cached
+                    continue
+                if in_block is None:
+                    in_block = {
+                        item.get("txid"): item for item in block_txs if isinstance(item, dict)
+                    }
+                spent = in_block.get(prev_txid)
+                if spent is None:
+                    missing.append(prev_txid)
+                    wanted.add(prev_txid)
+                else:
+                    known[prev_txid] = self._remember(prev_txid, _addresses(spent))
+        if missing:
+            fetched = self.rpc.batch([("getrawtransaction", (txid, 1)) for txid in missing])
+            for txid, tx in zip(missing, fetched, strict=True):
+                known[txid] = self._remember(txid, _addresses(_dict(tx, "getrawtransaction")))
+        return [None if spend is None else _sender(spend, known) for spend in spends]
 
-    def _prevout_addresses(self, txid: str) -> tuple[str | None, ...]:
-        cached = self._prevouts.get(txid)
-        if cached is not None:
-            self._prevouts.move_to_end(txid)
-            return cached
-        tx = self.rpc.get_raw_transaction(txid)
-        addresses = _addresses_by_position(_outputs(tx))
-        self._remember(txid, addresses)
-        return addresses
-
-    def _remember(self, txid: str, addresses: tuple[str | None, ...]) -> None:
+    def _remember(self, txid: str, addresses: tuple[str | None, ...]) -> tuple[str | None, ...]:
         self._prevouts[txid] = addresses
         self._prevouts.move_to_end(txid)
         while len(self._prevouts) > self._cache_size:
             self._prevouts.popitem(last=False)
+        return addresses
 
 
 # --------------------------------------------------------------------------- decoding
 
 
-def _outputs(tx: Mapping[str, Any]) -> list[_Output]:
-    outputs = []
+def _watched_outputs(tx: Mapping[str, Any], watched: frozenset[str]) -> list[_Output]:
+    """The outputs of ``tx`` that pay a watched address. Only the address text is read for
+    the others: no amount, no record (a block holds thousands of outputs)."""
+    found = []
+    for item in _list(tx.get("vout"), "tx.vout"):
+        script = item.get("scriptPubKey") if type(item) is dict else None
+        if type(script) is not dict:
+            _dict(item, "tx.vout[]")
+            raise UnexpectedResponse(f"vout.scriptPubKey: expected an object, got {script!r}")
+        address = script.get("address")  # Bitcoin Core >= 22
+        if address is None:
+            many = script.get("addresses")  # bcoin, Core < 22
+            # Several addresses means bare multisig: no single owner to credit.
+            if type(many) is not list or len(many) != 1:
+                continue
+            address = many[0]
+        if type(address) is not str:
+            raise UnexpectedResponse(f"scriptPubKey.address: expected a string, got {address!r}")
+        # Nodes print bech32 in lower case, its match key; upper case (B…, T…) is legal.
+        if address not in watched and (
+            address[:1] not in ("B", "T") or match_key(address) not in watched
+        ):
+            continue
+        found.append(
+            _Output(
+                position=_int(item.get("n"), "vout.n"),
+                address=match_key(address),
+                amount=satoshi(item.get("value")),
+            )
+        )
+    return found
+
+
+def _transfers(
+    tx: Mapping[str, Any], outputs: list[_Output], sender: str | None
+) -> list[ChainTransfer]:
+    txid = _str(tx.get("txid"), "tx.txid")
+    kind = SenderKind.KNOWN if sender is not None else SenderKind.AMBIGUOUS
+    return [
+        ChainTransfer(
+            chain=Chain.BTC,
+            asset=AssetCode.BTC.value,
+            txid=txid,
+            position=o.position,
+            to_address=o.address,
+            amount=o.amount,
+            sender=sender,
+            sender_kind=kind,
+            success=True,  # a Bitcoin transaction in a block never "fails"
+        )
+        for o in outputs
+        if o.address is not None
+    ]
+
+
+def _sender(
+    outpoints: list[tuple[str, int]], addresses: Mapping[str, tuple[str | None, ...]]
+) -> str | None:
+    senders: set[str] = set()
+    for prev_txid, prev_vout in outpoints:
+        spent = addresses[prev_txid]
+        if prev_vout >= len(spent):
+            raise UnexpectedResponse(f"{prev_txid} has no output {prev_vout}")
+        address = spent[prev_vout]
+        if address is None:
+            return None  # a script without an address: the origin is not one wallet
+        senders.add(address)
+        if len(senders) > 1:
+            return None
+    return next(iter(senders), None)
+
+
+def _addresses(tx: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """The address (match key) each output of ``tx`` pays, by position."""
+    by_position: dict[int, str | None] = {}
     for item in _list(tx.get("vout"), "tx.vout"):
         vout = _dict(item, "tx.vout[]")
         script = _dict(vout.get("scriptPubKey"), "vout.scriptPubKey")
-        outputs.append(
-            _Output(
-                position=_int(vout.get("n"), "vout.n"),
-                address=_script_address(script),
-                amount=satoshi(vout.get("value")),
-            )
-        )
-    return outputs
+        by_position[_int(vout.get("n"), "vout.n")] = _script_address(script)
+    positions: list[str | None] = [None] * (max(by_position, default=-1) + 1)
+    for position, address in by_position.items():
+        positions[position] = address
+    return tuple(positions)
 
 
-def _addresses_by_position(outputs: list[_Output]) -> tuple[str | None, ...]:
-    by_position: list[str | None] = [None] * (max((o.position for o in outputs), default=-1) + 1)
-    for output in outputs:
-        by_position[output.position] = output.address
-    return tuple(by_position)
+def _single_address(script: Mapping[str, Any]) -> str | None:
+    many = script.get("addresses")  # bcoin, Core < 22
+    # Several addresses means bare multisig: no single owner to credit.
+    if isinstance(many, list) and len(many) == 1:
+        return _str(many[0], "scriptPubKey.addresses[]")
+    return None
 
 
 def _script_address(script: Mapping[str, Any]) -> str | None:
     """The single address an output script pays, in canonical case; None if it has none."""
     address = script.get("address")  # Bitcoin Core >= 22
     if address is None:
-        many = script.get("addresses")  # bcoin, Core < 22
-        # Several addresses means bare multisig: no single owner to credit.
-        if isinstance(many, list) and len(many) == 1:
-            address = many[0]
+        address = _single_address(script)
     if address is None:
         return None
     return match_key(_str(address, "scriptPubKey.address"))
