@@ -45,6 +45,7 @@ from kassa.chains.eth.rpc import (
     EthRpc,
     RpcError,
     UnexpectedResponse,
+    block_tag,
     quantity,
 )
 from kassa.chains.network import Chain
@@ -128,14 +129,28 @@ class EthScanner:
         return None if found is None else _hash(found.get("hash"))
 
     def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
-        raw = self.rpc.get_block(height, full=True)
-        if raw is None:
+        # The block and its Transfer logs in one round trip (a JSON-RPC batch).
+        found, logs = self.rpc.batch(
+            [
+                ("eth_getBlockByNumber", (block_tag(height), True)),
+                ("eth_getLogs", (_logs_filter(height),)),
+            ],
+            return_errors=True,
+        )
+        if isinstance(found, Exception):
+            raise found
+        if found is None:
             raise BlockNotFound(f"no Ethereum block at height {height} (above the tip)")
+        raw = _dict(found, "eth_getBlockByNumber")
         if quantity(raw.get("number"), "block.number") != height:
             raise UnexpectedResponse(f"asked for block {height}, got {raw.get('number')}")
+        if isinstance(logs, Exception):
+            raise logs
+        if not isinstance(logs, list) or not all(isinstance(e, dict) for e in logs):
+            raise UnexpectedResponse(f"eth_getLogs: expected a list of logs, got {logs!r}")
         block_hash = _hash(raw.get("hash"))
         transfers = self._native(raw, block_hash, watched)
-        transfers += self._tokens(height, block_hash, watched)
+        transfers += self._tokens(height, block_hash, logs, watched)
         return ChainBlock(
             height=height,
             hash=block_hash,
@@ -173,79 +188,85 @@ class EthScanner:
     def _native(
         self, raw: Mapping[str, Any], block_hash: str, watched: frozenset[str]
     ) -> list[ChainTransfer]:
-        transfers = []
+        paid = []
         for item in _list(raw.get("transactions"), "block.transactions"):
-            tx = _dict(item, "block.transactions[]")
-            to = tx.get("to")
+            to = item.get("to") if type(item) is dict else _dict(item, "block.transactions[]")
             if to is None:
                 continue  # contract creation
-            to = _address(to, "tx.to")
+            if type(to) is not str:
+                raise UnexpectedResponse(f"tx.to: expected a 20-byte 0x address, got {to!r}")
+            # Only a watched recipient is decoded further: a block holds hundreds of others.
             if to.lower() not in watched:
                 continue
-            value = quantity(tx.get("value"), "tx.value")
+            value = quantity(item.get("value"), "tx.value")
             if value == 0:
                 continue
-            txid = _hash(tx.get("hash"))
-            transfers.append(
-                ChainTransfer(
-                    chain=Chain.ETH,
-                    asset=AssetCode.ETH.value,
-                    txid=txid,
-                    position=NATIVE_POSITION,
-                    to_address=to,
-                    amount=value,
-                    sender=_address(tx.get("from"), "tx.from"),
-                    sender_kind=SenderKind.KNOWN,
-                    success=self._succeeded(txid, block_hash),
-                )
-            )
-        return transfers
-
-    def _succeeded(self, txid: str, block_hash: str) -> bool:
-        receipt = self.rpc.get_transaction_receipt(txid)
-        if receipt is None or _hash(receipt.get("blockHash")) != block_hash:
-            raise ChainMoved(f"the receipt of {txid} is not in block {block_hash} any more")
-        status = receipt.get("status")
-        if status is None:
-            # Pre-Byzantium receipts carry a state root instead; no current chain has them.
-            raise UnexpectedResponse(f"the receipt of {txid} has no status")
-        return quantity(status, "receipt.status") == 1
-
-    def _tokens(self, height: int, block_hash: str, watched: frozenset[str]) -> list[ChainTransfer]:
-        logs = self.rpc.get_logs(
-            {"fromBlock": hex(height), "toBlock": hex(height), "topics": [TRANSFER_TOPIC]}
+            paid.append((item, _address(to, "tx.to"), value, _hash(item.get("hash"))))
+        if not paid:
+            return []
+        # A native transfer's success is only in its receipt: one batch for the block's.
+        receipts = self.rpc.batch(
+            [("eth_getTransactionReceipt", (txid,)) for _, _, _, txid in paid]
         )
+        return [
+            ChainTransfer(
+                chain=Chain.ETH,
+                asset=AssetCode.ETH.value,
+                txid=txid,
+                position=NATIVE_POSITION,
+                to_address=to,
+                amount=value,
+                sender=_address(tx.get("from"), "tx.from"),
+                sender_kind=SenderKind.KNOWN,
+                success=_succeeded(receipt, txid, block_hash),
+            )
+            for (tx, to, value, txid), receipt in zip(paid, receipts, strict=True)
+        ]
+
+    def _tokens(
+        self,
+        height: int,
+        block_hash: str,
+        logs: list[dict[str, Any]],
+        watched: frozenset[str],
+    ) -> list[ChainTransfer]:
         transfers = []
         ordinal: dict[str, int] = {}
-        logs = sorted(
-            (e for e in logs if not e.get("removed")),
-            key=lambda e: quantity(e.get("logIndex"), "log.logIndex"),
-        )
-        for entry in logs:
-            if _hash(entry.get("blockHash")) != block_hash:
+        live = [e for e in logs if not e.get("removed")]
+        indexes = [quantity(e.get("logIndex"), "log.logIndex") for e in live]
+        if indexes != sorted(indexes):
+            live = [e for _, e in sorted(zip(indexes, live, strict=True), key=lambda p: p[0])]
+        for entry in live:
+            if entry.get("blockHash") != block_hash and _hash(entry.get("blockHash")) != block_hash:
                 raise ChainMoved(f"the logs of block {height} belong to another block now")
-            txid = _hash(entry.get("transactionHash"))
+            txid = entry.get("transactionHash")
+            if type(txid) is not str:
+                raise UnexpectedResponse(f"expected a 32-byte 0x hash, got {txid!r}")
             # The position is the log's ordinal among its transaction's Transfer logs, not the
             # block-wide logIndex: re-mined in another block after a reorg, the same transfer
             # keeps its (txid, position) key and is recognised, not recorded twice.
             position = ordinal.get(txid, 0)
             ordinal[txid] = position + 1
-            topics = _list(entry.get("topics"), "log.topics")
+            topics = entry.get("topics")
+            if type(topics) is not list:
+                raise UnexpectedResponse(f"log.topics: expected a list, got {topics!r}")
             if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC:
                 continue  # ERC-721 (token id indexed) or another event
-            to = _topic_address(topics[2])
+            # Before decoding anything: is the recipient (the last 20 bytes) watched?
+            word = topics[2]
+            if type(word) is not str or "0x" + word[-40:].lower() not in watched:
+                continue
+            to = _topic_address(word)
             sender = _topic_address(topics[1])
             amount = _word(entry.get("data"))
             if to is None or sender is None or amount is None:
                 continue  # not ABI-encoded as ERC-20's Transfer(address,address,uint256)
-            if to.lower() not in watched:
-                continue
             contract = _address(entry.get("address"), "log.address")
             transfers.append(
                 ChainTransfer(
                     chain=Chain.ETH,
                     asset=AssetCode.USDT_ERC20.value,
-                    txid=txid,
+                    txid=_hash(txid),
                     position=position,
                     to_address=to,
                     amount=amount,
@@ -257,6 +278,23 @@ class EthScanner:
                 )
             )
         return transfers
+
+
+def _logs_filter(height: int) -> dict[str, object]:
+    return {"fromBlock": hex(height), "toBlock": hex(height), "topics": [TRANSFER_TOPIC]}
+
+
+def _succeeded(receipt: object, txid: str, block_hash: str) -> bool:
+    if receipt is None:
+        raise ChainMoved(f"the receipt of {txid} is not in block {block_hash} any more")
+    receipt = _dict(receipt, "eth_getTransactionReceipt")
+    if _hash(receipt.get("blockHash")) != block_hash:
+        raise ChainMoved(f"the receipt of {txid} is not in block {block_hash} any more")
+    status = receipt.get("status")
+    if status is None:
+        # Pre-Byzantium receipts carry a state root instead; no current chain has them.
+        raise UnexpectedResponse(f"the receipt of {txid} has no status")
+    return quantity(status, "receipt.status") == 1
 
 
 # --------------------------------------------------------------------------- decoding
