@@ -36,15 +36,21 @@ class Base58Error(ValueError):
         self.kind = kind
 
 
+_DIGIT_PAIRS = tuple(high + low for high in ALPHABET for low in ALPHABET)
+"""Two base58 digits per division: half the big-integer divisions of one digit at a time."""
+
+
 def b58encode(data: bytes) -> str:
     number = int.from_bytes(data, "big")
-    digits: list[str] = []
+    pairs: list[str] = []
     while number:
-        number, digit = divmod(number, 58)
-        digits.append(ALPHABET[digit])
+        number, pair = divmod(number, 58 * 58)
+        pairs.append(_DIGIT_PAIRS[pair])
+    # The top pair may start with a zero digit ('1') that is padding, not part of the number.
+    digits = "".join(reversed(pairs)).lstrip("1")
     # Each leading zero byte is written as a leading '1' (the zero digit).
     zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
+    return "1" * zeros + digits
 
 
 def b58decode(text: str) -> bytes:

@@ -30,9 +30,12 @@ Every transfer of the block is returned; ``watched`` is not needed to keep that 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+from kassa.chains._base58 import b58check_encode
 from kassa.chains.network import Chain
 from kassa.chains.scanning import NATIVE_POSITION, ChainBlock, ChainHead, ChainTransfer, SenderKind
 from kassa.chains.tron.address import TronAddress, parse_tron_address
@@ -41,11 +44,11 @@ from kassa.chains.tron.api import (
     TriggerSmartContract,
     TronApi,
     TronApiError,
-    TronBlock,
     TronTransaction,
     TronTransactionInfo,
     TronUnexpectedAnswer,
 )
+from kassa.chains.tron.api_decode import Reader, decode_transaction, decode_transaction_info
 from kassa.money import AssetCode
 
 __all__ = [
@@ -140,80 +143,136 @@ class TronScanner:
     def block_hash(self, height: int) -> str | None:
         if height < 0:
             return None
-        block = self.api.block_by_num(height)
-        return None if block is None else block.block_id
+        header = self._read_block(height)
+        return None if header is None else header.block_id
 
     def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
         for _ in range(self.attempts):
-            block = self.api.block_by_num(height)
-            if block is None:
-                raise TronBlockNotFound(
-                    f"the node has no block {height}", path="wallet/getblockbynum"
-                )
-            infos = self._receipts(block)
+            header = self._read_block(height)
+            if header is None:
+                raise TronBlockNotFound(f"the node has no block {height}", path=_BLOCK_PATH)
+            scan = _scan_transactions(header.reader, watched)
+            infos = self._receipts(header, scan, watched)
             if infos is not None:
                 return ChainBlock(
-                    height=block.number,
-                    hash=block.block_id,
-                    parent_hash=block.parent_id,
-                    time=_block_time(block.timestamp_ms),
-                    transfers=tuple(self._transfers(block, infos)),
+                    height=header.number,
+                    hash=header.block_id,
+                    parent_hash=header.parent_id,
+                    time=_block_time(header.timestamp_ms),
+                    transfers=tuple(self._transfers(scan, infos, watched)),
                 )
         raise TronChainMoved(
             f"block {height} and its receipts disagreed {self.attempts} times in a row",
-            path="wallet/gettransactioninfobyblocknum",
+            path=_INFOS_PATH,
         )
 
     # -- reading a block -----------------------------------------------------------------------
+    #
+    # A block holds hundreds of transfers and Kassa watches few of them: the JSON is walked
+    # once, and only a transaction that pays a watched address (or a failed contract call,
+    # reported from its call data) is decoded strictly into `TronTransaction` and
+    # `TronTransactionInfo`. The others cost a few dictionary reads, and one Base58Check
+    # encoding per Transfer log (its recipient is hex; watched addresses are T…).
 
-    def _receipts(self, block: TronBlock) -> dict[str, TronTransactionInfo] | None:
-        """The receipts of the block's contract calls by txid; None if they belong to another
-        block at the same height (the chain moved between the two requests)."""
-        calls = {
-            tx.txid
-            for tx in block.transactions
-            if any(isinstance(c, TriggerSmartContract) for c in tx.contracts)
-        }
-        if not calls:
-            return {}
-        infos = {info.txid: info for info in self.api.transaction_infos_by_block_num(block.number)}
-        txids = {tx.txid for tx in block.transactions}
-        same = calls <= infos.keys() <= txids and all(
-            info.block_timestamp_ms == block.timestamp_ms for info in infos.values()
+    def _read_block(self, height: int) -> _Header | None:
+        """``wallet/getblockbynum``'s header; None when the node has no such block."""
+        reader = Reader(self.api.post(_BLOCK_PATH, {"num": height}), _BLOCK_PATH, "answer")
+        if not reader.data:
+            return None
+        header = reader.child("block_header").child("raw_data")
+        number = header.integer("number", 0)
+        if number != height:
+            raise TronUnexpectedAnswer(f"asked for block {height}, got {number}", path=_BLOCK_PATH)
+        return _Header(
+            reader=reader,
+            number=number,
+            block_id=reader.block_id("blockID"),
+            parent_id=header.block_id("parentHash"),
+            timestamp_ms=header.integer("timestamp", 0),
         )
-        return infos if same else None
+
+    def _receipts(
+        self, header: _Header, scan: _Scan, watched: frozenset[str]
+    ) -> dict[str, TronTransactionInfo] | None:
+        """The decoded receipts, by txid, of the block's contract calls that may pay a watched
+        address (a Transfer log to one, or a failed call); None if the receipts belong to
+        another block at the same height (the chain moved between the two requests)."""
+        if not scan.calls:
+            return {}
+        data = self.api.post(_INFOS_PATH, {"num": header.number})
+        if isinstance(data, Mapping) and not data:
+            data = []
+        if not isinstance(data, list):
+            raise TronUnexpectedAnswer(
+                "the answer is not a list of transaction infos", path=_INFOS_PATH
+            )
+        ids: set[str] = set()
+        same_block = True
+        wanted: dict[str, TronTransactionInfo] = {}
+        for index, info in enumerate(data):
+            where = f"answer[{index}]"
+            if type(info) is not dict:
+                raise TronUnexpectedAnswer(f"{where} is not a JSON object", path=_INFOS_PATH)
+            txid = _txid(info, "id", _INFOS_PATH, where)
+            number = _integer(info, "blockNumber", _INFOS_PATH, where)
+            if number != header.number:
+                raise TronUnexpectedAnswer(
+                    f"asked for block {header.number}, got the receipt of {txid} in block {number}",
+                    path=_INFOS_PATH,
+                )
+            ids.add(txid)
+            if _integer(info, "blockTimeStamp", _INFOS_PATH, where) != header.timestamp_ms:
+                same_block = False
+            if _may_pay(info, txid in scan.calls, watched):
+                wanted[txid] = decode_transaction_info(Reader(info, _INFOS_PATH, where))
+        if not (scan.calls.keys() <= ids <= scan.txids and same_block):
+            return None
+        return wanted
 
     def _transfers(
-        self, block: TronBlock, infos: Mapping[str, TronTransactionInfo]
+        self, scan: _Scan, infos: Mapping[str, TronTransactionInfo], watched: frozenset[str]
     ) -> Iterator[ChainTransfer]:
-        for tx in block.transactions:
-            yield from self._trx_transfers(tx)
-            info = infos.get(tx.txid)
-            if info is None:
+        for txid, raw, where in scan.decode:
+            info = infos.get(txid)
+            if info is None and txid not in scan.paid:
                 continue
-            success = info.receipt_result == SUCCESS and not info.failed
-            reported = False
-            for position, log in enumerate(info.logs):
-                if len(log.topics) != 3 or log.topics[0] != TRANSFER_EVENT_TOPIC:
-                    continue
-                if len(log.data) != _WORD or any(len(topic) != _WORD for topic in log.topics):
-                    continue  # not the standard TRC-20 event, whatever its topic says
-                reported = True
-                yield self._token_transfer(
-                    tx,
-                    position,
-                    contract=log.address,
-                    sender=_address_word(log.topics[1]),
-                    to=_address_word(log.topics[2]),
-                    amount=int.from_bytes(log.data, "big"),
-                    success=success,
-                )
-            if not success and not reported:
-                failed = self._failed_token_call(tx, 0)
-                if failed is not None:
-                    yield failed
+            tx = decode_transaction(Reader(raw, _BLOCK_PATH, where))
+            if txid in scan.paid:
+                yield from self._trx_transfers(tx, watched)
+            if info is not None:
+                yield from self._token_transfers(tx, info, watched)
 
-    def _trx_transfers(self, tx: TronTransaction) -> Iterator[ChainTransfer]:
+    def _token_transfers(
+        self, tx: TronTransaction, info: TronTransactionInfo, watched: frozenset[str]
+    ) -> Iterator[ChainTransfer]:
+        success = info.receipt_result == SUCCESS and not info.failed
+        reported = False
+        for position, log in enumerate(info.logs):
+            if len(log.topics) != 3 or log.topics[0] != TRANSFER_EVENT_TOPIC:
+                continue
+            if len(log.data) != _WORD or any(len(topic) != _WORD for topic in log.topics):
+                continue  # not the standard TRC-20 event, whatever its topic says
+            reported = True
+            to = _address_word(log.topics[2])
+            if to.text not in watched:
+                continue
+            yield self._token_transfer(
+                tx,
+                position,
+                contract=log.address,
+                sender=_address_word(log.topics[1]),
+                to=to,
+                amount=int.from_bytes(log.data, "big"),
+                success=success,
+            )
+        if not success and not reported:
+            failed = self._failed_token_call(tx, 0)
+            if failed is not None and failed.to_address in watched:
+                yield failed
+
+    def _trx_transfers(
+        self, tx: TronTransaction, watched: frozenset[str]
+    ) -> Iterator[ChainTransfer]:
         transfers = [c for c in tx.contracts if isinstance(c, TransferContract)]
         if len(transfers) > 1:
             # java-tron accepts one contract per transaction; two could not both be keyed
@@ -223,6 +282,8 @@ class TronScanner:
                 path="wallet/getblockbynum",
             )
         for transfer in transfers:
+            if transfer.to.text not in watched:
+                continue
             yield ChainTransfer(
                 chain=Chain.TRON,
                 asset=AssetCode.TRX.value,
@@ -282,3 +343,140 @@ class TronScanner:
             token_contract=contract.text,
             canonical=contract.raw == self.usdt_contract.raw,
         )
+
+
+# --------------------------------------------------------------------------- the JSON walk
+
+_BLOCK_PATH = "wallet/getblockbynum"
+_INFOS_PATH = "wallet/gettransactioninfobyblocknum"
+_TRANSFER_TOPIC_HEX = TRANSFER_EVENT_TOPIC.hex()
+_TRON_PREFIX = b"\x41"
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    reader: Reader
+    number: int
+    block_id: str
+    parent_id: str
+    timestamp_ms: int
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What one walk over a block's transactions found."""
+
+    txids: set[str] = field(default_factory=set)
+    calls: dict[str, int] = field(default_factory=dict)
+    """Transactions with a contract call (their receipts are read), by txid."""
+    paid: set[str] = field(default_factory=set)
+    """Transactions with a TRX transfer to a watched address."""
+    decode: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    """Every transaction, in block order (txid, JSON, where): decoded in full only if it
+    pays a watched address."""
+
+
+def _scan_transactions(reader: Reader, watched: frozenset[str]) -> _Scan:
+    items = reader.data.get("transactions", [])
+    if not isinstance(items, list):
+        raise reader.problem("transactions", "a list")
+    scan = _Scan()
+    for index, tx in enumerate(items):
+        where = f"answer.transactions[{index}]"
+        if type(tx) is not dict:
+            raise TronUnexpectedAnswer(f"{where} is not a JSON object", path=_BLOCK_PATH)
+        txid = _txid(tx, "txID", _BLOCK_PATH, where)
+        scan.txids.add(txid)
+        raw = tx.get("raw_data")
+        contracts = raw.get("contract", []) if type(raw) is dict else None
+        if type(contracts) is not list:
+            decode_transaction(Reader(tx, _BLOCK_PATH, where))  # raises, saying what is wrong
+            continue
+        natives = 0
+        for contract in contracts:
+            kind = contract.get("type") if type(contract) is dict else None
+            if kind == "TransferContract":
+                natives += 1
+                if _pays_watched(contract, watched):
+                    scan.paid.add(txid)
+            elif kind == "TriggerSmartContract":
+                scan.calls[txid] = index
+            elif type(kind) is not str:
+                decode_transaction(Reader(tx, _BLOCK_PATH, where))  # raises
+        if natives > 1:
+            # java-tron accepts one contract per transaction; two could not both be keyed
+            # (txid, NATIVE_POSITION).
+            raise TronUnexpectedAnswer(
+                f"transaction {txid} holds {natives} TRX transfers", path=_BLOCK_PATH
+            )
+        scan.decode.append((txid, tx, where))
+    return scan
+
+
+def _pays_watched(contract: dict[str, Any], watched: frozenset[str]) -> bool:
+    """Whether a TransferContract's recipient may be watched: True for a watched ``T…``
+    address, and for a malformed contract too (the strict decoder then says what is wrong)."""
+    parameter = contract.get("parameter")
+    value = parameter.get("value") if type(parameter) is dict else None
+    to = value.get("to_address") if type(value) is dict else None
+    if type(to) is not str:
+        return True
+    if to in watched:
+        return True
+    if len(to) == 42 and to.startswith("41"):  # the hex form, without ``visible``
+        try:
+            return b58check_encode(bytes.fromhex(to)) in watched
+        except ValueError:
+            return True
+    return False
+
+
+def _may_pay(info: dict[str, Any], call: bool, watched: frozenset[str]) -> bool:
+    """Whether a receipt may hold a transfer to a watched address: a standard Transfer log to
+    one, or a failed contract call (reported from its call data). True for a malformed log
+    too, so that the strict decoder says what is wrong."""
+    if call:
+        receipt = info.get("receipt")
+        result = receipt.get("result") if type(receipt) is dict else None
+        if result != SUCCESS or info.get("result") == "FAILED":
+            return True
+    logs = info.get("log", [])
+    if type(logs) is not list:
+        return True
+    for log in logs:
+        topics = log.get("topics") if type(log) is dict else None
+        if type(topics) is not list:
+            return True
+        if len(topics) != 3:
+            continue
+        first, to = topics[0], topics[2]
+        if type(first) is not str or type(to) is not str:
+            return True
+        if first.lower() != _TRANSFER_TOPIC_HEX or len(to) != 2 * _WORD:
+            continue
+        try:
+            text = b58check_encode(_TRON_PREFIX + bytes.fromhex(to[24:]))
+        except ValueError:
+            return True
+        if text in watched:
+            return True
+    return False
+
+
+def _txid(data: dict[str, Any], key: str, path: str, where: str) -> str:
+    value = data.get(key)
+    if type(value) is str and len(value) == 64:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            pass
+        else:
+            return value.lower()
+    return Reader(data, path, where).hex_bytes(key, length=32).hex()  # raises the error
+
+
+def _integer(data: dict[str, Any], key: str, path: str, where: str) -> int:
+    value = data.get(key)
+    if type(value) is int:
+        return value
+    return Reader(data, path, where).integer(key, 0)
