@@ -3,10 +3,11 @@
 A `ChainTransfer` is one value movement to some address in one block, as an adapter reads it: a
 BTC output (``position`` = vout), a native ETH/TRX transfer (``position`` = -1, one per
 transaction), or a token Transfer log (``position`` = the log index). Adapters report what the
-chain says; matching against watched addresses, dust and finality rules live in the watcher.
+chain says about the watched addresses; dust, fakes and finality rules live in the watcher.
 
 The `ChainScanner` port is three calls. Everything UTXO-, EVM- or TRON-specific stays behind it,
-and the watcher never sends one request per address: `block` returns every transfer in a block.
+and the watcher never sends one request per address: `block` returns every transfer in a block
+to any of the watched addresses, however many there are.
 """
 
 from __future__ import annotations
@@ -81,10 +82,10 @@ class ChainScanner(Protocol):
         ...
 
     def block(self, height: int, watched: frozenset[str]) -> ChainBlock:
-        """The block at `height` with its transfers. ``watched`` (match keys, see
-        `kassa.deposits.addresses.match_key`) lets an adapter skip expensive work, such as
-        resolving BTC input addresses, for transfers that pay nobody Kassa watches; it may
-        return more."""
+        """The block at `height` with its transfers to ``watched`` addresses (match keys, see
+        `kassa.deposits.addresses.match_key`). The adapters decode nothing else (a mainnet
+        block holds thousands of transfers Kassa does not watch); a caller must still match
+        what it gets, since the port allows an adapter to return more."""
         ...
 
 

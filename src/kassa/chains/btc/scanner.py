@@ -5,18 +5,18 @@ Design:
   new block); a block is final with ``confirmations`` confirmations, so
   ``final_height = tip - confirmations + 1``.
 * `block` is ``getblockhash`` then ``getblock <hash> 2`` (every transaction decoded; the bcoin
-  launcher maps Core's integer verbosity). Every output that pays an address becomes a transfer
-  of asset ``BTC`` with ``position`` = vout and an exact satoshi amount; outputs without an
-  address (OP_RETURN, bare multisig) are skipped. The address is read from Core's
-  ``scriptPubKey.address`` or bcoin's (pre-v22 Core) ``scriptPubKey.addresses: [one]``.
-* The sender (docs/domain.md §4, "originating wallet") is resolved only for transactions paying a
-  watched address, because it costs one ``getrawtransaction`` per distinct previous transaction
-  (the node needs ``-txindex`` / bcoin ``--index-tx``). All inputs spending from one address →
-  `SenderKind.KNOWN`; several addresses, an input script without an address, or a coinbase →
-  `SenderKind.AMBIGUOUS` with no sender. Outputs of unwatched transactions are reported with
-  sender None / AMBIGUOUS, meaning "not resolved"; the watcher never records them.
-  Decoded previous outputs are cached by txid: a txid commits to its outputs, so a reorg
-  can never make a cached entry wrong.
+  launcher maps Core's integer verbosity). Only outputs paying a *watched* address become
+  transfers (asset ``BTC``, ``position`` = vout, an exact satoshi amount): for the thousands of
+  others only the address text is read and looked up, no amount parsed and nothing kept.
+  Outputs without an address (OP_RETURN, bare multisig) are never transfers. The address is
+  read from Core's ``scriptPubKey.address`` or bcoin's (pre-v22 Core) ``addresses: [one]``.
+* The sender (docs/domain.md §4, "originating wallet") of each transaction paying a watched
+  address: all inputs spending from one address → `SenderKind.KNOWN`; several addresses, an
+  input script without an address, or a coinbase → `SenderKind.AMBIGUOUS` with no sender.
+  The spent outputs come from the same block when it holds the previous transaction, else
+  from ``getrawtransaction`` (the node needs ``-txindex`` / bcoin ``--index-tx``), all of a
+  block's in one JSON-RPC batch (one round trip). Decoded previous outputs are cached by
+  txid: a txid commits to its outputs, so a reorg can never make a cached entry wrong.
 * Matching uses the watcher's match key (bech32 lower-cased, base58 as is), duplicated here in
   `match_key` because `kassa.chains` sits below `kassa.deposits` in the import layers.
 * `fee_rate` (for payouts) asks ``estimatesmartfee`` and falls back to a configured rate when

@@ -9,13 +9,17 @@ Design:
   tag but has finalized nothing yet makes nothing final. `EthFinality.CONFIRMATIONS` always
   counts confirmations: the devnet needs it, because ganache answers ``finalized`` with the
   latest block and would make every block final at once.
-* `block` costs two requests however many addresses are watched: ``eth_getBlockByNumber(h,
-  true)`` and one ``eth_getLogs`` for the block's ERC-20 ``Transfer`` events of *any* contract.
+* `block` costs one round trip however many addresses are watched: a JSON-RPC batch of
+  ``eth_getBlockByNumber(h, true)`` and ``eth_getLogs`` for the block's ERC-20 ``Transfer``
+  events of *any* contract (a node without batches gets them one by one). Only what pays a
+  watched address is decoded: the recipient's lower-case hex is looked up first, and only a
+  hit is validated, checksummed and turned into a transfer.
   - Native ETH: transactions with a recipient and a non-zero value, ``position`` =
-    `NATIVE_POSITION`, sender = ``from``. A transaction's success is only in its receipt, so a
-    receipt is fetched for each transaction paying a *watched* address, and only those native
-    transfers are reported (a guessed success flag for the others would be a lie). Value moved
-    by contract-internal calls is not seen (it would need tracing; docs/domain.md §4).
+    `NATIVE_POSITION`, sender = ``from``. A transaction's success is only in its receipt, so
+    the receipts of the transactions paying a *watched* address are fetched, in one more
+    batch, and only those native transfers are reported (a guessed success flag for the
+    others would be a lie). Value moved by contract-internal calls is not seen (it would need
+    tracing; docs/domain.md §4).
   - Tokens: logs with exactly three topics (ERC-721's Transfer has a fourth, the token id) and
     a 32-byte amount, whose ``to`` is watched; ``position`` = the log's ordinal among its
     transaction's Transfer logs (stable when a reorg re-mines the transaction elsewhere; the

@@ -24,7 +24,10 @@ Design:
   visible (recorded as ignored, never credited), a failed call of ``transfer(to, amount)`` or
   ``transferFrom(from, to, amount)`` is reported from its call data with ``success=False`` at
   position 0, where its log would have been.
-Every transfer of the block is returned; ``watched`` is not needed to keep that cheap.
+Only transfers to watched addresses are returned, and only their transactions and receipts
+are decoded strictly (`kassa.chains.tron.api_decode`); the rest of the block's JSON is walked
+once, looking up each TRX recipient as printed and each Transfer log's recipient after one
+Base58Check encoding.
 """
 
 from __future__ import annotations
