@@ -45,6 +45,7 @@ class StandIn:
     def __init__(self, answer: Answer, *, batches: bool = True) -> None:
         self.answer = answer
         self.batches = batches
+        self.refusal = "error"
         self.posts = 0
         self.methods: list[str] = []
 
@@ -53,6 +54,8 @@ class StandIn:
         body = json.loads(request.content, parse_float=Decimal)
         if isinstance(body, list):
             if not self.batches:
+                if self.refusal == "html":
+                    return httpx.Response(400, text="<html>400 Bad Request</html>")
                 error = {"code": -32600, "message": "batch requests are not supported"}
                 return httpx.Response(200, json={"id": None, "result": None, "error": error})
             return httpx.Response(200, content=dumps([self._one(c) for c in body]))
@@ -172,13 +175,14 @@ def test_btc_senders_come_from_the_block_or_one_batch_of_lookups() -> None:
     assert sorted(node.methods).count("getrawtransaction") == 3
 
 
-def test_btc_a_node_without_batches_gets_the_lookups_one_by_one() -> None:
+@pytest.mark.parametrize("refusal", ["error", "html"])
+def test_btc_a_node_without_batches_gets_the_lookups_one_by_one(refusal: str) -> None:
     txs = [
         btc_tx("d1" * 32, [{"txid": PREV[0], "vout": 0}], [out(0, "0.1", {"address": WATCHED})]),
         btc_tx("d2" * 32, [{"txid": PREV[1], "vout": 0}], [out(0, "0.2", {"address": WATCHED})]),
     ]
     node = btc_node(txs, {PREV[0]: payer_tx(PREV[0]), PREV[1]: payer_tx(PREV[1])})
-    node.batches = False
+    node.batches, node.refusal = False, refusal
     rpc = BtcRpc("http://core.invalid:8332", "k", transport=node.transport())
     scanner = BtcScanner(rpc, NET, confirmations=1)
     paid = scanner.block(7, frozenset({WATCHED})).transfers
@@ -186,8 +190,10 @@ def test_btc_a_node_without_batches_gets_the_lookups_one_by_one() -> None:
         (10_000_000, PAYER, SenderKind.KNOWN),
         (20_000_000, PAYER, SenderKind.KNOWN),
     ]
-    # The refused batch, then each lookup alone.
+    # The refused batch, then each lookup alone; and from then on no batch is tried.
     assert node.posts == 2 + 1 + 2
+    BtcScanner(rpc, NET, confirmations=1).block(7, frozenset({WATCHED}))  # a cold cache
+    assert node.posts == 5 + 2 + 2
 
 
 def test_btc_a_malformed_watched_output_is_refused() -> None:

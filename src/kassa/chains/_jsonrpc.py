@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
+_REFUSE = object()
+
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
@@ -96,7 +98,9 @@ class JsonRpcClient:
             for i, (method, params) in enumerate(calls)
         ]
         what = f"batch of {len(calls)} ({calls[0][0]}…)"
-        status, payload = self._post(what, body)
+        status, payload = self._post(
+            what, body, not_json=None if self._batches is None else _REFUSE
+        )
         if not isinstance(payload, list):
             if self._batches is None:
                 self._batches = False  # not a batch answer: this node does not take batches
@@ -132,9 +136,10 @@ class JsonRpcClient:
         except Exception as error:  # only the node's own error: `_result` raises nothing else
             return error
 
-    def _post(self, what: str, body: object) -> tuple[int, Any]:
+    def _post(self, what: str, body: object, *, not_json: object = _REFUSE) -> tuple[int, Any]:
         """POST `body`; the HTTP status and the decoded JSON answer (any shape), or the
-        `transport_error`."""
+        `transport_error` — also for an answer that is not JSON, unless `not_json` is given
+        to stand for it (a proxy refusing a first batch with an HTML error page)."""
         try:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as error:
@@ -147,6 +152,8 @@ class JsonRpcClient:
             else:
                 payload = json.loads(response.content, parse_float=Decimal)
         except ValueError:
+            if not_json is not _REFUSE and response.status_code != 401:
+                return response.status_code, not_json
             hint = self.unauthorized_hint if response.status_code == 401 else ""
             raise self.transport_error(
                 f"{what}: HTTP {response.status_code} without a JSON-RPC answer{hint}"
