@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
 from kassa.clock import ManualClock
+from kassa.db.migrate import current_revision, downgrade, upgrade
 from kassa.ledger.accounts import open_account
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.journal import (
@@ -32,7 +33,7 @@ from kassa.ledger.journal import (
 from kassa.ledger.model import AccountKind, NormalSide, TransactionKind
 from kassa.ledger.tables import idempotency_record, ledger_account, ledger_posting
 from kassa.ledger.tables import ledger_transaction as journal_transaction
-from kassa.money import BTC, MAX_AMOUNT
+from kassa.money import BTC, MAX_AMOUNT, USD, Money
 
 if TYPE_CHECKING:
     from tests.conftest import DatabaseFactory
@@ -257,3 +258,27 @@ def test_only_two_opposite_lines_on_two_accounts_without_pending_sums_take_the_p
         entry(Line(1, 5, pending_debits=1), Line(2, -5, pending_credits=1)),
     ):
         assert _pair_params(other, NOW, None, alone=False) is None
+
+
+def test_0020_downgrades_and_upgrades_again(
+    pg_databases: DatabaseFactory, books_class: type[Books], clock: ManualClock
+) -> None:
+    db = pg_databases.new()
+
+    def has_pair_function() -> bool:
+        with db.transaction() as conn:
+            found = conn.execute(
+                text("SELECT count(*) FROM pg_proc WHERE proname = 'kassa_post_pair'")
+            ).scalar_one()
+        return bool(found)
+
+    downgrade(db.engine, "0019")
+    assert current_revision(db.engine) == "0019"
+    assert not has_pair_function()
+    upgrade(db.engine)
+    assert has_pair_function()
+    books = books_class(db, clock)
+    alice = books.customer("2.00")
+    books.spend(alice, "0.50")
+    assert books.available(alice) == Money(1_500_000, USD)
+    books.assert_books_balance()
