@@ -35,7 +35,7 @@ from sqlalchemy import Connection
 from kassa.accounts import service as accounts
 from kassa.accounts.errors import CustomerAccountNotFound
 from kassa.accounts.service import CustomerAccount
-from kassa.api.context import Ctx
+from kassa.api.context import context_of
 from kassa.api.guard import api_key_of
 from kassa.apikeys.errors import Forbidden, Unauthenticated
 from kassa.apikeys.service import ApiKey, Scope
@@ -44,10 +44,22 @@ from kassa.ledger import holds
 from kassa.ledger.errors import HoldNotFound
 from kassa.ledger.model import Hold, HoldStatus
 
-bearer = HTTPBearer(
+
+class _DeclaredBearer(HTTPBearer):
+    """The ``HTTPBearer`` scheme as the OpenAPI document declares it, without reading the
+    header again on every request: `kassa.api.guard.RequestGuard` has authenticated the request
+    from it already, and nothing uses what ``HTTPBearer`` would parse."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+bearer = _DeclaredBearer(
     auto_error=False,
     bearerFormat="kassa_<prefix>_<secret>",
     description="An API key from `kassa keys create` (or the bootstrap admin key).",
+    # The name the document has always used (HTTPBearer's default: its class name).
+    scheme_name="HTTPBearer",
 )
 
 
@@ -60,6 +72,10 @@ async def authenticated(
     This and the other dependencies that only read the request are ``async``: FastAPI runs a
     plain ``def`` dependency in its thread pool, a hop to another thread and back for a few
     attribute reads."""
+    return _key_of(request)
+
+
+def _key_of(request: Request) -> ApiKey:
     key = api_key_of(request)
     if key is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
@@ -74,14 +90,28 @@ class Caller(ApiKey):
 
     @classmethod
     def of(cls, key: ApiKey, clock: Clock) -> Caller:
-        return cls(**{f.name: getattr(key, f.name) for f in fields(ApiKey)}, clock=clock)
+        return cls(**{name: getattr(key, name) for name in _KEY_FIELDS}, clock=clock)
 
 
-def require(scope: Scope) -> Callable[[ApiKey, Ctx], Coroutine[None, None, Caller]]:
-    async def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
+_KEY_FIELDS = tuple(f.name for f in fields(ApiKey))
+
+
+def require(scope: Scope) -> Callable[[Request, None], Coroutine[None, None, Caller]]:
+    """The dependency of a route that needs `scope`: the request's key as a `Caller`.
+
+    It reads the key and the app's clock itself rather than through `authenticated` and
+    `Ctx`: FastAPI resolves every dependency in the tree on every request, and these are two
+    fewer. It still depends on `bearer`, so the OpenAPI document names the scheme on every
+    route that needs a key."""
+
+    async def dependency(
+        request: Request,
+        _credentials: Annotated[None, Depends(bearer)],
+    ) -> Caller:
+        key = _key_of(request)
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
-        return Caller.of(key, ctx.clock)
+        return Caller.of(key, context_of(request).clock)
 
     return dependency
 
