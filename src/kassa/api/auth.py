@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
@@ -45,16 +45,17 @@ from kassa.ledger.errors import HoldNotFound
 from kassa.ledger.model import Hold, HoldStatus
 
 
-class _DeclaredBearer(HTTPBearer):
-    """The ``HTTPBearer`` scheme as the OpenAPI document declares it, without reading the
-    header again on every request: `kassa.api.guard.RequestGuard` has authenticated the request
-    from it already, and nothing uses what ``HTTPBearer`` would parse."""
+class _GuardedBearer(HTTPBearer):
+    """The ``HTTPBearer`` scheme, as the OpenAPI document declares it, whose value is the key
+    `kassa.api.guard.RequestGuard` authenticated the request with (every route needing one is
+    under /v1/). It does not read the header again; being the scheme and the key in one, it is
+    one dependency for FastAPI to resolve per request instead of two."""
 
-    async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        return None
+    async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
+        return _key_of(request)
 
 
-bearer = _DeclaredBearer(
+bearer = _GuardedBearer(
     auto_error=False,
     bearerFormat="kassa_<prefix>_<secret>",
     description="An API key from `kassa keys create` (or the bootstrap admin key).",
@@ -63,14 +64,12 @@ bearer = _DeclaredBearer(
 )
 
 
-async def authenticated(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiKey:
-    """The key the request guard authenticated (every route needing one is under /v1/).
+async def authenticated(request: Request) -> ApiKey:
+    """The key the request guard authenticated (`AnyKey` is the dependency to declare: it
+    names the bearer scheme in the OpenAPI document too).
 
-    This and the other dependencies that only read the request are ``async``: FastAPI runs a
-    plain ``def`` dependency in its thread pool, a hop to another thread and back for a few
+    The dependencies here only read the request and are ``async``: FastAPI runs a plain
+    ``def`` dependency in its thread pool, a hop to another thread and back for a few
     attribute reads."""
     return _key_of(request)
 
@@ -96,19 +95,13 @@ class Caller(ApiKey):
 _KEY_FIELDS = tuple(f.name for f in fields(ApiKey))
 
 
-def require(scope: Scope) -> Callable[[Request, None], Coroutine[None, None, Caller]]:
+def require(scope: Scope) -> Callable[[Request, ApiKey], Coroutine[None, None, Caller]]:
     """The dependency of a route that needs `scope`: the request's key as a `Caller`.
 
-    It reads the key and the app's clock itself rather than through `authenticated` and
-    `Ctx`: FastAPI resolves every dependency in the tree on every request, and these are two
-    fewer. It still depends on `bearer`, so the OpenAPI document names the scheme on every
-    route that needs a key."""
+    It reads the app's clock from the request rather than through `Ctx`: FastAPI resolves
+    every dependency in the tree on every request, and that is one fewer."""
 
-    async def dependency(
-        request: Request,
-        _credentials: Annotated[None, Depends(bearer)],
-    ) -> Caller:
-        key = _key_of(request)
+    async def dependency(request: Request, key: Annotated[ApiKey, Depends(bearer)]) -> Caller:
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
         return Caller.of(key, context_of(request).clock)
@@ -116,7 +109,7 @@ def require(scope: Scope) -> Callable[[Request, None], Coroutine[None, None, Cal
     return dependency
 
 
-AnyKey = Annotated[ApiKey, Depends(authenticated)]
+AnyKey = Annotated[ApiKey, Depends(bearer)]
 Reader = Annotated[Caller, Depends(require(Scope.ACCOUNTS_READ))]
 Writer = Annotated[Caller, Depends(require(Scope.ACCOUNTS_WRITE))]
 Admin = Annotated[Caller, Depends(require(Scope.ADMIN))]
