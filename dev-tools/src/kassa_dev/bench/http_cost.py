@@ -196,8 +196,14 @@ def _request(server: Server, scenario: str, token: str) -> None:
         ).encode()
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
-    server.connection.request(method, path, body=body, headers=headers)
-    answer = server.connection.getresponse()
+    try:
+        server.connection.request(method, path, body=body, headers=headers)
+        answer = server.connection.getresponse()
+    except (ConnectionError, http.client.RemoteDisconnected):
+        # uvicorn closes a keep-alive connection idle for 5 s (while the other side ran).
+        server.connection.close()
+        server.connection.request(method, path, body=body, headers=headers)
+        answer = server.connection.getresponse()
     data = answer.read()
     if answer.status >= 300:
         raise RuntimeError(f"{server.side.name} {method} {path}: {answer.status} {data[:300]!r}")
