@@ -192,9 +192,10 @@ class RouteIndex:
 
 
 def install(app: FastAPI) -> RouteIndex | None:
-    """Put a `RouteIndex` in front of `app`'s router (call it once every route is added; routes
-    added later are indexed on the next request). Nothing changes when the router has
-    middleware of its own or this FastAPI lacks what the index relies on."""
+    """Put a `RouteIndex` in front of `app`'s router (call it once every route is added). Routes
+    or routers added to the app later are indexed on the next request; a route added later to a
+    router that is already included is not (`create_app` adds none). Nothing changes when the
+    router has middleware of its own or this FastAPI lacks what the index relies on."""
     router = app.router
     if not _SUPPORTED or router.middleware_stack != router.app:
         log.warning("the route index is not installed: the router dispatches on its own")
