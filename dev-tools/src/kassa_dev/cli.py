@@ -91,3 +91,10 @@ def bench_api(ctx: typer.Context) -> None:
     """API load benchmark with wrk (usage posting, balance, hold, /healthz; then the books are
     checked); arguments go to kassa_dev.bench.api."""
     _run("kassa_dev.bench.api", ctx)
+
+
+@bench_app.command("http-cost", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_http_cost(ctx: typer.Context) -> None:
+    """Server CPU per API request, one request at a time (/healthz, balance, usage), optionally
+    against another source tree side by side; arguments go to kassa_dev.bench.http_cost."""
+    _run("kassa_dev.bench.http_cost", ctx)

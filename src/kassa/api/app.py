@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import console, docs, event_schemas, metrics, openapi, problems
+from kassa.api import console, docs, event_schemas, metrics, openapi, problems, route_index
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.request_id import RequestId
@@ -125,4 +125,6 @@ def create_app(
     event_schemas.install(app)
     docs.install(app)
     openapi.install(app)
+    # Last: it indexes the routes added above.
+    route_index.install(app)
     return app

@@ -29,13 +29,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy import Connection
 
 from kassa.accounts import service as accounts
 from kassa.accounts.errors import CustomerAccountNotFound
 from kassa.accounts.service import CustomerAccount
-from kassa.api.context import Ctx
+from kassa.api.context import context_of
 from kassa.api.guard import api_key_of
 from kassa.apikeys.errors import Forbidden, Unauthenticated
 from kassa.apikeys.service import ApiKey, Scope
@@ -44,22 +44,37 @@ from kassa.ledger import holds
 from kassa.ledger.errors import HoldNotFound
 from kassa.ledger.model import Hold, HoldStatus
 
-bearer = HTTPBearer(
+
+class _GuardedBearer(HTTPBearer):
+    """The ``HTTPBearer`` scheme, as the OpenAPI document declares it, whose value is the key
+    `kassa.api.guard.RequestGuard` authenticated the request with (every route needing one is
+    under /v1/). It does not read the header again; being the scheme and the key in one, it is
+    one dependency for FastAPI to resolve per request instead of two."""
+
+    async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
+        return _key_of(request)
+
+
+bearer = _GuardedBearer(
     auto_error=False,
     bearerFormat="kassa_<prefix>_<secret>",
     description="An API key from `kassa keys create` (or the bootstrap admin key).",
+    # The name the document has always used (HTTPBearer's default: its class name).
+    scheme_name="HTTPBearer",
 )
 
 
-async def authenticated(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiKey:
-    """The key the request guard authenticated (every route needing one is under /v1/).
+async def authenticated(request: Request) -> ApiKey:
+    """The key the request guard authenticated (`AnyKey` is the dependency to declare: it
+    names the bearer scheme in the OpenAPI document too).
 
-    This and the other dependencies that only read the request are ``async``: FastAPI runs a
-    plain ``def`` dependency in its thread pool, a hop to another thread and back for a few
+    The dependencies here only read the request and are ``async``: FastAPI runs a plain
+    ``def`` dependency in its thread pool, a hop to another thread and back for a few
     attribute reads."""
+    return _key_of(request)
+
+
+def _key_of(request: Request) -> ApiKey:
     key = api_key_of(request)
     if key is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
@@ -74,19 +89,27 @@ class Caller(ApiKey):
 
     @classmethod
     def of(cls, key: ApiKey, clock: Clock) -> Caller:
-        return cls(**{f.name: getattr(key, f.name) for f in fields(ApiKey)}, clock=clock)
+        return cls(**{name: getattr(key, name) for name in _KEY_FIELDS}, clock=clock)
 
 
-def require(scope: Scope) -> Callable[[ApiKey, Ctx], Coroutine[None, None, Caller]]:
-    async def dependency(key: Annotated[ApiKey, Depends(authenticated)], ctx: Ctx) -> Caller:
+_KEY_FIELDS = tuple(f.name for f in fields(ApiKey))
+
+
+def require(scope: Scope) -> Callable[[Request, ApiKey], Coroutine[None, None, Caller]]:
+    """The dependency of a route that needs `scope`: the request's key as a `Caller`.
+
+    It reads the app's clock from the request rather than through `Ctx`: FastAPI resolves
+    every dependency in the tree on every request, and that is one fewer."""
+
+    async def dependency(request: Request, key: Annotated[ApiKey, Depends(bearer)]) -> Caller:
         if not key.allows(scope):
             raise Forbidden(f"this API key lacks the {scope.value!r} scope")
-        return Caller.of(key, ctx.clock)
+        return Caller.of(key, context_of(request).clock)
 
     return dependency
 
 
-AnyKey = Annotated[ApiKey, Depends(authenticated)]
+AnyKey = Annotated[ApiKey, Depends(bearer)]
 Reader = Annotated[Caller, Depends(require(Scope.ACCOUNTS_READ))]
 Writer = Annotated[Caller, Depends(require(Scope.ACCOUNTS_WRITE))]
 Admin = Annotated[Caller, Depends(require(Scope.ADMIN))]

@@ -118,16 +118,27 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The three headers the guard reads, in one pass over the raw list (the first of each).
+        authorization = content_length = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value if authorization is None else authorization
+            elif name == b"content-length":
+                content_length = value if content_length is None else content_length
+            elif name == b"content-type":
+                content_type = value if content_type is None else content_type
         try:
             if scope["path"].startswith(GUARDED_PREFIX):
-                token = bearer_token(Request(scope))
+                token = bearer_token((authorization or b"").decode("latin-1"))
                 key = self.keys.get(token)
                 if key is None:
                     key = await run_in_threadpool(self._authenticate, token)
                 scope[_SCOPE_KEY] = key
-            self._check_declared_length(scope)
+            self._check_declared_length(content_length or b"")
             body = await self._read_body(receive)
-            if not _console_form(scope) and json_depth_exceeds(body, MAX_JSON_DEPTH):
+            if not _console_form(scope, content_type or b"") and json_depth_exceeds(
+                body, MAX_JSON_DEPTH
+            ):
                 raise BodyTooDeep(
                     f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep"
                 )
@@ -144,8 +155,7 @@ class RequestGuard:
         self.keys.remember(token, key)
         return key
 
-    def _check_declared_length(self, scope: Scope) -> None:
-        declared = Request(scope).headers.get("content-length", "")
+    def _check_declared_length(self, declared: bytes) -> None:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large()
 
@@ -170,20 +180,19 @@ class RequestGuard:
         return PayloadTooLarge(f"the request body exceeds the limit of {self.max_body_bytes} bytes")
 
 
-def bearer_token(request: Request) -> str:
-    """The token of an ``Authorization: Bearer …`` header, else `Unauthenticated`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer …`` header's value, else `Unauthenticated`."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API key as 'Authorization: Bearer kassa_…'")
     return token.strip()
 
 
-def _console_form(scope: Scope) -> bool:
+def _console_form(scope: Scope, content_type: bytes) -> bool:
     """A form posted to the console: no JSON parser ever reads it (the console parses its
     urlencoded forms flat, `kassa.api.console.web.read_form`), so an operator's text may hold
     any number of brackets."""
-    content_type = Request(scope).headers.get("content-type", "")
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type = content_type.decode("latin-1").partition(";")[0].strip().lower()
     return scope["path"].startswith(CONSOLE_PREFIX) and media_type == FORM_MEDIA_TYPE
 
 

@@ -38,7 +38,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
-from kassa.api.auth import authenticated
+from kassa.api.auth import bearer
 from kassa.api.idempotency import Idem
 from kassa.api.problems import PROBLEM_JSON, STATUS_BY_CODE
 from kassa.api.schemas import Problem, RefusalProblem
@@ -150,7 +150,8 @@ def _complete_operation(route: APIRoute, path: str, operation: dict[str, Any]) -
 def _implied_codes(route: APIRoute) -> Iterator[str]:
     """The codes a route answers by its shape alone."""
     calls = {dep.call for dep in _walk(route.dependant)}
-    if authenticated in calls:
+    # Every route that checks a key declares the bearer scheme (`authenticated`, `require`).
+    if bearer in calls:
         yield from ("unauthenticated", "forbidden")
     dependant = route.dependant
     if route.body_field is not None or _has_parameters(dependant):
