@@ -8,14 +8,16 @@ events, the small objects below.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field, create_model
+from starlette.routing import BaseRoute
 
 from kassa.api.routes.activations import ActivationOut
 from kassa.api.routes.deposits import DepositOut
@@ -135,6 +137,15 @@ def envelope_model(entry: EventType) -> type[BaseModel]:
 
 def install(app: FastAPI) -> None:
     """Publish one webhook per event type in the app's OpenAPI document."""
+    app.webhooks.routes.extend(_webhook_routes())
+
+
+@functools.cache
+def _webhook_routes() -> tuple[BaseRoute, ...]:
+    """The webhook routes, built once per process: they only describe the catalog (nothing calls
+    them), and building them (a pydantic model and a route per event type) took most of
+    `create_app`'s time."""
+    router = APIRouter()
     for entry in CATALOG.values():
         model = envelope_model(entry)
 
@@ -144,7 +155,7 @@ def install(app: FastAPI) -> None:
         receive.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)]
         )
-        app.webhooks.add_api_route(
+        router.add_api_route(
             entry.type,
             receive,
             methods=["POST"],
@@ -155,3 +166,4 @@ def install(app: FastAPI) -> None:
             status_code=200,
             responses={200: {"description": "Any 2xx acknowledges the delivery"}},
         )
+    return tuple(router.routes)
