@@ -259,14 +259,18 @@ def finish(
     outcome: str,
     detail: str | None,
     response: StoredResponse,
+    resource_id: str | None = None,
 ) -> None:
     """Complete an API request's record with the answer it got. The outcome a ledger call
-    already stored in this transaction (its resource id included) is kept for a success."""
+    already stored in this transaction (its resource id included) is kept for a success,
+    unless the success names its `resource_id` here."""
     values: dict[str, Any] = {
         "response_status": response.status,
         "response_body": response.body,
     }
-    if outcome == OK:
+    if outcome == OK and resource_id is not None:
+        values.update(outcome=OK, resource_id=resource_id, detail=None)
+    elif outcome == OK:
         values["outcome"] = func.coalesce(idempotency_record.c.outcome, OK)
     else:
         values.update(outcome=outcome, resource_id=None, detail=detail)

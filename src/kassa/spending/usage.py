@@ -28,23 +28,29 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, exists, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
-from kassa.accounts.service import CustomerAccount
+from kassa.accounts.errors import CustomerAccountNotFound
+from kassa.accounts.service import CustomerAccount, customer_of
+from kassa.accounts.tables import customer_account
+from kassa.db.types import UtcDateTime
 from kassa.ledger import house, idempotency
-from kassa.ledger.errors import AccountFrozen, InsufficientFunds
-from kassa.ledger.idempotency import OK, Request, StoredOutcome
-from kassa.ledger.model import TransactionKind
-from kassa.ledger.transfers import Leg, post
-from kassa.money import USD, Money
+from kassa.ledger.accounts import get_balance
+from kassa.ledger.charges import new_transaction_id, post_charge
+from kassa.ledger.errors import AccountFrozen, InsufficientFunds, LedgerInvariantBroken
+from kassa.ledger.holds import expire_due_holds_of
+from kassa.ledger.idempotency import OK, Claim, Request, StoredOutcome
+from kassa.ledger.model import Balance, HoldStatus, NormalSide, TransactionKind
+from kassa.ledger.tables import ledger_account, ledger_hold
+from kassa.money import USD, Money, asset
 from kassa.spending.errors import InvalidUsageBatch, InvalidUsageEvent, UsageEventConflict
 from kassa.spending.guard import ensure_may_spend
 from kassa.spending.tables import account_usage, usage_batch, usage_event
@@ -138,35 +144,42 @@ def _some(ids: Sequence[str], limit: int = 5) -> str:
     return shown if len(ids) <= limit else f"{shown} and {len(ids) - limit} more"
 
 
-# Built once: the hot path of every batch. SQLite takes the rows as an executemany (SQLAlchemy
-# folds it into multi-row INSERTs). PostgreSQL takes three arrays: a 1 000-row VALUES list has
-# 6 000 placeholders, and psycopg re-parses a statement that long on every call (~100 ms).
-_INSERT_EVENTS_SQLITE = (
-    sqlite_insert(usage_event)
-    .values(
-        customer_account_id=bindparam("account_id"),
-        event_id=bindparam("event_id"),
-        batch_id=bindparam("batch_id"),
-        amount=bindparam("amount"),
-        description=bindparam("description"),
-        created_at=bindparam("created_at"),
+# Built once: the hot path of every batch.
+#
+# PostgreSQL: the events and the batch row in ONE statement. The events take three arrays (a
+# 1 000-row VALUES list has 6 000 placeholders, and psycopg re-parses a statement that long on
+# every call, ~100 ms); those the account had already are skipped (ON CONFLICT), and the batch
+# row counts and sums the ones inserted. The batch names the journal entry by the id allocated
+# up front (checked at COMMIT, migration 0021), or none when nothing was new. The events' own
+# key to the batch is checked at the end of the statement, when the batch row is there.
+_RECORD_POSTGRES = """
+    WITH new AS (
+        INSERT INTO usage_event
+            (customer_account_id, event_id, batch_id, amount, description, created_at)
+        SELECT %(account_id)s, e.event_id, %(batch_id)s, e.amount, e.description, %(now)s
+        FROM unnest(
+            %(event_ids)s::varchar[], %(amounts)s::numeric[], %(descriptions)s::text[]
+        ) WITH ORDINALITY AS e(event_id, amount, description, n)
+        ORDER BY e.n
+        ON CONFLICT (customer_account_id, event_id) DO NOTHING
+        RETURNING event_id, amount
+    ), batch AS (
+        INSERT INTO usage_batch
+            (id, customer_account_id, transaction_id, charged_events, duplicate_events,
+             charged_amount, actor, created_at)
+        SELECT %(batch_id)s, %(account_id)s,
+               CASE WHEN count(*) > 0 THEN %(transaction_id)s::uuid END,
+               count(*), %(events)s - count(*), coalesce(sum(amount), 0), %(actor)s::varchar,
+               %(now)s
+        FROM new
     )
-    .on_conflict_do_nothing(index_elements=["customer_account_id", "event_id"])
-    .returning(usage_event.c.event_id)
-)
-_INSERT_EVENTS_POSTGRES = text(
-    """
-    INSERT INTO usage_event
-        (customer_account_id, event_id, batch_id, amount, description, created_at)
-    SELECT :account_id, e.event_id, :batch_id, e.amount, e.description, :created_at
-    FROM unnest(
-        CAST(:event_ids AS varchar[]), CAST(:amounts AS numeric[]), CAST(:descriptions AS text[])
-    ) WITH ORDINALITY AS e(event_id, amount, description, n)
-    ORDER BY e.n
-    ON CONFLICT (customer_account_id, event_id) DO NOTHING
-    RETURNING event_id
-    """
-)
+    SELECT event_id FROM new
+"""
+# SQLite: writers hold the database lock from BEGIN IMMEDIATE to COMMIT, so the events the
+# account already has are read first and the new ones inserted plainly (a conflict would be a
+# bug, and fails the batch).
+_INSERT_BATCH = insert(usage_batch)
+_INSERT_EVENTS = insert(usage_event)
 _RECORDED = select(
     usage_event.c.event_id,
     usage_event.c.batch_id,
@@ -176,6 +189,107 @@ _RECORDED = select(
     usage_event.c.customer_account_id == bindparam("account_id"),
     usage_event.c.event_id.in_(bindparam("event_ids", expanding=True)),
 )
+
+REVENUE_CODE = f"house:revenue:{USD.code}"
+"""The house account usage is credited to (`kassa.ledger.house.revenue`)."""
+
+_revenue = aliased(ledger_account, name="revenue")
+_PAYER = (
+    select(
+        customer_account,
+        ledger_account.c.asset,
+        ledger_account.c.normal_side,
+        ledger_account.c.allow_negative,
+        ledger_account.c.debits_posted,
+        ledger_account.c.credits_posted,
+        ledger_account.c.debits_pending,
+        ledger_account.c.credits_pending,
+        _revenue.c.id.label("revenue_id"),
+        _revenue.c.asset.label("revenue_asset"),
+        _revenue.c.normal_side.label("revenue_normal_side"),
+        _revenue.c.allow_negative.label("revenue_allow_negative"),
+        exists()
+        .where(
+            ledger_hold.c.debit_account_id == customer_account.c.ledger_account_id,
+            ledger_hold.c.status == str(HoldStatus.PENDING),
+            ledger_hold.c.expires_at.is_not(None),
+            ledger_hold.c.expires_at <= bindparam("now", type_=UtcDateTime()),
+        )
+        .label("holds_due"),
+    )
+    .join(ledger_account, ledger_account.c.id == customer_account.c.ledger_account_id)
+    .outerjoin(_revenue, _revenue.c.code == REVENUE_CODE)
+    .where(customer_account.c.external_id == bindparam("external_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """What charging a batch needs to know about the account paying it, read in one
+    statement (`payer`)."""
+
+    account: CustomerAccount
+    balance: Balance
+    """Its ledger balance, its due holds expired."""
+    revenue_id: int | None
+    """The house revenue account usage is credited to; None until it is opened."""
+
+
+def payer(
+    conn: Connection,
+    external_id: str,
+    *,
+    now: datetime,
+    visible: Callable[[uuid.UUID], bool] = lambda _id: True,
+) -> Payer:
+    """The customer account `external_id` with its balance, in one statement; its holds due
+    at `now` are expired first (the fence `kassa.ledger.holds.expire_due_holds_of`, run only
+    when the statement saw one due). CustomerAccountNotFound when there is no such account or
+    `visible` says the caller may not see it."""
+    row = conn.execute(_PAYER, {"external_id": external_id, "now": now}).first()
+    if row is None or not visible(row.id):
+        raise CustomerAccountNotFound(f"no account with external id {external_id!r}")
+    account = customer_of(row)
+    if row.holds_due:
+        expire_due_holds_of(conn, account.ledger_account_id, now=now)
+        balance = get_balance(conn, account.ledger_account_id)
+    else:
+        balance = Balance(
+            asset=asset(row.asset),
+            normal_side=NormalSide(row.normal_side),
+            allow_negative=row.allow_negative,
+            debits_posted=row.debits_posted,
+            credits_posted=row.credits_posted,
+            debits_pending=row.debits_pending,
+            credits_pending=row.credits_pending,
+        )
+    revenue_id = row.revenue_id
+    if revenue_id is not None and (
+        row.revenue_asset != str(USD.code)
+        or row.revenue_normal_side != str(NormalSide.CREDIT)
+        or not row.revenue_allow_negative
+    ):
+        raise LedgerInvariantBroken(f"account {REVENUE_CODE} exists with a different definition")
+    return Payer(account, balance, revenue_id)
+
+
+def balance_after(conn: Connection, payer: Payer, batch: UsageBatch) -> Balance:
+    """The paying account's balance after `batch`, charged in this unit of work. On SQLite it is
+    the balance `payer` read plus the charge: this unit has held the database's write lock since
+    then. On PostgreSQL another unit may have moved the balance in between (a deposit, a hold):
+    it is read again."""
+    if conn.dialect.name == "postgresql":
+        return get_balance(conn, payer.account.ledger_account_id)
+    before = payer.balance
+    return Balance(
+        asset=before.asset,
+        normal_side=before.normal_side,
+        allow_negative=before.allow_negative,
+        debits_posted=before.debits_posted + batch.charged.amount,
+        credits_posted=before.credits_posted,
+        debits_pending=before.debits_pending,
+        credits_pending=before.credits_pending,
+    )
 
 
 def record_usage(
@@ -194,103 +308,89 @@ def record_usage(
     claimed = None if request is None else idempotency.claim(conn, request, now)
     if isinstance(claimed, StoredOutcome):
         return _replayed(conn, account, events, claimed)
-    ensure_may_spend(conn, account, claimed)
-    batch_id = uuid.uuid4()
+    balance = get_balance(conn, account.ledger_account_id)
+    batch = charge(
+        conn, Payer(account, balance, None), events, now=now, claimed=claimed, actor=actor
+    )
+    if claimed is not None:
+        idempotency.complete(conn, claimed, OK, str(batch.id), None)
+    return batch
+
+
+def charge(
+    conn: Connection,
+    payer: Payer,
+    events: Sequence[UsageEvent],
+    *,
+    now: datetime,
+    claimed: Claim | None,
+    actor: str | None,
+) -> UsageBatch:
+    """Charge the (validated) batch to `payer` under the key `claimed` in this transaction,
+    which the caller completes with the batch's id. A refusal (insufficient funds, a frozen,
+    suspended or terminated account) is stored under `claimed` when replayable, as
+    `record_usage` does, and raised; the batch's writes are rolled back first.
+
+    The journal entry is the batch's last write: everything else (the events, the batch row,
+    the last usage time) is written before it, so the house revenue account it credits is
+    locked only from the entry to the unit's COMMIT."""
+    account = payer.account
+    ensure_may_spend(conn, account, claimed, balance=payer.balance)
     try:
         # A savepoint, because a refused batch must leave nothing but the stored refusal, and
         # its refusals are "recorded" errors: the unit of work commits them.
         with conn.begin_nested():
-            batch = _charge(conn, account, events, batch_id, now, actor)
+            return _charge(conn, payer, events, uuid.uuid4(), now, actor)
     except (InsufficientFunds, AccountFrozen) as refused:
         if claimed is not None:
             idempotency.complete_refused(conn, claimed, refused)
         raise
-    if claimed is not None:
-        idempotency.complete(conn, claimed, OK, str(batch_id), None)
-    return batch
 
 
 def _charge(
     conn: Connection,
-    account: CustomerAccount,
+    payer: Payer,
     events: Sequence[UsageEvent],
     batch_id: uuid.UUID,
     now: datetime,
     actor: str | None,
 ) -> UsageBatch:
-    conn.execute(
-        insert(usage_batch).values(
-            id=batch_id,
-            customer_account_id=account.id,
-            charged_events=0,
-            duplicate_events=0,
-            charged_amount=0,
-            actor=actor,
-            created_at=now,
-        )
-    )
+    account = payer.account
+    transaction_id = new_transaction_id()
     # In event-id order: batches sharing ids take their index locks in the same order.
     ordered = sorted(events, key=lambda e: e.event_id)
     if conn.dialect.name == "postgresql":
-        result = conn.execute(
-            _INSERT_EVENTS_POSTGRES,
-            {
-                "account_id": account.id,
-                "batch_id": batch_id,
-                "created_at": now,
-                "event_ids": [e.event_id for e in ordered],
-                "amounts": [Decimal(e.amount.amount) for e in ordered],
-                "descriptions": [e.description for e in ordered],
-            },
+        inserted = _record_postgres(conn, account, ordered, batch_id, transaction_id, now, actor)
+        _refuse_conflicting_replays(
+            conn, account, [e for e in events if e.event_id not in inserted]
         )
     else:
-        result = conn.execute(
-            _INSERT_EVENTS_SQLITE,
-            [
-                {
-                    "account_id": account.id,
-                    "event_id": e.event_id,
-                    "batch_id": batch_id,
-                    "amount": e.amount.amount,
-                    "description": e.description,
-                    "created_at": now,
-                }
-                for e in ordered
-            ],
-        )
-    inserted = set(result.scalars())
-    _refuse_conflicting_replays(conn, account, [e for e in events if e.event_id not in inserted])
+        inserted = _record_sqlite(conn, account, ordered, batch_id, transaction_id, now, actor)
 
     charged = Money(sum(e.amount.amount for e in events if e.event_id in inserted), USD)
-    transaction_id = None
     last_usage = None
     if charged.is_positive:
-        revenue = house.revenue(conn, USD, now)
-        transaction_id = post(
+        last_usage = _touch_last_usage(conn, account.id, now)
+        revenue_id = payer.revenue_id
+        if revenue_id is None:
+            revenue_id = house.revenue(conn, USD, now).id
+        # Last: from here to COMMIT the house revenue row is locked (see the docstring).
+        post_charge(
             conn,
-            [Leg(account.ledger_account_id, charged), Leg(revenue.id, -charged)],
+            transaction_id=transaction_id,
+            debit_account_id=account.ledger_account_id,
+            credit_account_id=revenue_id,
+            amount=charged,
             kind=TransactionKind.USAGE,
             now=now,
-            request=None,
             memo=f"usage: {len(inserted)} event(s)",
             actor=actor,
             metadata={"usage_batch": str(batch_id), "events": len(inserted)},
         )
-        last_usage = _touch_last_usage(conn, account.id, now)
-    conn.execute(
-        update(usage_batch)
-        .where(usage_batch.c.id == batch_id)
-        .values(
-            transaction_id=transaction_id,
-            charged_events=len(inserted),
-            duplicate_events=len(events) - len(inserted),
-            charged_amount=charged.amount,
-        )
-    )
     return UsageBatch(
         id=batch_id,
         customer_account_id=account.id,
-        transaction_id=transaction_id,
+        transaction_id=transaction_id if charged.is_positive else None,
         charged=charged,
         events=tuple(
             (e.event_id, EventStatus.CHARGED if e.event_id in inserted else EventStatus.DUPLICATE)
@@ -299,6 +399,85 @@ def _charge(
         created_at=now,
         last_usage_at=last_usage,
     )
+
+
+def _record_postgres(
+    conn: Connection,
+    account: CustomerAccount,
+    ordered: Sequence[UsageEvent],
+    batch_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    now: datetime,
+    actor: str | None,
+) -> set[str]:
+    """Insert the batch row and its new events; the ids of the events inserted."""
+    result = conn.exec_driver_sql(
+        _RECORD_POSTGRES,
+        {
+            "account_id": account.id,
+            "batch_id": batch_id,
+            "transaction_id": transaction_id,
+            "now": now,
+            "events": len(ordered),
+            "actor": actor,
+            "event_ids": [e.event_id for e in ordered],
+            # Python ints: psycopg sends the narrowest integer array, the query casts it.
+            "amounts": [e.amount.amount for e in ordered],
+            "descriptions": [e.description for e in ordered],
+        },
+    )
+    return {row[0] for row in result}
+
+
+def _record_sqlite(
+    conn: Connection,
+    account: CustomerAccount,
+    ordered: Sequence[UsageEvent],
+    batch_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    now: datetime,
+    actor: str | None,
+) -> set[str]:
+    """Insert the batch row and its new events; the ids of the events inserted. The account's
+    events are read first: this unit holds the database's write lock."""
+    recorded = {
+        row.event_id: (row.amount, row.description)
+        for row in conn.execute(
+            _RECORDED, {"account_id": account.id, "event_ids": [e.event_id for e in ordered]}
+        )
+    }
+    _refuse_conflicting(ordered, recorded)
+    new = [e for e in ordered if e.event_id not in recorded]
+    charged = sum(e.amount.amount for e in new)
+    conn.execute(
+        _INSERT_BATCH,
+        {
+            "id": batch_id,
+            "customer_account_id": account.id,
+            "transaction_id": transaction_id if new else None,
+            "charged_events": len(new),
+            "duplicate_events": len(ordered) - len(new),
+            "charged_amount": charged,
+            "actor": actor,
+            "created_at": now,
+        },
+    )
+    if new:
+        conn.execute(
+            _INSERT_EVENTS,
+            [
+                {
+                    "customer_account_id": account.id,
+                    "event_id": e.event_id,
+                    "batch_id": batch_id,
+                    "amount": e.amount.amount,
+                    "description": e.description,
+                    "created_at": now,
+                }
+                for e in new
+            ],
+        )
+    return {e.event_id for e in new}
 
 
 def _refuse_conflicting_replays(
@@ -313,8 +492,22 @@ def _refuse_conflicting_replays(
             _RECORDED, {"account_id": account.id, "event_ids": [e.event_id for e in replays]}
         )
     }
+    missing = [e.event_id for e in replays if e.event_id not in recorded]
+    if missing:  # skipped by ON CONFLICT, so recorded: never
+        raise LedgerInvariantBroken(f"usage events skipped but not recorded: {_some(missing)}")
+    _refuse_conflicting(replays, recorded)
+
+
+def _refuse_conflicting(
+    replays: Sequence[UsageEvent], recorded: Mapping[str, tuple[int, str]]
+) -> None:
+    """Refuse the batch if one of `replays` (events already recorded, or events that may be)
+    was recorded with another amount or description."""
     conflicting = [
-        e.event_id for e in replays if recorded.get(e.event_id) != (e.amount.amount, e.description)
+        e.event_id
+        for e in replays
+        if recorded.get(e.event_id, (e.amount.amount, e.description))
+        != (e.amount.amount, e.description)
     ]
     if conflicting:
         raise UsageEventConflict(
