@@ -48,11 +48,6 @@ def _customer(row: Row[Any]) -> CustomerAccount:
     )
 
 
-def customer_of(row: Row[Any]) -> CustomerAccount:
-    """The customer account of a row that has `customer_account`'s columns."""
-    return _customer(row)
-
-
 def validate_external_id(external_id: str) -> str:
     if not EXTERNAL_ID.match(external_id):
         raise InvalidExternalId("an external id has 1 to 128 characters from A-Z a-z 0-9 . _ : @ -")

@@ -26,6 +26,7 @@ Design
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,23 +34,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Connection, bindparam, exists, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, bindparam, select
 
 from kassa.accounts.errors import CustomerAccountNotFound
-from kassa.accounts.service import CustomerAccount, customer_of
-from kassa.accounts.tables import customer_account
-from kassa.db.types import UtcDateTime
+from kassa.accounts.service import CustomerAccount
+from kassa.db import driver
 from kassa.ledger import house, idempotency
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.charges import new_transaction_id, post_charge
 from kassa.ledger.errors import AccountFrozen, InsufficientFunds, LedgerInvariantBroken
 from kassa.ledger.holds import expire_due_holds_of
 from kassa.ledger.idempotency import OK, Claim, Request, StoredOutcome
-from kassa.ledger.model import Balance, HoldStatus, NormalSide, TransactionKind
-from kassa.ledger.tables import ledger_account, ledger_hold
+from kassa.ledger.model import Balance, NormalSide, TransactionKind
 from kassa.money import USD, Money, asset
 from kassa.spending.errors import InvalidUsageBatch, InvalidUsageEvent, UsageEventConflict
 from kassa.spending.guard import ensure_may_spend
@@ -175,11 +171,7 @@ _RECORD_POSTGRES = """
     )
     SELECT event_id FROM new
 """
-# SQLite: writers hold the database lock from BEGIN IMMEDIATE to COMMIT, so the events the
-# account already has are read first and the new ones inserted plainly (a conflict would be a
-# bug, and fails the batch).
-_INSERT_BATCH = insert(usage_batch)
-_INSERT_EVENTS = insert(usage_event)
+# The events already recorded under some of a batch's ids (replays, and their conflicts).
 _RECORDED = select(
     usage_event.c.event_id,
     usage_event.c.batch_id,
@@ -193,34 +185,63 @@ _RECORDED = select(
 REVENUE_CODE = f"house:revenue:{USD.code}"
 """The house account usage is credited to (`kassa.ledger.house.revenue`)."""
 
-_revenue = aliased(ledger_account, name="revenue")
-_PAYER = (
-    select(
-        customer_account,
-        ledger_account.c.asset,
-        ledger_account.c.normal_side,
-        ledger_account.c.allow_negative,
-        ledger_account.c.debits_posted,
-        ledger_account.c.credits_posted,
-        ledger_account.c.debits_pending,
-        ledger_account.c.credits_pending,
-        _revenue.c.id.label("revenue_id"),
-        _revenue.c.asset.label("revenue_asset"),
-        _revenue.c.normal_side.label("revenue_normal_side"),
-        _revenue.c.allow_negative.label("revenue_allow_negative"),
-        exists()
-        .where(
-            ledger_hold.c.debit_account_id == customer_account.c.ledger_account_id,
-            ledger_hold.c.status == str(HoldStatus.PENDING),
-            ledger_hold.c.expires_at.is_not(None),
-            ledger_hold.c.expires_at <= bindparam("now", type_=UtcDateTime()),
-        )
-        .label("holds_due"),
-    )
-    .join(ledger_account, ledger_account.c.id == customer_account.c.ledger_account_id)
-    .outerjoin(_revenue, _revenue.c.code == REVENUE_CODE)
-    .where(customer_account.c.external_id == bindparam("external_id"))
-)
+# The paying account, its balance, the revenue account and whether a hold is due, at once.
+_PAYER_SQL = """
+    SELECT c.id, c.external_id, c.ledger_account_id, c.status, c.metadata_json, c.created_at,
+           a.asset, a.normal_side, a.allow_negative, a.debits_posted, a.credits_posted,
+           a.debits_pending, a.credits_pending,
+           r.id, r.asset, r.normal_side, r.allow_negative,
+           EXISTS (SELECT 1 FROM ledger_hold h
+                   WHERE h.debit_account_id = c.ledger_account_id AND h.status = 'pending'
+                     AND h.expires_at IS NOT NULL AND h.expires_at <= %(now)s) AS holds_due
+    FROM customer_account c
+    JOIN ledger_account a ON a.id = c.ledger_account_id
+    LEFT JOIN ledger_account r ON r.code = %(revenue_code)s
+    WHERE c.external_id = %(external_id)s
+"""
+_BALANCE_SQL = """
+    SELECT debits_posted, credits_posted, debits_pending, credits_pending
+    FROM ledger_account WHERE id = %(id)s
+"""
+_LAST_USAGE_SQL = """
+    INSERT INTO account_usage AS u (customer_account_id, last_usage_at)
+    VALUES (%(account_id)s, %(now)s)
+    ON CONFLICT (customer_account_id) DO UPDATE SET last_usage_at = excluded.last_usage_at
+    -- Never backwards: two batches may commit out of clock order.
+    WHERE u.last_usage_at < excluded.last_usage_at
+    RETURNING last_usage_at
+"""
+# SQLite: writers hold the database lock from BEGIN IMMEDIATE to COMMIT, so the events the
+# account already has are read first and the new ones inserted plainly (a conflict would be a
+# bug, and fails the batch).
+_RECORDED_SQLITE = """
+    SELECT event_id, amount, description FROM usage_event
+    WHERE customer_account_id = :account_id AND event_id IN (SELECT value FROM json_each(:ids))
+"""
+_INSERT_BATCH_SQLITE = """
+    INSERT INTO usage_batch
+        (id, customer_account_id, transaction_id, charged_events, duplicate_events,
+         charged_amount, actor, created_at)
+    VALUES (:id, :account_id, :transaction_id, :charged_events, :duplicate_events,
+            :charged_amount, :actor, :now)
+"""
+_INSERT_EVENT_SQLITE = """
+    INSERT INTO usage_event
+        (customer_account_id, event_id, batch_id, amount, description, created_at)
+    VALUES (:account_id, :event_id, :batch_id, :amount, :description, :now)
+"""
+_SQL = {
+    "postgresql": {
+        "payer": _PAYER_SQL,
+        "balance": _BALANCE_SQL,
+        "last_usage": _LAST_USAGE_SQL,
+    },
+    "sqlite": {
+        "payer": driver.for_sqlite(_PAYER_SQL),
+        "balance": driver.for_sqlite(_BALANCE_SQL),
+        "last_usage": driver.for_sqlite(_LAST_USAGE_SQL),
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,28 +267,46 @@ def payer(
     at `now` are expired first (the fence `kassa.ledger.holds.expire_due_holds_of`, run only
     when the statement saw one due). CustomerAccountNotFound when there is no such account or
     `visible` says the caller may not see it."""
-    row = conn.execute(_PAYER, {"external_id": external_id, "now": now}).first()
-    if row is None or not visible(row.id):
+    dialect = conn.dialect.name
+    postgres = dialect == "postgresql"
+    found = driver.rows(
+        conn,
+        _SQL[dialect]["payer"],
+        {
+            "external_id": external_id,
+            "now": now if postgres else driver.time_text(now),
+            "revenue_code": REVENUE_CODE,
+        },
+    )
+    row = found[0] if found else None
+    account_id = None if row is None else (row[0] if postgres else uuid.UUID(row[0]))
+    if row is None or account_id is None or not visible(account_id):
         raise CustomerAccountNotFound(f"no account with external id {external_id!r}")
-    account = customer_of(row)
-    if row.holds_due:
-        expire_due_holds_of(conn, account.ledger_account_id, now=now)
-        balance = get_balance(conn, account.ledger_account_id)
+    (_, external, ledger_id, status, metadata, created) = row[:6]
+    account = CustomerAccount(
+        id=account_id,
+        external_id=external,
+        ledger_account_id=ledger_id,
+        status=status,
+        metadata=json.loads(metadata) if metadata else {},
+        created_at=driver.read_time(created),
+    )
+    if row[17]:  # a hold is due: expire it (and the others due) before reading the balance
+        expire_due_holds_of(conn, ledger_id, now=now)
+        balance = get_balance(conn, ledger_id)
     else:
         balance = Balance(
-            asset=asset(row.asset),
-            normal_side=NormalSide(row.normal_side),
-            allow_negative=row.allow_negative,
-            debits_posted=row.debits_posted,
-            credits_posted=row.credits_posted,
-            debits_pending=row.debits_pending,
-            credits_pending=row.credits_pending,
+            asset=asset(row[6]),
+            normal_side=NormalSide(row[7]),
+            allow_negative=bool(row[8]),
+            debits_posted=int(row[9]),
+            credits_posted=int(row[10]),
+            debits_pending=int(row[11]),
+            credits_pending=int(row[12]),
         )
-    revenue_id = row.revenue_id
+    revenue_id = row[13]
     if revenue_id is not None and (
-        row.revenue_asset != str(USD.code)
-        or row.revenue_normal_side != str(NormalSide.CREDIT)
-        or not row.revenue_allow_negative
+        row[14] != str(USD.code) or row[15] != str(NormalSide.CREDIT) or not row[16]
     ):
         raise LedgerInvariantBroken(f"account {REVENUE_CODE} exists with a different definition")
     return Payer(account, balance, revenue_id)
@@ -278,17 +317,25 @@ def balance_after(conn: Connection, payer: Payer, batch: UsageBatch) -> Balance:
     the balance `payer` read plus the charge: this unit has held the database's write lock since
     then. On PostgreSQL another unit may have moved the balance in between (a deposit, a hold):
     it is read again."""
-    if conn.dialect.name == "postgresql":
-        return get_balance(conn, payer.account.ledger_account_id)
     before = payer.balance
+    if conn.dialect.name == "postgresql":
+        sums = driver.rows(conn, _BALANCE_SQL, {"id": payer.account.ledger_account_id})[0]
+        debits, credits, debits_pending, credits_pending = (int(value) for value in sums)
+    else:
+        debits = before.debits_posted + batch.charged.amount
+        credits, debits_pending, credits_pending = (
+            before.credits_posted,
+            before.debits_pending,
+            before.credits_pending,
+        )
     return Balance(
         asset=before.asset,
         normal_side=before.normal_side,
         allow_negative=before.allow_negative,
-        debits_posted=before.debits_posted + batch.charged.amount,
-        credits_posted=before.credits_posted,
-        debits_pending=before.debits_pending,
-        credits_pending=before.credits_pending,
+        debits_posted=debits,
+        credits_posted=credits,
+        debits_pending=debits_pending,
+        credits_pending=credits_pending,
     )
 
 
@@ -411,7 +458,8 @@ def _record_postgres(
     actor: str | None,
 ) -> set[str]:
     """Insert the batch row and its new events; the ids of the events inserted."""
-    result = conn.exec_driver_sql(
+    found = driver.rows(
+        conn,
         _RECORD_POSTGRES,
         {
             "account_id": account.id,
@@ -426,7 +474,7 @@ def _record_postgres(
             "descriptions": [e.description for e in ordered],
         },
     )
-    return {row[0] for row in result}
+    return {row[0] for row in found}
 
 
 def _record_sqlite(
@@ -440,39 +488,45 @@ def _record_sqlite(
 ) -> set[str]:
     """Insert the batch row and its new events; the ids of the events inserted. The account's
     events are read first: this unit holds the database's write lock."""
+    account_id = driver.uuid_text(account.id)
+    batch = driver.uuid_text(batch_id)
+    at = driver.time_text(now)
     recorded = {
-        row.event_id: (row.amount, row.description)
-        for row in conn.execute(
-            _RECORDED, {"account_id": account.id, "event_ids": [e.event_id for e in ordered]}
+        event_id: (int(amount), description)
+        for event_id, amount, description in driver.rows(
+            conn,
+            _RECORDED_SQLITE,
+            {"account_id": account_id, "ids": json.dumps([e.event_id for e in ordered])},
         )
     }
     _refuse_conflicting(ordered, recorded)
     new = [e for e in ordered if e.event_id not in recorded]
-    charged = sum(e.amount.amount for e in new)
-    conn.execute(
-        _INSERT_BATCH,
+    driver.rows(
+        conn,
+        _INSERT_BATCH_SQLITE,
         {
-            "id": batch_id,
-            "customer_account_id": account.id,
-            "transaction_id": transaction_id if new else None,
+            "id": batch,
+            "account_id": account_id,
+            "transaction_id": driver.uuid_text(transaction_id) if new else None,
             "charged_events": len(new),
             "duplicate_events": len(ordered) - len(new),
-            "charged_amount": charged,
+            "charged_amount": str(sum(e.amount.amount for e in new)),
             "actor": actor,
-            "created_at": now,
+            "now": at,
         },
     )
     if new:
-        conn.execute(
-            _INSERT_EVENTS,
+        driver.many(
+            conn,
+            _INSERT_EVENT_SQLITE,
             [
                 {
-                    "customer_account_id": account.id,
+                    "account_id": account_id,
                     "event_id": e.event_id,
-                    "batch_id": batch_id,
-                    "amount": e.amount.amount,
+                    "batch_id": batch,
+                    "amount": str(e.amount.amount),
                     "description": e.description,
-                    "created_at": now,
+                    "now": at,
                 }
                 for e in new
             ],
@@ -520,17 +574,17 @@ def _refuse_conflicting(
 def _touch_last_usage(conn: Connection, account_id: uuid.UUID, now: datetime) -> datetime | None:
     """Set the account's last usage time to `now` unless a later one is stored; the time set,
     or None when the stored one was kept."""
-    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_(account_usage).values(customer_account_id=account_id, last_usage_at=now)
-    written: datetime | None = conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["customer_account_id"],
-            set_={"last_usage_at": statement.excluded.last_usage_at},
-            # Never backwards: two batches may commit out of clock order.
-            where=account_usage.c.last_usage_at < statement.excluded.last_usage_at,
-        ).returning(account_usage.c.last_usage_at)
-    ).scalar_one_or_none()
-    return written
+    dialect = conn.dialect.name
+    postgres = dialect == "postgresql"
+    written = driver.rows(
+        conn,
+        _SQL[dialect]["last_usage"],
+        {
+            "account_id": account_id if postgres else driver.uuid_text(account_id),
+            "now": now if postgres else driver.time_text(now),
+        },
+    )
+    return driver.read_time(written[0][0]) if written else None
 
 
 def last_usage_at(conn: Connection, account_id: uuid.UUID) -> datetime | None:
