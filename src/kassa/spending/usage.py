@@ -15,6 +15,15 @@ Design
 * The new events of a batch are charged in ONE journal transaction (Dr the customer, Cr house
   revenue, for their sum): a batch of 1 000 is one entry, not 1 000. Each event row names its
   batch; the batch row names the transaction.
+* The entry is the batch's LAST write. It locks the house revenue account every batch credits,
+  so on PostgreSQL that row is locked only from the entry to COMMIT, never while the events,
+  the batch row or the last usage time are written. The transaction id is allocated up front
+  and the batch row names it before the entry exists: that foreign key is checked at COMMIT
+  (migration 0021). On PostgreSQL the events, the batch row and the last usage time are one
+  statement; on SQLite, whose writers hold the database lock from BEGIN to COMMIT, the events
+  already recorded are read first and the new ones inserted.
+* The hot statements go straight to the driver (`kassa.db.driver`); `payer` reads the account,
+  its balance, the revenue account and whether a hold is due in one statement.
 * Refused as a whole when the available balance cannot cover the new events: the ledger's
   `insufficient_funds` (or `account_frozen`). Everything the batch wrote is rolled back to a
   savepoint first, so only the refusal stored under the caller's key remains. Suspended,
@@ -142,12 +151,13 @@ def _some(ids: Sequence[str], limit: int = 5) -> str:
 
 # Built once: the hot path of every batch.
 #
-# PostgreSQL: the events and the batch row in ONE statement. The events take three arrays (a
-# 1 000-row VALUES list has 6 000 placeholders, and psycopg re-parses a statement that long on
-# every call, ~100 ms); those the account had already are skipped (ON CONFLICT), and the batch
-# row counts and sums the ones inserted. The batch names the journal entry by the id allocated
-# up front (checked at COMMIT, migration 0021), or none when nothing was new. The events' own
-# key to the batch is checked at the end of the statement, when the batch row is there.
+# PostgreSQL: the events, the batch row and the last usage time in ONE statement. The events
+# take three arrays (a 1 000-row VALUES list has 6 000 placeholders, and psycopg re-parses a
+# statement that long on every call, ~100 ms); those the account had already are skipped (ON
+# CONFLICT), and the batch row counts and sums the ones inserted. The batch names the journal
+# entry by the id allocated up front (checked at COMMIT, migration 0021), or none when nothing
+# was new. The events' own key to the batch is checked at the end of the statement, when the
+# batch row is there.
 _RECORD_POSTGRES = """
     WITH new AS (
         INSERT INTO usage_event
@@ -168,8 +178,15 @@ _RECORD_POSTGRES = """
                count(*), %(events)s - count(*), coalesce(sum(amount), 0), %(actor)s::varchar,
                %(now)s
         FROM new
+    ), touched AS (
+        -- The last usage time, when something was charged (`_touch_last_usage`).
+        INSERT INTO account_usage AS u (customer_account_id, last_usage_at)
+        SELECT %(account_id)s, %(now)s WHERE EXISTS (SELECT 1 FROM new)
+        ON CONFLICT (customer_account_id) DO UPDATE SET last_usage_at = excluded.last_usage_at
+        WHERE u.last_usage_at < excluded.last_usage_at
+        RETURNING last_usage_at
     )
-    SELECT event_id FROM new
+    SELECT event_id, (SELECT last_usage_at FROM touched) FROM new
 """
 # The events already recorded under some of a batch's ids (replays, and their conflicts).
 _RECORDED = select(
@@ -407,17 +424,18 @@ def _charge(
     # In event-id order: batches sharing ids take their index locks in the same order.
     ordered = sorted(events, key=lambda e: e.event_id)
     if conn.dialect.name == "postgresql":
-        inserted = _record_postgres(conn, account, ordered, batch_id, transaction_id, now, actor)
+        inserted, last_usage = _record_postgres(
+            conn, account, ordered, batch_id, transaction_id, now, actor
+        )
         _refuse_conflicting_replays(
             conn, account, [e for e in events if e.event_id not in inserted]
         )
     else:
         inserted = _record_sqlite(conn, account, ordered, batch_id, transaction_id, now, actor)
+        last_usage = _touch_last_usage(conn, account.id, now) if inserted else None
 
     charged = Money(sum(e.amount.amount for e in events if e.event_id in inserted), USD)
-    last_usage = None
     if charged.is_positive:
-        last_usage = _touch_last_usage(conn, account.id, now)
         revenue_id = payer.revenue_id
         if revenue_id is None:
             revenue_id = house.revenue(conn, USD, now).id
@@ -456,8 +474,9 @@ def _record_postgres(
     transaction_id: uuid.UUID,
     now: datetime,
     actor: str | None,
-) -> set[str]:
-    """Insert the batch row and its new events; the ids of the events inserted."""
+) -> tuple[set[str], datetime | None]:
+    """Insert the batch row and its new events and set the last usage time; the ids of the
+    events inserted, and the last usage time if this batch set it."""
     found = driver.rows(
         conn,
         _RECORD_POSTGRES,
@@ -474,7 +493,8 @@ def _record_postgres(
             "descriptions": [e.description for e in ordered],
         },
     )
-    return {row[0] for row in found}
+    last_usage = found[0][1] if found else None
+    return {row[0] for row in found}, None if last_usage is None else driver.read_time(last_usage)
 
 
 def _record_sqlite(
