@@ -182,6 +182,8 @@ def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOu
     claim the caller already made in this transaction)."""
     if request.claimed is not None:
         return request.claimed
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass timezone-aware UTC datetimes")
     dialect = conn.dialect.name
     values = {
         "scope": request.key.scope,
