@@ -271,6 +271,9 @@ class Payer:
     """Its ledger balance, its due holds expired."""
     revenue_id: int | None
     """The house revenue account usage is credited to; None until it is opened."""
+    wrote: bool = True
+    """Whether reading it wrote something (the fence expired due holds): `charge` then keeps
+    those writes apart from the batch's with a savepoint of its own."""
 
 
 def payer(
@@ -326,7 +329,7 @@ def payer(
         row[14] != str(USD.code) or row[15] != str(NormalSide.CREDIT) or not row[16]
     ):
         raise LedgerInvariantBroken(f"account {REVENUE_CODE} exists with a different definition")
-    return Payer(account, balance, revenue_id)
+    return Payer(account, balance, revenue_id, wrote=bool(row[17]))
 
 
 def balance_after(conn: Connection, payer: Payer, batch: UsageBatch) -> Balance:
@@ -389,17 +392,26 @@ def charge(
     now: datetime,
     claimed: Claim | None,
     actor: str | None,
+    rolled_back_by_caller: bool = False,
 ) -> UsageBatch:
     """Charge the (validated) batch to `payer` under the key `claimed` in this transaction,
     which the caller completes with the batch's id. A refusal (insufficient funds, a frozen,
     suspended or terminated account) is stored under `claimed` when replayable, as
     `record_usage` does, and raised; the batch's writes are rolled back first.
 
+    `rolled_back_by_caller`: the caller rolls back to a savepoint of its own on any refusal it
+    did not see recorded (the API's unit of work does) and stores it itself. When, besides,
+    nothing was written since that savepoint (`payer.wrote` is False), an insufficient-funds or
+    frozen refusal of the entry is raised as it comes, unrecorded, and the caller's rollback
+    takes the batch's writes with it: no savepoint of the batch's own (two statements fewer).
+
     The journal entry is the batch's last write: everything else (the events, the batch row,
     the last usage time) is written before it, so the house revenue account it credits is
     locked only from the entry to the unit's COMMIT."""
     account = payer.account
     ensure_may_spend(conn, account, claimed, balance=payer.balance)
+    if rolled_back_by_caller and not payer.wrote:
+        return _charge(conn, payer, events, uuid.uuid4(), now, actor)
     try:
         # A savepoint, because a refused batch must leave nothing but the stored refusal, and
         # its refusals are "recorded" errors: the unit of work commits them.

@@ -148,8 +148,15 @@ def record_usage(
             )
             balance = get_balance(conn, payer.account.ledger_account_id)
         else:
+            # `respond_at` rolls the work back to its savepoint on an unrecorded refusal.
             batch = usage.charge(
-                conn, payer, events, now=now, claimed=claimed.claimed, actor=caller.actor
+                conn,
+                payer,
+                events,
+                now=now,
+                claimed=claimed.claimed,
+                actor=caller.actor,
+                rolled_back_by_caller=True,
             )
             balance = usage.balance_after(conn, payer, batch)
         last = batch.last_usage_at or usage.last_usage_at(conn, payer.account.id)
