@@ -12,10 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from fastapi.testclient import TestClient
 from psycopg import errors
 from sqlalchemy import event
 
+from kassa.api import create_app
+from kassa.apikeys import service as apikeys
 from kassa.clock import ManualClock
+from kassa.config import Settings
 from kassa.money import USD, Money
 from kassa.spending import usage
 from kassa.spending.usage import UsageEvent
@@ -81,3 +85,47 @@ def test_the_revenue_row_is_locked_from_the_batch_entry_to_commit_only(
 
 def usd_of(micro: int) -> Money:
     return Money(micro, USD)
+
+
+def test_the_usage_post_locks_the_revenue_row_only_for_its_answer(
+    pg_databases: DatabaseFactory, shop_class: type[Shop], clock: ManualClock
+) -> None:
+    """The same through the API: after the entry, only the balance read, the savepoint's
+    release and the stored answer."""
+    shop = shop_class(pg_databases.new(), clock)
+    alice = shop.customer("10.00")
+    url = shop.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with shop.db.transaction() as conn:
+        _key, token = apikeys.create_key(
+            conn, name="t", scopes=["accounts:write"], customer_account_id=None, now=shop.now
+        )
+    seen: list[tuple[str, bool]] = []
+
+    def before(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        seen.append((" ".join(statement.split()), revenue_free(url, shop.revenue)))
+
+    body = {
+        "events": [
+            {
+                "event_id": "e-1",
+                "amount": {"amount": "1.5", "asset": "USD"},
+                "description": "GET /a",
+            }
+        ]
+    }
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "k-api"}
+    with TestClient(create_app(Settings(), database=shop.db, clock=clock)) as client:
+        event.listen(shop.db.engine, "before_cursor_execute", before)
+        answered = client.post(
+            f"/v1/accounts/{alice.external_id}/usage", json=body, headers=headers
+        )
+        event.remove(shop.db.engine, "before_cursor_execute", before)
+
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["balance"]["available"]["amount"] == "8.50"
+    entry = next(i for i, (words, _free) in enumerate(seen) if "kassa_post_entry" in words)
+    assert all(free for _words, free in seen[: entry + 1]), seen
+    after = [words for words, _free in seen[entry + 1 :]]
+    assert [words.split()[0] for words in after] == ["SELECT", "RELEASE", "UPDATE"], after
+    assert "idempotency_record" in after[2]
+    assert not any(free for _words, free in seen[entry + 1 :])
