@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header
@@ -64,7 +65,19 @@ class WithStatus:
     status: int
 
 
-Work = Callable[[Connection, Request], BaseModel | WithStatus]
+@dataclass(frozen=True, slots=True)
+class WithResource:
+    """A work's answer naming the resource it made, stored as the key's outcome with the
+    answer (one write of the record instead of two)."""
+
+    model: BaseModel
+    resource_id: str
+
+
+Answer = BaseModel | WithStatus | WithResource
+Work = Callable[[Connection, Request], Answer]
+TimedWork = Callable[[Connection, Request, datetime], Answer]
+"""A work that takes the unit's time, read once for the claim."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +103,35 @@ class Idempotency:
     ) -> Response:
         """Run `work` once for this key and answer with its model (as `status`), or with the
         answer stored by the first request that used the key."""
+        return self.respond_at(ctx, request, lambda conn, req, _now: work(conn, req), status=status)
+
+    def respond_at(
+        self, ctx: AppContext, request: Request, work: TimedWork, *, status: int = 200
+    ) -> Response:
+        """`respond` for a work that takes the unit's time (the clock is read once)."""
         with _unit(ctx.database) as conn:
-            found = idempotency.claim(conn, request, ctx.clock.now(conn))
+            now = ctx.clock.now(conn)
+            found = idempotency.claim(conn, request, now)
             if isinstance(found, StoredOutcome):
                 if found.response is not None:
                     return _replayed(found.response)
                 # Claimed before answers were stored (a record from an older version): the
                 # ledger replays its outcome and the answer built from it is stored now.
-                return self._answer_unstored(conn, request, found, work, status)
-            answer, outcome, detail = self._run(conn, request.under(found), work, status)
-            idempotency.finish(conn, found, outcome=outcome, detail=detail, response=answer)
+                return self._answer_unstored(conn, request, found, work, now, status)
+            answer, outcome, resource, detail = self._run(
+                conn, request.under(found), work, now, status
+            )
+            idempotency.finish(
+                conn, found, outcome=outcome, detail=detail, response=answer, resource_id=resource
+            )
         return _response(answer)
 
     def _run(
-        self, conn: Connection, request: Request, work: Work, status: int
-    ) -> tuple[StoredResponse, str, str | None]:
+        self, conn: Connection, request: Request, work: TimedWork, now: datetime, status: int
+    ) -> tuple[StoredResponse, str, str | None, str | None]:
         savepoint = conn.begin_nested()
         try:
-            model = work(conn, request)
+            model = work(conn, request, now)
         except KassaError as error:
             if error.recorded:
                 savepoint.commit()  # what it wrote down stands (e.g. a hold expired on the spot)
@@ -116,18 +140,25 @@ class Idempotency:
             if not _stored(error):
                 raise
             body = problems.error_body(self.path, error)
-            return StoredResponse(body["status"], _render(body)), error.code, error.detail
+            return StoredResponse(body["status"], _render(body)), error.code, None, error.detail
         except BaseException:
             savepoint.rollback()
             raise
         savepoint.commit()
-        return _answer(model, status), OK, None
+        resource = model.resource_id if isinstance(model, WithResource) else None
+        return _answer(model, status), OK, resource, None
 
     def _answer_unstored(
-        self, conn: Connection, request: Request, stored: StoredOutcome, work: Work, status: int
+        self,
+        conn: Connection,
+        request: Request,
+        stored: StoredOutcome,
+        work: TimedWork,
+        now: datetime,
+        status: int,
     ) -> Response:
         stored.raise_if_refused()
-        answer = _answer(work(conn, request), status)
+        answer = _answer(work(conn, request, now), status)
         idempotency.store_response(conn, request, answer)
         return _response(answer)
 
@@ -144,7 +175,9 @@ def _unit(database: Database) -> Iterator[Connection]:
         yield conn
 
 
-def _answer(result: BaseModel | WithStatus, status: int) -> StoredResponse:
+def _answer(result: Answer, status: int) -> StoredResponse:
+    if isinstance(result, WithResource):
+        result = result.model
     if isinstance(result, WithStatus):
         return StoredResponse(
             result.status, _render(result.model.model_dump(mode="json", by_alias=True))

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, select, update
 
+from kassa.db import driver
 from kassa.errors import KassaError
 from kassa.ledger.errors import (
     REPLAYABLE,
@@ -114,24 +113,36 @@ class StoredOutcome:
         return uuid.UUID(self.resource_id)
 
 
-def _claim_statement(insert: Any) -> Any:
-    return (
-        insert(idempotency_record)
-        .values(
-            scope=bindparam("scope"),
-            key=bindparam("key"),
-            operation=bindparam("operation"),
-            fingerprint=bindparam("fingerprint"),
-            created_at=bindparam("created_at"),
-        )
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(idempotency_record.c.id)
-    )
-
-
-# Built once (hot path of every keyed operation).
-_CLAIM_POSTGRES = _claim_statement(pg_insert)
-_CLAIM_SQLITE = _claim_statement(sqlite_insert)
+# Built once (hot path of every keyed operation). The claim and the API's answer go straight
+# to the driver (`kassa.db.driver`): every POST runs them.
+_CLAIM_SQL = """
+    INSERT INTO idempotency_record (scope, "key", operation, fingerprint, created_at)
+    VALUES (%(scope)s, %(key)s, %(operation)s, %(fingerprint)s, %(created_at)s)
+    ON CONFLICT (scope, "key") DO NOTHING
+    RETURNING id
+"""
+_CLAIM = {"postgresql": _CLAIM_SQL, "sqlite": driver.for_sqlite(_CLAIM_SQL)}
+_FINISH_SQL = {
+    "resource": """
+        UPDATE idempotency_record
+        SET outcome = 'ok', resource_id = %(resource_id)s, detail = NULL,
+            response_status = %(status)s, response_body = %(body)s
+        WHERE id = %(record_id)s""",
+    "ok": """
+        UPDATE idempotency_record
+        SET outcome = coalesce(outcome, 'ok'), response_status = %(status)s,
+            response_body = %(body)s
+        WHERE id = %(record_id)s""",
+    "refused": """
+        UPDATE idempotency_record
+        SET outcome = %(outcome)s, resource_id = NULL, detail = %(detail)s,
+            response_status = %(status)s, response_body = %(body)s
+        WHERE id = %(record_id)s""",
+}
+_FINISH = {
+    "postgresql": _FINISH_SQL,
+    "sqlite": {name: driver.for_sqlite(sql) for name, sql in _FINISH_SQL.items()},
+}
 _STORED = select(
     idempotency_record.c.operation,
     idempotency_record.c.fingerprint,
@@ -171,17 +182,19 @@ def claim(conn: Connection, request: Request, now: datetime) -> Claim | StoredOu
     claim the caller already made in this transaction)."""
     if request.claimed is not None:
         return request.claimed
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass timezone-aware UTC datetimes")
+    dialect = conn.dialect.name
     values = {
         "scope": request.key.scope,
         "key": request.key.key,
         "operation": request.operation,
         "fingerprint": request.fingerprint,
-        "created_at": now,
+        "created_at": now if dialect == "postgresql" else driver.time_text(now),
     }
-    statement = _CLAIM_POSTGRES if conn.dialect.name == "postgresql" else _CLAIM_SQLITE
-    record_id = conn.execute(statement, values).scalar_one_or_none()
-    if record_id is not None:
-        return Claim(record_id)
+    claimed = driver.rows(conn, _CLAIM[dialect], values)
+    if claimed:
+        return Claim(int(claimed[0][0]))
     row = conn.execute(_STORED, {"scope": request.key.scope, "key": request.key.key}).one()
     return _outcome_of(request, row)
 
@@ -259,22 +272,20 @@ def finish(
     outcome: str,
     detail: str | None,
     response: StoredResponse,
+    resource_id: str | None = None,
 ) -> None:
     """Complete an API request's record with the answer it got. The outcome a ledger call
-    already stored in this transaction (its resource id included) is kept for a success."""
-    values: dict[str, Any] = {
-        "response_status": response.status,
-        "response_body": response.body,
-    }
-    if outcome == OK:
-        values["outcome"] = func.coalesce(idempotency_record.c.outcome, OK)
+    already stored in this transaction (its resource id included) is kept for a success,
+    unless the success names its `resource_id` here."""
+    values: dict[str, Any]
+    if outcome != OK:
+        form, values = "refused", {"outcome": outcome, "detail": detail}
+    elif resource_id is not None:
+        form, values = "resource", {"resource_id": resource_id}
     else:
-        values.update(outcome=outcome, resource_id=None, detail=detail)
-    conn.execute(
-        update(idempotency_record)
-        .where(idempotency_record.c.id == claimed.record_id)
-        .values(**values)
-    )
+        form, values = "ok", {}
+    values.update(record_id=claimed.record_id, status=response.status, body=response.body)
+    driver.rows(conn, _FINISH[conn.dialect.name][form], values)
 
 
 def store_response(conn: Connection, request: Request, response: StoredResponse) -> None:

@@ -22,6 +22,7 @@ from kassa.ledger import idempotency
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.errors import REPLAYABLE, AccountFrozen
 from kassa.ledger.idempotency import Claim
+from kassa.ledger.model import Balance
 
 
 def _suspended(account: CustomerAccount) -> KassaError:
@@ -50,15 +51,28 @@ SPENDING_REFUSAL: Mapping[AccountState, Callable[[CustomerAccount], KassaError] 
 
 def spending_refusal(conn: Connection, account: CustomerAccount) -> KassaError | None:
     """The error that refuses new spending from `account`, or None when it may spend."""
-    frozen_by_balance = get_balance(conn, account.ledger_account_id).frozen
-    state = effective_state(AccountState(account.status), frozen_by_balance)
+    return refusal_at(account, get_balance(conn, account.ledger_account_id))
+
+
+def refusal_at(account: CustomerAccount, balance: Balance) -> KassaError | None:
+    """`spending_refusal` for the account's ledger balance read by the caller."""
+    state = effective_state(AccountState(account.status), balance.frozen)
     refuse = SPENDING_REFUSAL[state]
     return None if refuse is None else refuse(account)
 
 
-def ensure_may_spend(conn: Connection, account: CustomerAccount, claimed: Claim | None) -> None:
-    """Raise the spending refusal, if any, storing it under `claimed` when it is replayable."""
-    refusal = spending_refusal(conn, account)
+def ensure_may_spend(
+    conn: Connection,
+    account: CustomerAccount,
+    claimed: Claim | None,
+    *,
+    balance: Balance | None = None,
+) -> None:
+    """Raise the spending refusal, if any, storing it under `claimed` when it is replayable.
+    `balance`: the account's ledger balance if the caller read it already in this unit."""
+    if balance is None:
+        balance = get_balance(conn, account.ledger_account_id)
+    refusal = refusal_at(account, balance)
     if refusal is None:
         return
     if claimed is not None and refusal.code in REPLAYABLE:

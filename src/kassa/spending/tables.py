@@ -33,7 +33,9 @@ usage_batch = Table(
     Column(
         "transaction_id",
         Uuid,
-        ForeignKey("ledger_transaction.id"),
+        # Checked at COMMIT: the batch is written before its entry, which is posted last
+        # (migration 0021).
+        ForeignKey("ledger_transaction.id", deferrable=True, initially="DEFERRED"),
         nullable=True,
         comment="The one journal entry charging the batch; null when every event was a replay",
     ),

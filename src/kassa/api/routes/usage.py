@@ -20,9 +20,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from kassa.api.auth import Writer, customer_for
+from kassa.api.auth import Writer, sees
 from kassa.api.context import Ctx
-from kassa.api.idempotency import Idem
+from kassa.api.idempotency import Idem, WithResource
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
 from kassa.ledger.accounts import get_balance
@@ -136,14 +136,30 @@ def record_usage(
         },
     )
 
-    def work(conn: Connection, claimed: Request) -> UsageBatchOut:
-        now = ctx.clock.now(conn)
-        account = customer_for(conn, caller, external_id, now=now)
-        batch = usage.record_usage(
-            conn, account, events, now=now, request=claimed, actor=caller.actor
-        )
-        last = batch.last_usage_at or usage.last_usage_at(conn, account.id)
-        balance = BalanceOut.of(get_balance(conn, account.ledger_account_id))
-        return UsageBatchOut.of(batch, last, balance)
+    def work(conn: Connection, claimed: Request, now: datetime) -> WithResource:
+        # One statement reads the account, its balance and the revenue account, and tells
+        # whether a hold is due (the fence of `customer_for`, run only then).
+        payer = usage.payer(conn, external_id, now=now, visible=lambda i: sees(caller, i))
+        if claimed.claimed is None:
+            # The key has an outcome stored by an older version, without its answer: the
+            # batch stored under it is replayed (and the answer built from it stored now).
+            batch = usage.record_usage(
+                conn, payer.account, events, now=now, request=claimed, actor=caller.actor
+            )
+            balance = get_balance(conn, payer.account.ledger_account_id)
+        else:
+            # `respond_at` rolls the work back to its savepoint on an unrecorded refusal.
+            batch = usage.charge(
+                conn,
+                payer,
+                events,
+                now=now,
+                claimed=claimed.claimed,
+                actor=caller.actor,
+                rolled_back_by_caller=True,
+            )
+            balance = usage.balance_after(conn, payer, batch)
+        last = batch.last_usage_at or usage.last_usage_at(conn, payer.account.id)
+        return WithResource(UsageBatchOut.of(batch, last, BalanceOut.of(balance)), str(batch.id))
 
-    return idem.respond(ctx, request, work)
+    return idem.respond_at(ctx, request, work)
