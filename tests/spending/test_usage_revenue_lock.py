@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from tests.spending.conftest import Shop
 
 
+_POSTS = "kassa_post_"
+"""The ledger's posting functions: `kassa_post_pair` (two lines) or `kassa_post_entry`."""
+
+
 def revenue_free(url: str, revenue_id: int) -> bool:
     """Whether another transaction can lock the revenue row right now (NOWAIT)."""
     with psycopg.connect(url, autocommit=True) as other:
@@ -52,7 +56,7 @@ def test_the_revenue_row_is_locked_from_the_batch_entry_to_commit_only(
 
     def before(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
         words = " ".join(statement.split())
-        if posted or (seen and "kassa_post_entry" in seen[-1][0]):
+        if posted or (seen and _POSTS in seen[-1][0]):
             posted.append(words)
         seen.append((words, revenue_free(url, shop.revenue)))
 
@@ -69,7 +73,7 @@ def test_the_revenue_row_is_locked_from_the_batch_entry_to_commit_only(
         event.remove(conn, "before_cursor_execute", before)
 
     assert charged.charged == Money(1_500_001, USD)
-    entry = next(i for i, (words, _free) in enumerate(seen) if "kassa_post_entry" in words)
+    entry = next(i for i, (words, _free) in enumerate(seen) if _POSTS in words)
     before_entry = " | ".join(words for words, _free in seen[:entry])
     # Every write of the batch came before its entry, with the revenue row free.
     for table in ("usage_event", "usage_batch", "account_usage"):
@@ -123,7 +127,7 @@ def test_the_usage_post_locks_the_revenue_row_only_for_its_answer(
 
     assert answered.status_code == 200, answered.text
     assert answered.json()["balance"]["available"]["amount"] == "8.50"
-    entry = next(i for i, (words, _free) in enumerate(seen) if "kassa_post_entry" in words)
+    entry = next(i for i, (words, _free) in enumerate(seen) if _POSTS in words)
     assert all(free for _words, free in seen[: entry + 1]), seen
     after = [words for words, _free in seen[entry + 1 :]]
     assert [words.split()[0] for words in after] == ["SELECT", "RELEASE", "UPDATE"], after
