@@ -12,6 +12,9 @@ One tick:
    restart scans it again harmlessly. A block whose parent is not the stored tip means the
    chain moved under us: store what came before it, stop, and the next tick's reorg check
    handles it. A watcher far behind logs its progress (`kassa.deposits.progress`).
+   The blocks are fetched and scanned ``prefetch_blocks`` ahead in a thread
+   (`kassa.deposits.prefetch`) while the tick stores them, and a stored batch with final
+   deposits has them credited at once (step 4), so node requests overlap with database work.
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
    and are credited, ``credit_batch`` deposits per transaction — each its own ledger
    transaction under its own idempotency key — with the rates read once for the whole batch;
@@ -40,6 +43,7 @@ from kassa.db import Database
 from kassa.deposits import addresses, records
 from kassa.deposits.addresses import match_key
 from kassa.deposits.mempool import MempoolTracker
+from kassa.deposits.prefetch import BlockFeed
 from kassa.deposits.progress import Backfill
 from kassa.deposits.tables import chain_block, watcher_checkpoint
 from kassa.errors import KassaError
@@ -84,6 +88,9 @@ class WatcherConfig:
     store_batch_seconds: float = 5.0
     credit_batch: int = 100
     """Final deposits credited per transaction, each still its own ledger transaction."""
+    prefetch_blocks: int = 50
+    """Blocks fetched and scanned ahead, in a thread, while the tick stores and credits the
+    ones before (`kassa.deposits.prefetch`); 0 fetches each block only when it is needed."""
     progress_seconds: float = 10.0
     """Between two progress lines of a watcher catching up from far behind."""
 
@@ -320,34 +327,47 @@ class Watcher:
         tip_hash = cp.block_hash
         batch: list[ChainBlock] = []
         batch_started = time.monotonic()
-        while height <= head.height and report.scanned < self.config.max_blocks_per_tick:
-            if stop is not None and stop.is_set():
-                break
-            block = self.scanner.block(height, self._watched_keys)
-            if tip_hash and block.parent_hash != tip_hash:
-                log.warning(
-                    "%s block %d does not extend our tip; re-checking for a reorg next tick",
-                    self.chain,
-                    height,
-                )
-                break
-            batch.append(block)
-            report.scanned += 1
-            tip_hash = block.hash
-            height += 1
-            waited = time.monotonic() - batch_started
-            if (
-                len(batch) >= self.config.store_batch_blocks
-                or waited >= self.config.store_batch_seconds
-            ):
-                report.recorded += self._store_blocks(batch, head)
-                batch = []
-                batch_started = time.monotonic()
+        last = min(head.height, cp.height + self.config.max_blocks_per_tick)
+        with BlockFeed(
+            self.scanner,
+            height,
+            last,
+            self._watched_keys,
+            depth=self.config.prefetch_blocks,
+            stop=stop,
+        ) as feed:
+            while (block := self._next_block(feed)) is not None:
+                if tip_hash and block.parent_hash != tip_hash:
+                    log.warning(
+                        "%s block %d does not extend our tip; re-checking for a reorg next tick",
+                        self.chain,
+                        height,
+                    )
+                    break  # leaving the feed discards what it fetched beyond this block
+                batch.append(block)
+                report.scanned += 1
+                tip_hash = block.hash
+                height += 1
+                waited = time.monotonic() - batch_started
+                if (
+                    len(batch) >= self.config.store_batch_blocks
+                    or waited >= self.config.store_batch_seconds
+                ):
+                    # The feed goes on fetching the next blocks meanwhile.
+                    recorded = self._store_blocks(batch, head)
+                    report.recorded += recorded
+                    if recorded and batch[0].height <= head.final_height:
+                        self._settle(head, report, final_only=True)
+                    batch = []
+                    batch_started = time.monotonic()
         if batch:
             report.recorded += self._store_blocks(batch, head)
         self._settle(head, report)
         self._note_outcome(None, head=head.height, scanned=height - 1)
         return report
+
+    def _next_block(self, feed: BlockFeed) -> ChainBlock | None:
+        return feed.next()
 
     def _stored_hashes(self, conn: Connection, top: int) -> dict[int, str]:
         rows = conn.execute(
@@ -517,7 +537,10 @@ class Watcher:
 
     # ------------------------------------------------------------------ settling
 
-    def _settle(self, head: ChainHead, report: TickReport) -> None:
+    def _settle(self, head: ChainHead, report: TickReport, *, final_only: bool = False) -> None:
+        """Credit the deposits that are final; with ``final_only`` (between two stored batches
+        of a long scan, while the next blocks are being fetched) leave the others as they are,
+        else note how long each still waits."""
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
             pending = records.unsettled(conn, self.chain)
@@ -529,7 +552,7 @@ class Watcher:
                 confirmations = max(head.height - height + 1, 0)
                 if height <= head.final_height:
                     final.append((current, confirmations))
-                else:
+                elif not final_only:
                     records.set_waiting(
                         conn,
                         current,
