@@ -100,6 +100,11 @@ class BlockFeed:
             return
         self._put(_END)
 
+    def waiting(self) -> bool:
+        """Whether the next block is still being fetched (never, without a fetcher thread):
+        the time to store what the tick holds, in the fetch's shadow."""
+        return self._thread is not None and self._queue.empty()
+
     def next(self) -> ChainBlock | None:
         """The next block, or None when the range is done or the watcher is stopping."""
         if self._thread is None:

@@ -15,6 +15,8 @@ One tick:
    The blocks are fetched and scanned ``prefetch_blocks`` ahead in a thread
    (`kassa.deposits.prefetch`) while the tick stores them, and a stored batch with final
    deposits has them credited at once (step 4), so node requests overlap with database work.
+   A batch of a tenth of ``store_batch_blocks`` (10 or more) is stored early when the next block
+   is still being fetched: the commit then costs no waiting.
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
    and are credited, ``credit_batch`` deposits per transaction — each its own ledger
    transaction under its own idempotency key — with the rates read once for the whole batch;
@@ -328,6 +330,8 @@ class Watcher:
         batch: list[ChainBlock] = []
         batch_started = time.monotonic()
         last = min(head.height, cp.height + self.config.max_blocks_per_tick)
+        # A batch this long is stored early when the next block is not fetched yet.
+        early = self.config.store_batch_blocks // 10 or self.config.store_batch_blocks
         with BlockFeed(
             self.scanner,
             height,
@@ -352,6 +356,7 @@ class Watcher:
                 if (
                     len(batch) >= self.config.store_batch_blocks
                     or waited >= self.config.store_batch_seconds
+                    or (len(batch) >= early and feed.waiting())
                 ):
                     # The feed goes on fetching the next blocks meanwhile.
                     recorded = self._store_blocks(batch, head)
