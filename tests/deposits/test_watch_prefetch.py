@@ -129,7 +129,7 @@ def _prefetch_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("kassa-prefetch-")]
 
 
-def test_blocks_prefetched_past_a_reorg_never_get_in_and_the_credit_is_reversed(
+def test_blocks_prefetched_past_a_reorg_never_get_in_and_the_surviving_credit_stands(
     world: World,
 ) -> None:
     h = world.start

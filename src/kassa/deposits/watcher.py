@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from kassa.chains.network import Chain
-from kassa.chains.scanning import ChainBlock, ChainHead, ChainScanner
+from kassa.chains.scanning import ChainBlock, ChainHead, ChainScanner, ChainTransfer
 from kassa.clock import Clock, offset_of
 from kassa.db import Database
 from kassa.deposits import addresses, records
@@ -447,14 +447,12 @@ class Watcher:
         """Store a batch of consecutive scanned blocks in one transaction and move the
         checkpoint to its last block. A crash before the commit leaves the checkpoint before
         the batch, so a restart scans the whole batch again: no gap, and nothing twice."""
-        recorded = 0
         last = blocks[-1]
         window_floor = last.height - self.config.reorg_window
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
             offset = offset_of(self.clock, conn)
-            for block in blocks:
-                recorded += self._record_matches(conn, block, now, block.time + offset)
+            recorded = self._record_matches(conn, blocks, now, offset)
             conn.execute(
                 delete(chain_block).where(
                     chain_block.c.chain == self.chain.value,
@@ -490,21 +488,26 @@ class Watcher:
         return recorded
 
     def _record_matches(
-        self, conn: Connection, block: ChainBlock, now: datetime, seen_at: datetime
+        self, conn: Connection, blocks: Sequence[ChainBlock], now: datetime, offset: timedelta
     ) -> int:
-        """Record the block's transfers to watched addresses (a set lookup per transfer)."""
-        paid = []
-        for transfer in block.transfers:
-            if transfer.amount <= 0:
-                continue
-            address_id = self._watched.get(match_key(self.chain, transfer.to_address))
-            if address_id is not None:
-                paid.append((transfer, address_id))
+        """Record the batch's transfers to watched addresses (a set lookup per transfer), with
+        their customers and any deposits already known read once for the whole batch."""
+        paid: list[tuple[ChainBlock, ChainTransfer, int]] = []
+        for block in blocks:
+            for transfer in block.transfers:
+                if transfer.amount <= 0:
+                    continue
+                address_id = self._watched.get(match_key(self.chain, transfer.to_address))
+                if address_id is not None:
+                    paid.append((block, transfer, address_id))
         if not paid:
             return 0
-        customers = addresses.owners(conn, [address_id for _, address_id in paid])
-        for transfer, address_id in paid:
-            records.record(
+        customers = addresses.owners(conn, [address_id for _, _, address_id in paid])
+        known = records.find_many(
+            conn, self.chain, [(transfer.txid, transfer.position) for _, transfer, _ in paid]
+        )
+        for block, transfer, address_id in paid:
+            known[(transfer.txid, transfer.position)] = records.record(
                 conn,
                 transfer,
                 block,
@@ -512,7 +515,8 @@ class Watcher:
                 customer_account_id=customers[address_id],
                 dust=self.config.dust.get(transfer.asset, 1),
                 now=now,
-                seen_at=seen_at,
+                seen_at=block.time + offset,
+                known=known,
             )
         return len(paid)
 
