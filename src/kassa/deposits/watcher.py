@@ -13,8 +13,9 @@ One tick:
    chain moved under us: store what came before it, stop, and the next tick's reorg check
    handles it. A watcher far behind logs its progress (`kassa.deposits.progress`).
    The blocks are fetched and scanned ``prefetch_blocks`` ahead in a thread
-   (`kassa.deposits.prefetch`) while the tick stores them, and a stored batch with final
-   deposits has them credited at once (step 4), so node requests overlap with database work.
+   (`kassa.deposits.prefetch`) while the tick stores them, and once a full ``credit_batch``
+   of deposits was recorded in final blocks they are credited at once (step 4), so node
+   requests overlap with database work.
    A batch of a tenth of ``store_batch_blocks`` (10 or more) is stored early when the next block
    is still being fetched: the commit then costs no waiting.
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
@@ -330,6 +331,7 @@ class Watcher:
         batch: list[ChainBlock] = []
         batch_started = time.monotonic()
         last = min(head.height, cp.height + self.config.max_blocks_per_tick)
+        unsettled = 0  # deposits recorded since the last settle
         # A batch this long is stored early when the next block is not fetched yet.
         early = self.config.store_batch_blocks // 10 or self.config.store_batch_blocks
         with BlockFeed(
@@ -361,8 +363,13 @@ class Watcher:
                     # The feed goes on fetching the next blocks meanwhile.
                     recorded = self._store_blocks(batch, head)
                     report.recorded += recorded
-                    if recorded and batch[0].height <= head.final_height:
+                    unsettled += recorded
+                    if unsettled >= self.config.credit_batch and (
+                        batch[0].height <= head.final_height
+                    ):
+                        # A full credit batch is final: credit it while the feed fetches on.
                         self._settle(head, report, final_only=True)
+                        unsettled = 0
                     batch = []
                     batch_started = time.monotonic()
         if batch:

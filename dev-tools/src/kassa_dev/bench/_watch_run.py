@@ -214,10 +214,14 @@ def run_watcher(
     expected: int,
     node_pid: int,
     progress: Progress,
+    *,
+    prefetch_blocks: int | None = None,
 ) -> WatcherFigures:
     scanner = TimedScanner(build_scanner(settings, chain))
     try:
-        return _run(db, settings, scanner, start, end, expected, node_pid, progress)
+        return _run(
+            db, settings, scanner, start, end, expected, node_pid, progress, prefetch_blocks
+        )
     finally:
         close_scanner(scanner.inner)
 
@@ -231,6 +235,7 @@ def _run(
     expected: int,
     node_pid: int,
     progress: Progress,
+    prefetch_blocks: int | None,
 ) -> WatcherFigures:
     chain = scanner.chain
     first_time = scanner.inner.block(start, frozenset()).time
@@ -242,6 +247,8 @@ def _run(
     if refreshed.missing:
         raise WatchBenchError(f"no static rate for {sorted(refreshed.missing)}")
     config = replace(watcher_config(settings, chain), start_height=start)
+    if prefetch_blocks is not None:
+        config = replace(config, prefetch_blocks=prefetch_blocks)
     watcher = TimedWatcher(db, clock, scanner, pricing, config, owner=f"bench-{chain.value}")
     database_pid = _backend_pid(db)
     blocks = end - start + 1
@@ -263,7 +270,7 @@ def _run(
     seconds = time.perf_counter() - started
     after = _cpu_now(node_pid, database_pid)
     watcher.release()
-    prefetch = hasattr(Watcher, "_next_block")
+    prefetch = hasattr(Watcher, "_next_block") and getattr(config, "prefetch_blocks", 0) > 0
     if not prefetch:  # an older watcher: it waited for every block the scanner fetched
         watcher.wait_seconds = scanner.block_seconds
     if watcher.stored_blocks != scanned or (scanned and not watcher.load_seconds):
