@@ -16,8 +16,8 @@ One tick:
    (`kassa.deposits.prefetch`) while the tick stores them, and once a full ``credit_batch``
    of deposits was recorded in final blocks they are credited at once (step 4), so node
    requests overlap with database work.
-   A batch of a tenth of ``store_batch_blocks`` (10 or more) is stored early when the next block
-   is still being fetched: the commit then costs no waiting.
+   With ``store_batch_blocks`` of 10 or more, a batch of a tenth of it is stored early when
+   the next block is still being fetched: the commit then costs no waiting.
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
    and are credited, ``credit_batch`` deposits per transaction — each its own ledger
    transaction under its own idempotency key — with the rates read once for the whole batch;
