@@ -233,6 +233,7 @@ def write_config(path: Path, *, db_url: str, side: ChainSide, start_height: int)
         "lease_seconds": LEASE_SECONDS,
         "store_batch_blocks": STORE_BATCH,
         "credit_batch": CREDIT_BATCH,
+        "prefetch_blocks": 10,  # killed while a thread fetches ahead too
     }
     lines = [
         "devnet = false",

@@ -12,7 +12,7 @@ One tick:
    restart scans it again harmlessly. A block whose parent is not the stored tip means the
    chain moved under us: store what came before it, stop, and the next tick's reorg check
    handles it. A watcher far behind logs its progress (`kassa.deposits.progress`).
-   The blocks are fetched and scanned ``prefetch_blocks`` ahead in a thread
+   With ``prefetch_blocks`` set, the blocks are fetched and scanned that far ahead in a thread
    (`kassa.deposits.prefetch`) while the tick stores them, and once a full ``credit_batch``
    of deposits was recorded in final blocks they are credited at once (step 4), so node
    requests overlap with database work.
@@ -91,9 +91,12 @@ class WatcherConfig:
     store_batch_seconds: float = 5.0
     credit_batch: int = 100
     """Final deposits credited per transaction, each still its own ledger transaction."""
-    prefetch_blocks: int = 50
+    prefetch_blocks: int = 0
     """Blocks fetched and scanned ahead, in a thread, while the tick stores and credits the
-    ones before (`kassa.deposits.prefetch`); 0 fetches each block only when it is needed."""
+    ones before (`kassa.deposits.prefetch`); 0 (the default) fetches each block only when it
+    is needed. Off by default: on the local nodes of `kassa bench watchers` the scanner's time
+    is mostly decoding in Python, which the GIL does not overlap, and the fetcher thread cost
+    about 20 % more CPU for the same rate (docs/benchmarks.md, "Pipeline")."""
     progress_seconds: float = 10.0
     """Between two progress lines of a watcher catching up from far behind."""
 

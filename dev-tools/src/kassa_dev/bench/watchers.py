@@ -225,8 +225,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--prefetch-blocks",
         type=at_least(0),
         default=None,
-        help="the watcher's prefetch_blocks (0 turns the fetcher thread off; default: the "
-        "production setting)",
+        help="the watcher's prefetch_blocks (0: no fetcher thread; default: the production "
+        "setting, 0)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="write watchers.json and .svg here"
