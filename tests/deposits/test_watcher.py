@@ -551,9 +551,10 @@ def test_blocks_are_stored_and_deposits_credited_in_batches_and_a_failed_batch_l
     world: World,
 ) -> None:
     """Four blocks per storage transaction and three deposits per credit transaction: a node
-    failure in the middle of the second batch of blocks keeps the first batch and drops the
-    second whole (the checkpoint stays at the first batch's end); the next tick scans it again,
-    and every deposit ends up credited once, each by its own ledger transaction."""
+    failure in the middle of the second batch of blocks keeps the first batch, whose final
+    deposits were credited as soon as it was stored, and drops the second whole (the checkpoint
+    stays at the first batch's end); the next tick scans it again, and every deposit ends up
+    credited once, each by its own ledger transaction."""
     for k in range(7):
         world.chain.mine([world.pay(100_000 + k, txid=f"{k:02x}" * 32)])
     world.chain.mine_empty(2)
@@ -566,9 +567,10 @@ def test_blocks_are_stored_and_deposits_credited_in_batches_and_a_failed_batch_l
     # Blocks 0…3 were the first batch; 4 and 5 were fetched, then the node failed on 6.
     assert watcher.checkpoint() == Checkpoint(3, world.chain.blocks[3].hash)
     assert sorted(d.block_height or 0 for d in world.deposits()) == [1, 2, 3]
+    assert all(d.status is DepositStatus.CREDITED for d in world.deposits())
 
     report = watcher.tick()
-    assert report.scanned == 6 and report.recorded == 4 and len(report.credited) == 7
+    assert report.scanned == 6 and report.recorded == 4 and len(report.credited) == 4
     deposits = world.deposits()
     assert len(deposits) == 7
     assert all(d.status is DepositStatus.CREDITED and d.credit_count == 1 for d in deposits)

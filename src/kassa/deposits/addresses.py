@@ -154,12 +154,20 @@ def watched(conn: Connection, chain: Chain, after_id: int = 0) -> dict[str, int]
     address is read only once the address is paid (`owners`): turning 100 000 customer ids
     into UUIDs was half the cost of the start-up load.
     """
-    rows = conn.execute(
-        select(deposit_address.c.id, deposit_address.c.match_key)
-        .where(deposit_address.c.chain == chain.value, deposit_address.c.id > after_id)
-        .order_by(deposit_address.c.id)
-    ).all()
-    return {row.match_key: row.id for row in rows}
+    # On the driver's cursor of this transaction's connection, not through SQLAlchemy's
+    # result rows: at 100 000 rows, making a Row per address was most of the load's CPU.
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT match_key, id FROM {deposit_address.name} "  # noqa: S608 (no user input)
+            f"WHERE chain = {mark} AND id > {mark} ORDER BY id",
+            (chain.value, after_id),
+        )
+        found: dict[str, int] = dict(cursor.fetchall())  # (text, bigint) on both drivers
+        return found
+    finally:
+        cursor.close()
 
 
 def owners(conn: Connection, address_ids: Collection[int]) -> dict[int, uuid.UUID]:

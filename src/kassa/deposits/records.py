@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,6 +135,22 @@ def find(conn: Connection, chain: Chain, txid: str, position: int) -> Deposit | 
     return None if row is None else _deposit(row)
 
 
+def find_many(
+    conn: Connection, chain: Chain, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], Deposit]:
+    """The known deposits among ``keys`` (txid, position), in one query: a batch of blocks
+    looks up its matched transfers at once instead of one `find` each."""
+    if not keys:
+        return {}
+    txids = sorted({txid for txid, _ in keys})
+    rows = conn.execute(
+        select(deposit).where(deposit.c.chain == chain.value, deposit.c.txid.in_(txids))
+    ).all()
+    wanted = set(keys)
+    found = (_deposit(row) for row in rows)
+    return {(d.txid, d.position): d for d in found if (d.txid, d.position) in wanted}
+
+
 def for_account(
     conn: Connection, customer_account_id: uuid.UUID, *, limit: int = 100
 ) -> list[Deposit]:
@@ -231,12 +247,18 @@ def record(
     dust: int,
     now: datetime,
     seen_at: datetime | None = None,
+    known: Mapping[tuple[str, int], Deposit] | None = None,
 ) -> Deposit:
     """Record a matched transfer once; a known one re-entering the best chain gets its block.
 
     ``seen_at`` is the payment time the rate is locked at: the block time, shifted when the
-    devnet's scenario clock runs ahead of the chains."""
-    existing = find(conn, transfer.chain, transfer.txid, transfer.position)
+    devnet's scenario clock runs ahead of the chains. ``known``, when given, is what
+    `find_many` returned for the whole batch in this transaction (kept up to date by the
+    caller): the transfer is looked up there instead of by one more query."""
+    if known is None:
+        existing = find(conn, transfer.chain, transfer.txid, transfer.position)
+    else:
+        existing = known.get((transfer.txid, transfer.position))
     in_block = {
         "block_height": block.height,
         "block_hash": block.hash,

@@ -174,6 +174,7 @@ def watcher_config(settings: ChainsSettings, chain: Chain) -> WatcherConfig:
         lag_alert_blocks=chain_settings.lag_alert_blocks,
         lease_seconds=chain_settings.lease_seconds,
         store_batch_blocks=chain_settings.store_batch_blocks,
+        prefetch_blocks=chain_settings.prefetch_blocks,
         credit_batch=chain_settings.credit_batch,
     )
 

@@ -72,6 +72,14 @@ class _ChainSettings(BaseModel):
         description="Scanned blocks stored per database transaction (with the checkpoint at "
         "the batch's last block); a crash rescans at most one batch",
     )
+    prefetch_blocks: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Blocks fetched and scanned ahead, in a thread, while the watcher stores "
+        "and credits the ones before (e.g. 50 for a node whose answers are slow); 0, the "
+        "default, fetches each block only when it is needed",
+    )
     credit_batch: int = Field(
         default=100,
         ge=1,

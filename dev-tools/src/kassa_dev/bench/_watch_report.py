@@ -99,14 +99,24 @@ def watcher_table(run: ChainRun) -> str:
         ("watcher, deposits/s (whole run)", lambda w: _rate(w.deposits_per_second)),
         ("ratio watcher ÷ raw RPC fetch", lambda w: _ratio(w.blocks_per_second, raw)),
         ("ratio watcher ÷ scanner fetch", lambda w: _ratio(w.blocks_per_second, scanner)),
+        ("watcher, blocks/s (without start-up)", lambda w: _rate(w.running_blocks_per_second)),
         (
-            "scan loop, blocks/s (fetch + set copy + store)",
+            "ratio without start-up ÷ raw RPC fetch",
+            lambda w: _ratio(w.running_blocks_per_second, raw),
+        ),
+        (
+            "ratio without start-up ÷ scanner fetch",
+            lambda w: _ratio(w.running_blocks_per_second, scanner),
+        ),
+        (
+            "scan loop, blocks/s (wait for blocks + store)",
             lambda w: _rate(w.scan_blocks_per_second),
         ),
         ("credit phase, deposits/s (lock + credit)", lambda w: _rate(w.settle_deposits_per_second)),
         ("time: start-up (load the watched set)", lambda w: _seconds(w.load_seconds)),
         ("time: in the scanner (head, hashes, blocks)", lambda w: _seconds(w.scanner_seconds)),
-        ("time: copying the watched set per block, est.", _copies),
+        ("time: waiting for the next block", _waiting),
+        ("old per-block set copy, est. (not paid)", _copies),
         ("time: storing blocks (batched transactions)", lambda w: _seconds(w.store_seconds)),
         ("time: crediting (rate lock + credit)", lambda w: _seconds(w.settle_seconds)),
         ("time: the rest / whole run", _rest),
@@ -141,6 +151,7 @@ def summary_table(runs: Sequence[ChainRun]) -> str:
         "deposits/s",
         "watcher÷raw",
         "watcher÷scanner",
+        "w/o start-up ÷raw / ÷scanner",
         "verified",
     )
     rows = []
@@ -160,6 +171,10 @@ def summary_table(runs: Sequence[ChainRun]) -> str:
                     _rate(None if watcher is None else watcher.deposits_per_second),
                     _ratio(None if watcher is None else watcher.blocks_per_second, raw),
                     _ratio(None if watcher is None else watcher.blocks_per_second, scanner),
+                    "—"
+                    if watcher is None
+                    else f"{_ratio(watcher.running_blocks_per_second, raw)} / "
+                    f"{_ratio(watcher.running_blocks_per_second, scanner)}",
                     _verdict(db),
                 )
             )
@@ -198,6 +213,11 @@ def _seconds(value: float | None) -> str:
 def _copies(watcher: WatcherFigures) -> str:
     each = watcher.set_copy_seconds_each * 1000
     return f"{watcher.set_copy_seconds:.2f} s ({each:.2f} ms × {watcher.blocks:,})"
+
+
+def _waiting(watcher: WatcherFigures) -> str:
+    how = "prefetched" if watcher.prefetch else "no prefetch"
+    return f"{watcher.wait_seconds:.2f} s ({how})"
 
 
 def _rest(watcher: WatcherFigures) -> str:
@@ -283,6 +303,7 @@ def _database_document(run: ChainRun, db: DatabaseRun) -> dict[str, Any]:
         else {
             **asdict(watcher),
             "blocks_per_second": watcher.blocks_per_second,
+            "running_blocks_per_second": watcher.running_blocks_per_second,
             "deposits_per_second": watcher.deposits_per_second,
             "scan_blocks_per_second": watcher.scan_blocks_per_second,
             "set_copy_seconds": watcher.set_copy_seconds,
@@ -290,6 +311,10 @@ def _database_document(run: ChainRun, db: DatabaseRun) -> dict[str, Any]:
             "other_seconds": watcher.other_seconds,
             "ratio_to_raw_rpc": watcher.blocks_per_second / raw if raw else None,
             "ratio_to_scanner": watcher.blocks_per_second / scanner if scanner else None,
+            "running_ratio_to_raw_rpc": watcher.running_blocks_per_second / raw if raw else None,
+            "running_ratio_to_scanner": (
+                watcher.running_blocks_per_second / scanner if scanner else None
+            ),
         },
         "checks": [asdict(check) for check in db.checks],
         "verified": db.verified,

@@ -111,6 +111,8 @@ class Options:
     seed: int
     out: Path | None
     mainnet_blocks: bool = False
+    prefetch_blocks: int | None = None
+    """Overrides the watcher's ``prefetch_blocks`` (0: no fetcher thread); None keeps it."""
 
     def filler(self, chain: Chain) -> int:
         """Unrelated transfers in each block of the range."""
@@ -220,6 +222,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "transactions with 100 USDT transfers, TRON 300 transfers)",
     )
     parser.add_argument(
+        "--prefetch-blocks",
+        type=at_least(0),
+        default=None,
+        help="the watcher's prefetch_blocks (0: no fetcher thread; default: the production "
+        "setting, 0)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="write watchers.json and .svg here"
     )
     args = parser.parse_args(argv)
@@ -240,6 +249,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         seed=args.seed,
         out=args.out,
         mainnet_blocks=args.mainnet_blocks,
+        prefetch_blocks=args.prefetch_blocks,
     )
 
 
@@ -439,6 +449,7 @@ def _bench_database(
             len(funded.deposits),
             node.node_pid,
             progress,
+            prefetch_blocks=options.prefetch_blocks,
         )
         result.watcher = watcher
         progress.heartbeat(
