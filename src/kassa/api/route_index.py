@@ -19,7 +19,7 @@ full match to the route exactly as the router does. Everything else — no full 
 a route that matches the path but not the method (405), the trailing-slash redirect, a
 websocket or lifespan message — goes to the router's own dispatch unchanged. An entry it does
 not understand is always a candidate, so the index can only skip entries that cannot match:
-the route chosen is the one the router would choose (tests/api/test_route_index.py checks
+the route chosen is the one the router would choose (tests/api/test_api_route_index.py checks
 every route of the app both ways).
 """
 
