@@ -458,14 +458,7 @@ class PostgresJournal:
     @staticmethod
     def _params(entry: Entry, now: datetime | None, request: Request | None) -> dict[str, Any]:
         return {
-            "txn_id": entry.transaction_id if entry.has_postings else None,
-            "kind": str(entry.kind),
-            "memo": entry.memo,
-            "actor": entry.actor,
-            "reason": entry.reason,
-            "reverses_id": entry.reverses_id,
-            "hold_id": entry.hold_id,
-            "metadata": _metadata_json(entry.metadata),
+            **_header_params(entry),
             "account_ids": [line.account_id for line in entry.lines],
             "assets": [line.asset for line in entry.lines],
             # Python ints: psycopg sends each list as the narrowest integer array that holds
@@ -475,10 +468,7 @@ class PostgresJournal:
             "pending_credits": [line.pending_credits for line in entry.lines],
             "force": entry.force,
             "now": now,
-            "idem_scope": request.key.scope if request else None,
-            "idem_key": request.key.key if request else None,
-            "idem_operation": request.operation if request else None,
-            "idem_fingerprint": request.fingerprint if request else None,
+            **_idempotency_params(request),
         }
 
 
@@ -526,14 +516,7 @@ def _pair_params(
     ):
         return None
     return {
-        "txn_id": entry.transaction_id,
-        "kind": str(entry.kind),
-        "memo": entry.memo,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "reverses_id": entry.reverses_id,
-        "hold_id": entry.hold_id,
-        "metadata": _metadata_json(entry.metadata),
+        **_header_params(entry),
         "first_id": first.account_id,
         "first_asset": first.asset,
         "second_id": second.account_id,
@@ -542,10 +525,7 @@ def _pair_params(
         "force": entry.force,
         "now": now,
         "alone": alone,
-        "idem_scope": request.key.scope if request else None,
-        "idem_key": request.key.key if request else None,
-        "idem_operation": request.operation if request else None,
-        "idem_fingerprint": request.fingerprint if request else None,
+        **_idempotency_params(request),
     }
 
 
@@ -559,6 +539,31 @@ def _function_refusal(entry: Entry, message: str) -> KassaError | None:
     if _OUT_OF_RANGE_MARK in message:
         return SumOutOfRange(_OUT_OF_RANGE)
     return None
+
+
+def _header_params(entry: Entry) -> dict[str, Any]:
+    """The journal entry's own columns, as both posting functions take them (a two-line entry
+    always has postings, so its id is always sent)."""
+    return {
+        "txn_id": entry.transaction_id if entry.has_postings else None,
+        "kind": str(entry.kind),
+        "memo": entry.memo,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "reverses_id": entry.reverses_id,
+        "hold_id": entry.hold_id,
+        "metadata": _metadata_json(entry.metadata),
+    }
+
+
+def _idempotency_params(request: Request | None) -> dict[str, Any]:
+    """The key an entry is posted under, as both posting functions take it."""
+    return {
+        "idem_scope": request.key.scope if request else None,
+        "idem_key": request.key.key if request else None,
+        "idem_operation": request.operation if request else None,
+        "idem_fingerprint": request.fingerprint if request else None,
+    }
 
 
 def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
