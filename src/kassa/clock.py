@@ -17,9 +17,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from kassa.db import driver
 from kassa.errors import InvalidRequest
+
+_NOW_SQL = {
+    "postgresql": "SELECT now()",
+    # Text, read back by `kassa.db.driver.read_time` (naive UTC).
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+}
 
 
 class Clock(Protocol):
@@ -60,12 +67,9 @@ class DatabaseClock:
     server_side = True
 
     def now(self, conn: Connection) -> datetime:
-        if conn.dialect.name == "postgresql":
-            value = conn.execute(text("SELECT now()")).scalar_one()
-        else:
-            raw = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
-            value = datetime.fromisoformat(str(raw))
-        return as_utc(value)
+        # Straight to the driver: every unit of work of the API reads it once.
+        ((value,),) = driver.rows(conn, _NOW_SQL[conn.dialect.name], {})
+        return driver.read_time(value)
 
 
 class ManualClock:

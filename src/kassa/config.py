@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    database_threads: int = Field(
+        default=4,
+        ge=1,
+        le=200,
+        description="How many requests of the database-only routes (usage, holds, accounts, "
+        "activations, account states) run their database work at once in one API process; "
+        "the others wait their turn on the event loop. More is not faster: the threads share "
+        "one interpreter lock (docs/benchmarks.md)",
+    )
     hold_sweep_interval_seconds: int = Field(
         default=15, ge=1, description="How often the worker expires due holds"
     )

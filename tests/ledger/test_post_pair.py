@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
 from kassa.clock import ManualClock
+from kassa.db import driver
 from kassa.db.migrate import current_revision, downgrade, upgrade
 from kassa.ledger.accounts import open_account
 from kassa.ledger.idempotency import IdempotencyKey, Request
@@ -89,8 +90,8 @@ def _through_pair(conn: Connection, call: Call, ids: dict[str, int]) -> Any:
     entry, request = _entry(call, ids)
     params = _pair_params(entry, NOW, request, alone=call.alone)
     assert params is not None
-    row = conn.execute(_POST_PAIR_SQL, params).one()
-    return tuple(row)[:5] if call.alone else tuple(row)
+    (row,) = driver.rows(conn, _POST_PAIR_SQL, params)
+    return row[:5] if call.alone else row
 
 
 def _through_general(conn: Connection, call: Call, ids: dict[str, int]) -> Any:

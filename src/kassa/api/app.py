@@ -20,7 +20,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kassa.api import console, docs, event_schemas, metrics, openapi, problems, route_index
+from kassa.api import (
+    console,
+    docs,
+    event_schemas,
+    metrics,
+    openapi,
+    problems,
+    route_index,
+    threads,
+)
 from kassa.api.context import AppContext
 from kassa.api.guard import RequestGuard, pin_recursion_limit
 from kassa.api.request_id import RequestId
@@ -71,6 +80,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        threads.set_database_threads(settings.database_threads)
         yield
         if built_here:
             parts.close()

@@ -108,12 +108,14 @@ def serve(
 
 def worker_app() -> FastAPI:
     """The app of one process of `kassa serve --workers N` (uvicorn calls this in each)."""
-    from kassa.api import create_app
+    from kassa.api import create_app, serving
     from kassa.config import load_settings
 
     settings = load_settings()
     setup_logging(settings)
-    return create_app(settings, clock=_clock(settings))
+    app = create_app(settings, clock=_clock(settings))
+    serving.tune_gc()
+    return app
 
 
 def worker(ctx: typer.Context, metrics_port: MetricsPort = None) -> None:

@@ -41,7 +41,15 @@ def many(conn: Connection, sql: str, params: Sequence[Mapping[str, Any]]) -> Non
     _run(conn, sql, params, many=True)
 
 
-def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> list[tuple[Any, ...]]:
+def command(conn: Connection, sql: str) -> None:
+    """Run a statement that takes no parameters and returns no rows (``SAVEPOINT name``,
+    ``RELEASE SAVEPOINT name``…), unprepared, on the driver connection of `conn`."""
+    _run(conn, sql, None, many=False, prepare=False)
+
+
+def _run(
+    conn: Connection, sql: str, params: Any, *, many: bool, prepare: bool = True
+) -> list[tuple[Any, ...]]:
     driver = conn.connection.driver_connection
     if not isinstance(driver, psycopg.Connection | sqlite3.Connection):
         raise TypeError(f"no direct path for the driver {type(driver).__name__}")
@@ -52,8 +60,10 @@ def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> list[tuple[A
         if many:
             cursor.executemany(sql, params)
             return []
-        if isinstance(cursor, psycopg.Cursor):
-            cursor.execute(sql, params, prepare=True)
+        if params is None:
+            cursor.execute(sql)
+        elif isinstance(cursor, psycopg.Cursor):
+            cursor.execute(sql, params, prepare=prepare)
         else:
             cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description is not None else []

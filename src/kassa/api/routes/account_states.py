@@ -24,10 +24,11 @@ from kassa.api.auth import Admin
 from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
+from kassa.api.threads import DatabaseRoute
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import Request
 
-router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/accounts", tags=["admin"], route_class=DatabaseRoute)
 
 
 class AccountStateIn(BaseModel):

@@ -23,10 +23,11 @@ from kassa.api.schemas import (
     LedgerEntryOut,
     LedgerPageOut,
 )
+from kassa.api.threads import DatabaseRoute
 from kassa.ledger.accounts import get_balance, history
 from kassa.ledger.idempotency import Request
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=DatabaseRoute)
 
 
 def account_out(conn: Connection, account: CustomerAccount) -> AccountOut:

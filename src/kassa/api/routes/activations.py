@@ -25,6 +25,7 @@ from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut
+from kassa.api.threads import DatabaseRoute
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.spending import activations
@@ -32,7 +33,7 @@ from kassa.spending.activations import Activation
 from kassa.spending.errors import ActivationNotFound
 from kassa.spending.views import activation_view
 
-router = APIRouter(prefix="/v1/accounts", tags=["activations"])
+router = APIRouter(prefix="/v1/accounts", tags=["activations"], route_class=DatabaseRoute)
 
 DEFAULT_WINDOW_SECONDS = int(activations.DEFAULT_WINDOW.total_seconds())
 MAX_WINDOW_SECONDS = int(activations.MAX_WINDOW.total_seconds())

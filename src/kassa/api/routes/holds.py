@@ -18,13 +18,14 @@ from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import CaptureIn, HoldCreateIn, HoldOut
+from kassa.api.threads import DatabaseRoute
 from kassa.ledger import holds, house
 from kassa.ledger.idempotency import Request
 from kassa.money import USD
 from kassa.payouts import store
 from kassa.payouts.errors import HoldOwnedByPayout
 
-router = APIRouter(prefix="/v1", tags=["holds"])
+router = APIRouter(prefix="/v1", tags=["holds"], route_class=DatabaseRoute)
 
 
 @router.post(

@@ -25,13 +25,14 @@ from kassa.api.context import Ctx
 from kassa.api.idempotency import Idem, WithResource
 from kassa.api.openapi import problems_for
 from kassa.api.schemas import AmountIn, AmountOut, BalanceOut
+from kassa.api.threads import DatabaseRoute
 from kassa.ledger.accounts import get_balance
 from kassa.ledger.idempotency import Request
 from kassa.money import USD, MoneyError
 from kassa.spending import usage
 from kassa.spending.usage import UsageBatch, UsageEvent
 
-router = APIRouter(prefix="/v1/accounts", tags=["usage"])
+router = APIRouter(prefix="/v1/accounts", tags=["usage"], route_class=DatabaseRoute)
 
 
 class UsageEventIn(BaseModel):
