@@ -278,7 +278,8 @@ class PortableJournal:
 
     def _apply(self, conn: Connection, entry: Entry, now: datetime) -> uuid.UUID | None:
         ids = sorted({line.account_id for line in entry.lines})
-        rows = {row.id: row for row in conn.execute(_LOCK_ACCOUNTS, {"ids": ids})}
+        sqlite = conn.dialect.name == "sqlite"
+        rows = _sqlite_accounts(conn, ids) if sqlite else _locked_accounts(conn, ids)
         missing = [i for i in ids if i not in rows]
         if missing:
             raise AccountNotFound(f"ledger accounts {missing} do not exist")
@@ -328,6 +329,8 @@ class PortableJournal:
                 code = AccountFrozen.code if before < 0 else InsufficientFunds.code
                 raise refusal(conn, code, row.code, row.asset, before, after)
 
+        if sqlite:
+            return _sqlite_write(conn, entry, now, rows, new_sums)
         transaction_id = None
         if entry.has_postings:
             transaction_id = entry.transaction_id
@@ -366,6 +369,149 @@ class PortableJournal:
             ],
         )
         return transaction_id
+
+
+class _Account(NamedTuple):
+    """What posting reads of a ledger account (locked on PostgreSQL)."""
+
+    id: int
+    code: str
+    asset: str
+    normal_side: str
+    allow_negative: bool
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+
+_ACCOUNT_COLUMNS = (
+    "id, code, asset, normal_side, allow_negative, "
+    "debits_posted, credits_posted, debits_pending, credits_pending"
+)
+
+
+def _locked_accounts(conn: Connection, ids: Sequence[int]) -> dict[int, _Account]:
+    return {
+        row.id: _Account(
+            row.id,
+            row.code,
+            row.asset,
+            row.normal_side,
+            row.allow_negative,
+            row.debits_posted,
+            row.credits_posted,
+            row.debits_pending,
+            row.credits_pending,
+        )
+        for row in conn.execute(_LOCK_ACCOUNTS, {"ids": ids})
+    }
+
+
+# SQLite: the same four statements straight to the driver (`kassa.db.driver`): through
+# SQLAlchemy they cost a fifth of a usage POST's CPU. The unit holds SQLite's write lock
+# (BEGIN IMMEDIATE), so the read needs no row lock. Values go as the column types store them:
+# amounts as decimal text, ids as 32 hex digits, times as naive UTC text.
+_SQLITE_INSERT_TRANSACTION = """
+    INSERT INTO ledger_transaction
+        (id, kind, memo, actor, reason, reverses_id, hold_id, metadata_json, created_at)
+    VALUES
+        (:id, :kind, :memo, :actor, :reason, :reverses_id, :hold_id, :metadata_json, :created_at)
+"""
+_SQLITE_INSERT_POSTING = """
+    INSERT INTO ledger_posting (transaction_id, account_id, asset, amount)
+    VALUES (:transaction_id, :account_id, :asset, :amount)
+"""
+_SQLITE_UPDATE_SUMS = """
+    UPDATE ledger_account
+    SET debits_posted = :dp, credits_posted = :cp, debits_pending = :dpend,
+        credits_pending = :cpend
+    WHERE id = :account_id
+"""
+
+
+def _sqlite_accounts(conn: Connection, ids: Sequence[int]) -> dict[int, _Account]:
+    # Only placeholders are interpolated: the ids go as parameters.
+    marks = ", ".join(f":id{n}" for n in range(len(ids)))
+    sql = f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_account WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
+    found = driver.rows(conn, sql, {f"id{n}": account_id for n, account_id in enumerate(ids)})
+    return {
+        row[0]: _Account(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            bool(row[4]),
+            int(row[5]),
+            int(row[6]),
+            int(row[7]),
+            int(row[8]),
+        )
+        for row in found
+    }
+
+
+def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    return None if value is None else driver.uuid_text(value)
+
+
+def _sqlite_write(
+    conn: Connection,
+    entry: Entry,
+    now: datetime,
+    rows: Mapping[int, _Account],
+    new_sums: Mapping[int, tuple[int, int, int, int]],
+) -> uuid.UUID | None:
+    """`PortableJournal._apply`'s writes on SQLite, checks done: the entry, its postings, the
+    accounts' new sums."""
+    transaction_id = None
+    if entry.has_postings:
+        transaction_id = entry.transaction_id
+        txn = driver.uuid_text(transaction_id)
+        driver.rows(
+            conn,
+            _SQLITE_INSERT_TRANSACTION,
+            {
+                "id": txn,
+                "kind": str(entry.kind),
+                "memo": entry.memo,
+                "actor": entry.actor,
+                "reason": entry.reason,
+                "reverses_id": _sqlite_uuid(entry.reverses_id),
+                "hold_id": _sqlite_uuid(entry.hold_id),
+                "metadata_json": _metadata_json(entry.metadata),
+                "created_at": driver.time_text(now),
+            },
+        )
+        driver.many(
+            conn,
+            _SQLITE_INSERT_POSTING,
+            [
+                {
+                    "transaction_id": txn,
+                    "account_id": line.account_id,
+                    "asset": rows[line.account_id].asset,
+                    "amount": str(line.posted),
+                }
+                for line in entry.lines
+                if line.posted
+            ],
+        )
+    driver.many(
+        conn,
+        _SQLITE_UPDATE_SUMS,
+        [
+            {
+                "account_id": account_id,
+                "dp": str(sums[0]),
+                "cp": str(sums[1]),
+                "dpend": str(sums[2]),
+                "cpend": str(sums[3]),
+            }
+            for account_id, sums in new_sums.items()
+        ],
+    )
+    return transaction_id
 
 
 def _add(row: Any, delta: Sequence[int]) -> tuple[int, int, int, int]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+# A route body: FastAPI's thread-pool call of a plain route, or a frame of a route module (a
+# database route runs on its own threads, `kassa.api.threads`, not through FastAPI's call).
+_ROUTE = ("_run_sync_endpoint", "kassa/api/routes/")
 BUCKETS = (
-    ("route: SQLAlchemy + driver", ("_run_sync_endpoint",), ("sqlalchemy/", "psycopg", "sqlite3")),
-    ("route: the rest", ("_run_sync_endpoint",), ()),
+    ("route: SQLAlchemy + driver", _ROUTE, ("sqlalchemy/", "psycopg", "sqlite3")),
+    ("route: the rest", _ROUTE, ()),
     ("guard: key lookup", ("RequestGuard._authenticate",), ()),
     ("other thread-pool work", ("WorkerThread.run",), ()),
     ("event loop (HTTP, middleware, ASGI)", ("",), ()),
