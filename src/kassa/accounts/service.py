@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,6 +105,16 @@ def get(conn: Connection, account_id: uuid.UUID) -> CustomerAccount:
     if row is None:
         raise CustomerAccountNotFound(f"account {account_id} does not exist")
     return _customer(row)
+
+
+def get_many(
+    conn: Connection, account_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, CustomerAccount]:
+    """The accounts among `account_ids` that exist, by id (one query)."""
+    if not account_ids:
+        return {}
+    rows = conn.execute(select(customer_account).where(customer_account.c.id.in_(account_ids)))
+    return {row.id: _customer(row) for row in rows}
 
 
 def get_by_external_id(conn: Connection, external_id: str) -> CustomerAccount:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -170,14 +170,21 @@ def watched(conn: Connection, chain: Chain, after_id: int = 0) -> dict[str, int]
         cursor.close()
 
 
-def owners(conn: Connection, address_ids: Collection[int]) -> dict[int, uuid.UUID]:
-    """Deposit address id → the customer account it belongs to."""
+class Owned(NamedTuple):
+    """A deposit address as a payment to it is recorded: whose it is, and its text."""
+
+    customer_account_id: uuid.UUID
+    address: str
+
+
+def owners(conn: Connection, address_ids: Collection[int]) -> dict[int, Owned]:
+    """Deposit address id → the customer account it belongs to and the address (one query)."""
     rows = conn.execute(
-        select(deposit_address.c.id, deposit_address.c.customer_account_id).where(
-            deposit_address.c.id.in_(sorted(set(address_ids)))
-        )
+        select(
+            deposit_address.c.id, deposit_address.c.customer_account_id, deposit_address.c.address
+        ).where(deposit_address.c.id.in_(sorted(set(address_ids))))
     ).all()
-    return {row.id: row.customer_account_id for row in rows}
+    return {row.id: Owned(row.customer_account_id, row.address) for row in rows}
 
 
 def gap(conn: Connection, chain: Chain, key_id: str) -> tuple[int, int]:

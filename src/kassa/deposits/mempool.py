@@ -96,7 +96,7 @@ class MempoolTracker:
                     conn,
                     transfer,
                     deposit_address_id=address_id,
-                    customer_account_id=customers[address_id],
+                    customer_account_id=customers[address_id].customer_account_id,
                     now=now,
                 )
                 if recorded is not None:

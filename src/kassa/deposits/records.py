@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
-from kassa.accounts.tables import customer_account
+from kassa.accounts.states import AccountState
 from kassa.chains.network import Chain
 from kassa.deposits.model import (
     ChainBlock,
@@ -35,7 +35,7 @@ from kassa.deposits.model import (
     SenderKind,
     check_transition,
 )
-from kassa.deposits.tables import deposit, deposit_event
+from kassa.deposits.tables import deposit, deposit_address, deposit_event
 from kassa.ledger import house
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import AccountId, TransactionKind
@@ -215,9 +215,13 @@ def _move(
     *,
     reason: str | None,
     now: datetime,
+    # `str | None` and `RateLock | None`; typed Any so that callers' ``**columns`` type-check.
+    view_address: Any = None,
+    view_lock: Any = None,
     **values: Any,
 ) -> None:
-    """Change status (checked against the transition table) and any other columns."""
+    """Change status (checked against the transition table) and any other columns;
+    `view_address` and `view_lock`, when known, spare the event's view their lookups."""
     check_transition(current.status, new)
     conn.execute(
         update(deposit)
@@ -234,7 +238,7 @@ def _move(
         moved = dataclasses.replace(
             current, status=new, status_reason=reason, updated_at=now, **values
         )
-        views.emit(conn, moved, now)
+        views.emit(conn, moved, now, address=view_address, lock=view_lock)
 
 
 def record(
@@ -248,13 +252,15 @@ def record(
     now: datetime,
     seen_at: datetime | None = None,
     known: Mapping[tuple[str, int], Deposit] | None = None,
+    address: str | None = None,
 ) -> Deposit:
     """Record a matched transfer once; a known one re-entering the best chain gets its block.
 
     ``seen_at`` is the payment time the rate is locked at: the block time, shifted when the
     devnet's scenario clock runs ahead of the chains. ``known``, when given, is what
     `find_many` returned for the whole batch in this transaction (kept up to date by the
-    caller): the transfer is looked up there instead of by one more query."""
+    caller): the transfer is looked up there instead of by one more query. ``address``, the
+    text of the deposit address when the caller read it, spares the event's view its lookup."""
     if known is None:
         existing = find(conn, transfer.chain, transfer.txid, transfer.position)
     else:
@@ -352,7 +358,7 @@ def record(
     from kassa.deposits import views
 
     recorded = _deposit(row)
-    views.emit(conn, recorded, now)
+    views.emit(conn, recorded, now, address=address)
     return recorded
 
 
@@ -394,29 +400,48 @@ class HouseAccounts:
         return self._ids[key]
 
 
+def addresses_of(conn: Connection, batch: Sequence[Deposit]) -> dict[int, str]:
+    """The addresses the deposits of a batch were paid to, by address id (one query)."""
+    ids = {d.deposit_address_id for d in batch}
+    if not ids:
+        return {}
+    found = conn.execute(
+        select(deposit_address.c.id, deposit_address.c.address).where(deposit_address.c.id.in_(ids))
+    )
+    return {row.id: row.address for row in found}
+
+
+@dataclass(frozen=True, slots=True)
+class LockedBatch:
+    """A batch of credits' rows as read under their locks (`lock_for_credits`), for `credit`
+    to use instead of reading each again: the deposits by id, their owners by id."""
+
+    deposits: Mapping[uuid.UUID, Deposit]
+    customers: Mapping[uuid.UUID, accounts.CustomerAccount]
+
+
 def lock_for_credits(
     conn: Connection, batch: Sequence[Deposit], house_accounts: HouseAccounts
-) -> None:
+) -> LockedBatch:
     """Take the row locks of a batch of credits up front, in the ledger's lock order
     (`kassa.ledger`): the deposits, then every ledger account the batch posts to, in ascending
     id order. One credit after another would otherwise lock a second customer's account while
     holding the first's and the house's, against the ascending order a chargeback or another
-    chain's batch takes them in: a deadlock on PostgreSQL."""
+    chain's batch takes them in: a deadlock on PostgreSQL. Returns the rows as read under the
+    locks (current until this transaction ends)."""
     if not batch:
-        return
-    conn.execute(
-        select(deposit.c.id)
-        .where(deposit.c.id.in_(sorted(d.id for d in batch)))
-        .order_by(deposit.c.id)
-        .with_for_update()
-    )
-    ledger_ids = set(
-        conn.execute(
-            select(customer_account.c.ledger_account_id).where(
-                customer_account.c.id.in_({d.customer_account_id for d in batch})
-            )
-        ).scalars()
-    )
+        return LockedBatch({}, {})
+    locked = {
+        row.id: _deposit(row)
+        for row in conn.execute(
+            select(deposit)
+            .where(deposit.c.id.in_(sorted(d.id for d in batch)))
+            .order_by(deposit.c.id)
+            .with_for_update()
+        )
+    }
+    customers = accounts.get_many(conn, {d.customer_account_id for d in batch})
+    ledger_ids = {customer.ledger_account_id for customer in customers.values()}
     for current in batch:
         coin = current.money.asset
         ledger_ids |= {
@@ -430,6 +455,7 @@ def lock_for_credits(
         .order_by(ledger_account.c.id)
         .with_for_update()
     )
+    return LockedBatch(locked, customers)
 
 
 def credit(
@@ -441,11 +467,17 @@ def credit(
     confirmations: int,
     now: datetime,
     house_accounts: HouseAccounts | None = None,
+    address: str | None = None,
+    locked: LockedBatch | None = None,
 ) -> Deposit | None:
     """Credit the deposit's USD value at `lock`; None if it changed since it was judged final
     (its block left the chain, or another watcher credited it). A batch passes one
-    `HouseAccounts` for all its credits in one transaction."""
-    current = get(conn, deposit_id, for_update=True)
+    `HouseAccounts` for all its credits in one transaction, the deposits' addresses
+    (`addresses_of`) when it has them, and the rows `lock_for_credits` read in this
+    transaction (`locked`)."""
+    current = locked.deposits.get(deposit_id) if locked is not None else None
+    if current is None:
+        current = get(conn, deposit_id, for_update=True)
     if current is None:
         raise RuntimeError(f"deposit {deposit_id} does not exist")
     if current.status not in (DepositStatus.SEEN, DepositStatus.CONFIRMING):
@@ -463,7 +495,9 @@ def credit(
             now=now,
         )
         return None
-    customer = accounts.get(conn, current.customer_account_id)
+    customer = locked.customers.get(current.customer_account_id) if locked is not None else None
+    if customer is None:
+        customer = accounts.get(conn, current.customer_account_id)
     before = account_views.effective(conn, customer)
     coin = native.asset
     number = current.credit_count + 1
@@ -511,8 +545,20 @@ def credit(
         "credit_count": number,
         "credit_transaction_id": transaction_id,
     }
-    _move(conn, current, DepositStatus.CREDITED, reason=reason, now=now, **credited)
-    account_views.emit_if_changed(conn, customer, before, now)
+    _move(
+        conn,
+        current,
+        DepositStatus.CREDITED,
+        reason=reason,
+        now=now,
+        view_address=address,
+        view_lock=lock,
+        **credited,
+    )
+    if before is AccountState.FROZEN:
+        # A credit only adds to the customer's balance: it can lift a freeze, never cause one,
+        # and it leaves every other state as it was. So only a frozen account is read again.
+        account_views.emit_if_changed(conn, customer, before, now)
     # The row as just written, without reading it back.
     return dataclasses.replace(
         current,

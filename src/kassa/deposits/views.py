@@ -19,16 +19,23 @@ from kassa.deposits.tables import deposit_address
 from kassa.events import outbox
 from kassa.events.views import JsonObject, amount, iso
 from kassa.money import USD, Money
-from kassa.pricing.locks import get_lock
+from kassa.pricing.locks import RateLock, get_lock
 from kassa.pricing.model import price_text
 
 
-def deposit_view(conn: Connection, deposit: Deposit, *, address: str | None = None) -> JsonObject:
-    """The deposit with its address, USD value and the rate lock behind it (`address`, when
-    the caller already knows it, saves the lookup)."""
+def deposit_view(
+    conn: Connection,
+    deposit: Deposit,
+    *,
+    address: str | None = None,
+    lock: RateLock | None = None,
+) -> JsonObject:
+    """The deposit with its address, USD value and the rate lock behind it (`address` and
+    `lock`, when the caller already has them, save their lookups)."""
     lock_view = None
     if deposit.rate_lock_id is not None:
-        lock = get_lock(conn, deposit.rate_lock_id)
+        if lock is None or lock.id != deposit.rate_lock_id:
+            lock = get_lock(conn, deposit.rate_lock_id)
         lock_view = {
             "id": str(lock.id),
             "rate": price_text(lock.rate),
@@ -63,14 +70,22 @@ def deposit_view(conn: Connection, deposit: Deposit, *, address: str | None = No
     }
 
 
-def emit(conn: Connection, deposit: Deposit, now: datetime) -> None:
-    """The event of the status `deposit` just entered (``deposit.<status>``)."""
+def emit(
+    conn: Connection,
+    deposit: Deposit,
+    now: datetime,
+    *,
+    address: str | None = None,
+    lock: RateLock | None = None,
+) -> None:
+    """The event of the status `deposit` just entered (``deposit.<status>``); `address` and
+    `lock` as `deposit_view` takes them."""
     outbox.record(
         conn,
         type=f"deposit.{deposit.status.value}",
         subject_kind="deposit",
         subject_id=deposit.id,
-        data=deposit_view(conn, deposit),
+        data=deposit_view(conn, deposit, address=address, lock=lock),
         at=now,
         account_id=deposit.customer_account_id,
     )

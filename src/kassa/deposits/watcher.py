@@ -512,7 +512,7 @@ class Watcher:
                     paid.append((block, transfer, address_id))
         if not paid:
             return 0
-        customers = addresses.owners(conn, [address_id for _, _, address_id in paid])
+        owned = addresses.owners(conn, [address_id for _, _, address_id in paid])
         known = records.find_many(
             conn, self.chain, [(transfer.txid, transfer.position) for _, transfer, _ in paid]
         )
@@ -522,11 +522,12 @@ class Watcher:
                 transfer,
                 block,
                 deposit_address_id=address_id,
-                customer_account_id=customers[address_id],
+                customer_account_id=owned[address_id].customer_account_id,
                 dust=self.config.dust.get(transfer.asset, 1),
                 now=now,
                 seen_at=block.time + offset,
                 known=known,
+                address=owned[address_id].address,
             )
         return len(paid)
 
@@ -642,7 +643,9 @@ class Watcher:
             now = self.clock.now(conn)
             self._hold_lease(conn, now, "crediting deposits")
             house_accounts = records.HouseAccounts(conn, now)
-            records.lock_for_credits(conn, [item.deposit for item in batch], house_accounts)
+            deposits = [item.deposit for item in batch]
+            locked = records.lock_for_credits(conn, deposits, house_accounts)
+            addresses = records.addresses_of(conn, deposits)
             for item in batch:
                 current = item.deposit
                 lock = item.price
@@ -665,6 +668,8 @@ class Watcher:
                         confirmations=item.confirmations,
                         now=now,
                         house_accounts=house_accounts,
+                        address=addresses.get(current.deposit_address_id),
+                        locked=locked,
                     )
                 if done is not None:
                     credited.append((current, done))

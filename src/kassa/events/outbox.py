@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from kassa.events.catalog import CATALOG
 from kassa.events.tables import event
@@ -51,27 +51,50 @@ def record(
     known = CATALOG.get(type)
     if known is None or known.subject_kind != subject_kind:
         raise ValueError(f"event type {type!r} about a {subject_kind!r} is not in the catalog")
-    subject = str(subject_id)
-    last = conn.execute(
-        select(func.max(event.c.seq)).where(
-            event.c.subject_kind == subject_kind, event.c.subject_id == subject
-        )
-    ).scalar_one()
-    seq = (last or 0) + 1
     public_id = new_public_id()
-    conn.execute(
-        insert(event).values(
-            public_id=public_id,
-            type=type,
-            subject_kind=subject_kind,
-            subject_id=subject,
-            seq=seq,
-            customer_account_id=account_id,
-            occurred_at=at,
-            data=json.dumps(dict(data), separators=(",", ":"), sort_keys=True, default=str),
-        )
+    seq = conn.execute(
+        _APPEND,
+        {
+            "public_id": public_id,
+            "type": type,
+            "subject_kind": subject_kind,
+            "subject_id": str(subject_id),
+            "customer_account_id": account_id,
+            "occurred_at": at,
+            "data": json.dumps(dict(data), separators=(",", ":"), sort_keys=True, default=str),
+        },
+    ).scalar_one()
+    return Recorded(public_id=public_id, seq=int(seq))
+
+
+def _append_statement() -> Any:
+    """One statement that numbers the event after its subject's last one and inserts it (a
+    subject's first event gets 1), returning the number."""
+    columns = (
+        "public_id",
+        "type",
+        "subject_kind",
+        "subject_id",
+        "customer_account_id",
+        "occurred_at",
+        "data",
     )
-    return Recorded(public_id=public_id, seq=seq)
+    values = [bindparam(name, type_=event.c[name].type) for name in columns]
+    last = (
+        select(func.coalesce(func.max(event.c.seq), 0) + 1)
+        .where(
+            event.c.subject_kind == bindparam("subject_kind"),
+            event.c.subject_id == bindparam("subject_id"),
+        )
+        .scalar_subquery()
+    )
+    return (
+        insert(event).from_select([*columns, "seq"], select(*values, last)).returning(event.c.seq)
+    )
+
+
+# Built once: every event goes through it.
+_APPEND = _append_statement()
 
 
 def types_of(conn: Connection, subject_kind: str, subject_id: str | UUID) -> list[str]:

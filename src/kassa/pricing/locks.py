@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kassa.money import USD, Asset, AssetCode, Money, convert_down, convert_up
 from kassa.pricing.errors import RateLockNotFound
@@ -91,10 +92,10 @@ def lock_rate(
 ) -> RateLock:
     """Lock `sample`'s `side` rate for `purpose`; if that purpose is locked already, return the
     existing lock unchanged (first writer wins, under the unique constraint)."""
-    existing = get_lock_by_purpose(conn, purpose)
-    if existing is not None:
-        return existing
     if symbol_of(asset) is not sample.symbol:
+        existing = get_lock_by_purpose(conn, purpose)
+        if existing is not None:
+            return existing
         raise ValueError(f"a {sample.symbol} rate cannot value {asset}")
     rate = sample.bid if side is Side.BID else sample.ask
     values = {
@@ -109,16 +110,32 @@ def lock_rate(
         "sources": json.dumps(list(sample.sources)),
         "locked_at": now,
     }
-    # A savepoint, so losing the race leaves the caller's transaction usable.
-    try:
-        with conn.begin_nested():
-            conn.execute(rate_lock.insert().values(**values))
-    except IntegrityError:
-        winner = get_lock_by_purpose(conn, purpose)
-        if winner is None:
-            raise
-        return winner
+    # One statement: a purpose locked before (or by a concurrent transaction, which this one
+    # waits for) inserts nothing, and the lock that was there is returned unchanged.
+    inserted = conn.execute(_insert_unless_locked(conn.dialect.name), values).first()
+    if inserted is None:
+        existing = get_lock_by_purpose(conn, purpose)
+        if existing is None:
+            raise RuntimeError(f"rate lock for {purpose!r} neither inserted nor found")
+        return existing
     return _lock(values)
+
+
+def _insert_unless_locked(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id`` for `dialect`."""
+    statement = _INSERT_UNLESS_LOCKED.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(rate_lock)
+            .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
+            .returning(rate_lock.c.id)
+        )
+        _INSERT_UNLESS_LOCKED[dialect] = statement
+    return statement
+
+
+_INSERT_UNLESS_LOCKED: dict[str, Any] = {}
 
 
 def get_lock(conn: Connection, lock_id: uuid.UUID) -> RateLock:
