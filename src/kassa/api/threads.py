@@ -6,9 +6,10 @@ per request in flight is the wrong shape: the threads and the event loop take tu
 GIL, every round trip to the database gives it up and takes it back, and with 8 or 32 requests
 in flight each one waits behind the others' turns, including while it holds the house revenue
 row locked in PostgreSQL. Measured with `kassa bench api` on two cores (docs/benchmarks.md,
-"Database threads"): the usage POST on PostgreSQL at c=8 went from about 200 req/s with a p99
-of 110-135 ms to about 300 req/s with a p99 near 45 ms with four such threads, with less CPU
-per request; two were too few to overlap the round trips, six already lost most of the gain.
+"Third round: database threads"): with the collector tuned as well, the usage POST on
+PostgreSQL at c=8 went from about 230 req/s with a p99 near 100 ms to about 300 req/s with a
+p99 near 42 ms with three or four such threads, with less CPU per request; two were too few to
+overlap the round trips, six already lost part of the gain.
 
 A router whose routes are database work only is declared with ``route_class=DatabaseRoute``:
 its route bodies run on anyio worker threads, but at most ``database_threads`` of them at once
