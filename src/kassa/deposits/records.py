@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
-from kassa.accounts.states import AccountState
+from kassa.accounts.states import AccountState, effective_state
 from kassa.chains.network import Chain
 from kassa.deposits.model import (
     ChainBlock,
@@ -37,9 +37,9 @@ from kassa.deposits.model import (
 )
 from kassa.deposits.tables import deposit, deposit_address, deposit_event
 from kassa.ledger import house
+from kassa.ledger.accounts import lock_balances
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import AccountId, TransactionKind
-from kassa.ledger.tables import ledger_account
 from kassa.ledger.transfers import Leg, post, reverse, reverse_asset
 from kassa.money import USD, Asset, Money, asset
 from kassa.pricing.locks import RateLock
@@ -418,6 +418,16 @@ class LockedBatch:
 
     deposits: Mapping[uuid.UUID, Deposit]
     customers: Mapping[uuid.UUID, accounts.CustomerAccount]
+    frozen: frozenset[uuid.UUID]
+    """The owners whose balance was frozen when the batch was locked."""
+
+    def state_before(self, customer: accounts.CustomerAccount) -> AccountState | None:
+        """The state that applies to `customer` before its next credit of this batch, when the
+        locks tell it: credits only add to a balance, so an owner not frozen when the batch was
+        locked is not frozen before any of its credits. None: read it."""
+        if customer.id not in self.customers or customer.id in self.frozen:
+            return None
+        return effective_state(AccountState(customer.status), False)
 
 
 def lock_for_credits(
@@ -430,7 +440,7 @@ def lock_for_credits(
     chain's batch takes them in: a deadlock on PostgreSQL. Returns the rows as read under the
     locks (current until this transaction ends)."""
     if not batch:
-        return LockedBatch({}, {})
+        return LockedBatch({}, {}, frozenset())
     locked = {
         row.id: _deposit(row)
         for row in conn.execute(
@@ -449,13 +459,13 @@ def lock_for_credits(
             house_accounts.fx(coin, coin),
             house_accounts.fx(coin, USD),
         }
-    conn.execute(
-        select(ledger_account.c.id)
-        .where(ledger_account.c.id.in_(sorted(ledger_ids)))
-        .order_by(ledger_account.c.id)
-        .with_for_update()
+    balances = lock_balances(conn, ledger_ids)
+    frozen = frozenset(
+        customer.id
+        for customer in customers.values()
+        if customer.ledger_account_id not in balances or balances[customer.ledger_account_id].frozen
     )
-    return LockedBatch(locked, customers)
+    return LockedBatch(locked, customers, frozen)
 
 
 def credit(
@@ -498,7 +508,9 @@ def credit(
     customer = locked.customers.get(current.customer_account_id) if locked is not None else None
     if customer is None:
         customer = accounts.get(conn, current.customer_account_id)
-    before = account_views.effective(conn, customer)
+    before = locked.state_before(customer) if locked is not None else None
+    if before is None:
+        before = account_views.effective(conn, customer)
     coin = native.asset
     number = current.credit_count + 1
     request = Request.of(

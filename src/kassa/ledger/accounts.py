@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +111,18 @@ def get_balance(conn: Connection, account_id: int) -> Balance:
     if row is None:
         raise AccountNotFound(f"ledger account {account_id} does not exist")
     return _balance(row)
+
+
+def lock_balances(conn: Connection, account_ids: Collection[int]) -> dict[int, Balance]:
+    """Lock the ledger accounts in ascending id order (the ledger's lock order) and return
+    their balances as locked (current until the transaction ends)."""
+    rows = conn.execute(
+        select(ledger_account)
+        .where(ledger_account.c.id.in_(sorted(set(account_ids))))
+        .order_by(ledger_account.c.id)
+        .with_for_update()
+    )
+    return {row.id: _balance(row) for row in rows}
 
 
 def _balance(row: Row[Any]) -> Balance:
