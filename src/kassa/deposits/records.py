@@ -400,7 +400,7 @@ class HouseAccounts:
         return self._ids[key]
 
 
-def addresses_of(conn: Connection, batch: Sequence[Deposit]) -> dict[int, str]:
+def _addresses_of(conn: Connection, batch: Sequence[Deposit]) -> dict[int, str]:
     """The addresses the deposits of a batch were paid to, by address id (one query)."""
     ids = {d.deposit_address_id for d in batch}
     if not ids:
@@ -414,10 +414,13 @@ def addresses_of(conn: Connection, batch: Sequence[Deposit]) -> dict[int, str]:
 @dataclass(frozen=True, slots=True)
 class LockedBatch:
     """A batch of credits' rows as read under their locks (`lock_for_credits`), for `credit`
-    to use instead of reading each again: the deposits by id, their owners by id."""
+    to use instead of reading each again: the deposits by id, their owners by id and the
+    addresses they were paid to."""
 
     deposits: Mapping[uuid.UUID, Deposit]
     customers: Mapping[uuid.UUID, accounts.CustomerAccount]
+    addresses: Mapping[int, str]
+    """The addresses the deposits were paid to, by address id (for their events)."""
     frozen: frozenset[uuid.UUID]
     """The owners whose balance was frozen when the batch was locked."""
 
@@ -440,7 +443,7 @@ def lock_for_credits(
     chain's batch takes them in: a deadlock on PostgreSQL. Returns the rows as read under the
     locks (current until this transaction ends)."""
     if not batch:
-        return LockedBatch({}, {}, frozenset())
+        return LockedBatch({}, {}, {}, frozenset())
     locked = {
         row.id: _deposit(row)
         for row in conn.execute(
@@ -465,7 +468,7 @@ def lock_for_credits(
         for customer in customers.values()
         if customer.ledger_account_id not in balances or balances[customer.ledger_account_id].frozen
     )
-    return LockedBatch(locked, customers, frozen)
+    return LockedBatch(locked, customers, _addresses_of(conn, batch), frozen)
 
 
 def credit(
@@ -477,14 +480,12 @@ def credit(
     confirmations: int,
     now: datetime,
     house_accounts: HouseAccounts | None = None,
-    address: str | None = None,
     locked: LockedBatch | None = None,
 ) -> Deposit | None:
     """Credit the deposit's USD value at `lock`; None if it changed since it was judged final
     (its block left the chain, or another watcher credited it). A batch passes one
-    `HouseAccounts` for all its credits in one transaction, the deposits' addresses
-    (`addresses_of`) when it has them, and the rows `lock_for_credits` read in this
-    transaction (`locked`)."""
+    `HouseAccounts` for all its credits in one transaction, and the rows `lock_for_credits`
+    read in this transaction (`locked`)."""
     current = locked.deposits.get(deposit_id) if locked is not None else None
     if current is None:
         current = get(conn, deposit_id, for_update=True)
@@ -563,7 +564,7 @@ def credit(
         DepositStatus.CREDITED,
         reason=reason,
         now=now,
-        view_address=address,
+        view_address=locked.addresses.get(current.deposit_address_id) if locked else None,
         view_lock=lock,
         **credited,
     )

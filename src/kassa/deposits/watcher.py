@@ -643,9 +643,9 @@ class Watcher:
             now = self.clock.now(conn)
             self._hold_lease(conn, now, "crediting deposits")
             house_accounts = records.HouseAccounts(conn, now)
-            deposits = [item.deposit for item in batch]
-            locked = records.lock_for_credits(conn, deposits, house_accounts)
-            addresses = records.addresses_of(conn, deposits)
+            locked = records.lock_for_credits(
+                conn, [item.deposit for item in batch], house_accounts
+            )
             for item in batch:
                 current = item.deposit
                 lock = item.price
@@ -668,7 +668,6 @@ class Watcher:
                         confirmations=item.confirmations,
                         now=now,
                         house_accounts=house_accounts,
-                        address=addresses.get(current.deposit_address_id),
                         locked=locked,
                     )
                 if done is not None:

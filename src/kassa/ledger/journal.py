@@ -329,46 +329,61 @@ class PortableJournal:
                 code = AccountFrozen.code if before < 0 else InsufficientFunds.code
                 raise refusal(conn, code, row.code, row.asset, before, after)
 
-        if sqlite:
-            return _sqlite_write(conn, entry, now, rows, new_sums)
-        transaction_id = None
-        if entry.has_postings:
-            transaction_id = entry.transaction_id
-            conn.execute(
-                _INSERT_TRANSACTION,
-                {
-                    "id": transaction_id,
-                    "kind": str(entry.kind),
-                    "memo": entry.memo,
-                    "actor": entry.actor,
-                    "reason": entry.reason,
-                    "reverses_id": entry.reverses_id,
-                    "hold_id": entry.hold_id,
-                    "metadata_json": _metadata_json(entry.metadata),
-                    "created_at": now,
-                },
-            )
-            conn.execute(
-                _INSERT_POSTINGS,
-                [
-                    {
-                        "transaction_id": transaction_id,
-                        "account_id": line.account_id,
-                        "asset": rows[line.account_id].asset,
-                        "amount": line.posted,
-                    }
-                    for line in entry.lines
-                    if line.posted
-                ],
-            )
-        conn.execute(
-            _UPDATE_SUMS,
-            [
-                {"account_id": i, "dp": s[0], "cp": s[1], "dpend": s[2], "cpend": s[3]}
-                for i, s in new_sums.items()
-            ],
-        )
-        return transaction_id
+        write = _sqlite_write if sqlite else _portable_write
+        write(conn, entry, now, rows, new_sums)
+        return entry.transaction_id if entry.has_postings else None
+
+
+def _entry_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    """The `ledger_transaction` row of an entry with postings."""
+    return {
+        "id": entry.transaction_id,
+        "kind": str(entry.kind),
+        "memo": entry.memo,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "reverses_id": entry.reverses_id,
+        "hold_id": entry.hold_id,
+        "metadata_json": _metadata_json(entry.metadata),
+        "created_at": now,
+    }
+
+
+def _posting_rows(entry: Entry, rows: Mapping[int, _Account]) -> list[dict[str, Any]]:
+    """The `ledger_posting` rows of an entry: its non-zero lines."""
+    return [
+        {
+            "transaction_id": entry.transaction_id,
+            "account_id": line.account_id,
+            "asset": rows[line.account_id].asset,
+            "amount": line.posted,
+        }
+        for line in entry.lines
+        if line.posted
+    ]
+
+
+def _sums_rows(new_sums: Mapping[int, tuple[int, int, int, int]]) -> list[dict[str, Any]]:
+    """The parameters of the running sums' update, one set per account."""
+    return [
+        {"account_id": i, "dp": s[0], "cp": s[1], "dpend": s[2], "cpend": s[3]}
+        for i, s in new_sums.items()
+    ]
+
+
+def _portable_write(
+    conn: Connection,
+    entry: Entry,
+    now: datetime,
+    rows: Mapping[int, _Account],
+    new_sums: Mapping[int, tuple[int, int, int, int]],
+) -> None:
+    """`PortableJournal._apply`'s writes through SQLAlchemy, checks done: the entry, its
+    postings, the accounts' new sums."""
+    if entry.has_postings:
+        conn.execute(_INSERT_TRANSACTION, _entry_row(entry, now))
+        conn.execute(_INSERT_POSTINGS, _posting_rows(entry, rows))
+    conn.execute(_UPDATE_SUMS, _sums_rows(new_sums))
 
 
 class _Account(NamedTuple):
@@ -461,57 +476,26 @@ def _sqlite_write(
     now: datetime,
     rows: Mapping[int, _Account],
     new_sums: Mapping[int, tuple[int, int, int, int]],
-) -> uuid.UUID | None:
-    """`PortableJournal._apply`'s writes on SQLite, checks done: the entry, its postings, the
-    accounts' new sums."""
-    transaction_id = None
+) -> None:
+    """`_portable_write` on SQLite straight to the driver: the same rows, with their values as
+    the column types store them."""
     if entry.has_postings:
-        transaction_id = entry.transaction_id
-        txn = driver.uuid_text(transaction_id)
-        driver.rows(
-            conn,
-            _SQLITE_INSERT_TRANSACTION,
-            {
-                "id": txn,
-                "kind": str(entry.kind),
-                "memo": entry.memo,
-                "actor": entry.actor,
-                "reason": entry.reason,
-                "reverses_id": _sqlite_uuid(entry.reverses_id),
-                "hold_id": _sqlite_uuid(entry.hold_id),
-                "metadata_json": _metadata_json(entry.metadata),
-                "created_at": driver.time_text(now),
-            },
-        )
-        driver.many(
-            conn,
-            _SQLITE_INSERT_POSTING,
-            [
-                {
-                    "transaction_id": txn,
-                    "account_id": line.account_id,
-                    "asset": rows[line.account_id].asset,
-                    "amount": str(line.posted),
-                }
-                for line in entry.lines
-                if line.posted
-            ],
-        )
-    driver.many(
-        conn,
-        _SQLITE_UPDATE_SUMS,
-        [
-            {
-                "account_id": account_id,
-                "dp": str(sums[0]),
-                "cp": str(sums[1]),
-                "dpend": str(sums[2]),
-                "cpend": str(sums[3]),
-            }
-            for account_id, sums in new_sums.items()
-        ],
-    )
-    return transaction_id
+        row = _entry_row(entry, now)
+        row |= {
+            "id": driver.uuid_text(entry.transaction_id),
+            "reverses_id": _sqlite_uuid(entry.reverses_id),
+            "hold_id": _sqlite_uuid(entry.hold_id),
+            "created_at": driver.time_text(now),
+        }
+        driver.rows(conn, _SQLITE_INSERT_TRANSACTION, row)
+        postings = _posting_rows(entry, rows)
+        for posting in postings:
+            posting |= {"transaction_id": row["id"], "amount": str(posting["amount"])}
+        driver.many(conn, _SQLITE_INSERT_POSTING, postings)
+    sums = _sums_rows(new_sums)
+    for one in sums:
+        one |= {key: str(one[key]) for key in ("dp", "cp", "dpend", "cpend")}
+    driver.many(conn, _SQLITE_UPDATE_SUMS, sums)
 
 
 def _add(row: Any, delta: Sequence[int]) -> tuple[int, int, int, int]:

@@ -112,7 +112,7 @@ def lock_rate(
     }
     # One statement: a purpose locked before (or by a concurrent transaction, which this one
     # waits for) inserts nothing, and the lock that was there is returned unchanged.
-    inserted = conn.execute(_insert_unless_locked(conn.dialect.name), values).first()
+    inserted = conn.execute(_INSERT_UNLESS_LOCKED[conn.dialect.name], values).first()
     if inserted is None:
         existing = get_lock_by_purpose(conn, purpose)
         if existing is None:
@@ -121,21 +121,13 @@ def lock_rate(
     return _lock(values)
 
 
-def _insert_unless_locked(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id`` for `dialect`."""
-    statement = _INSERT_UNLESS_LOCKED.get(dialect)
-    if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(rate_lock)
-            .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
-            .returning(rate_lock.c.id)
-        )
-        _INSERT_UNLESS_LOCKED[dialect] = statement
-    return statement
-
-
-_INSERT_UNLESS_LOCKED: dict[str, Any] = {}
+# ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id``, per dialect, built once.
+_INSERT_UNLESS_LOCKED: dict[str, Any] = {
+    module.dialect.name: module.insert(rate_lock)
+    .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
+    .returning(rate_lock.c.id)
+    for module in (postgresql, sqlite)
+}
 
 
 def get_lock(conn: Connection, lock_id: uuid.UUID) -> RateLock:
