@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     import httpx2
     from tests.conftest import DatabaseFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow(seconds=31)]
+# Not traced by coverage (pytest-cov's `no_cover`): a load test: the routes it drives are measured
+# by the API tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.postgres, pytest.mark.slow(seconds=31)]
 
 SECONDS = 30.0
 CLIENTS = 8

@@ -13,19 +13,18 @@ import pytest
 from kassa_dev.bench import api
 
 # Slow (--durations): starts a server process and wrk.
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
 pytestmark = [
+    pytest.mark.no_cover,
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is missing: ./dev setup"),
 ]
 
 
 def test_the_api_benchmark_measures_and_checks_the_books(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The server under load runs without coverage's subprocess measurement: `kassa serve` is
-    # measured by the API process tests, and measuring it here took CPU the whole suite shares.
-    for variable in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
-        monkeypatch.delenv(variable, raising=False)
     out_file = tmp_path / "api.json"
     argv = ["--db", "sqlite", "--duration", "1", "--warmup", "0", "--concurrency", "4"]
     argv += ["--scenarios", "usage,healthz", "--accounts", "3", "--json", str(out_file)]

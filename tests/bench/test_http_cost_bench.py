@@ -14,16 +14,12 @@ import kassa
 from kassa_dev.bench import http_cost
 
 # Starts two server processes.
-pytestmark = pytest.mark.slow(seconds=30)
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow(seconds=30)]
 
 
-def test_the_http_cost_benchmark_measures_both_sides(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Its two servers run without coverage's subprocess measurement: `kassa serve` is measured
-    # by the API process tests, and measuring it twice more cost CPU the whole suite shares.
-    for variable in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
-        monkeypatch.delenv(variable, raising=False)
+def test_the_http_cost_benchmark_measures_both_sides(tmp_path: Path) -> None:
     out_file = tmp_path / "cost.json"
     source = Path(kassa.__file__).resolve().parent.parent
     argv = ["--db", "sqlite", "--batches", "2", "--batch", "3", "--warmup", "2"]

@@ -13,7 +13,9 @@ import pytest
 from kassa_dev.bench import payouts
 
 # Slow (--durations): the payout benchmark on all three chains.
-pytestmark = pytest.mark.slow(seconds=17)
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow(seconds=17)]
 
 
 @pytest.mark.chain

@@ -15,7 +15,9 @@ from kassa.deposits.tables import deposit
 from kassa_dev.bench import reports
 from kassa_dev.bench._progress import Progress
 
-pytestmark = pytest.mark.slow
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow]
 
 
 def test_the_reports_benchmark_runs_every_report(

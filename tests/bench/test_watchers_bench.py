@@ -17,7 +17,9 @@ from kassa_dev.bench._watch_model import PaidDeposit
 from kassa_dev.bench._watch_verify import passed, verify
 
 # Slow (--durations): the watcher benchmark on all three chains.
-pytestmark = pytest.mark.slow(seconds=8)
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow(seconds=8)]
 
 
 @pytest.mark.chain

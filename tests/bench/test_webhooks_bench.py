@@ -13,7 +13,9 @@ import pytest
 from kassa_dev.bench import webhooks
 
 # Slow (--durations): spawns a receiver, a sender and the usage writers.
-pytestmark = pytest.mark.slow(seconds=13)
+# Not traced by coverage (pytest-cov's `no_cover`): a benchmark's smoke run: the code it drives is
+# measured by the behaviour tests; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow(seconds=13)]
 
 
 def test_the_webhook_benchmark_delivers_each_event_once_and_measures_both_sides(

@@ -30,13 +30,8 @@ SEED = 19
 @pytest.mark.chain
 @pytest.mark.postgres
 def test_every_role_survives_a_sigkill_with_money_moved_exactly_once(
-    bitcoin_node: BitcoinNode, tron_sim: TronNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bitcoin_node: BitcoinNode, tron_sim: TronNode, tmp_path: Path
 ) -> None:
-    # The fleet's 12 processes (and their restarts) run without coverage's subprocess
-    # measurement: the same commands are measured by the compose and process tests, and
-    # measuring these cost a third of their CPU on a 2-core machine, slowing the whole suite.
-    for variable in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
-        monkeypatch.delenv(variable, raising=False)
     options = scaleout.Options(minutes=0.5, kill_every=4.5, lease=5, seed=SEED, drain_timeout=90)
     out = io.StringIO()
     with start_ganache_node(tmp_path / "eth", block_time=scaleout.ETH_BLOCK_SECONDS) as eth:

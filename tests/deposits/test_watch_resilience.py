@@ -263,14 +263,7 @@ class WatchProcess:
 
     @classmethod
     def start(cls, config: Path, chain: Chain, name: str) -> WatchProcess:
-        # Without coverage's subprocess measurement: these watchers are SIGKILLed (a killed
-        # process writes no coverage data anyway), `kassa watch` is measured by the compose
-        # and process tests, and measuring them cost CPU the whole suite shares.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("KASSA_") and not k.startswith("COVERAGE_PROCESS_")
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KASSA_")}
         log = config.with_name(f"{name}.log")
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: S603 - our own console script, fixed argv

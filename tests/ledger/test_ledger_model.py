@@ -59,7 +59,9 @@ if TYPE_CHECKING:
 
 # Slow (--durations): hypothesis state machines, a fresh database per example (each one
 # released when its example ends, so the provisioner recycles it for a later example).
-pytestmark = pytest.mark.slow(seconds=11)
+# Not traced by coverage (pytest-cov's `no_cover`): many generated runs of code the ledger tests
+# measure; tracing it cost CPU the whole suite shares.
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow(seconds=11)]
 
 START = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 CUSTOMERS = 3

@@ -29,6 +29,10 @@ from kassa.payouts.model import RequestStatus
 from kassa.payouts.tables import payout_nonce, payout_tx, payout_tx_line
 from kassa_dev.bench._payouts_run import WorkerPool, chain_tip, paid_on_chain
 
+# Not traced by coverage (pytest-cov's `no_cover`): forty payouts a chain through code the payout
+# tests measure; tracing it cost CPU the whole suite shares.
+pytestmark = pytest.mark.no_cover
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -28,12 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 def _worker_process(stage: Stage, tmp_path: Path, crash_at: str | None) -> int:
-    # Without coverage's subprocess measurement: half of these workers are killed mid-round (no
-    # coverage data), the worker's code is measured in process by the payout tests, and
-    # measuring these cost CPU the whole suite shares.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
     env = {
-        **inherited,
+        **os.environ,
         "KASSA_DATA_DIR": str(tmp_path),
         "KASSA_DATABASE_URL": stage.db.engine.url.render_as_string(hide_password=False),
         "KASSA_DEVNET": "false",
