@@ -23,7 +23,8 @@ from kassa.db import Database
 from kassa.money import BTC, ETH, USD, USDT_TRC20, AssetCode, Money
 from kassa.pricing import history
 from kassa.pricing.errors import NoRate
-from kassa.pricing.locks import Side, get_lock
+from kassa.pricing.history import RateSample
+from kassa.pricing.locks import LockRequest, Side, get_lock, lock_rates
 from kassa.pricing.model import Candle, Quote, SourceError, Symbol
 from kassa.pricing.service import PricingService, SourceSet
 from kassa.pricing.settings import PricingSettings
@@ -304,6 +305,53 @@ def test_worked_example_deposit_and_refund_valuation(db: Database, clock: Manual
     assert again == deposit
     with db.transaction() as conn:
         assert get_lock(conn, deposit.id).rate == Decimal(60000)
+
+
+def test_locking_many_rates_at_once_keeps_every_earlier_lock(
+    db: Database, clock: ManualClock
+) -> None:
+    """`lock_rates` (a watcher's credit batch): the new purposes locked in one statement, a
+    purpose locked before keeps its lock, a purpose asked twice is locked once, and a sample
+    of the wrong coin only answers a purpose locked before."""
+    pricing = PricingService(
+        db,
+        clock,
+        PricingSettings(static_rates={Symbol.BTC: Decimal(60000), Symbol.ETH: Decimal(3000)}),
+    )
+    pricing.refresh([Symbol.BTC, Symbol.ETH])
+    paid_at = clock.now()
+    earlier = pricing.lock(purpose="deposit:old", asset=AssetCode.BTC, side=Side.BID, at=paid_at)
+    clock.advance(timedelta(hours=1))
+    cheaper = {Symbol.BTC: Decimal(50000), Symbol.ETH: Decimal(2000)}
+    later = PricingService(db, clock, PricingSettings(static_rates=cheaper))
+    later.refresh([Symbol.BTC, Symbol.ETH])
+    btc, eth = later.rate_at(Symbol.BTC, clock.now()), later.rate_at(Symbol.ETH, clock.now())
+
+    def ask(purpose: str, coin: AssetCode, sample: RateSample) -> LockRequest:
+        return LockRequest(purpose, coin, Side.BID, sample, clock.now())
+
+    with db.transaction() as conn:
+        locks = lock_rates(
+            conn,
+            [
+                ask("deposit:old", AssetCode.BTC, btc),
+                ask("deposit:a", AssetCode.BTC, btc),
+                ask("deposit:a", AssetCode.BTC, eth),  # asked twice: the first wins
+                ask("deposit:b", AssetCode.ETH, eth),
+                ask("deposit:old", AssetCode.BTC, eth),  # wrong coin, but locked before
+            ],
+            now=clock.now(),
+        )
+        assert locks["deposit:old"] == earlier
+        assert locks["deposit:a"].rate == Decimal(50000)
+        assert locks["deposit:b"].rate == Decimal(2000)
+        assert get_lock(conn, locks["deposit:a"].id) == locks["deposit:a"]
+        assert conn.execute(text("SELECT count(*) FROM rate_lock")).scalar_one() == 3
+    with db.transaction() as conn, pytest.raises(ValueError, match="ETH rate cannot value BTC"):
+        lock_rates(conn, [ask("deposit:c", AssetCode.BTC, eth)], now=clock.now())
+    with db.transaction() as conn:
+        assert conn.execute(text("SELECT count(*) FROM rate_lock")).scalar_one() == 3
+        assert lock_rates(conn, [], now=clock.now()) == {}
 
 
 def test_lock_conversions_round_in_the_house_favour(db: Database, clock: ManualClock) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
@@ -36,6 +36,7 @@ from kassa.deposits.model import (
     check_transition,
 )
 from kassa.deposits.tables import deposit, deposit_address, deposit_event
+from kassa.events import outbox
 from kassa.ledger import house
 from kassa.ledger.accounts import lock_balances
 from kassa.ledger.idempotency import IdempotencyKey, Request
@@ -187,6 +188,80 @@ def above(conn: Connection, chain: Chain, height: int) -> list[Deposit]:
     return [_deposit(row) for row in rows]
 
 
+class Deferred:
+    """Writes of a batch of deposits held back and sent together by `flush`, in the order they
+    were made: new deposits in one multi-row INSERT, status changes in one executemany per run
+    of changes that set the same columns, their history rows in one INSERT and their events in
+    one executemany (`kassa.events.outbox.record_all`). On PostgreSQL psycopg sends an
+    executemany's rows in a pipeline, so a batch of credits pays one round trip per kind of
+    write instead of one per write and deposit.
+
+    Reads see none of it before `flush`: `record` and `credit` flush before they read a
+    deposit again or write anything whose order against these writes matters, and the caller
+    flushes before its transaction commits (a batch that is never flushed writes nothing)."""
+
+    __slots__ = ("_events", "_history", "_moves", "_new")
+
+    def __init__(self) -> None:
+        self._new: list[dict[str, Any]] = []
+        self._moves: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        self._history: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._moves) + len(self._history) + len(self._events)
+
+    def add_deposit(self, row: dict[str, Any]) -> None:
+        self._new.append(row)
+
+    def add_move(self, deposit_id: uuid.UUID, changes: Mapping[str, Any]) -> None:
+        columns = tuple(changes)
+        self._moves.append(
+            (columns, {"b_id": deposit_id, **{f"b_{name}": changes[name] for name in columns}})
+        )
+
+    def add_history(self, row: dict[str, Any]) -> None:
+        self._history.append(row)
+
+    def add_event(self, draft: dict[str, Any]) -> None:
+        self._events.append(draft)
+
+    def flush(self, conn: Connection) -> None:
+        """Write everything held, in dependency order: deposits before their history rows."""
+        if self._new:
+            conn.execute(insert(deposit), self._new)
+        start = 0
+        while start < len(self._moves):
+            columns = self._moves[start][0]
+            end = start
+            while end < len(self._moves) and self._moves[end][0] == columns:
+                end += 1
+            conn.execute(_update_of(columns), [values for _, values in self._moves[start:end]])
+            start = end
+        if self._history:
+            conn.execute(insert(deposit_event), self._history)
+        outbox.record_all(conn, self._events)
+        self._new, self._moves, self._history, self._events = [], [], [], []
+
+
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update_of(columns: tuple[str, ...]) -> Any:
+    """``UPDATE deposit SET <columns> WHERE id = …`` with bound parameters for an executemany
+    (named ``b_<column>``: SQLAlchemy keeps a column's own name for itself), built once per set
+    of columns."""
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        statement = (
+            update(deposit)
+            .where(deposit.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in columns})
+        )
+        _UPDATES[columns] = statement
+    return statement
+
+
 def _event(
     conn: Connection,
     deposit_id: uuid.UUID,
@@ -195,17 +270,20 @@ def _event(
     reason: str | None,
     block_hash: str | None,
     now: datetime,
+    deferred: Deferred | None = None,
 ) -> None:
-    conn.execute(
-        insert(deposit_event).values(
-            deposit_id=deposit_id,
-            from_status=None if old is None else old.value,
-            to_status=new.value,
-            reason=reason,
-            block_hash=block_hash,
-            at=now,
-        )
-    )
+    row = {
+        "deposit_id": deposit_id,
+        "from_status": None if old is None else old.value,
+        "to_status": new.value,
+        "reason": reason,
+        "block_hash": block_hash,
+        "at": now,
+    }
+    if deferred is None:
+        conn.execute(insert(deposit_event), row)
+    else:
+        deferred.add_history(row)
 
 
 def _move(
@@ -218,19 +296,21 @@ def _move(
     # `str | None` and `RateLock | None`; typed Any so that callers' ``**columns`` type-check.
     view_address: Any = None,
     view_lock: Any = None,
+    # `Deferred | None`: with one, the writes wait for its flush.
+    deferred: Any = None,
     **values: Any,
 ) -> None:
     """Change status (checked against the transition table) and any other columns;
     `view_address` and `view_lock`, when known, spare the event's view their lookups."""
     check_transition(current.status, new)
-    conn.execute(
-        update(deposit)
-        .where(deposit.c.id == current.id)
-        .values(status=new.value, status_reason=reason, updated_at=now, **values)
-    )
+    changes = {"status": new.value, "status_reason": reason, "updated_at": now, **values}
+    if deferred is None:
+        conn.execute(update(deposit).where(deposit.c.id == current.id).values(changes))
+    else:
+        deferred.add_move(current.id, changes)
     block_hash = values.get("block_hash", current.block_hash)
     if new is not current.status or reason != current.status_reason:
-        _event(conn, current.id, current.status, new, reason, block_hash, now)
+        _event(conn, current.id, current.status, new, reason, block_hash, now, deferred)
     if new is not current.status:
         # Imported here: the view module reads this one's Deposit.
         from kassa.deposits import views
@@ -238,7 +318,10 @@ def _move(
         moved = dataclasses.replace(
             current, status=new, status_reason=reason, updated_at=now, **values
         )
-        views.emit(conn, moved, now, address=view_address, lock=view_lock)
+        if deferred is None:
+            views.emit(conn, moved, now, address=view_address, lock=view_lock)
+        else:
+            deferred.add_event(views.draft(conn, moved, now, address=view_address, lock=view_lock))
 
 
 def record(
@@ -253,6 +336,7 @@ def record(
     seen_at: datetime | None = None,
     known: Mapping[tuple[str, int], Deposit] | None = None,
     address: str | None = None,
+    deferred: Deferred | None = None,
 ) -> Deposit:
     """Record a matched transfer once; a known one re-entering the best chain gets its block.
 
@@ -260,7 +344,9 @@ def record(
     devnet's scenario clock runs ahead of the chains. ``known``, when given, is what
     `find_many` returned for the whole batch in this transaction (kept up to date by the
     caller): the transfer is looked up there instead of by one more query. ``address``, the
-    text of the deposit address when the caller read it, spares the event's view its lookup."""
+    text of the deposit address when the caller read it, spares the event's view its lookup.
+    With `deferred`, a new deposit's writes wait for its flush (a known one flushes it first
+    and is written at once: it is read back)."""
     if known is None:
         existing = find(conn, transfer.chain, transfer.txid, transfer.position)
     else:
@@ -274,6 +360,8 @@ def record(
     if existing is not None:
         if existing.block_hash == block.hash:
             return existing  # a replay of a block already processed (e.g. after a crash)
+        if deferred is not None:
+            deferred.flush(conn)
         if (
             existing.status is DepositStatus.SEEN
             and existing.block_hash is None
@@ -329,36 +417,64 @@ def record(
             f"below the dust threshold of {Money(dust, asset(transfer.asset)).format()} "
             f"{transfer.asset}",
         )
-    deposit_id = uuid.uuid4()
-    row = conn.execute(
-        insert(deposit)
-        .values(
-            id=deposit_id,
-            chain=transfer.chain.value,
-            asset=transfer.asset,
-            txid=transfer.txid,
-            position=transfer.position,
-            deposit_address_id=deposit_address_id,
-            customer_account_id=customer_account_id,
-            amount=transfer.amount,
-            sender=transfer.sender,
-            sender_kind=transfer.sender_kind.value,
-            token_contract=transfer.token_contract,
-            first_seen_at=seen_at or block.time,
-            status=status.value,
-            status_reason=reason,
-            credit_count=0,
-            created_at=now,
-            updated_at=now,
-            **in_block,
-        )
-        .returning(*deposit.c)
-    ).one()
-    _event(conn, deposit_id, None, status, reason, block.hash, now)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "chain": transfer.chain.value,
+        "asset": transfer.asset,
+        "txid": transfer.txid,
+        "position": transfer.position,
+        "deposit_address_id": deposit_address_id,
+        "customer_account_id": customer_account_id,
+        "amount": transfer.amount,
+        "sender": transfer.sender,
+        "sender_kind": transfer.sender_kind.value,
+        "token_contract": transfer.token_contract,
+        "first_seen_at": seen_at or block.time,
+        "status": status.value,
+        "status_reason": reason,
+        "credit_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        **in_block,
+    }
+    # The row as written (the columns left out are null), without reading it back.
+    recorded = Deposit(
+        id=values["id"],
+        chain=transfer.chain,
+        asset=transfer.asset,
+        txid=transfer.txid,
+        position=transfer.position,
+        deposit_address_id=deposit_address_id,
+        customer_account_id=customer_account_id,
+        amount=transfer.amount,
+        sender=transfer.sender,
+        sender_kind=transfer.sender_kind,
+        token_contract=transfer.token_contract,
+        block_height=block.height,
+        block_hash=block.hash,
+        block_time=block.time,
+        first_seen_at=values["first_seen_at"],
+        confirmations=1,
+        status=status,
+        status_reason=reason,
+        rate_lock_id=None,
+        usd_amount=None,
+        credit_count=0,
+        credit_transaction_id=None,
+        reversal_transaction_id=None,
+        created_at=now,
+        updated_at=now,
+    )
     from kassa.deposits import views
 
-    recorded = _deposit(row)
-    views.emit(conn, recorded, now, address=address)
+    if deferred is None:
+        conn.execute(insert(deposit), values)
+        _event(conn, recorded.id, None, status, reason, block.hash, now)
+        views.emit(conn, recorded, now, address=address)
+    else:
+        deferred.add_deposit(values)
+        _event(conn, recorded.id, None, status, reason, block.hash, now, deferred)
+        deferred.add_event(views.draft(conn, recorded, now, address=address))
     return recorded
 
 
@@ -481,11 +597,13 @@ def credit(
     now: datetime,
     house_accounts: HouseAccounts | None = None,
     locked: LockedBatch | None = None,
+    deferred: Deferred | None = None,
 ) -> Deposit | None:
     """Credit the deposit's USD value at `lock`; None if it changed since it was judged final
     (its block left the chain, or another watcher credited it). A batch passes one
-    `HouseAccounts` for all its credits in one transaction, and the rows `lock_for_credits`
-    read in this transaction (`locked`)."""
+    `HouseAccounts` for all its credits in one transaction, the rows `lock_for_credits`
+    read in this transaction (`locked`), and a `Deferred` its deposit writes wait in (the
+    ledger entry is posted at once)."""
     current = locked.deposits.get(deposit_id) if locked is not None else None
     if current is None:
         current = get(conn, deposit_id, for_update=True)
@@ -504,6 +622,7 @@ def credit(
             DepositStatus.IGNORED,
             reason=f"worth less than one micro-dollar at {lock.rate} USD",
             now=now,
+            deferred=deferred,
         )
         return None
     customer = locked.customers.get(current.customer_account_id) if locked is not None else None
@@ -566,11 +685,15 @@ def credit(
         now=now,
         view_address=locked.addresses.get(current.deposit_address_id) if locked else None,
         view_lock=lock,
+        deferred=deferred,
         **credited,
     )
     if before is AccountState.FROZEN:
         # A credit only adds to the customer's balance: it can lift a freeze, never cause one,
-        # and it leaves every other state as it was. So only a frozen account is read again.
+        # and it leaves every other state as it was. So only a frozen account is read again
+        # (its event after this deposit's, as without deferred writes).
+        if deferred is not None:
+            deferred.flush(conn)
         account_views.emit_if_changed(conn, customer, before, now)
     # The row as just written, without reading it back.
     return dataclasses.replace(

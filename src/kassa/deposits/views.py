@@ -10,6 +10,7 @@ a deposit enters is an event type: ``deposit.seen``, ``deposit.confirming``,
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -80,8 +81,19 @@ def emit(
 ) -> None:
     """The event of the status `deposit` just entered (``deposit.<status>``); `address` and
     `lock` as `deposit_view` takes them."""
-    outbox.record(
-        conn,
+    outbox.record_all(conn, [draft(conn, deposit, now, address=address, lock=lock)])
+
+
+def draft(
+    conn: Connection,
+    deposit: Deposit,
+    now: datetime,
+    *,
+    address: str | None = None,
+    lock: RateLock | None = None,
+) -> dict[str, Any]:
+    """`emit`'s event, to be written later with others (`kassa.events.outbox.record_all`)."""
+    return outbox.draft(
         type=f"deposit.{deposit.status.value}",
         subject_kind="deposit",
         subject_id=deposit.id,

@@ -54,7 +54,7 @@ from kassa.events import operational
 from kassa.money import USD, AssetCode, Money
 from kassa.pricing.errors import NoRate
 from kassa.pricing.history import RateSample
-from kassa.pricing.locks import RateLock, Side, lock_rate
+from kassa.pricing.locks import LockRequest, RateLock, Side, lock_rates
 from kassa.pricing.service import PricingService
 from kassa.telemetry.logs import bound
 from kassa.telemetry.metrics import timed_round
@@ -516,6 +516,7 @@ class Watcher:
         known = records.find_many(
             conn, self.chain, [(transfer.txid, transfer.position) for _, transfer, _ in paid]
         )
+        deferred = records.Deferred()
         for block, transfer, address_id in paid:
             known[(transfer.txid, transfer.position)] = records.record(
                 conn,
@@ -528,7 +529,9 @@ class Watcher:
                 seen_at=block.time + offset,
                 known=known,
                 address=owned[address_id].address,
+                deferred=deferred,
             )
+        deferred.flush(conn)
         return len(paid)
 
     def _hold_lease(
@@ -646,19 +649,28 @@ class Watcher:
             locked = records.lock_for_credits(
                 conn, [item.deposit for item in batch], house_accounts
             )
+            # The batch's rate locks in one statement (an existing lock of a purpose wins).
+            new_locks = lock_rates(
+                conn,
+                [
+                    LockRequest(
+                        purpose=item.deposit.purpose,
+                        asset=AssetCode(item.deposit.asset),
+                        side=Side.BID,
+                        sample=item.price,
+                        priced_at=item.deposit.first_seen_at,
+                    )
+                    for item in batch
+                    if isinstance(item.price, RateSample)
+                ],
+                now=now,
+            )
+            deferred = records.Deferred()
             for item in batch:
                 current = item.deposit
                 lock = item.price
                 if isinstance(lock, RateSample):
-                    lock = lock_rate(
-                        conn,
-                        purpose=current.purpose,
-                        asset=AssetCode(current.asset),
-                        side=Side.BID,
-                        sample=lock,
-                        priced_at=current.first_seen_at,
-                        now=now,
-                    )
+                    lock = new_locks[current.purpose]
                 with bound(deposit=current.id):
                     done = records.credit(
                         conn,
@@ -669,9 +681,11 @@ class Watcher:
                         now=now,
                         house_accounts=house_accounts,
                         locked=locked,
+                        deferred=deferred,
                     )
                 if done is not None:
                     credited.append((current, done))
+            deferred.flush(conn)
         for current, done in credited:
             report.credited.append(done.id)
             with bound(deposit=current.id):

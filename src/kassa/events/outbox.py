@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,23 +48,49 @@ def record(
 
     `type` must be in `kassa.events.catalog.CATALOG` with this subject kind: nothing reaches a
     receiver undocumented."""
+    values = draft(
+        type=type,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        data=data,
+        at=at,
+        account_id=account_id,
+    )
+    seq = conn.execute(_APPEND, values).scalar_one()
+    return Recorded(public_id=values["public_id"], seq=int(seq))
+
+
+def draft(
+    *,
+    type: str,
+    subject_kind: str,
+    subject_id: str | UUID,
+    data: Mapping[str, Any],
+    at: datetime,
+    account_id: UUID | None = None,
+) -> dict[str, Any]:
+    """One event's row as `record` writes it (checked against the catalog, its public id
+    drawn), for `record_all` to write later with others."""
     known = CATALOG.get(type)
     if known is None or known.subject_kind != subject_kind:
         raise ValueError(f"event type {type!r} about a {subject_kind!r} is not in the catalog")
-    public_id = new_public_id()
-    seq = conn.execute(
-        _APPEND,
-        {
-            "public_id": public_id,
-            "type": type,
-            "subject_kind": subject_kind,
-            "subject_id": str(subject_id),
-            "customer_account_id": account_id,
-            "occurred_at": at,
-            "data": json.dumps(dict(data), separators=(",", ":"), sort_keys=True, default=str),
-        },
-    ).scalar_one()
-    return Recorded(public_id=public_id, seq=int(seq))
+    return {
+        "public_id": new_public_id(),
+        "type": type,
+        "subject_kind": subject_kind,
+        "subject_id": str(subject_id),
+        "customer_account_id": account_id,
+        "occurred_at": at,
+        "data": json.dumps(dict(data), separators=(",", ":"), sort_keys=True, default=str),
+    }
+
+
+def record_all(conn: Connection, drafts: Sequence[Mapping[str, Any]]) -> None:
+    """Append `draft`s in their order, as `record` would one after another (each numbered
+    after its subject's previous events, those earlier in `drafts` included), in one
+    executemany: one round trip on PostgreSQL (psycopg sends the rows in a pipeline)."""
+    if drafts:
+        conn.execute(_APPEND_MANY, list(drafts))
 
 
 def _append_statement() -> Any:
@@ -88,13 +114,12 @@ def _append_statement() -> Any:
         )
         .scalar_subquery()
     )
-    return (
-        insert(event).from_select([*columns, "seq"], select(*values, last)).returning(event.c.seq)
-    )
+    return insert(event).from_select([*columns, "seq"], select(*values, last))
 
 
-# Built once: every event goes through it.
-_APPEND = _append_statement()
+# Built once: every event goes through them (an executemany takes no RETURNING).
+_APPEND_MANY = _append_statement()
+_APPEND = _APPEND_MANY.returning(event.c.seq)
 
 
 def types_of(conn: Connection, subject_kind: str, subject_id: str | UUID) -> list[str]:

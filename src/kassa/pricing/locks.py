@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -80,6 +81,18 @@ class RateLock:
             raise ValueError(f"this lock prices {self.asset}, not {amount.asset.code}")
 
 
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """One rate lock to take (`lock_rates`): `lock_rate`'s arguments but the connection and
+    the time."""
+
+    purpose: str
+    asset: AssetCode
+    side: Side
+    sample: RateSample
+    priced_at: datetime
+
+
 def lock_rate(
     conn: Connection,
     *,
@@ -92,24 +105,13 @@ def lock_rate(
 ) -> RateLock:
     """Lock `sample`'s `side` rate for `purpose`; if that purpose is locked already, return the
     existing lock unchanged (first writer wins, under the unique constraint)."""
-    if symbol_of(asset) is not sample.symbol:
+    request = LockRequest(purpose, asset, side, sample, priced_at)
+    values = _values(request, now)
+    if values is None:
         existing = get_lock_by_purpose(conn, purpose)
         if existing is not None:
             return existing
         raise ValueError(f"a {sample.symbol} rate cannot value {asset}")
-    rate = sample.bid if side is Side.BID else sample.ask
-    values = {
-        "id": uuid.uuid4(),
-        "purpose": purpose,
-        "asset": asset.value,
-        "symbol": sample.symbol.value,
-        "side": side.value,
-        "rate": rate,
-        "priced_at": priced_at,
-        "sample_id": sample.id,
-        "sources": json.dumps(list(sample.sources)),
-        "locked_at": now,
-    }
     # One statement: a purpose locked before (or by a concurrent transaction, which this one
     # waits for) inserts nothing, and the lock that was there is returned unchanged.
     inserted = conn.execute(_INSERT_UNLESS_LOCKED[conn.dialect.name], values).first()
@@ -121,11 +123,72 @@ def lock_rate(
     return _lock(values)
 
 
-# ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id``, per dialect, built once.
+def lock_rates(
+    conn: Connection, requests: Sequence[LockRequest], *, now: datetime
+) -> dict[str, RateLock]:
+    """`lock_rate` for many purposes at once, by purpose: the new locks in one multi-row
+    ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING purpose``, then the purposes locked
+    before (by an earlier attempt or a concurrent transaction) read in one query. The first
+    request of a purpose wins, as the first writer does in `lock_rate`."""
+    wanted: dict[str, dict[str, Any]] = {}
+    unpriceable: dict[str, LockRequest] = {}
+    for request in requests:
+        if request.purpose in wanted or request.purpose in unpriceable:
+            continue
+        values = _values(request, now)
+        if values is None:
+            unpriceable[request.purpose] = request  # only a lock taken before can answer
+        else:
+            wanted[request.purpose] = values
+    inserted: set[str] = set()
+    if wanted:
+        statement = _INSERT_UNLESS_LOCKED_PURPOSE[conn.dialect.name]
+        inserted = set(conn.execute(statement, list(wanted.values())).scalars())
+    found = {purpose: _lock(wanted[purpose]) for purpose in inserted}
+    earlier = [purpose for purpose in [*wanted, *unpriceable] if purpose not in inserted]
+    if earlier:
+        rows = conn.execute(select(rate_lock).where(rate_lock.c.purpose.in_(earlier))).mappings()
+        found.update({str(row["purpose"]): _lock(row) for row in rows})
+    for purpose, request in unpriceable.items():
+        if purpose not in found:
+            raise ValueError(f"a {request.sample.symbol} rate cannot value {request.asset}")
+    missing = [purpose for purpose in wanted if purpose not in found]
+    if missing:
+        raise RuntimeError(f"rate locks for {missing!r} neither inserted nor found")
+    return found
+
+
+def _values(request: LockRequest, now: datetime) -> dict[str, Any] | None:
+    """The row that locks `request`; None when its sample cannot value its asset."""
+    sample = request.sample
+    if symbol_of(request.asset) is not sample.symbol:
+        return None
+    return {
+        "id": uuid.uuid4(),
+        "purpose": request.purpose,
+        "asset": request.asset.value,
+        "symbol": sample.symbol.value,
+        "side": request.side.value,
+        "rate": sample.bid if request.side is Side.BID else sample.ask,
+        "priced_at": request.priced_at,
+        "sample_id": sample.id,
+        "sources": json.dumps(list(sample.sources)),
+        "locked_at": now,
+    }
+
+
+# ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id`` (and ``… RETURNING purpose`` for
+# the multi-row form), per dialect, built once.
 _INSERT_UNLESS_LOCKED: dict[str, Any] = {
     module.dialect.name: module.insert(rate_lock)
     .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
     .returning(rate_lock.c.id)
+    for module in (postgresql, sqlite)
+}
+_INSERT_UNLESS_LOCKED_PURPOSE: dict[str, Any] = {
+    module.dialect.name: module.insert(rate_lock)
+    .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
+    .returning(rate_lock.c.purpose)
     for module in (postgresql, sqlite)
 }
 
