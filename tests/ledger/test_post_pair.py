@@ -43,12 +43,10 @@ if TYPE_CHECKING:
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 MISSING = 10**12
 
-_POST_ENTRY_ALONE_SQL = text(
-    str(_POST_ENTRY_SQL)
-    .replace("kassa_post_entry(", "kassa_post_entry_alone(")
-    .replace(
-        ",\n           refused_account_code, refused_asset, available_before, available_after", ""
-    )
+_POST_ENTRY_ALONE_SQL = _POST_ENTRY_SQL.replace(
+    "kassa_post_entry(", "kassa_post_entry_alone("
+).replace(
+    ",\n           refused_account_code, refused_asset, available_before, available_after", ""
 )
 
 
@@ -98,7 +96,8 @@ def _through_general(conn: Connection, call: Call, ids: dict[str, int]) -> Any:
     entry, request = _entry(call, ids)
     params = PostgresJournal._params(entry, NOW, request)
     sql = _POST_ENTRY_ALONE_SQL if call.alone else _POST_ENTRY_SQL
-    return tuple(conn.execute(sql, params).one())
+    (row,) = driver.rows(conn, sql, params)
+    return tuple(row)
 
 
 def _run(

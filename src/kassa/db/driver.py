@@ -41,6 +41,41 @@ def many(conn: Connection, sql: str, params: Sequence[Mapping[str, Any]]) -> Non
     _run(conn, sql, params, many=True)
 
 
+def pipelined(
+    conn: Connection, calls: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Run each `(sql, params)` of `calls` in order, in the transaction of `conn`, and return
+    each one's rows. On PostgreSQL they go in one psycopg pipeline: sent without waiting for
+    each answer, so a batch costs one round trip instead of one per call. A failure raises
+    the first failing call's error (as SQLAlchemy's exception) and leaves the transaction
+    aborted, as a failed statement does; the calls after it did not run. SQLite runs them one
+    by one (it has no round trips to save)."""
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        return [_run(conn, sql, params, many=False) for sql, params in calls]
+    if not calls:
+        return []
+    # What SQLAlchemy's listeners see: one call, as of an executemany.
+    conn.dispatch.before_cursor_execute(
+        conn, None, calls[0][0], [params for _, params in calls], None, True
+    )
+    cursors: list[psycopg.Cursor[Any]] = []
+    try:
+        with driver.pipeline():
+            for sql, params in calls:
+                cursor = driver.cursor()
+                cursors.append(cursor)
+                cursor.execute(sql, params, prepare=True)
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    except psycopg.Error as failed:
+        if driver.broken:
+            conn.invalidate(failed)
+        raise DBAPIError.instance(calls[0][0], None, failed, psycopg.Error) from failed
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def command(conn: Connection, sql: str) -> None:
     """Run a statement that takes no parameters and returns no rows (``SAVEPOINT name``,
     ``RELEASE SAVEPOINT name``…), unprepared, on the driver connection of `conn`."""

@@ -41,7 +41,7 @@ from kassa.ledger import house
 from kassa.ledger.accounts import lock_balances
 from kassa.ledger.idempotency import IdempotencyKey, Request
 from kassa.ledger.model import AccountId, TransactionKind
-from kassa.ledger.transfers import Leg, post, reverse, reverse_asset
+from kassa.ledger.transfers import Leg, NewTransaction, post_many, reverse, reverse_asset
 from kassa.money import USD, Asset, Money, asset
 from kassa.pricing.locks import RateLock
 
@@ -587,6 +587,29 @@ def lock_for_credits(
     return LockedBatch(locked, customers, _addresses_of(conn, batch), frozen)
 
 
+@dataclass(frozen=True, slots=True)
+class CreditRequest:
+    """One credit of a batch (`credit_many`): `credit`'s arguments for one deposit."""
+
+    deposit_id: uuid.UUID
+    lock: RateLock
+    expected_block_hash: str
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A credit checked and priced, its ledger transaction built but not posted yet."""
+
+    current: Deposit
+    lock: RateLock
+    customer: accounts.CustomerAccount
+    before: AccountState
+    transaction: NewTransaction
+    credited: dict[str, Any]
+    reason: str
+
+
 def credit(
     conn: Connection,
     deposit_id: uuid.UUID,
@@ -603,15 +626,76 @@ def credit(
     (its block left the chain, or another watcher credited it). A batch passes one
     `HouseAccounts` for all its credits in one transaction, the rows `lock_for_credits`
     read in this transaction (`locked`), and a `Deferred` its deposit writes wait in (the
-    ledger entry is posted at once)."""
-    current = locked.deposits.get(deposit_id) if locked is not None else None
+    ledger entry is posted at once); `credit_many` credits a whole batch."""
+    request = CreditRequest(deposit_id, lock, expected_block_hash, confirmations)
+    accounts_of = house_accounts or HouseAccounts(conn, now)
+    prepared = _prepare(conn, request, now, accounts_of, locked, deferred)
+    if prepared is None:
+        return None
+    (transaction_id,) = post_many(conn, [prepared.transaction], now=now)
+    return _finish(conn, prepared, transaction_id, now, locked, deferred)
+
+
+def credit_many(
+    conn: Connection,
+    requests: Sequence[CreditRequest],
+    *,
+    now: datetime,
+    house_accounts: HouseAccounts,
+    locked: LockedBatch,
+    deferred: Deferred,
+) -> list[Deposit | None]:
+    """`credit` of each request in order, in the caller's transaction, after
+    `lock_for_credits` of the same deposits: every deposit is still its own ledger transaction
+    under its own key, but the batch's entries go to the database together
+    (`kassa.ledger.transfers.post_many`: one round trip on PostgreSQL), then the deposits'
+    writes (`deferred`). A batch with an owner frozen at its start is credited one deposit
+    after another: each credit's freeze check must see the credits before it."""
+    if locked.frozen:
+        return [
+            credit(
+                conn,
+                request.deposit_id,
+                request.lock,
+                expected_block_hash=request.expected_block_hash,
+                confirmations=request.confirmations,
+                now=now,
+                house_accounts=house_accounts,
+                locked=locked,
+                deferred=deferred,
+            )
+            for request in requests
+        ]
+    prepared = [
+        _prepare(conn, request, now, house_accounts, locked, deferred) for request in requests
+    ]
+    ready = [item for item in prepared if item is not None]
+    posted = iter(post_many(conn, [item.transaction for item in ready], now=now))
+    return [
+        None if item is None else _finish(conn, item, next(posted), now, locked, deferred)
+        for item in prepared
+    ]
+
+
+def _prepare(
+    conn: Connection,
+    request: CreditRequest,
+    now: datetime,
+    house_accounts: HouseAccounts,
+    locked: LockedBatch | None,
+    deferred: Deferred | None,
+) -> _Prepared | None:
+    """Check that the deposit can still be credited and build its ledger transaction; None
+    when it cannot (a deposit worth less than a micro-dollar is ignored here)."""
+    lock = request.lock
+    current = locked.deposits.get(request.deposit_id) if locked is not None else None
     if current is None:
-        current = get(conn, deposit_id, for_update=True)
+        current = get(conn, request.deposit_id, for_update=True)
     if current is None:
-        raise RuntimeError(f"deposit {deposit_id} does not exist")
+        raise RuntimeError(f"deposit {request.deposit_id} does not exist")
     if current.status not in (DepositStatus.SEEN, DepositStatus.CONFIRMING):
         return None
-    if current.block_hash != expected_block_hash:
+    if current.block_hash != request.expected_block_hash:
         return None
     native = current.money
     usd = lock.to_usd(native)
@@ -633,21 +717,20 @@ def credit(
         before = account_views.effective(conn, customer)
     coin = native.asset
     number = current.credit_count + 1
-    request = Request.of(
+    key = Request.of(
         IdempotencyKey("system", f"deposit:{current.id}:credit:{number}"),
         "deposits.credit",
         {"deposit": str(current.id), "lock": str(lock.id), "amount": native.amount},
     )
-    accounts_of = house_accounts or HouseAccounts(conn, now)
     legs = [
-        Leg(accounts_of.wallet(f"{current.chain}-deposits", coin), native),
-        Leg(accounts_of.fx(coin, coin), -native),
+        Leg(house_accounts.wallet(f"{current.chain}-deposits", coin), native),
+        Leg(house_accounts.fx(coin, coin), -native),
     ]
     memo = f"{native.format()} {coin.code} deposit at {lock.rate} USD"
     reason = f"credited {usd.format()} USD at {lock.rate} USD/{coin.code}"
     if current.chargeback_transaction_id is None:
         legs += [
-            Leg(accounts_of.fx(coin, USD), usd),
+            Leg(house_accounts.fx(coin, USD), usd),
             Leg(customer.ledger_account_id, -usd),
         ]
     else:
@@ -655,12 +738,10 @@ def credit(
         # chain again and are booked, the customer's balance is not credited a second time.
         memo = f"{memo}, mined again after its chargeback: the coins are booked, no USD credit"
         reason = "mined again after its chargeback: coins booked, the customer is not credited"
-    transaction_id = post(
-        conn,
+    transaction = NewTransaction(
         legs,
         kind=TransactionKind.DEPOSIT,
-        now=now,
-        request=request,
+        request=key,
         memo=memo,
         actor=f"watcher:{current.chain}",
         metadata={
@@ -671,35 +752,49 @@ def credit(
         },
     )
     credited: dict[str, Any] = {
-        "confirmations": confirmations,
+        "confirmations": request.confirmations,
         "rate_lock_id": lock.id,
         "usd_amount": usd.amount,
         "credit_count": number,
-        "credit_transaction_id": transaction_id,
     }
+    return _Prepared(current, lock, customer, before, transaction, credited, reason)
+
+
+def _finish(
+    conn: Connection,
+    prepared: _Prepared,
+    transaction_id: uuid.UUID,
+    now: datetime,
+    locked: LockedBatch | None,
+    deferred: Deferred | None,
+) -> Deposit:
+    """The deposit's side of a posted credit: its move to credited (and its event), and the
+    owner's state change when the credit lifted a freeze."""
+    current = prepared.current
+    credited = {**prepared.credited, "credit_transaction_id": transaction_id}
     _move(
         conn,
         current,
         DepositStatus.CREDITED,
-        reason=reason,
+        reason=prepared.reason,
         now=now,
         view_address=locked.addresses.get(current.deposit_address_id) if locked else None,
-        view_lock=lock,
+        view_lock=prepared.lock,
         deferred=deferred,
         **credited,
     )
-    if before is AccountState.FROZEN:
+    if prepared.before is AccountState.FROZEN:
         # A credit only adds to the customer's balance: it can lift a freeze, never cause one,
         # and it leaves every other state as it was. So only a frozen account is read again
         # (its event after this deposit's, as without deferred writes).
         if deferred is not None:
             deferred.flush(conn)
-        account_views.emit_if_changed(conn, customer, before, now)
+        account_views.emit_if_changed(conn, prepared.customer, prepared.before, now)
     # The row as just written, without reading it back.
     return dataclasses.replace(
         current,
         status=DepositStatus.CREDITED,
-        status_reason=reason,
+        status_reason=prepared.reason,
         updated_at=now,
         **credited,
     )

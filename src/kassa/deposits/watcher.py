@@ -666,26 +666,30 @@ class Watcher:
                 now=now,
             )
             deferred = records.Deferred()
-            for item in batch:
-                current = item.deposit
-                lock = item.price
-                if isinstance(lock, RateSample):
-                    lock = new_locks[current.purpose]
-                with bound(deposit=current.id):
-                    done = records.credit(
-                        conn,
-                        current.id,
-                        lock,
-                        expected_block_hash=item.block_hash,
-                        confirmations=item.confirmations,
-                        now=now,
-                        house_accounts=house_accounts,
-                        locked=locked,
-                        deferred=deferred,
+            outcomes = records.credit_many(
+                conn,
+                [
+                    records.CreditRequest(
+                        item.deposit.id,
+                        item.price
+                        if isinstance(item.price, RateLock)
+                        else new_locks[item.deposit.purpose],
+                        item.block_hash,
+                        item.confirmations,
                     )
-                if done is not None:
-                    credited.append((current, done))
+                    for item in batch
+                ],
+                now=now,
+                house_accounts=house_accounts,
+                locked=locked,
+                deferred=deferred,
+            )
             deferred.flush(conn)
+            credited = [
+                (item.deposit, done)
+                for item, done in zip(batch, outcomes, strict=True)
+                if done is not None
+            ]
         for current, done in credited:
             report.credited.append(done.id)
             with bound(deposit=current.id):

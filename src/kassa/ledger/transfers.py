@@ -53,6 +53,42 @@ def post(
     return _transaction_id(journal_for(conn).post(conn, entry, now, request))
 
 
+@dataclass(frozen=True, slots=True)
+class NewTransaction:
+    """One transaction of `post_many`: `post`'s arguments but the connection and the time."""
+
+    legs: Sequence[Leg]
+    kind: TransactionKind
+    request: Request | None
+    memo: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+def post_many(
+    conn: Connection, transactions: Sequence[NewTransaction], *, now: datetime | None
+) -> list[uuid.UUID]:
+    """`post` of each transaction in order, each its own journal transaction under its own
+    key, with the same answers and errors; on PostgreSQL the batch's calls go to the database
+    in one round trip (`PostgresJournal.post_many`)."""
+    items = [
+        (
+            _entry(
+                new.legs,
+                kind=new.kind,
+                memo=new.memo,
+                actor=new.actor,
+                reason=new.reason,
+                metadata=new.metadata,
+            ),
+            new.request,
+        )
+        for new in transactions
+    ]
+    return [_transaction_id(result) for result in journal_for(conn).post_many(conn, items, now)]
+
+
 def commit_post(
     db: Database,
     legs: Sequence[Leg],
