@@ -34,7 +34,7 @@ from kassa.money import USD, Money
 DEPOSITS = 24
 # Database calls (an executemany is one) for recording and crediting one deposit, house and
 # customer accounts already open.
-MOST_PER_CREDIT = {"postgresql": 3, "sqlite": 8}
+MOST_PER_CREDIT = {"postgresql": 2, "sqlite": 8}
 
 
 def test_crediting_a_block_of_deposits_costs_a_bounded_number_of_statements(
