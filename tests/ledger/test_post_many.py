@@ -93,11 +93,10 @@ def test_a_refusal_inside_a_batch_is_what_posting_one_by_one_gives(
         _spend(books, bob, "30.00", "too-much"),
         _spend(books, alice, "1.00", "ok-2"),
     ]
-    with db.transaction() as conn:
-        with pytest.raises(InsufficientFunds):
-            post_many(conn, batch, now=books.now)
-        # The caller may keep the refusal, as the API does: the entry before it stands, the
-        # refusal is stored under its key, the entry after it was never posted.
+    # The caller may keep the refusal (its transaction commits), as the API does: the entry
+    # before it stands, the refusal is stored under its key, the entry after it never posted.
+    with db.transaction() as conn, pytest.raises(InsufficientFunds):
+        post_many(conn, batch, now=books.now)
     assert books.available(alice) == usd("6.00")
     assert books.available(bob) == usd("10.00")
     assert books.stored_outcome("too-much") == InsufficientFunds.code

@@ -21,7 +21,11 @@ One tick:
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
    and are credited, ``credit_batch`` deposits per transaction — each its own ledger
    transaction under its own idempotency key — with the rates read once for the whole batch;
-   without a rate they wait, saying so, and are retried next tick.
+   without a rate they wait, saying so, and are retried next tick. A batch's writes go to the
+   database together: its rate locks in one statement (`kassa.pricing.locks.lock_rates`), its
+   ledger transactions in one round trip (`kassa.ledger.transfers.post_many`), the deposits'
+   rows, history and events once per kind (`records.Deferred`); recording a stored batch's
+   transfers likewise.
 
 No database transaction is open during a node or price request. A lease on the
 checkpoint row keeps a second watcher of the same chain from running the same ticks.
