@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event as sqlalchemy_event
 
 from kassa.db import Database
-from kassa.ledger.errors import InsufficientFunds, UnbalancedTransaction
+from kassa.ledger.errors import AccountNotFound, InsufficientFunds, UnbalancedTransaction
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.transfers import Leg, NewTransaction, post_many
 from kassa.money import USD, Money
@@ -103,16 +103,26 @@ def test_a_refusal_inside_a_batch_is_what_posting_one_by_one_gives(
     assert books.stored_outcome("ok-2") is None
 
 
-def test_a_malformed_entry_inside_a_batch_fails_alone_and_changes_nothing(
+def test_a_failing_entry_inside_a_batch_raises_what_posting_it_alone_raises(
     books: Books, db: Database
 ) -> None:
+    """An entry the database refuses with an error (an account that does not exist): on
+    PostgreSQL the pipeline fails, the batch goes back to its savepoint and is posted again one
+    entry at a time, which raises `post`'s own error; the unit of work then rolls back."""
     alice = books.customer("10.00")
+    nowhere = NewTransaction(
+        [Leg(alice, usd("1.00")), Leg(10**12, -usd("1.00"))],
+        kind=TransactionKind.USAGE,
+        request=books.key("nowhere", "spend"),
+    )
     unbalanced = NewTransaction(
         [Leg(alice, usd("1.00")), Leg(books.revenue, -usd("2.00"))],
         kind=TransactionKind.USAGE,
         request=None,
     )
     before = books.snapshot()
+    with pytest.raises(AccountNotFound), db.transaction() as conn:
+        post_many(conn, [_spend(books, alice, "1.00", "x"), nowhere], now=books.now)
     with pytest.raises(UnbalancedTransaction), db.transaction() as conn:
-        post_many(conn, [_spend(books, alice, "1.00", "x"), unbalanced], now=books.now)
+        post_many(conn, [_spend(books, alice, "1.00", "y"), unbalanced], now=books.now)
     assert books.snapshot() == before

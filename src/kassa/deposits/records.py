@@ -208,9 +208,6 @@ class Deferred:
         self._history: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
 
-    def __len__(self) -> int:
-        return len(self._new) + len(self._moves) + len(self._history) + len(self._events)
-
     def add_deposit(self, row: dict[str, Any]) -> None:
         self._new.append(row)
 

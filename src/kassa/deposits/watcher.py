@@ -645,7 +645,6 @@ class Watcher:
         """Credit a batch in one transaction: per deposit its rate lock (an existing one wins)
         and its ledger transaction under ``deposit:<id>:credit:<n>``. A crash rolls the whole
         batch back; the restart credits it again, once."""
-        credited: list[tuple[records.Deposit, records.Deposit]] = []
         with self.database.transaction() as conn:
             now = self.clock.now(conn)
             self._hold_lease(conn, now, "crediting deposits")
