@@ -14,9 +14,10 @@ from sqlalchemy import event as sqlalchemy_event
 
 from kassa.db import Database
 from kassa.ledger.errors import AccountNotFound, InsufficientFunds, UnbalancedTransaction
+from kassa.ledger.journal import Entry, Line, SumOutOfRange, journal_for
 from kassa.ledger.model import TransactionKind
 from kassa.ledger.transfers import Leg, NewTransaction, post_many
-from kassa.money import USD, Money
+from kassa.money import MAX_AMOUNT, USD, Money
 
 if TYPE_CHECKING:
     from tests.ledger.conftest import Books
@@ -126,3 +127,22 @@ def test_a_failing_entry_inside_a_batch_raises_what_posting_it_alone_raises(
     with pytest.raises(UnbalancedTransaction), db.transaction() as conn:
         post_many(conn, [_spend(books, alice, "1.00", "y"), unbalanced], now=books.now)
     assert books.snapshot() == before
+
+
+def test_an_entry_out_of_range_inside_a_batch_leaves_the_ones_before_it_posted(
+    books: Books, db: Database
+) -> None:
+    """An entry the journal refuses before any call (a line beyond `MAX_AMOUNT`): the batch is
+    posted one by one, as `post` would, so what came before it stands if the caller keeps it."""
+    alice = books.customer("10.00")
+    first = Entry(
+        lines=[Line(alice, posted=usd("1.00").amount), Line(books.revenue, posted=-1_000_000)],
+        kind=TransactionKind.USAGE,
+    )
+    huge = Entry(
+        lines=[Line(alice, posted=MAX_AMOUNT + 1), Line(books.revenue, posted=-(MAX_AMOUNT + 1))],
+        kind=TransactionKind.USAGE,
+    )
+    with db.transaction() as conn, pytest.raises(SumOutOfRange):
+        journal_for(conn).post_many(conn, [(first, None), (huge, None)], books.now)
+    assert books.available(alice) == usd("9.00")

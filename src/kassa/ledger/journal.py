@@ -532,7 +532,8 @@ _POST_ENTRY_SQL = """
 
 
 class PostgresJournal:
-    """One round trip per entry through the stored function `kassa_post_entry`."""
+    """One round trip per entry through the stored function `kassa_post_entry` (or
+    `kassa_post_pair` for two lines); one per batch of entries through `post_many`."""
 
     def post(
         self, conn: Connection, entry: Entry, now: datetime | None, request: Request | None
@@ -566,9 +567,14 @@ class PostgresJournal:
         entry at a time, which raises (and stores under its key) exactly what `post` would."""
         if len(items) < 2 or any(r is not None and r.claimed is not None for _, r in items):
             return [self.post(conn, entry, now, request) for entry, request in items]
+        try:
+            for entry, _ in items:
+                _validate_shape(entry)
+        except (KassaError, TypeError):
+            # Posted one by one, the entries before the malformed one stand, as with `post`.
+            return [self.post(conn, entry, now, request) for entry, request in items]
         calls: list[tuple[str, Mapping[str, Any]]] = []
         for entry, request in items:
-            _validate_shape(entry)
             pair = _pair_params(entry, now, request, alone=False)
             if pair is None:
                 calls.append((_POST_ENTRY_SQL, self._params(entry, now, request)))
