@@ -78,9 +78,10 @@ def serve(
                 args=(rpc, btc.faucet_key().address, block_interval, stop),
                 daemon=True,
             ).start()
-        echo(f"bitcoin regtest ready on {host}:{port} (relayed to 127.0.0.1:{inner})")
+        # "ready" once the relay listens: a client that reads it may connect at once.
+        ready = f"bitcoin regtest ready on {host}:{port} (relayed to 127.0.0.1:{inner})"
         try:
-            return asyncio.run(_run(child, relay=(host, port, inner)))
+            return asyncio.run(_run(child, relay=(host, port, inner), ready=lambda: echo(ready)))
         finally:
             stop.set()
     if chain is Chain.ETH:
@@ -143,8 +144,13 @@ def _wait_ready(child: subprocess.Popen[bytes], port: int) -> None:
         time.sleep(0.2)
 
 
-async def _run(child: subprocess.Popen[bytes], relay: tuple[str, int, int] | None = None) -> int:
-    """Wait for the node to end or for SIGTERM/SIGINT (then stop it); relay if asked."""
+async def _run(
+    child: subprocess.Popen[bytes],
+    relay: tuple[str, int, int] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> int:
+    """Wait for the node to end or for SIGTERM/SIGINT (then stop it); relay if asked, calling
+    `ready` once the relay listens."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -153,6 +159,8 @@ async def _run(child: subprocess.Popen[bytes], relay: tuple[str, int, int] | Non
     if relay is not None:
         host, port, inner = relay
         server = await asyncio.start_server(_relaying(inner), host, port)
+    if ready is not None:
+        ready()
     while not stopping.is_set() and child.poll() is None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=1.0)
