@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from kassa.accounts import service as accounts
 from kassa.accounts import views as account_views
@@ -88,7 +89,8 @@ class Deposit:
         return f"deposit:{self.chain}:{self.txid}:{self.position}"
 
 
-def _deposit(row: Row[Any]) -> Deposit:
+def _deposit(row: Any) -> Deposit:
+    """A deposit from its row (or anything with the row's columns as attributes)."""
     return Deposit(
         id=row.id,
         chain=Chain(row.chain),
@@ -117,6 +119,52 @@ def _deposit(row: Row[Any]) -> Deposit:
         updated_at=row.updated_at,
         chargeback_transaction_id=row.chargeback_transaction_id,
     )
+
+
+def _new_row(
+    transfer: ChainTransfer,
+    *,
+    deposit_address_id: int,
+    customer_account_id: uuid.UUID,
+    status: DepositStatus,
+    reason: str,
+    first_seen_at: datetime,
+    now: datetime,
+    block: ChainBlock | None,
+) -> dict[str, Any]:
+    """Every column of a new deposit's row (in `block`, else seen in a mempool), as inserted."""
+    return {
+        **{column.name: None for column in deposit.c},
+        "id": uuid.uuid4(),
+        "chain": transfer.chain.value,
+        "asset": transfer.asset,
+        "txid": transfer.txid,
+        "position": transfer.position,
+        "deposit_address_id": deposit_address_id,
+        "customer_account_id": customer_account_id,
+        "amount": transfer.amount,
+        "sender": transfer.sender,
+        "sender_kind": transfer.sender_kind.value,
+        "token_contract": transfer.token_contract,
+        "first_seen_at": first_seen_at,
+        "confirmations": 0,
+        "status": status.value,
+        "status_reason": reason,
+        "credit_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        **({} if block is None else _in_block(block)),
+    }
+
+
+def _in_block(block: ChainBlock) -> dict[str, Any]:
+    """The columns that place a deposit in `block`."""
+    return {
+        "block_height": block.height,
+        "block_hash": block.hash,
+        "block_time": block.time,
+        "confirmations": 1,
+    }
 
 
 def get(conn: Connection, deposit_id: uuid.UUID, *, for_update: bool = False) -> Deposit | None:
@@ -348,12 +396,7 @@ def record(
         existing = find(conn, transfer.chain, transfer.txid, transfer.position)
     else:
         existing = known.get((transfer.txid, transfer.position))
-    in_block = {
-        "block_height": block.height,
-        "block_hash": block.hash,
-        "block_time": block.time,
-        "confirmations": 1,
-    }
+    in_block = _in_block(block)
     if existing is not None:
         if existing.block_hash == block.hash:
             return existing  # a replay of a block already processed (e.g. after a crash)
@@ -414,54 +457,18 @@ def record(
             f"below the dust threshold of {Money(dust, asset(transfer.asset)).format()} "
             f"{transfer.asset}",
         )
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "chain": transfer.chain.value,
-        "asset": transfer.asset,
-        "txid": transfer.txid,
-        "position": transfer.position,
-        "deposit_address_id": deposit_address_id,
-        "customer_account_id": customer_account_id,
-        "amount": transfer.amount,
-        "sender": transfer.sender,
-        "sender_kind": transfer.sender_kind.value,
-        "token_contract": transfer.token_contract,
-        "first_seen_at": seen_at or block.time,
-        "status": status.value,
-        "status_reason": reason,
-        "credit_count": 0,
-        "created_at": now,
-        "updated_at": now,
-        **in_block,
-    }
-    # The row as written (the columns left out are null), without reading it back.
-    recorded = Deposit(
-        id=values["id"],
-        chain=transfer.chain,
-        asset=transfer.asset,
-        txid=transfer.txid,
-        position=transfer.position,
+    values = _new_row(
+        transfer,
         deposit_address_id=deposit_address_id,
         customer_account_id=customer_account_id,
-        amount=transfer.amount,
-        sender=transfer.sender,
-        sender_kind=transfer.sender_kind,
-        token_contract=transfer.token_contract,
-        block_height=block.height,
-        block_hash=block.hash,
-        block_time=block.time,
-        first_seen_at=values["first_seen_at"],
-        confirmations=1,
         status=status,
-        status_reason=reason,
-        rate_lock_id=None,
-        usd_amount=None,
-        credit_count=0,
-        credit_transaction_id=None,
-        reversal_transaction_id=None,
-        created_at=now,
-        updated_at=now,
+        reason=reason,
+        first_seen_at=seen_at or block.time,
+        now=now,
+        block=block,
     )
+    # The row as written, without reading it back.
+    recorded = _deposit(SimpleNamespace(**values))
     from kassa.deposits import views
 
     if deferred is None:
@@ -908,35 +915,21 @@ def record_pending(
         if existing.status is DepositStatus.DROPPED:
             _move(conn, existing, DepositStatus.SEEN, reason=PENDING_REASON, now=now)
         return None
-    deposit_id = uuid.uuid4()
-    row = conn.execute(
-        insert(deposit)
-        .values(
-            id=deposit_id,
-            chain=transfer.chain.value,
-            asset=transfer.asset,
-            txid=transfer.txid,
-            position=transfer.position,
-            deposit_address_id=deposit_address_id,
-            customer_account_id=customer_account_id,
-            amount=transfer.amount,
-            sender=transfer.sender,
-            sender_kind=transfer.sender_kind.value,
-            token_contract=transfer.token_contract,
-            first_seen_at=now,
-            confirmations=0,
-            status=DepositStatus.SEEN.value,
-            status_reason=PENDING_REASON,
-            credit_count=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(*deposit.c)
-    ).one()
-    _event(conn, deposit_id, None, DepositStatus.SEEN, PENDING_REASON, None, now)
+    values = _new_row(
+        transfer,
+        deposit_address_id=deposit_address_id,
+        customer_account_id=customer_account_id,
+        status=DepositStatus.SEEN,
+        reason=PENDING_REASON,
+        first_seen_at=now,
+        now=now,
+        block=None,
+    )
+    conn.execute(insert(deposit), values)
+    recorded = _deposit(SimpleNamespace(**values))
+    _event(conn, recorded.id, None, DepositStatus.SEEN, PENDING_REASON, None, now)
     from kassa.deposits import views
 
-    recorded = _deposit(row)
     views.emit(conn, recorded, now)
     return recorded
 
