@@ -121,6 +121,10 @@ def _deposit(row: Any) -> Deposit:
     )
 
 
+_NULL_ROW: dict[str, Any] = {column.name: None for column in deposit.c}
+"""A deposit row's columns, none set: what a new row leaves out is null."""
+
+
 def _new_row(
     transfer: ChainTransfer,
     *,
@@ -134,7 +138,7 @@ def _new_row(
 ) -> dict[str, Any]:
     """Every column of a new deposit's row (in `block`, else seen in a mempool), as inserted."""
     return {
-        **{column.name: None for column in deposit.c},
+        **_NULL_ROW,
         "id": uuid.uuid4(),
         "chain": transfer.chain.value,
         "asset": transfer.asset,

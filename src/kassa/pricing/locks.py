@@ -142,7 +142,7 @@ def lock_rates(
             wanted[request.purpose] = values
     inserted: set[str] = set()
     if wanted:
-        statement = _INSERT_UNLESS_LOCKED_PURPOSE[conn.dialect.name]
+        statement = _INSERT_UNLESS_LOCKED[conn.dialect.name]
         inserted = set(conn.execute(statement, list(wanted.values())).scalars())
     found = {purpose: _lock(wanted[purpose]) for purpose in inserted}
     earlier = [purpose for purpose in [*wanted, *unpriceable] if purpose not in inserted]
@@ -177,15 +177,9 @@ def _values(request: LockRequest, now: datetime) -> dict[str, Any] | None:
     }
 
 
-# ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING id`` (and ``… RETURNING purpose`` for
-# the multi-row form), per dialect, built once.
+# ``INSERT … ON CONFLICT (purpose) DO NOTHING RETURNING purpose``, per dialect, built once:
+# one row (or a multi-row executemany) inserts nothing for a purpose locked before.
 _INSERT_UNLESS_LOCKED: dict[str, Any] = {
-    module.dialect.name: module.insert(rate_lock)
-    .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
-    .returning(rate_lock.c.id)
-    for module in (postgresql, sqlite)
-}
-_INSERT_UNLESS_LOCKED_PURPOSE: dict[str, Any] = {
     module.dialect.name: module.insert(rate_lock)
     .on_conflict_do_nothing(index_elements=[rate_lock.c.purpose])
     .returning(rate_lock.c.purpose)
