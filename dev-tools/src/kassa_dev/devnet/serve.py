@@ -37,6 +37,7 @@ from kassa.chains.network import Chain
 from kassa_dev.devnet import bitcoin as btc
 from kassa_dev.devnet import ganache, tron_node
 from kassa_dev.devnet.processes import port_is_open
+from kassa_dev.devnet.testing import free_port
 from kassa_dev.devnet.tools import ensure_chain_tools
 
 TEST_USDT_ERC20 = "0xe78A0F7E598Cc8b0Bb87894B0F60dD2a88d6a8Ab"
@@ -66,7 +67,9 @@ def serve(
     only when asked)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     if chain is Chain.BTC:
-        inner = _loopback_port(port)
+        # Behind the relay, on a port the kernel says is free: a fixed offset from the public
+        # port could already be taken, and `_wait_ready` would then take its listener for bcoin.
+        inner = free_port()
         child = _start_bitcoin(inner, state_dir)
         _wait_ready(child, inner)
         rpc = btc.BitcoinRpc(f"http://127.0.0.1:{inner}", _btc_api_key())
@@ -115,11 +118,6 @@ def _btc_api_key() -> str:
         if value:
             return value
     raise ServeError(f"set the bcoin API key in {' or '.join(BTC_API_KEY_ENVS)}")
-
-
-def _loopback_port(public: int) -> int:
-    """The port bcoin listens on behind the relay: the public one plus 1000 (or below)."""
-    return public + 1000 if public + 1000 <= 65535 else public - 1000
 
 
 def _start_bitcoin(port: int, state_dir: Path) -> subprocess.Popen[bytes]:
