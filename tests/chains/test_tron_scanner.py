@@ -319,6 +319,75 @@ def test_rollback_replaces_the_block_at_a_height_and_its_transfer_is_mined_again
     assert [(t.txid, t.amount, t.to_address) for t in block.transfers] == [(txid, 7_000_000, payee)]
 
 
+class _Forwarding(httpx.BaseTransport):
+    """A proxy in front of the real simulator that notes each request's path and how much
+    its answer weighed; with ``without_getblock`` it answers ``*/getblock`` with 404, as a
+    java-tron older than that endpoint does."""
+
+    def __init__(self, *, without_getblock: bool = False) -> None:
+        self.without_getblock = without_getblock
+        self.seen: list[tuple[str, int]] = []
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.strip("/")
+        if self.without_getblock and path.endswith("/getblock"):
+            self.seen.append((path, 0))
+            return httpx.Response(404, text="Not Found")
+        response = self._inner.handle_request(request)
+        body = response.read()
+        self.seen.append((path, len(body)))
+        response.close()
+        return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_head_and_block_hash_read_block_headers_not_whole_blocks(tron_sim: TronNode) -> None:
+    payees = [fresh_address() for _ in range(20)]
+    txids = [tron_sim.faucet().fund(payee, Money(1_000_000, TRX)) for payee in payees]
+    busy = mined_in(tron_sim, txids[-1])["blockNumber"]
+    whole = len(json.dumps(node(tron_sim, "wallet/getblockbynum", {"num": busy, "visible": True})))
+    proxy = _Forwarding()
+    with TronApi(tron_sim.url, transport=proxy) as api:
+        scanner = TronScanner(api, usdt_contract=tron_sim.usdt_contract)
+        head = scanner.head()
+        assert head.hash == scanner.block_hash(head.height)
+        assert (
+            scanner.block_hash(busy)
+            == node(tron_sim, "wallet/getblockbynum", {"num": busy})["blockID"]
+        )
+    assert [path for path, _ in proxy.seen] == [
+        "wallet/getblock",
+        "walletsolidity/getblock",
+        "wallet/getblock",
+        "wallet/getblock",
+    ]
+    assert proxy.seen[-1][1] < whole / 2  # the busy block's header, not its transactions
+
+
+def test_a_node_without_getblock_is_asked_for_whole_blocks_instead(
+    tron_sim: TronNode, scanner: TronScanner
+) -> None:
+    proxy = _Forwarding(without_getblock=True)
+    with TronApi(tron_sim.url, transport=proxy) as old:
+        legacy = TronScanner(old, usdt_contract=tron_sim.usdt_contract)
+        head = legacy.head()
+        assert head.hash == scanner.block_hash(head.height)
+        assert legacy.block_hash(head.height) == head.hash
+        assert legacy.block_hash(head.height + 10_000) is None
+        assert old.now_block().number >= head.height
+    assert [path for path, _ in proxy.seen] == [
+        "wallet/getblock",  # 404: asked once, never again
+        "wallet/getnowblock",
+        "walletsolidity/getnowblock",
+        "wallet/getblockbynum",
+        "wallet/getblockbynum",
+        "wallet/getnowblock",
+    ]
+
+
 # ------------------------------------------------------------------------------ node errors
 
 

@@ -216,3 +216,43 @@ def test_rollback_below_the_solidified_block_is_refused(run_devnet: DevnetRunner
         assert (await devnet.info())["head"] == info["head"]
 
     run_devnet(scenario)
+
+
+def test_getblock_answers_a_header_and_the_transactions_only_with_detail(
+    run_devnet: DevnetRunner, accounts: Accounts
+) -> None:
+    _, bob = accounts.new("bob")
+
+    async def scenario(devnet: AsyncDevnet) -> None:
+        sent = await (await devnet.sign_trx(accounts.genesis_key, bob, 1_000_000)).broadcast()
+        await devnet.mine()
+        number = (await sent.wait(interval=0.01))["blockNumber"]
+        full = await devnet.post("/wallet/getblockbynum", {"num": number, "visible": True})
+        assert [tx["txID"] for tx in full["transactions"]] == [sent.txid]
+        header = {key: full[key] for key in ("blockID", "block_header")}
+
+        by_num = await devnet.post("/wallet/getblock", {"id_or_num": str(number), "visible": True})
+        assert by_num == header  # no "transactions" without detail
+        by_id = await devnet.post(
+            "/wallet/getblock", {"id_or_num": full["blockID"], "visible": True}
+        )
+        assert by_id == header
+        detailed = {"id_or_num": str(number), "detail": True, "visible": True}
+        assert await devnet.post("/wallet/getblock", detailed) == full
+        assert (
+            await devnet.post("/wallet/getblock", {"visible": True}) == header
+        )  # the newest block
+        # Above the head there is nothing; above the solidified block, nothing solid.
+        assert await devnet.post("/wallet/getblock", {"id_or_num": str(number + 1)}) == {}
+        assert (
+            await devnet.post(
+                "/walletsolidity/getblock", {"id_or_num": str(number), "visible": True}
+            )
+            == {}
+        )
+        solid = await devnet.post("/walletsolidity/getblock", {})
+        assert solid["block_header"]["raw_data"].get("number", 0) < number  # 0 is left out
+        for bad in ({"id_or_num": "-1"}, {"id_or_num": "12ab"}, {"detail": "maybe"}):
+            assert "Error" in await devnet.post("/wallet/getblock", bad)
+
+    run_devnet(scenario)

@@ -103,6 +103,9 @@ class TronApi:
     ) -> None:
         self.url = url.rstrip("/")
         self.solidity_url = (solidity_url or url).rstrip("/")
+        self._headers_only = True
+        """Whether the node serves ``getblock`` (java-tron 4.7 and later); an older one is
+        asked for whole blocks where a header would do, once it said 404."""
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             transport=transport,
@@ -180,18 +183,51 @@ class TronApi:
     # -- endpoints -------------------------------------------------------------------------
 
     def now_block(self) -> TronBlock:
-        """``wallet/getnowblock``: the head block."""
-        return self._required_block("wallet/getnowblock")
+        """The head block's header (its ``transactions`` are empty)."""
+        return self._required_block("wallet")
 
     def solid_now_block(self) -> TronBlock:
-        """``walletsolidity/getnowblock``: the newest solidified (irreversible) block."""
-        return self._required_block("walletsolidity/getnowblock")
+        """The newest solidified (irreversible) block's header (its ``transactions`` are
+        empty)."""
+        return self._required_block("walletsolidity")
 
-    def _required_block(self, path: str) -> TronBlock:
-        reader = self._object(path)
+    def block_header(self, number: int) -> TronBlock | None:
+        """Block ``number``'s header (its ``transactions`` are empty); None when the node
+        has no such block."""
+        reader = self._header("wallet", number)
         if reader is None:
-            raise TronUnexpectedAnswer("the node has no block at all", path=path)
+            return None
+        block = decode_block(reader)
+        if block.number != number:
+            raise TronUnexpectedAnswer(
+                f"asked for block {number}, got {block.number}", path="wallet/getblock"
+            )
+        return block
+
+    def _required_block(self, api: str) -> TronBlock:
+        reader = self._header(api, None)
+        if reader is None:
+            raise TronUnexpectedAnswer("the node has no block at all", path=f"{api}/getblock")
         return decode_block(reader)
+
+    def _header(self, api: str, number: int | None) -> Reader | None:
+        """``<api>/getblock`` without ``detail``: a block's id and header and none of its
+        transactions, a few hundred bytes where a mainnet block is hundreds of kilobytes.
+        ``number`` None asks for the newest block. A node without ``getblock`` answers 404:
+        from then on it is asked ``getnowblock`` / ``getblockbynum`` instead."""
+        if self._headers_only:
+            body: dict[str, Json] = {"detail": False}
+            if number is not None:
+                body["id_or_num"] = str(number)
+            try:
+                return self._object(f"{api}/getblock", body)
+            except TronTransportError as error:
+                if error.status_code != httpx.codes.NOT_FOUND:
+                    raise
+                self._headers_only = False
+        if number is None:
+            return self._object(f"{api}/getnowblock")
+        return self._object(f"{api}/getblockbynum", {"num": number})
 
     def block_by_num(self, number: int) -> TronBlock | None:
         """``wallet/getblockbynum``; None when the node has no such block (above the head)."""

@@ -1,9 +1,12 @@
 """The TRON adapter of the `ChainScanner` port, over java-tron's HTTP API (`TronApi`).
 
 Design:
-* ``head``: the tip is ``wallet/getnowblock``; the final height is TRON's solidified block,
-  from ``walletsolidity/getnowblock`` or, for a node whose solidity API is not reachable, from
-  ``wallet/getnodeinfo`` (`SoliditySource`). It never exceeds the tip read just before it.
+* ``head``: the tip is the newest block's header (``wallet/getblock`` without ``detail``);
+  the final height is TRON's solidified block, from ``walletsolidity/getblock`` or, for a node
+  whose solidity API is not reachable, from ``wallet/getnodeinfo`` (`SoliditySource`). It never
+  exceeds the tip read just before it. ``block_hash(h)`` reads block h's header alike. Headers
+  only: ``getnowblock`` answers the whole block, and a mainnet block is hundreds of kilobytes
+  of JSON to decode three times a tick (a node without ``getblock`` is still asked for it).
 * ``block(h)``: ``wallet/getblockbynum`` gives the TRX transfers; the receipts of the block's
   smart-contract calls come from ``wallet/gettransactioninfobyblocknum`` (only requested when
   the block has such calls). The two are separate requests, so the receipts are checked against
@@ -80,7 +83,7 @@ class SoliditySource(StrEnum):
     """Where `TronScanner.head` reads the solidified block number from."""
 
     SOLIDITY_API = "walletsolidity"
-    """``walletsolidity/getnowblock`` (the solidity port of a self-hosted node, 8091)."""
+    """``walletsolidity/getblock`` (the solidity port of a self-hosted node, 8091)."""
     NODE_INFO = "getnodeinfo"
     """``wallet/getnodeinfo``'s ``solidityBlock`` (the full-node port only)."""
 
@@ -146,7 +149,7 @@ class TronScanner:
     def block_hash(self, height: int) -> str | None:
         if height < 0:
             return None
-        header = self._read_block(height)
+        header = self.api.block_header(height)
         return None if header is None else header.block_id
 
     def block(self, height: int, watched: frozenset[str]) -> ChainBlock:

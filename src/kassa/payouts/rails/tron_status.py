@@ -91,7 +91,7 @@ class TronTxWatcher:
     def _included(self, tx: StoredTx, receipt: TronReceipt, final: TronReceipt | None) -> TxStatus:
         number = receipt.info.block_number
         head = self.api.now_block()
-        block = self.api.block_by_num(number)
+        block = self.api.block_header(number)
         block_hash = block.block_id if block is not None else None
         confirmations = max(0, head.number - number + 1)
         if final is None:

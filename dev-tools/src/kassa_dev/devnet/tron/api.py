@@ -82,6 +82,15 @@ class Payload:
             return value.lower() == "true"
         return bool(value)
 
+    def flag(self, key: str) -> bool:
+        """A boolean parameter, false when left out (``true``/``false`` as text from a query)."""
+        value = self.data.get(key, False)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise BadRequest(f"{key} must be true or false")
+        return value
+
     def integer(self, key: str, default: int | None = None) -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or value is None:
@@ -163,6 +172,7 @@ class WalletApi:
         for prefix, solid in (("/wallet", False), ("/walletsolidity", True)):
             routes |= {
                 f"{prefix}/getnowblock": self._solid(self.get_now_block, solid),
+                f"{prefix}/getblock": self._solid(self.get_block, solid),
                 f"{prefix}/getblockbynum": self._solid(self.get_block_by_num, solid),
                 f"{prefix}/getblockbyid": self._solid(self.get_block_by_id, solid),
                 f"{prefix}/getblockbylimitnext": self._solid(self.get_block_by_limit_next, solid),
@@ -207,6 +217,24 @@ class WalletApi:
     def get_now_block(self, payload: Payload, solid: bool) -> JsonObject:
         block = self.chain.solid_block if solid else self.chain.head
         return block_json(block, payload.visible, self.witness_key)
+
+    def get_block(self, payload: Payload, solid: bool) -> JsonObject:
+        """``getblock``: the block ``id_or_num`` names (a height, or a 64-hex block id; the
+        newest block when it is left out), with its transactions only when ``detail`` is true."""
+        detail = payload.flag("detail")
+        key = payload.data.get("id_or_num")
+        block: Block | None
+        if key is None or key == "":
+            block = self.chain.solid_block if solid else self.chain.head
+        elif isinstance(key, str) and key.isdigit():
+            block = self.chain.block_by_number(int(key), solid=solid)
+        elif isinstance(key, str) and len(key) == 64:
+            block = self.chain.block_by_id(payload.hex_bytes("id_or_num"), solid=solid)
+        else:
+            raise BadRequest("id_or_num must be a block number or a block id (64 hex digits)")
+        if block is None:
+            return {}
+        return block_json(block, payload.visible, self.witness_key, detail=detail)
 
     def get_block_by_num(self, payload: Payload, solid: bool) -> JsonObject:
         block = self.chain.block_by_number(payload.integer("num"), solid=solid)

@@ -106,7 +106,11 @@ def make_block(
     )
 
 
-def block_json(block: Block, visible: bool, witness_key: bytes) -> JsonObject:
+def block_json(
+    block: Block, visible: bool, witness_key: bytes, *, detail: bool = True
+) -> JsonObject:
+    """A block as java-tron answers it; without ``detail`` (``getblock``'s default) only its
+    id and header, not its transactions."""
     raw: JsonObject = {}
     if block.number:
         raw["number"] = block.number
@@ -124,7 +128,7 @@ def block_json(block: Block, visible: bool, witness_key: bytes) -> JsonObject:
         )
         header["witness_signature"] = signature.hex()
     body: JsonObject = {"blockID": block.id_hex, "block_header": header}
-    if block.transactions:
+    if detail and block.transactions:
         body["transactions"] = [
             included.tx.to_json(visible, included.outcome.contract_ret)
             for included in block.transactions
