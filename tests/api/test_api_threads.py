@@ -19,9 +19,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from kassa.api import create_app, threads
-from kassa.api.serving import GC_THRESHOLDS, tune_gc
 from kassa.api.threads import DatabaseRoute
 from kassa.clock import ManualClock
+from kassa.collector import GC_THRESHOLDS, tune_gc
 from kassa.config import Settings
 from kassa.db import Database
 

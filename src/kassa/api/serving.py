@@ -7,10 +7,9 @@ one process or several.
 * ``TCP_NODELAY`` on every accepted connection, set here rather than trusted to the loop: with
   Nagle's algorithm on, an answer written in two segments (headers, then body) waits for the
   client's delayed ACK, ~40 ms, and a keep-alive client's median becomes that.
-* The garbage collector tuned for a server (`tune_gc`): what the process imported and built
-  before serving (FastAPI, pydantic, SQLAlchemy, the chain libraries: hundreds of thousands of
-  objects that live as long as the process) is frozen out of the collector's generations, and
-  the youngest generation is collected every 10,000 allocations instead of 700. A request makes
+* The garbage collector tuned for a server (`kassa.collector.tune_gc`): what the process
+  imported and built before serving is frozen out of the collector's generations, and the
+  youngest generation is collected every 10,000 allocations instead of 700. A request makes
   hundreds of short-lived objects; with the defaults the collector ran every few requests and
   walked the whole import-time heap on every full collection, a pause of all threads.
 * Several processes (``workers`` > 1): uvicorn binds the port once and starts that many
@@ -24,12 +23,13 @@ one process or several.
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kassa.collector import tune_gc
 
 LOOP = "uvloop"
 WORKER_HEALTHCHECK_SECONDS = 60
@@ -37,18 +37,6 @@ WORKER_HEALTHCHECK_SECONDS = 60
 hung. Its default, 5 s, is shorter than a worker's start (a fresh interpreter importing the
 app, the chain libraries included) on a busy machine: the parent then kills every worker
 before it is up, and starts another, forever."""
-
-
-GC_THRESHOLDS = (10_000, 50, 100)
-"""The collector's thresholds while serving (the interpreter's defaults: 700, 10, 10)."""
-
-
-def tune_gc() -> None:
-    """Freeze what is alive now out of the collector's reach and collect the young generation
-    less often. Call once the app is built, before serving."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class NoDelayHttpTools(HttpToolsProtocol):

@@ -35,6 +35,7 @@ from kassa.cli._common import (
     stop_on_signals,
     write_secret,
 )
+from kassa.collector import tune_gc
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -108,13 +109,13 @@ def serve(
 
 def worker_app() -> FastAPI:
     """The app of one process of `kassa serve --workers N` (uvicorn calls this in each)."""
-    from kassa.api import create_app, serving
+    from kassa.api import create_app
     from kassa.config import load_settings
 
     settings = load_settings()
     setup_logging(settings)
     app = create_app(settings, clock=_clock(settings))
-    serving.tune_gc()
+    tune_gc()
     return app
 
 
@@ -185,6 +186,7 @@ def watch(
             fail(f"{error} (or run the devnet: kassa devnet up)")
         stop = threading.Event()
         stop_on_signals(stop)
+        tune_gc()  # a block's decoding no longer walks the import-time heap (kassa.collector)
         try:
             with metrics_served(settings, metrics_port):
                 watcher.run_forever(stop, settings.chains.of(chain).poll_interval_seconds)

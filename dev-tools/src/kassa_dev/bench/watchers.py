@@ -362,11 +362,12 @@ def _measure_chain(
         f"{funded.funded_blocks:,} blocks ({funded.seconds:.1f} s)"
     )
 
-    _measure_fetch(run, settings, funded, derived, progress)
+    _measure_fetch(run, settings, funded, derived, progress, warm_up=True)
     for bench in databases:
         run.databases.append(
             _bench_database(bench, run, node, deriver, derived, funded, options, progress)
         )
+        _measure_fetch(run, settings, funded, derived, progress, warm_up=False)
 
 
 def _measure_fetch(
@@ -375,28 +376,47 @@ def _measure_fetch(
     funded: FundedRange,
     derived: Derived,
     progress: Progress,
+    *,
+    warm_up: bool,
 ) -> None:
+    """One pass of the two baselines over the range (after a warm-up pass the first time)."""
     chain = run.chain
+    steps = "warm-up, bare RPC, scanner.block" if warm_up else "bare RPC, scanner.block, again"
     progress.step(
-        f"{chain}: raw fetch of the {funded.blocks:,} blocks (warm-up, bare RPC, scanner.block)",
-        3 * funded.blocks * FETCH_SECONDS_PER_BLOCK,
+        f"{chain}: raw fetch of the {funded.blocks:,} blocks ({steps})",
+        (3 if warm_up else 2) * funded.blocks * FETCH_SECONDS_PER_BLOCK,
     )
+    tune_process()
     fetch, close = bare_fetch(chain, settings)
     try:
-        measure_bare(fetch, funded.start, funded.end, "warm-up (not measured)", progress)
-        run.bare = measure_bare(fetch, funded.start, funded.end, "bare RPC", progress)
+        if warm_up:
+            measure_bare(fetch, funded.start, funded.end, "warm-up (not measured)", progress)
+        bare = measure_bare(fetch, funded.start, funded.end, "bare RPC", progress)
     finally:
         close()
     watched = frozenset(match_key(chain, address) for address in derived.addresses)
     scanner = build_scanner(settings, chain)
     try:
-        run.scanner = measure_scanner(scanner, funded.start, funded.end, watched, progress)
+        scanned = measure_scanner(scanner, funded.start, funded.end, watched, progress)
     finally:
         close_scanner(scanner)
+    run.bare_passes.append(bare)
+    run.scanner_passes.append(scanned)
     progress.heartbeat(
-        f"=> bare RPC {run.bare.blocks_per_second:,.0f} blocks/s, scanner.block "
-        f"{run.scanner.blocks_per_second:,.0f} blocks/s ({run.scanner.transfers:,} transfers)"
+        f"=> bare RPC {bare.blocks_per_second:,.0f} blocks/s, scanner.block "
+        f"{scanned.blocks_per_second:,.0f} blocks/s ({scanned.transfers:,} transfers)"
     )
+
+
+def tune_process() -> None:
+    """The collector as `kassa watch` sets it (`kassa.collector`), before each measured pass,
+    so that the baselines and the watcher run alike. An older tree without that module (the
+    "before" side of a comparison) keeps the interpreter's defaults, as its watcher did."""
+    try:
+        from kassa.collector import tune_gc
+    except ImportError:
+        return
+    tune_gc()
 
 
 # --------------------------------------------------------------------------- one database
@@ -440,6 +460,7 @@ def _bench_database(
             f"{chain}/{name}: a fresh watcher from block {funded.start:,} to {funded.end:,}",
             options.watcher_seconds(),
         )
+        tune_process()
         watcher = run_watcher(
             bench.db,
             node.settings(),
