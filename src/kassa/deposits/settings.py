@@ -73,12 +73,11 @@ class _ChainSettings(BaseModel):
         "the batch's last block); a crash rescans at most one batch",
     )
     prefetch_blocks: int = Field(
-        default=0,
+        default=50,
         ge=0,
         le=10_000,
         description="Blocks fetched and scanned ahead, in a thread, while the watcher stores "
-        "and credits the ones before (e.g. 50 for a node whose answers are slow); 0, the "
-        "default, fetches each block only when it is needed",
+        "and credits the ones before; 0 fetches each block only when it is needed",
     )
     credit_batch: int = Field(
         default=100,

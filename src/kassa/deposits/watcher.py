@@ -12,10 +12,11 @@ One tick:
    restart scans it again harmlessly. A block whose parent is not the stored tip means the
    chain moved under us: store what came before it, stop, and the next tick's reorg check
    handles it. A watcher far behind logs its progress (`kassa.deposits.progress`).
-   With ``prefetch_blocks`` set, the blocks are fetched and scanned that far ahead in a thread
-   (`kassa.deposits.prefetch`) while the tick stores them, and once a full ``credit_batch``
-   of deposits was recorded in final blocks they are credited at once (step 4), so node
-   requests overlap with database work.
+   With ``prefetch_blocks`` set (the default), the blocks are fetched and scanned that far
+   ahead in a thread (`kassa.deposits.prefetch`) while the tick stores them, and the deposits
+   recorded in final blocks are credited at once (step 4) when they make a full
+   ``credit_batch`` or the next block is still being fetched, so node requests and decoding
+   overlap with database work instead of following it.
    With ``store_batch_blocks`` of 10 or more, a batch of a tenth of it is stored early when
    the next block is still being fetched: the commit then costs no waiting.
 4. Settle: deposits in final blocks get their rate lock (payment time = block time, bid side)
@@ -95,12 +96,13 @@ class WatcherConfig:
     store_batch_seconds: float = 5.0
     credit_batch: int = 100
     """Final deposits credited per transaction, each still its own ledger transaction."""
-    prefetch_blocks: int = 0
+    prefetch_blocks: int = 50
     """Blocks fetched and scanned ahead, in a thread, while the tick stores and credits the
-    ones before (`kassa.deposits.prefetch`); 0 (the default) fetches each block only when it
-    is needed. Off by default: on the local nodes of `kassa bench watchers` the scanner's time
-    is mostly decoding in Python, which the GIL does not overlap, and the fetcher thread cost
-    about 20 % more CPU for the same rate (docs/benchmarks.md, "Pipeline")."""
+    ones before (`kassa.deposits.prefetch`); 0 fetches each block only when it is needed, in
+    the tick's own thread. On with the final deposits credited in the fetch's shadow and the
+    collector tuned (`kassa.collector`), it raised the watcher's rate by 15-50 % on
+    mainnet-sized blocks (docs/benchmarks.md, "Headers, the collector and the fetch's
+    shadow")."""
     progress_seconds: float = 10.0
     """Between two progress lines of a watcher catching up from far behind."""
 
@@ -371,10 +373,13 @@ class Watcher:
                     recorded = self._store_blocks(batch, head)
                     report.recorded += recorded
                     unsettled += recorded
-                    if unsettled >= self.config.credit_batch and (
-                        batch[0].height <= head.final_height
+                    if (
+                        unsettled
+                        and batch[0].height <= head.final_height
+                        and (unsettled >= self.config.credit_batch or feed.waiting())
                     ):
-                        # A full credit batch is final: credit it while the feed fetches on.
+                        # Final deposits, a full credit batch of them or the next block not
+                        # fetched yet: credit them now, while the feed fetches on.
                         self._settle(head, report, final_only=True)
                         unsettled = 0
                     batch = []
