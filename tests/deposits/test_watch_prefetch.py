@@ -12,6 +12,7 @@ fetched ahead.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -164,6 +165,37 @@ def test_blocks_prefetched_past_a_reorg_never_get_in_and_the_surviving_credit_st
     [kept] = _deposits(world)
     assert kept.status is DepositStatus.CREDITED and kept.credit_count == 1
     assert _usd(world) == Money.parse("120", USD)
+    assert not _prefetch_threads()
+
+
+def test_a_final_deposit_is_credited_while_the_fetcher_waits_for_the_next_block(
+    world: World,
+) -> None:
+    """The database work goes in the fetch's shadow: a deposit in a final block is credited
+    as soon as its block is stored and the next one is still on its way, not at the end of
+    the tick (one deposit is far from a full credit batch)."""
+    h = world.start
+    faucet_pays(world.node, world.address, 200_000)
+    world.mine(12)  # the payment is in h+1, final at the tick's head
+    seen_while_fetching: list[DepositStatus] = []
+
+    def wait_for_the_credit() -> None:
+        # The fetcher holds block h+8 back until the tick has credited, or gives up.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            [deposit] = _deposits(world)
+            if deposit.status is DepositStatus.CREDITED:
+                break
+            time.sleep(0.02)
+        seen_while_fetching.append(deposit.status)
+
+    world.scanner.hooks[h + 8] = wait_for_the_credit
+    report = world.watcher.tick()
+    assert seen_while_fetching == [DepositStatus.CREDITED]
+    assert report.scanned == 12 and len(report.credited) == 1
+    [deposit] = _deposits(world)
+    assert deposit.credit_count == 1
+    assert _usd(world) == Money.parse("120", USD)  # 0.002 BTC at 60 000
     assert not _prefetch_threads()
 
 

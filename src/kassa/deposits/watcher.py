@@ -364,10 +364,11 @@ class Watcher:
                 tip_hash = block.hash
                 height += 1
                 waited = time.monotonic() - batch_started
+                shadow = feed.waiting()  # the next block is not fetched yet
                 if (
                     len(batch) >= self.config.store_batch_blocks
                     or waited >= self.config.store_batch_seconds
-                    or (len(batch) >= early and feed.waiting())
+                    or (len(batch) >= early and shadow)
                 ):
                     # The feed goes on fetching the next blocks meanwhile.
                     recorded = self._store_blocks(batch, head)
@@ -376,10 +377,10 @@ class Watcher:
                     if (
                         unsettled
                         and batch[0].height <= head.final_height
-                        and (unsettled >= self.config.credit_batch or feed.waiting())
+                        and (unsettled >= self.config.credit_batch or shadow)
                     ):
-                        # Final deposits, a full credit batch of them or the next block not
-                        # fetched yet: credit them now, while the feed fetches on.
+                        # Final deposits, a full credit batch of them or stored in the
+                        # fetch's shadow: credit them now, while the feed fetches on.
                         self._settle(head, report, final_only=True)
                         unsettled = 0
                     batch = []
