@@ -104,8 +104,8 @@ class TronApi:
         self.url = url.rstrip("/")
         self.solidity_url = (solidity_url or url).rstrip("/")
         self._headers_only = True
-        """Whether the node serves ``getblock`` (java-tron 4.7 and later); an older one is
-        asked for whole blocks where a header would do, once it said 404."""
+        """Whether the node serves ``getblock`` (current java-tron and TronGrid do); a node
+        that answered it with 404 is asked for whole blocks where a header would do."""
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             transport=transport,
