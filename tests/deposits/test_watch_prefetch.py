@@ -190,7 +190,15 @@ def test_a_final_deposit_is_credited_while_the_fetcher_waits_for_the_next_block(
         seen_while_fetching.append(deposit.status)
 
     world.scanner.hooks[h + 8] = wait_for_the_credit
-    report = world.watcher.tick()
+    # A quarter of a credit batch is worth crediting in the shadow: one deposit here.
+    watcher = Watcher(
+        world.db,
+        world.watcher.clock,
+        world.scanner,
+        world.watcher.pricing,
+        replace(world.watcher.config, credit_batch=4),
+    )
+    report = watcher.tick()
     assert seen_while_fetching == [DepositStatus.CREDITED]
     assert report.scanned == 12 and len(report.credited) == 1
     [deposit] = _deposits(world)

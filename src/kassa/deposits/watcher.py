@@ -343,6 +343,7 @@ class Watcher:
         unsettled = 0  # deposits recorded since the last settle
         # A batch this long is stored early when the next block is not fetched yet.
         early = self.config.store_batch_blocks // 10 or self.config.store_batch_blocks
+        shadow_credits = max(self.config.credit_batch // 4, 1)
         with BlockFeed(
             self.scanner,
             height,
@@ -377,10 +378,14 @@ class Watcher:
                     if (
                         unsettled
                         and batch[0].height <= head.final_height
-                        and (unsettled >= self.config.credit_batch or shadow)
+                        and (
+                            unsettled >= self.config.credit_batch
+                            or (shadow and unsettled >= shadow_credits)
+                        )
                     ):
-                        # Final deposits, a full credit batch of them or stored in the
-                        # fetch's shadow: credit them now, while the feed fetches on.
+                        # Final deposits, a full credit batch of them, or a quarter of one
+                        # stored in the fetch's shadow: credit them now, while the feed
+                        # fetches on (fewer would pay a batch's fixed cost for little).
                         self._settle(head, report, final_only=True)
                         unsettled = 0
                     batch = []
