@@ -226,7 +226,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         type=at_least(0),
         default=None,
         help="the watcher's prefetch_blocks (0: no fetcher thread; default: the production "
-        "setting, 0)",
+        "setting, 50)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="write watchers.json and .svg here"
