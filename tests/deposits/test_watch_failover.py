@@ -64,10 +64,10 @@ class World:
 @pytest.fixture
 def world(db: Database, bitcoin_node: BitcoinNode) -> Iterator[World]:
     with (
-        fault_proxy(bitcoin_node.url, delay=1.5) as primary,
+        fault_proxy(bitcoin_node.url, delay=3.0) as primary,
         fault_proxy(bitcoin_node.url) as secondary,
-        BtcRpc(primary.url, bitcoin_node.api_key, timeout=0.5) as rpc0,
-        BtcRpc(secondary.url, bitcoin_node.api_key, timeout=0.5) as rpc1,
+        BtcRpc(primary.url, bitcoin_node.api_key, timeout=1.0) as rpc0,
+        BtcRpc(secondary.url, bitcoin_node.api_key, timeout=1.0) as rpc1,
     ):
         scanners = [BtcScanner(rpc, NET, confirmations=1) for rpc in (rpc0, rpc1)]
         head = scanners[1].head()

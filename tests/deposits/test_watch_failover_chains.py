@@ -104,13 +104,13 @@ def _across_failovers(
 
 @pytest.fixture
 def eth_proxies(ganache_node: GanacheNode) -> Iterator[tuple[FaultProxy, FaultProxy]]:
-    with fault_proxy(ganache_node.url, delay=1.5) as a, fault_proxy(ganache_node.url) as b:
+    with fault_proxy(ganache_node.url, delay=3.0) as a, fault_proxy(ganache_node.url) as b:
         yield a, b
 
 
 @pytest.fixture
 def tron_proxies(tron_sim: TronNode) -> Iterator[tuple[FaultProxy, FaultProxy]]:
-    with fault_proxy(tron_sim.url, delay=1.5) as a, fault_proxy(tron_sim.url) as b:
+    with fault_proxy(tron_sim.url, delay=3.0) as a, fault_proxy(tron_sim.url) as b:
         yield a, b
 
 
@@ -120,7 +120,7 @@ def test_eth_deposits_keep_arriving_across_failovers(
     with ExitStack() as stack:
 
         def scanner_at(url: str) -> ChainScanner:
-            rpc = stack.enter_context(EthRpc(url, timeout=0.5))
+            rpc = stack.enter_context(EthRpc(url, timeout=1.0))
             return EthScanner(
                 rpc,
                 usdt_contract=ganache_node.usdt_address,
@@ -149,7 +149,7 @@ def test_tron_deposits_keep_arriving_across_failovers(
     with ExitStack() as stack:
 
         def scanner_at(url: str) -> ChainScanner:
-            api = stack.enter_context(TronApi(url, timeout=0.5))
+            api = stack.enter_context(TronApi(url, timeout=1.0))
             return TronScanner(api, usdt_contract=tron_sim.usdt_contract)
 
         watcher, nodes, clock, address, customer = _watch(

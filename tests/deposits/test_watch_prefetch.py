@@ -177,17 +177,18 @@ def test_a_final_deposit_is_credited_while_the_fetcher_waits_for_the_next_block(
     h = world.start
     faucet_pays(world.node, world.address, 200_000)
     world.mine(12)  # the payment is in h+1, final at the tick's head
-    seen_while_fetching: list[DepositStatus] = []
+    seen_while_fetching: list[list[DepositStatus]] = []
 
     def wait_for_the_credit() -> None:
         # The fetcher holds block h+8 back until the tick has credited, or gives up.
         deadline = time.monotonic() + 10
+        statuses: list[DepositStatus] = []
         while time.monotonic() < deadline:
-            [deposit] = _deposits(world)
-            if deposit.status is DepositStatus.CREDITED:
+            statuses = [deposit.status for deposit in _deposits(world)]  # none until stored
+            if statuses == [DepositStatus.CREDITED]:
                 break
             time.sleep(0.02)
-        seen_while_fetching.append(deposit.status)
+        seen_while_fetching.append(statuses)
 
     world.scanner.hooks[h + 8] = wait_for_the_credit
     # A quarter of a credit batch is worth crediting in the shadow: one deposit here.
@@ -199,7 +200,7 @@ def test_a_final_deposit_is_credited_while_the_fetcher_waits_for_the_next_block(
         replace(world.watcher.config, credit_batch=4),
     )
     report = watcher.tick()
-    assert seen_while_fetching == [DepositStatus.CREDITED]
+    assert seen_while_fetching == [[DepositStatus.CREDITED]]
     assert report.scanned == 12 and len(report.credited) == 1
     [deposit] = _deposits(world)
     assert deposit.credit_count == 1
