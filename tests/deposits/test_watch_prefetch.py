@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import coincurve
 import pytest
@@ -92,6 +93,11 @@ class World:
                 )
             ).all()
         return {int(row.height): str(row.hash) for row in rows}
+
+    def watcher_with(self, **config: Any) -> Watcher:
+        """Another watcher on the same world, its configuration changed by ``config``."""
+        w = self.watcher
+        return Watcher(self.db, w.clock, self.scanner, w.pricing, replace(w.config, **config))
 
     def on_node(self, heights: range) -> dict[int, str]:
         rpc = self.node.rpc()
@@ -192,14 +198,7 @@ def test_a_final_deposit_is_credited_while_the_fetcher_waits_for_the_next_block(
 
     world.scanner.hooks[h + 8] = wait_for_the_credit
     # A quarter of a credit batch is worth crediting in the shadow: one deposit here.
-    watcher = Watcher(
-        world.db,
-        world.watcher.clock,
-        world.scanner,
-        world.watcher.pricing,
-        replace(world.watcher.config, credit_batch=4),
-    )
-    report = watcher.tick()
+    report = world.watcher_with(credit_batch=4).tick()
     assert seen_while_fetching == [[DepositStatus.CREDITED]]
     assert report.scanned == 12 and len(report.credited) == 1
     [deposit] = _deposits(world)
@@ -238,13 +237,7 @@ def test_a_node_failure_in_the_fetcher_stores_the_blocks_before_it_and_is_raised
         raise ConnectionError("node went away")
 
     world.scanner.hooks[h + 4] = fail
-    watcher = Watcher(
-        world.db,
-        world.watcher.clock,
-        world.scanner,
-        world.watcher.pricing,
-        replace(world.watcher.config, store_batch_blocks=2),
-    )
+    watcher = world.watcher_with(store_batch_blocks=2)
     with pytest.raises(ConnectionError, match="node went away"):
         watcher.tick()
     assert not _prefetch_threads()

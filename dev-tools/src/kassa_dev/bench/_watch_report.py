@@ -100,11 +100,8 @@ def chain_figures(run: ChainRun) -> str:
     """The figures that do not depend on the database."""
     lines = [
         ("addresses derived/s (HdDeriver.address_at)", _rate(run.derived_per_second)),
-        ("raw RPC fetch, blocks/s (bare requests)", _blocks(run.bare, run.bare_passes)),
-        (
-            "scanner fetch, blocks/s (scanner.block alone)",
-            _blocks(run.scanner, run.scanner_passes),
-        ),
+        ("raw RPC fetch, blocks/s (bare requests)", _blocks(run.bare_passes)),
+        ("scanner fetch, blocks/s (scanner.block alone)", _blocks(run.scanner_passes)),
     ]
     width = max(len(metric) for metric, _ in lines)
     return "\n".join(f"  {metric.ljust(width)}  {value}" for metric, value in lines)
@@ -214,7 +211,9 @@ def _rate(value: float | None) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def _blocks(figures: FetchFigures | None, passes: Sequence[FetchFigures] = ()) -> str:
+def _blocks(passes: Sequence[FetchFigures]) -> str:
+    """The median pass's rate, and every pass's when there are several."""
+    figures = _median_pass(passes)
     if figures is None:
         return "—"
     requests = "" if figures.requests is None else f", {figures.requests:,} requests"

@@ -194,15 +194,7 @@ class TronApi:
     def block_header(self, number: int) -> TronBlock | None:
         """Block ``number``'s header (its ``transactions`` are empty); None when the node
         has no such block."""
-        reader = self._header("wallet", number)
-        if reader is None:
-            return None
-        block = decode_block(reader)
-        if block.number != number:
-            raise TronUnexpectedAnswer(
-                f"asked for block {number}, got {block.number}", path="wallet/getblock"
-            )
-        return block
+        return _numbered(self._header("wallet", number), number, "wallet/getblock")
 
     def _required_block(self, api: str) -> TronBlock:
         reader = self._header(api, None)
@@ -232,13 +224,7 @@ class TronApi:
     def block_by_num(self, number: int) -> TronBlock | None:
         """``wallet/getblockbynum``; None when the node has no such block (above the head)."""
         path = "wallet/getblockbynum"
-        reader = self._object(path, {"num": number})
-        if reader is None:
-            return None
-        block = decode_block(reader)
-        if block.number != number:
-            raise TronUnexpectedAnswer(f"asked for block {number}, got {block.number}", path=path)
-        return block
+        return _numbered(self._object(path, {"num": number}), number, path)
 
     def transaction_infos_by_block_num(self, number: int) -> tuple[TronTransactionInfo, ...]:
         """``wallet/gettransactioninfobyblocknum``: the receipts (with logs) of a block's
@@ -413,3 +399,13 @@ class TronApi:
         path = "wallet/gettransactionfrompending"
         reader = self._object(path, {"value": txid})
         return None if reader is None else decode_transaction(reader)
+
+
+def _numbered(reader: Reader | None, number: int, path: str) -> TronBlock | None:
+    """The block in a by-number answer (None for "not found"), refused when it is another."""
+    if reader is None:
+        return None
+    block = decode_block(reader)
+    if block.number != number:
+        raise TronUnexpectedAnswer(f"asked for block {number}, got {block.number}", path=path)
+    return block
